@@ -1,0 +1,53 @@
+//! Exit codes: the one place that decides how the process ends.
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0    | finished; every record applied, skipped or unchanged |
+//! | 1    | fatal error (tenant down past the retry budget, I/O failure); the run can resume |
+//! | 2    | bad usage or configuration, found before any request was sent |
+//! | 3    | finished, but some records were rejected (see the rejects file) |
+//! | 130  | interrupted (Ctrl-C or SIGTERM) after saving the checkpoint |
+
+use std::process::ExitCode;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success,
+    Fatal,
+    Usage,
+    Rejected,
+    Interrupted,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::Fatal => 1,
+            Exit::Usage => 2,
+            Exit::Rejected => 3,
+            Exit::Interrupted => 130,
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit.code())
+    }
+}
+
+/// Bad usage or configuration: a clear message and exit code 2, before any request is sent.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Maps a failed run to its exit code: usage errors anywhere in the chain are 2, all else 1.
+pub fn for_error(error: &anyhow::Error) -> Exit {
+    if error.chain().any(|e| e.is::<UsageError>()) {
+        Exit::Usage
+    } else {
+        Exit::Fatal
+    }
+}

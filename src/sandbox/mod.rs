@@ -1,0 +1,393 @@
+//! The sandbox tenant: a local, faithful implementation of the Management API v2 users subset.
+//!
+//! It serves the tests (started in-process on `127.0.0.1:0`), the demo, and users who rehearse
+//! a job before running it on production. Every behaviour that mirrors Auth0 names the rule of
+//! `AUTH0-FACTS.md` (or the OpenAPI spec) it follows; where both are silent it is stricter.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), auth0_bulk::sandbox::SandboxError> {
+//! use auth0_bulk::sandbox::{Sandbox, SandboxOptions};
+//! let sandbox = Sandbox::start(SandboxOptions { generate: 100, ..Default::default() }).await?;
+//! println!("{}", sandbox.domain());
+//! sandbox.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod error;
+pub mod generate;
+pub mod query;
+mod ratelimit;
+mod routes;
+mod server;
+mod store;
+mod validate;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+pub use store::User;
+
+use ratelimit::TokenBucket;
+use store::Store;
+
+/// How a sandbox behaves. `Default` is a quiet, unlimited, fault-free tenant on `127.0.0.1:0`.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// Where to listen; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// NDJSON files of users as the API returns them, loaded in order.
+    pub seed: Vec<PathBuf>,
+    /// How many synthetic users to generate (after the seed files).
+    pub generate: usize,
+    /// The seed of the synthetic users.
+    pub gen_seed: u64,
+    /// Requests per second of the token bucket; `None` means no rate limit.
+    pub rate: Option<f64>,
+    /// The bucket size (defaults to the rate, rounded up).
+    pub burst: Option<u32>,
+    /// The share of API requests (0.0..=1.0) that fail with an injected fault.
+    pub fault_rate: f64,
+    /// The seed of the fault sequence, so a faulty run can be replayed.
+    pub fault_seed: u64,
+    /// Delay added to every API request.
+    pub latency: Duration,
+    /// How long a write takes to reach list/search results.
+    pub search_lag: Duration,
+    /// Lifetime of an access token.
+    pub token_ttl: Duration,
+    /// Also send `Retry-After` on 429 (Auth0 does not document it).
+    pub retry_after: bool,
+    /// Fixed credentials; random ones are made when `None`.
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    /// Keep a log of every request (method, path, status) for tests to inspect.
+    pub request_log: bool,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            seed: Vec::new(),
+            generate: 0,
+            gen_seed: 1,
+            rate: None,
+            burst: None,
+            fault_rate: 0.0,
+            fault_seed: 1,
+            latency: Duration::ZERO,
+            search_lag: Duration::ZERO,
+            // Facts ("Token"): `expires_in: 86400`.
+            token_ttl: Duration::from_secs(86_400),
+            retry_after: false,
+            client_id: None,
+            client_secret: None,
+            request_log: true,
+        }
+    }
+}
+
+/// Why a sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot read seed file {path}: {source}")]
+    SeedIo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("seed file {path}, line {line}: {message}")]
+    SeedRecord {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("invalid sandbox option: {0}")]
+    Option(String),
+}
+
+/// One request the sandbox answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequestRecord {
+    pub method: String,
+    /// The path without its query string.
+    pub path: String,
+    pub query: Option<String>,
+    /// The status sent; 0 when the connection was dropped without an answer.
+    pub status: u16,
+    /// The injected fault, if any: `500`, `502`, `503`, `drop` or `truncate`.
+    pub fault: Option<&'static str>,
+}
+
+/// Counters a benchmark or script reads over HTTP (`GET /__sandbox/stats`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    /// Requests by route template (`GET /api/v2/users/{id}`) and status.
+    pub requests: BTreeMap<String, BTreeMap<u16, u64>>,
+    pub total_requests: u64,
+    pub throttled: u64,
+    pub faults: u64,
+    pub writes: Writes,
+}
+
+/// Writes that changed the tenant.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Writes {
+    pub created: u64,
+    pub updated: u64,
+    pub deleted: u64,
+}
+
+/// Shared state behind every handler.
+pub(crate) struct State {
+    pub(crate) store: Mutex<Store>,
+    pub(crate) tokens: Mutex<HashMap<String, Instant>>,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
+    pub(crate) domain: String,
+    pub(crate) options: SandboxOptions,
+    pub(crate) bucket: Option<TokenBucket>,
+    pub(crate) faults: Mutex<ChaCha8Rng>,
+    pub(crate) stats: Mutex<Stats>,
+    pub(crate) log: Mutex<Vec<RequestRecord>>,
+}
+
+impl State {
+    fn record(&self, route: &str, record: RequestRecord) {
+        {
+            let mut stats = self.stats.lock().expect("stats lock");
+            stats.total_requests += 1;
+            *stats
+                .requests
+                .entry(route.to_string())
+                .or_default()
+                .entry(record.status)
+                .or_default() += 1;
+            if record.status == 429 {
+                stats.throttled += 1;
+            }
+            if record.fault.is_some() {
+                stats.faults += 1;
+            }
+        }
+        if self.options.request_log {
+            self.log.lock().expect("log lock").push(record);
+        }
+    }
+}
+
+/// A running sandbox tenant.
+pub struct Sandbox {
+    state: Arc<State>,
+    addr: SocketAddr,
+    cancel: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Sandbox {
+    /// Binds, loads the users and starts serving in the background.
+    pub async fn start(options: SandboxOptions) -> Result<Sandbox, SandboxError> {
+        if !(0.0..=1.0).contains(&options.fault_rate) {
+            return Err(SandboxError::Option(format!(
+                "--fault-rate must be between 0 and 1, got {}",
+                options.fault_rate
+            )));
+        }
+        if let Some(rate) = options.rate
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Err(SandboxError::Option(format!(
+                "--rate must be positive, got {rate}"
+            )));
+        }
+        let mut store = Store::new(Duration::ZERO);
+        for path in &options.seed {
+            load_seed(&mut store, path)?;
+        }
+        for user in generate::generate(options.generate, options.gen_seed) {
+            store.put(user);
+        }
+        // The lag applies to writes through the API, not to the initial data.
+        store.set_search_lag(options.search_lag);
+
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .map_err(|source| SandboxError::Bind {
+                addr: options.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SandboxError::Bind {
+            addr: options.listen,
+            source,
+        })?;
+        let bucket = options.rate.map(|rate| {
+            let burst = options.burst.unwrap_or(rate.ceil() as u32);
+            TokenBucket::new(rate, burst)
+        });
+        let state = Arc::new(State {
+            store: Mutex::new(store),
+            tokens: Mutex::new(HashMap::new()),
+            client_id: options
+                .client_id
+                .clone()
+                .unwrap_or_else(|| random_token(32)),
+            client_secret: options
+                .client_secret
+                .clone()
+                .unwrap_or_else(|| random_token(64)),
+            domain: format!("http://{addr}"),
+            bucket,
+            faults: Mutex::new(ChaCha8Rng::seed_from_u64(options.fault_seed)),
+            stats: Mutex::new(Stats::default()),
+            log: Mutex::new(Vec::new()),
+            options,
+        });
+        let cancel = CancellationToken::new();
+        let app = routes::router(state.clone());
+        let task = tokio::spawn(server::serve(listener, app, state.clone(), cancel.clone()));
+        Ok(Sandbox {
+            state,
+            addr,
+            cancel,
+            task: Some(task),
+        })
+    }
+
+    /// The base URL to use as the tenant's domain: `http://127.0.0.1:PORT`.
+    pub fn domain(&self) -> &str {
+        &self.state.domain
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.state.client_id
+    }
+
+    pub fn client_secret(&self) -> &str {
+        &self.state.client_secret
+    }
+
+    /// The one line `auth0-bulk sandbox` prints: `{"domain","client_id","client_secret"}`.
+    pub fn announcement(&self) -> serde_json::Value {
+        serde_json::json!({
+            "domain": self.domain(),
+            "client_id": self.client_id(),
+            "client_secret": self.client_secret(),
+        })
+    }
+
+    /// Every request answered so far (when `request_log` is on).
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.state.log.lock().expect("log lock").clone()
+    }
+
+    /// Forgets the request log and the counters.
+    pub fn reset_stats(&self) {
+        self.state.log.lock().expect("log lock").clear();
+        *self.state.stats.lock().expect("stats lock") = Stats::default();
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.state.stats.lock().expect("stats lock").clone()
+    }
+
+    /// Every user, sorted by user_id: the ground truth.
+    pub fn users(&self) -> Vec<User> {
+        let store = self.state.store.lock().expect("store lock");
+        store.all().map(|u| (**u).clone()).collect()
+    }
+
+    /// Writes every user as NDJSON, sorted by user_id.
+    pub fn write_users(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        write_users(&self.state, out)
+    }
+
+    /// Adds or replaces users directly, as if they had always been there.
+    pub fn insert_users(&self, users: impl IntoIterator<Item = User>) {
+        let mut store = self.state.store.lock().expect("store lock");
+        for user in users {
+            store.put(user);
+        }
+    }
+
+    /// Stops serving and waits for the server task to end.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+pub(crate) fn write_users(state: &State, out: &mut dyn Write) -> std::io::Result<()> {
+    let store = state.store.lock().expect("store lock");
+    for user in store.all() {
+        serde_json::to_writer(&mut *out, &**user)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Loads users from NDJSON exactly as the API returns them.
+fn load_seed(store: &mut Store, path: &PathBuf) -> Result<(), SandboxError> {
+    let file = std::fs::File::open(path).map_err(|source| SandboxError::SeedIo {
+        path: path.clone(),
+        source,
+    })?;
+    for (index, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|source| SandboxError::SeedIo {
+            path: path.clone(),
+            source,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record = |message: String| SandboxError::SeedRecord {
+            path: path.clone(),
+            line: index + 1,
+            message,
+        };
+        let user: User = serde_json::from_str(&line).map_err(|e| record(e.to_string()))?;
+        match user.get("user_id") {
+            Some(serde_json::Value::String(id)) if !id.is_empty() => {}
+            _ => {
+                return Err(record(
+                    "a seeded user needs a non-empty string `user_id`".into(),
+                ));
+            }
+        }
+        store.put(user);
+    }
+    Ok(())
+}
+
+/// A random alphanumeric string for credentials and tokens.
+pub(crate) fn random_token(len: usize) -> String {
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}

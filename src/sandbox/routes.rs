@@ -1,0 +1,767 @@
+//! The sandbox's HTTP routes: the token endpoint, the users API and the `/__sandbox` evidence.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, Request, State as AxState};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use http_body_util::BodyExt;
+use rand::Rng;
+use serde_json::{Map, Value, json};
+
+use super::error::ApiError;
+use super::query::{Query, canonical_time};
+use super::store::{Sort, Strategy, User, connections_of, identities};
+use super::{State, random_token, validate};
+
+type Shared = Arc<State>;
+type ApiResult = Result<Response, ApiError>;
+
+/// Facts ("Metadata rules"): every request body is limited to 1 MB.
+const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Facts ("Token"): the scopes a Management API token for this job carries.
+const SCOPES: &str = "read:users create:users update:users update:users_app_metadata delete:users";
+
+pub(crate) fn router(state: Shared) -> Router {
+    let api = Router::new()
+        .route("/users", get(list_users).post(create_user))
+        .route("/users-by-email", get(users_by_email))
+        .route(
+            "/users/{id}",
+            get(get_user).patch(update_user).delete(delete_user),
+        )
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not Found") })
+        .layer(middleware::from_fn_with_state(state.clone(), api_gate));
+    Router::new()
+        .route("/oauth/token", post(token))
+        .nest("/api/v2", api)
+        .route("/__sandbox/users", get(evidence_users))
+        .route("/__sandbox/stats", get(evidence_stats))
+        .route("/__sandbox/stats/reset", post(evidence_reset))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gate every /api/v2 request passes: latency, rate limit, bearer token.
+
+async fn api_gate(AxState(state): AxState<Shared>, request: Request, next: Next) -> Response {
+    if !state.options.latency.is_zero() {
+        tokio::time::sleep(state.options.latency).await;
+    }
+    let decision = state.bucket.as_ref().map(|b| b.take());
+    let mut response = if decision.is_some_and(|d| !d.allowed) {
+        ApiError::too_many_requests().into_response()
+    } else if let Err(e) = authorize(&state, request.headers()) {
+        e.into_response()
+    } else {
+        next.run(request).await
+    };
+    if let Some(d) = decision {
+        // Facts ("Rate limits"): every response carries the three headers.
+        let headers = response.headers_mut();
+        headers.insert("x-ratelimit-limit", d.limit.into());
+        headers.insert("x-ratelimit-remaining", d.remaining.into());
+        headers.insert("x-ratelimit-reset", d.reset.into());
+        if !d.allowed && state.options.retry_after {
+            headers.insert(header::RETRY_AFTER, d.retry_after.into());
+        }
+    }
+    response
+}
+
+/// Facts ("Token"): every /api/v2 call needs a valid, unexpired bearer token.
+fn authorize(state: &State, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::missing_token());
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(ApiError::invalid_token)?;
+    let tokens = state.tokens.lock().expect("token lock");
+    match tokens.get(token) {
+        Some(expiry) if *expiry > Instant::now() => Ok(()),
+        _ => Err(ApiError::invalid_token()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /oauth/token
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+/// Facts ("Token"): client credentials as JSON or form; the audience is the API with a trailing
+/// slash; bad credentials are 401 `access_denied`.
+async fn token(AxState(state): AxState<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let form: BTreeMap<String, String> = if is_form(&headers) {
+        url::form_urlencoded::parse(&body).into_owned().collect()
+    } else {
+        match serde_json::from_slice::<Map<String, Value>>(&body) {
+            Ok(map) => map
+                .into_iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_string())))
+                .collect(),
+            Err(_) => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "The request body must be JSON or application/x-www-form-urlencoded.",
+                );
+            }
+        }
+    };
+    let field = |name: &str| form.get(name).map(String::as_str);
+    match field("grant_type") {
+        Some("client_credentials") => {}
+        Some(other) => {
+            return oauth_error(
+                StatusCode::FORBIDDEN,
+                "unsupported_grant_type",
+                &format!("Unsupported grant type: {other}"),
+            );
+        }
+        None => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Missing required parameter: grant_type",
+            );
+        }
+    }
+    if field("client_id") != Some(state.client_id.as_str())
+        || field("client_secret") != Some(state.client_secret.as_str())
+    {
+        return oauth_error(StatusCode::UNAUTHORIZED, "access_denied", "Unauthorized");
+    }
+    let audience = format!("{}/api/v2/", state.domain);
+    if field("audience") != Some(audience.as_str()) {
+        // Stricter than silence: the audience must name this tenant's API exactly.
+        let given = field("audience").unwrap_or("");
+        return oauth_error(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            &format!("Service not enabled within domain: {given} (expected {audience})"),
+        );
+    }
+    let access_token = random_token(48);
+    let ttl = state.options.token_ttl;
+    state
+        .tokens
+        .lock()
+        .expect("token lock")
+        .insert(access_token.clone(), Instant::now() + ttl);
+    axum::Json(json!({
+        "access_token": access_token,
+        "expires_in": ttl.as_secs(),
+        "scope": SCOPES,
+        "token_type": "Bearer",
+    }))
+    .into_response()
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Query strings
+
+/// Query parameters, checked against the list an endpoint accepts (stricter than silence:
+/// unknown or repeated parameters are refused).
+struct Params(BTreeMap<String, String>);
+
+impl Params {
+    fn parse(raw: Option<String>, allowed: &[&str]) -> Result<Params, ApiError> {
+        let mut map = BTreeMap::new();
+        for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+            if !allowed.contains(&key.as_ref()) {
+                return Err(ApiError::invalid_query(format!(
+                    "Query validation error: 'Additional properties not allowed: {key}'."
+                )));
+            }
+            if map.insert(key.to_string(), value.to_string()).is_some() {
+                return Err(ApiError::invalid_query(format!(
+                    "Query validation error: 'Expected type string but found type array' on property {key}."
+                )));
+            }
+        }
+        Ok(Params(map))
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    fn integer(&self, key: &str, min: i64, max: Option<i64>) -> Result<Option<i64>, ApiError> {
+        let Some(raw) = self.get(key) else {
+            return Ok(None);
+        };
+        let value: i64 = raw.parse().map_err(|_| {
+            ApiError::invalid_query(format!(
+                "Query validation error: 'Expected type integer but found type string' on property {key}."
+            ))
+        })?;
+        if value < min {
+            return Err(ApiError::invalid_query(format!(
+                "Query validation error: 'Value {value} is less than minimum {min}' on property {key}."
+            )));
+        }
+        if let Some(max) = max
+            && value > max
+        {
+            return Err(ApiError::invalid_query(format!(
+                "Query validation error: 'Value {value} is greater than maximum {max}' on property {key}."
+            )));
+        }
+        Ok(Some(value))
+    }
+
+    fn boolean(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(_) => Err(ApiError::invalid_query(format!(
+                "Query validation error: 'Expected type boolean but found type string' on property {key}."
+            ))),
+        }
+    }
+
+    /// `fields` + `include_fields` (spec: a comma list; include_fields defaults to true).
+    fn projection(&self) -> Result<Projection, ApiError> {
+        let include = self.boolean("include_fields")?.unwrap_or(true);
+        let fields: Vec<String> = self
+            .get("fields")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(str::to_string)
+            .collect();
+        Ok(Projection { fields, include })
+    }
+}
+
+struct Projection {
+    fields: Vec<String>,
+    include: bool,
+}
+
+impl Projection {
+    fn apply(&self, user: &User) -> Value {
+        if self.fields.is_empty() {
+            return Value::Object(user.clone());
+        }
+        let keep = |k: &String| self.fields.contains(k) == self.include;
+        Value::Object(
+            user.iter()
+                .filter(|(k, _)| keep(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GET /api/v2/users
+
+const LIST_PARAMS: &[&str] = &[
+    "page",
+    "per_page",
+    "include_totals",
+    "sort",
+    "connection",
+    "fields",
+    "include_fields",
+    "q",
+    "search_engine",
+    "primary_order",
+];
+
+/// Fields the sandbox sorts by. Facts: sorting by metadata is not supported.
+const SORTABLE: &[&str] = &[
+    "user_id",
+    "created_at",
+    "updated_at",
+    "last_login",
+    "logins_count",
+    "email",
+    "name",
+    "nickname",
+    "given_name",
+    "family_name",
+    "username",
+    "phone_number",
+    "blocked",
+    "email_verified",
+];
+
+async fn list_users(AxState(state): AxState<Shared>, RawQuery(raw): RawQuery) -> ApiResult {
+    let params = Params::parse(raw, LIST_PARAMS)?;
+    match params.get("search_engine") {
+        None | Some("v3") => {}
+        // Spec lists v1 and v2, but both are retired on today's tenants (stricter).
+        Some(engine @ ("v1" | "v2")) => {
+            return Err(ApiError::invalid_query(format!(
+                "The search engine {engine} is no longer available for this tenant; use search_engine=v3."
+            )));
+        }
+        Some(other) => {
+            return Err(ApiError::invalid_query(format!(
+                "Query validation error: 'No enum match for: \"{other}\"' on property search_engine (The version of the search engine)."
+            )));
+        }
+    }
+    if params.get("connection").is_some() {
+        // Spec: `connection` only applies to search_engine=v1.
+        return Err(ApiError::invalid_query(
+            "The connection parameter only applies to search_engine=v1; with v3 use \
+             q=identities.connection:\"NAME\".",
+        ));
+    }
+    params.boolean("primary_order")?;
+    let page = params.integer("page", 0, None)?;
+    let per_page = params.integer("per_page", 0, Some(100))?;
+    let include_totals = params.boolean("include_totals")?.unwrap_or(false);
+    // Facts: without `page`, at most 50 users come back.
+    let (page, per_page) = match page {
+        Some(page) => (page, per_page.unwrap_or(50)),
+        None => (0, per_page.unwrap_or(50).min(50)),
+    };
+    // Facts ("The 1000 cap"): whatever the real number of matches.
+    if (page + 1) * per_page > 1000 {
+        return Err(ApiError::invalid_paging());
+    }
+    let sort = parse_sort(params.get("sort"))?;
+    let query = Query::parse(params.get("q").unwrap_or(""))
+        .map_err(|e| ApiError::invalid_query(format!("Query validation error: {e}")))?;
+    let projection = params.projection()?;
+    let (offset, limit) = ((page * per_page) as usize, per_page as usize);
+    let result = state
+        .store
+        .lock()
+        .expect("store lock")
+        .search(&query, &sort, offset, limit);
+    let users: Vec<Value> = result.users.iter().map(|u| projection.apply(u)).collect();
+    let body = if include_totals {
+        // Spec/facts: `{start, limit, length, total, users}`, `start = page * limit`.
+        json!({
+            "start": offset,
+            "limit": limit,
+            "length": users.len(),
+            "total": result.total,
+            "users": users,
+        })
+    } else {
+        Value::Array(users)
+    };
+    Ok(axum::Json(body).into_response())
+}
+
+fn parse_sort(raw: Option<&str>) -> Result<Sort, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(Sort::default());
+    };
+    let invalid = || {
+        ApiError::invalid_query(format!(
+            "Query validation error: 'String does not match pattern ^(([a-zA-Z0-9_\\.]+))\\:(1|-1)$: {raw}' on property sort."
+        ))
+    };
+    let (field, order) = raw.rsplit_once(':').ok_or_else(invalid)?;
+    let descending = match order {
+        "1" => false,
+        "-1" => true,
+        _ => return Err(invalid()),
+    };
+    if !SORTABLE.contains(&field) {
+        return Err(ApiError::invalid_query(format!(
+            "Sorting by {field} is not supported; sort by one of: {}.",
+            SORTABLE.join(", ")
+        )));
+    }
+    Ok(Sort {
+        field: field.to_string(),
+        descending,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// GET /api/v2/users-by-email, GET/DELETE /api/v2/users/{id}
+
+/// Facts ("users-by-email"): an array, exact match, every connection.
+async fn users_by_email(AxState(state): AxState<Shared>, RawQuery(raw): RawQuery) -> ApiResult {
+    let params = Params::parse(raw, &["email", "fields", "include_fields"])?;
+    let Some(email) = params.get("email").filter(|e| !e.is_empty()) else {
+        return Err(ApiError::invalid_query(
+            "Query validation error: 'Missing required property: email'.",
+        ));
+    };
+    let projection = params.projection()?;
+    let users = state.store.lock().expect("store lock").by_email(email);
+    let body: Vec<Value> = users.iter().map(|u| projection.apply(u)).collect();
+    Ok(axum::Json(body).into_response())
+}
+
+async fn get_user(
+    AxState(state): AxState<Shared>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let params = Params::parse(raw, &["fields", "include_fields"])?;
+    let projection = params.projection()?;
+    let user = state
+        .store
+        .lock()
+        .expect("store lock")
+        .get(&id)
+        .ok_or_else(ApiError::user_not_found)?;
+    Ok(axum::Json(projection.apply(&user)).into_response())
+}
+
+/// Facts ("DELETE"): 204, also for an id that does not exist.
+async fn delete_user(AxState(state): AxState<Shared>, Path(id): Path<String>) -> Response {
+    if state.store.lock().expect("store lock").delete(&id) {
+        state.stats.lock().expect("stats lock").writes.deleted += 1;
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bodies
+
+/// Reads a JSON (or form) body of at most 1 MB.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
+    let limited = http_body_util::Limited::new(body, BODY_LIMIT);
+    let bytes = match limited.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return Err(ApiError::payload_too_large(BODY_LIMIT)),
+    };
+    if is_form(headers) {
+        // Spec: create and update also accept form bodies; every value arrives as a string.
+        let map: Map<String, Value> = url::form_urlencoded::parse(&bytes)
+            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+            .collect();
+        return Ok(Value::Object(map));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::invalid_body(format!("Payload validation error: 'Invalid JSON: {e}'."))
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /api/v2/users
+
+async fn create_user(AxState(state): AxState<Shared>, headers: HeaderMap, body: Body) -> ApiResult {
+    let body = read_body(&headers, body).await?;
+    let input = validate::create_body(&body)?;
+    let text = |key: &str| input.get(key).and_then(Value::as_str);
+    let connection_name = text("connection").unwrap_or_default();
+    let mut store = state.store.lock().expect("store lock");
+    let connection = store.connection(connection_name).cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "inexistent_connection",
+            "The connection does not exist.",
+        )
+    })?;
+    let Strategy::Database { policy } = connection.strategy else {
+        // Stricter than silence: social and enterprise users arrive by logging in.
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "operation_not_supported",
+            format!(
+                "Connection {connection_name} does not accept new users through the API; only database connections do."
+            ),
+        ));
+    };
+    if input.contains_key("username") && !connection.requires_username {
+        return Err(ApiError::invalid_body(
+            "Cannot set username for connection without requires_username",
+        ));
+    }
+    let Some(email) = text("email") else {
+        return Err(ApiError::invalid_body(
+            "Payload validation error: 'Missing required property: email'.",
+        ));
+    };
+    // Facts ("POST /users"): a database connection needs a password that meets its policy.
+    let Some(password) = text("password") else {
+        return Err(ApiError::invalid_body(
+            "Payload validation error: 'Missing required property: password'.",
+        ));
+    };
+    if !policy.accepts(password) {
+        return Err(ApiError::invalid_body(
+            "PasswordStrengthError: Password is too weak",
+        ));
+    }
+    // Facts: database connections store emails lower-cased.
+    let email = email.to_lowercase();
+    // Facts: a given user_id is prefixed with `auth0|` too (the `auth0|auth0|` trap).
+    let local_id = text("user_id")
+        .map(str::to_string)
+        .unwrap_or_else(random_hex_id);
+    let user_id = format!("auth0|{local_id}");
+    // Facts: 409 for an existing user_id or an existing email in the connection.
+    if store.get(&user_id).is_some() || store.email_owner(connection_name, &email).is_some() {
+        return Err(ApiError::user_exists());
+    }
+    let now = canonical_time(Utc::now());
+    let mut user = Map::new();
+    let local_part = email.split('@').next().unwrap_or_default().to_string();
+    user.insert("created_at".into(), now.clone().into());
+    user.insert("email".into(), email.clone().into());
+    user.insert(
+        "email_verified".into(),
+        input.get("email_verified").cloned().unwrap_or(false.into()),
+    );
+    for key in ["family_name", "given_name"] {
+        if let Some(v) = input.get(key) {
+            user.insert(key.into(), v.clone());
+        }
+    }
+    user.insert(
+        "identities".into(),
+        json!([{
+            "connection": connection_name,
+            "user_id": local_id,
+            "provider": "auth0",
+            "isSocial": false,
+        }]),
+    );
+    // Facts: `name` defaults to the email, `nickname` to its local part, `picture` to Gravatar.
+    user.insert(
+        "name".into(),
+        input
+            .get("name")
+            .cloned()
+            .unwrap_or_else(|| email.clone().into()),
+    );
+    user.insert(
+        "nickname".into(),
+        input
+            .get("nickname")
+            .cloned()
+            .unwrap_or(local_part.clone().into()),
+    );
+    if let Some(phone) = input.get("phone_number") {
+        user.insert("phone_number".into(), phone.clone());
+        user.insert(
+            "phone_verified".into(),
+            input.get("phone_verified").cloned().unwrap_or(false.into()),
+        );
+    }
+    user.insert(
+        "picture".into(),
+        input
+            .get("picture")
+            .cloned()
+            .unwrap_or_else(|| gravatar(&email, &local_part).into()),
+    );
+    user.insert("updated_at".into(), now.into());
+    user.insert("user_id".into(), user_id.into());
+    for key in ["user_metadata", "app_metadata", "blocked", "username"] {
+        if let Some(v) = input.get(key) {
+            user.insert(key.into(), v.clone());
+        }
+    }
+    let user = store.put(user);
+    drop(store);
+    state.stats.lock().expect("stats lock").writes.created += 1;
+    Ok((StatusCode::CREATED, axum::Json(&*user)).into_response())
+}
+
+/// A database user id: 24 lower-case hex digits, like Auth0's.
+fn random_hex_id() -> String {
+    let bytes: [u8; 12] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Facts: `picture` defaults to a Gravatar URL of the email.
+fn gravatar(email: &str, local_part: &str) -> String {
+    let digest = md5::compute(email.trim().to_lowercase().as_bytes());
+    let initials: String = local_part
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(2)
+        .collect();
+    let initials = if initials.is_empty() {
+        "us".to_string()
+    } else {
+        initials.to_lowercase()
+    };
+    format!(
+        "https://s.gravatar.com/avatar/{digest:x}?s=480&r=pg&d=https%3A%2F%2Fcdn.auth0.com%2Favatars%2F{initials}.png"
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// PATCH /api/v2/users/{id}
+
+async fn update_user(
+    AxState(state): AxState<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let body = read_body(&headers, body).await?;
+    let input = validate::update_body(&body)?;
+    let mut store = state.store.lock().expect("store lock");
+    let current = store.get(&id).ok_or_else(ApiError::user_not_found)?;
+    let mut user: User = (*current).clone();
+    let connections = connections_of(&user);
+    if let Some(Value::String(target)) = input.get("connection")
+        && !connections.contains(target)
+    {
+        return Err(ApiError::invalid_body(format!(
+            "The user has no identity in connection {target}."
+        )));
+    }
+    let database = identities(&user)
+        .filter_map(|i| i.get("connection").and_then(Value::as_str))
+        .find_map(|c| store.connection(c).filter(|c| c.is_database()).cloned());
+    for (key, value) in input {
+        match key.as_str() {
+            "user_metadata" | "app_metadata" => {
+                let patch = value.as_object().expect("validated as object");
+                merge_metadata(&mut user, key, patch);
+            }
+            "password" => {
+                let Some(Strategy::Database { policy }) = database.as_ref().map(|c| c.strategy)
+                else {
+                    return Err(ApiError::invalid_body(
+                        "Cannot change the password of a user without a database identity.",
+                    ));
+                };
+                if let Some(password) = value.as_str()
+                    && !policy.accepts(password)
+                {
+                    return Err(ApiError::invalid_body(
+                        "PasswordStrengthError: Password is too weak",
+                    ));
+                }
+            }
+            "username" if !database.as_ref().is_some_and(|c| c.requires_username) => {
+                return Err(ApiError::invalid_body(
+                    "Cannot set username for connection without requires_username",
+                ));
+            }
+            // Accepted but not stored: they steer side effects the sandbox does not have.
+            "connection" | "client_id" | "verify_email" | "verify_phone_number" => {}
+            "email" if value.is_string() => {
+                let email = value.as_str().unwrap_or_default();
+                let email = if database.is_some() {
+                    email.to_lowercase()
+                } else {
+                    email.to_string()
+                };
+                for connection in &connections {
+                    if store
+                        .email_owner(connection, &email)
+                        .is_some_and(|owner| owner != id)
+                    {
+                        return Err(ApiError::user_exists());
+                    }
+                }
+                user.insert(key.clone(), email.into());
+            }
+            _ if value.is_null() => {
+                user.shift_remove(key);
+            }
+            _ => {
+                user.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    // Every write moves updated_at, strictly forward even within one millisecond.
+    let updated_at = next_timestamp(user.get("updated_at").and_then(Value::as_str));
+    user.insert("updated_at".into(), updated_at.into());
+    let user = store.put(user);
+    drop(store);
+    state.stats.lock().expect("stats lock").writes.updated += 1;
+    Ok(axum::Json(&*user).into_response())
+}
+
+/// Facts ("PATCH"): metadata merges one level deep; a `null` deletes a key; `{}` clears it.
+pub(crate) fn merge_metadata(user: &mut User, field: &str, patch: &Map<String, Value>) {
+    if patch.is_empty() {
+        user.insert(field.to_string(), Value::Object(Map::new()));
+        return;
+    }
+    let target = user
+        .entry(field.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let target = target.as_object_mut().expect("just made an object");
+    for (key, value) in patch {
+        if value.is_null() {
+            // `shift_remove` keeps the order of the other keys (preserve_order).
+            target.shift_remove(key);
+        } else {
+            target.insert(key.clone(), value.clone());
+        }
+    }
+}
+
+/// Now, in Auth0's millisecond format, and later than `previous`.
+fn next_timestamp(previous: Option<&str>) -> String {
+    let now = Utc::now();
+    let previous = previous
+        .and_then(|p| DateTime::parse_from_rfc3339(p).ok())
+        .map(|p| p.with_timezone(&Utc));
+    match previous {
+        Some(p) if p >= now => canonical_time(p + chrono::Duration::milliseconds(1)),
+        _ => canonical_time(now),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// /__sandbox: evidence for scripts and benchmarks (no token, never limited or faulted)
+
+async fn evidence_users(AxState(state): AxState<Shared>) -> Response {
+    let mut out = Vec::new();
+    if let Err(e) = super::write_users(&state, &mut out) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+    }
+    let mut response = out.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    response
+}
+
+async fn evidence_stats(AxState(state): AxState<Shared>) -> Response {
+    let stats = state.stats.lock().expect("stats lock").clone();
+    let users = state.store.lock().expect("store lock").len();
+    let mut body = serde_json::to_value(stats).unwrap_or_default();
+    body["users"] = users.into();
+    axum::Json(body).into_response()
+}
+
+async fn evidence_reset(AxState(state): AxState<Shared>) -> StatusCode {
+    state.log.lock().expect("log lock").clear();
+    *state.stats.lock().expect("stats lock") = Default::default();
+    StatusCode::NO_CONTENT
+}

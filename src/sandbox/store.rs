@@ -1,0 +1,442 @@
+//! The sandbox tenant's user store: the truth, its email indexes, and the lagging search view.
+//!
+//! Facts ("GET /api/v2/users"): search is eventually consistent, while reads by id and by email
+//! are immediately consistent. So the store keeps two views: `users` (the truth, read by id and
+//! email) and `search` (what list/search sees), which receives every write only after
+//! `search_lag`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::query::{Query, canonical_time};
+
+/// A user object exactly as the API returns it.
+pub type User = Map<String, Value>;
+
+/// How a connection stores users, which decides what create accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// A database connection (`provider: auth0`): users can be created with a password.
+    Database { policy: PasswordPolicy },
+    /// Social or enterprise: users arrive by logging in, not through `POST /users`.
+    External,
+}
+
+/// Auth0's password strength policies (auth0.com/docs, "Password Strength in Auth0 Database
+/// Connections"). The sandbox applies them on create and on password change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordPolicy {
+    /// At least 8 characters with lower case, upper case and digits.
+    Fair,
+    /// At least 8 characters with three of: lower case, upper case, digits, special characters.
+    Good,
+}
+
+impl PasswordPolicy {
+    /// True when `password` satisfies the policy.
+    pub fn accepts(self, password: &str) -> bool {
+        let long_enough = password.chars().count() >= 8;
+        let lower = password.chars().any(|c| c.is_lowercase());
+        let upper = password.chars().any(|c| c.is_uppercase());
+        let digit = password.chars().any(|c| c.is_ascii_digit());
+        let special = password.chars().any(|c| !c.is_alphanumeric());
+        match self {
+            PasswordPolicy::Fair => long_enough && lower && upper && digit,
+            PasswordPolicy::Good => {
+                long_enough
+                    && [lower, upper, digit, special]
+                        .iter()
+                        .filter(|x| **x)
+                        .count()
+                        >= 3
+            }
+        }
+    }
+}
+
+/// A connection of the tenant.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub strategy: Strategy,
+    pub requires_username: bool,
+}
+
+impl Connection {
+    pub fn is_database(&self) -> bool {
+        matches!(self.strategy, Strategy::Database { .. })
+    }
+}
+
+/// The connections every sandbox has: the default database connection, a second database
+/// connection, and one social and one enterprise connection for realistic exports.
+fn default_connections() -> BTreeMap<String, Connection> {
+    let list = [
+        (
+            "Username-Password-Authentication",
+            Strategy::Database {
+                policy: PasswordPolicy::Good,
+            },
+        ),
+        (
+            "legacy-db",
+            Strategy::Database {
+                policy: PasswordPolicy::Fair,
+            },
+        ),
+        ("google-oauth2", Strategy::External),
+        ("acme-saml", Strategy::External),
+    ];
+    list.into_iter()
+        .map(|(name, strategy)| {
+            (
+                name.to_string(),
+                Connection {
+                    strategy,
+                    requires_username: false,
+                },
+            )
+        })
+        .collect()
+}
+
+/// How list results are ordered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sort {
+    pub field: String,
+    pub descending: bool,
+}
+
+impl Default for Sort {
+    /// Auth0 does not document the order without `sort`; the sandbox uses `user_id`, which is
+    /// stable (the task's rule: the sort key, then `user_id`).
+    fn default() -> Self {
+        Sort {
+            field: "user_id".into(),
+            descending: false,
+        }
+    }
+}
+
+/// One page of search results.
+pub struct Page {
+    pub users: Vec<Arc<User>>,
+    pub total: usize,
+}
+
+struct Pending {
+    due: Instant,
+    user_id: String,
+    user: Option<Arc<User>>,
+}
+
+/// What list/search sees.
+#[derive(Default)]
+struct SearchView {
+    users: BTreeMap<String, Arc<User>>,
+    /// Canonical `created_at` → user_ids, for range narrowing and created_at order.
+    by_created: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl SearchView {
+    fn put(&mut self, user_id: &str, user: Option<Arc<User>>) {
+        if let Some(old) = self.users.remove(user_id)
+            && let Some(key) = created_key(&old)
+            && let Some(ids) = self.by_created.get_mut(&key)
+        {
+            ids.remove(user_id);
+            if ids.is_empty() {
+                self.by_created.remove(&key);
+            }
+        }
+        if let Some(user) = user {
+            if let Some(key) = created_key(&user) {
+                self.by_created
+                    .entry(key)
+                    .or_default()
+                    .insert(user_id.to_string());
+            }
+            self.users.insert(user_id.to_string(), user);
+        }
+    }
+}
+
+/// The canonical form of a user's `created_at`, if it has a parseable one.
+fn created_key(user: &User) -> Option<String> {
+    let raw = user.get("created_at")?.as_str()?;
+    let parsed = DateTime::parse_from_rfc3339(raw).ok()?;
+    Some(canonical_time(parsed.with_timezone(&Utc)))
+}
+
+/// The tenant's users.
+pub struct Store {
+    users: BTreeMap<String, Arc<User>>,
+    /// Exact email → user_ids, across connections (`users-by-email`).
+    by_email: HashMap<String, BTreeSet<String>>,
+    /// (connection, lower-cased email) → user_id, for the 409 on create.
+    by_connection_email: HashMap<(String, String), String>,
+    search: SearchView,
+    pending: VecDeque<Pending>,
+    search_lag: Duration,
+    connections: BTreeMap<String, Connection>,
+}
+
+impl Store {
+    pub fn new(search_lag: Duration) -> Self {
+        Store {
+            users: BTreeMap::new(),
+            by_email: HashMap::new(),
+            by_connection_email: HashMap::new(),
+            search: SearchView::default(),
+            pending: VecDeque::new(),
+            search_lag,
+            connections: default_connections(),
+        }
+    }
+
+    /// Sets how long later writes take to reach the search view.
+    pub fn set_search_lag(&mut self, lag: Duration) {
+        self.search_lag = lag;
+    }
+
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn connection(&self, name: &str) -> Option<&Connection> {
+        self.connections.get(name)
+    }
+
+    /// Registers a connection met in seeded data, with a strategy read from its provider.
+    fn learn_connection(&mut self, name: &str, provider: Option<&str>) {
+        if self.connections.contains_key(name) {
+            return;
+        }
+        let strategy = match provider {
+            Some("auth0") => Strategy::Database {
+                policy: PasswordPolicy::Good,
+            },
+            _ => Strategy::External,
+        };
+        self.connections.insert(
+            name.to_string(),
+            Connection {
+                strategy,
+                requires_username: false,
+            },
+        );
+    }
+
+    pub fn get(&self, user_id: &str) -> Option<Arc<User>> {
+        self.users.get(user_id).cloned()
+    }
+
+    /// Facts ("users-by-email"): exact match, every connection.
+    pub fn by_email(&self, email: &str) -> Vec<Arc<User>> {
+        self.by_email
+            .get(email)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| self.users.get(id).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The user that already holds `email` in `connection`, if any.
+    pub fn email_owner(&self, connection: &str, email: &str) -> Option<&str> {
+        self.by_connection_email
+            .get(&(connection.to_string(), email.to_lowercase()))
+            .map(String::as_str)
+    }
+
+    /// Every user, sorted by user_id: the ground truth.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<User>> {
+        self.users.values()
+    }
+
+    /// Inserts or replaces a user (seeding, create and update all come here).
+    pub fn put(&mut self, user: User) -> Arc<User> {
+        let user_id = user
+            .get("user_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        for identity in identities(&user) {
+            let provider = identity.get("provider").and_then(Value::as_str);
+            if let Some(connection) = identity.get("connection").and_then(Value::as_str) {
+                self.learn_connection(connection, provider);
+            }
+        }
+        self.unindex(&user_id);
+        let user = Arc::new(user);
+        if let Some(email) = user.get("email").and_then(Value::as_str) {
+            self.by_email
+                .entry(email.to_string())
+                .or_default()
+                .insert(user_id.clone());
+            for connection in connections_of(&user) {
+                self.by_connection_email
+                    .insert((connection, email.to_lowercase()), user_id.clone());
+            }
+        }
+        self.users.insert(user_id.clone(), user.clone());
+        self.publish(user_id, Some(user.clone()));
+        user
+    }
+
+    /// Removes a user; true when there was one.
+    pub fn delete(&mut self, user_id: &str) -> bool {
+        let existed = self.unindex(user_id);
+        if existed {
+            self.users.remove(user_id);
+            self.publish(user_id.to_string(), None);
+        }
+        existed
+    }
+
+    fn unindex(&mut self, user_id: &str) -> bool {
+        let Some(old) = self.users.get(user_id).cloned() else {
+            return false;
+        };
+        if let Some(email) = old.get("email").and_then(Value::as_str) {
+            if let Some(ids) = self.by_email.get_mut(email) {
+                ids.remove(user_id);
+                if ids.is_empty() {
+                    self.by_email.remove(email);
+                }
+            }
+            for connection in connections_of(&old) {
+                let key = (connection, email.to_lowercase());
+                if self.by_connection_email.get(&key).map(String::as_str) == Some(user_id) {
+                    self.by_connection_email.remove(&key);
+                }
+            }
+        }
+        true
+    }
+
+    /// Sends a write to the search view, now or after the lag.
+    fn publish(&mut self, user_id: String, user: Option<Arc<User>>) {
+        if self.search_lag.is_zero() {
+            self.search.put(&user_id, user);
+        } else {
+            let due = Instant::now() + self.search_lag;
+            self.pending.push_back(Pending { due, user_id, user });
+        }
+    }
+
+    /// Applies the writes whose lag has passed.
+    fn catch_up(&mut self) {
+        let now = Instant::now();
+        while self.pending.front().is_some_and(|p| p.due <= now) {
+            let p = self.pending.pop_front().expect("front exists");
+            self.search.put(&p.user_id, p.user);
+        }
+    }
+
+    /// Runs a search over the (lagging) search view and returns one page.
+    pub fn search(&mut self, query: &Query, sort: &Sort, offset: usize, limit: usize) -> Page {
+        self.catch_up();
+        let view = &self.search;
+        let range = query.created_at_range();
+        let by_created = sort.field == "created_at" || range.is_some();
+        let candidates: Box<dyn Iterator<Item = &Arc<User>>> = if by_created {
+            let (lower, upper) = range.unwrap_or((Bound::Unbounded, Bound::Unbounded));
+            Box::new(
+                view.by_created
+                    .range((lower, upper))
+                    .flat_map(|(_, ids)| ids.iter())
+                    .filter_map(|id| view.users.get(id)),
+            )
+        } else {
+            Box::new(view.users.values())
+        };
+        let matching = candidates.filter(|u| query.matches(u));
+        // Order by the sort key, then user_id. Two orders come straight from the indexes.
+        let presorted = !sort.descending
+            && ((sort.field == "user_id" && !by_created)
+                || (sort.field == "created_at" && by_created));
+        let mut matches: Vec<&Arc<User>> = matching.collect();
+        if !presorted {
+            // Users without the sort field come last in both directions (Elasticsearch's default).
+            matches.sort_by(|a, b| {
+                let (ka, kb) = (sort_key(a, &sort.field), sort_key(b, &sort.field));
+                let by_key = match (&ka, &kb) {
+                    (None, None) => std::cmp::Ordering::Equal,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (Some(x), Some(y)) => {
+                        let o = x.cmp(y);
+                        if sort.descending { o.reverse() } else { o }
+                    }
+                };
+                by_key.then_with(|| user_id_of(a).cmp(user_id_of(b)))
+            });
+        }
+        let total = matches.len();
+        let users = matches
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .cloned()
+            .collect();
+        Page { users, total }
+    }
+}
+
+/// A comparable sort key: numbers compare numerically, dates by instant, strings as strings.
+#[derive(PartialEq, PartialOrd)]
+enum SortKey {
+    Number(f64),
+    Text(String),
+}
+
+impl Eq for SortKey {}
+
+impl Ord for SortKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.partial_cmp(other).unwrap_or(std::cmp::Ordering::Equal)
+    }
+}
+
+fn sort_key(user: &User, field: &str) -> Option<SortKey> {
+    match user.get(field)? {
+        Value::Number(n) => n.as_f64().map(SortKey::Number),
+        Value::String(s) if matches!(field, "created_at" | "updated_at" | "last_login") => {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| SortKey::Text(canonical_time(t.with_timezone(&Utc))))
+                .ok()
+        }
+        Value::String(s) => Some(SortKey::Text(s.to_lowercase())),
+        Value::Bool(b) => Some(SortKey::Number(f64::from(u8::from(*b)))),
+        _ => None,
+    }
+}
+
+pub fn user_id_of(user: &User) -> &str {
+    user.get("user_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// A user's identities (empty when it has none).
+pub fn identities(user: &User) -> impl Iterator<Item = &Map<String, Value>> {
+    user.get("identities")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+}
+
+/// The names of the connections a user has identities in.
+pub fn connections_of(user: &User) -> Vec<String> {
+    identities(user)
+        .filter_map(|i| i.get("connection").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
+}
