@@ -93,6 +93,11 @@ pub struct SandboxArgs {
     /// Write every user as NDJSON to FILE on exit.
     #[arg(long, value_name = "FILE")]
     pub dump: Option<PathBuf>,
+
+    /// Start, talk to the tenant as a client would (token, list, search, lookup), print what it
+    /// answered on stderr, and exit.
+    #[arg(long)]
+    pub self_check: bool,
 }
 
 impl SandboxArgs {

@@ -1,1 +1,11 @@
-//! Integration tests.
+//! The integration tests: one binary (it links once), one module per area.
+
+// Shared helpers: the in-process sandbox tenant and the OpenAPI schema checks.
+mod support;
+
+// The binary's contracts: the sandbox process, --help, exit codes.
+mod cli;
+// The OpenAPI schema helper checks itself.
+mod oas_selftest;
+// The sandbox tenant behaves like Auth0.
+mod sandbox;

@@ -26,7 +26,11 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<Exit> {
         users,
         "Sandbox tenant is listening."
     );
-    wait_for_signal().await;
+    if args.self_check {
+        self_check(&sandbox).await?;
+    } else {
+        wait_for_signal().await;
+    }
     tracing::info!("Sandbox tenant is stopping.");
     if let Some(path) = &args.dump {
         let mut file = fsutil::create_private(path)
@@ -54,4 +58,70 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Talks to the sandbox as a client would and prints each answer.
+async fn self_check(sandbox: &Sandbox) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let domain = sandbox.domain();
+    let token: serde_json::Value = http
+        .post(format!("{domain}/oauth/token"))
+        .json(&serde_json::json!({
+            "grant_type": "client_credentials",
+            "client_id": sandbox.client_id(),
+            "client_secret": sandbox.client_secret(),
+            "audience": format!("{domain}/api/v2/"),
+        }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let bearer = token["access_token"]
+        .as_str()
+        .context("no access_token in the token reply")?;
+    eprintln!(
+        "POST /oauth/token -> token_type {}, expires_in {}",
+        token["token_type"], token["expires_in"]
+    );
+    let calls = [
+        "/api/v2/users?page=0&per_page=2&include_totals=true&search_engine=v3&fields=user_id,email,created_at",
+        "/api/v2/users?q=app_metadata.plan%3A%22pro%22&page=0&per_page=0&include_totals=true&search_engine=v3",
+        "/api/v2/users?page=10&per_page=100&search_engine=v3",
+    ];
+    for path in calls {
+        let response = http
+            .get(format!("{domain}{path}"))
+            .bearer_auth(bearer)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await?;
+        eprintln!("GET {path}\n  -> {status} {body}");
+    }
+    if let Some(email) = sandbox
+        .users()
+        .iter()
+        .find_map(|u| u.get("email")?.as_str().map(str::to_string))
+    {
+        let path = format!(
+            "/api/v2/users-by-email?email={}&fields=user_id,email",
+            urlencode(&email)
+        );
+        let response = http
+            .get(format!("{domain}{path}"))
+            .bearer_auth(bearer)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await?;
+        eprintln!("GET {path}\n  -> {status} {body}");
+    }
+    eprintln!(
+        "The sandbox tenant answers like Auth0. Run `auth0-bulk sandbox --help` for its options."
+    );
+    Ok(())
+}
+
+fn urlencode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }

@@ -3,7 +3,7 @@
 //! Facts ("Errors"): every 4xx/5xx body is
 //! `{"statusCode": N, "error": "<HTTP reason>", "message": "...", "errorCode": "..."}`.
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -17,7 +17,6 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub error_code: &'static str,
-    pub headers: HeaderMap,
 }
 
 impl ApiError {
@@ -26,7 +25,6 @@ impl ApiError {
             status,
             message: message.into(),
             error_code,
-            headers: HeaderMap::new(),
         }
     }
 
@@ -122,9 +120,6 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = self.body();
-        let mut response = (self.status, axum::Json(body)).into_response();
-        response.headers_mut().extend(self.headers);
-        response
+        (self.status, axum::Json(self.body())).into_response()
     }
 }

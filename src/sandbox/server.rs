@@ -9,7 +9,6 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
-use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
@@ -166,11 +165,15 @@ async fn handle(
                 .headers
                 .insert(header::CONTENT_LENGTH, bytes.len().into());
             let half = bytes.slice(..bytes.len() / 2);
-            let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
-                Ok(Frame::data(half)),
-                Err(std::io::Error::other("sandbox fault: body truncated")),
-            ];
-            let body = Body::new(StreamBody::new(futures::stream::iter(frames)));
+            // The first half goes out and is flushed; only then does the body fail, so the
+            // client sees a status and headers followed by a short body.
+            let first = futures::stream::iter([Ok::<_, std::io::Error>(Frame::data(half))]);
+            let failure = futures::stream::once(async {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                Err(std::io::Error::other("sandbox fault: body truncated"))
+            });
+            let frames = futures::StreamExt::chain(first, failure);
+            let body = Body::new(StreamBody::new(frames));
             Ok(Response::from_parts(parts, body))
         }
     }

@@ -390,7 +390,7 @@ impl Store {
 }
 
 /// A comparable sort key: numbers compare numerically, dates by instant, strings as strings.
-#[derive(PartialEq, PartialOrd)]
+#[derive(PartialEq)]
 enum SortKey {
     Number(f64),
     Text(String),
@@ -398,9 +398,20 @@ enum SortKey {
 
 impl Eq for SortKey {}
 
+impl PartialOrd for SortKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl Ord for SortKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.partial_cmp(other).unwrap_or(std::cmp::Ordering::Equal)
+        match (self, other) {
+            (SortKey::Number(a), SortKey::Number(b)) => a.total_cmp(b),
+            (SortKey::Text(a), SortKey::Text(b)) => a.cmp(b),
+            (SortKey::Number(_), SortKey::Text(_)) => std::cmp::Ordering::Less,
+            (SortKey::Text(_), SortKey::Number(_)) => std::cmp::Ordering::Greater,
+        }
     }
 }
 

@@ -303,12 +303,13 @@ fn check_fields(body: &Map<String, Value>, fields: &[(&str, Kind, &str)]) -> Res
             Kind::Object => "object",
             Kind::Text { .. } => "string",
         };
-        let ok_type = match (kind, value) {
-            (Kind::Bool, Value::Bool(_)) | (Kind::Object, Value::Object(_)) => true,
-            (Kind::Text { .. }, Value::String(_)) => true,
-            (Kind::Text { nullable: true, .. }, Value::Null) => true,
-            _ => false,
-        };
+        let ok_type = matches!(
+            (kind, value),
+            (Kind::Bool, Value::Bool(_))
+                | (Kind::Object, Value::Object(_))
+                | (Kind::Text { .. }, Value::String(_))
+                | (Kind::Text { nullable: true, .. }, Value::Null)
+        );
         if !ok_type {
             let reason = format!(
                 "Expected type {expected} but found type {}",

@@ -1,0 +1,112 @@
+//! The binary's contracts: `auth0-bulk sandbox` announces itself in one JSON line, serves, and
+//! dumps its users on SIGTERM; `--help` teaches.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_auth0-bulk"))
+}
+
+#[test]
+fn sandbox_prints_one_json_line_serves_and_dumps_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("dump.ndjson");
+    let mut child = binary()
+        .args([
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--generate",
+            "40",
+            "--dump",
+        ])
+        .arg(&dump)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let announced: Value = serde_json::from_str(&line).expect("one JSON line");
+    let keys: Vec<&String> = announced.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["domain", "client_id", "client_secret"]);
+    let domain = announced["domain"].as_str().unwrap().to_string();
+    assert!(domain.starts_with("http://127.0.0.1:"));
+
+    // It answers: the evidence route lists the generated users.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let users = runtime.block_on(async {
+        reqwest::get(format!("{domain}/__sandbox/users"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert_eq!(users.lines().count(), 40);
+
+    // SIGTERM: it stops and writes the dump, private to its owner.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(rest, "", "nothing but the one line on stdout");
+    let dumped = std::fs::read_to_string(&dump).unwrap();
+    assert_eq!(dumped, users, "the dump is the ground truth");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dump).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
+
+#[test]
+fn sandbox_refuses_bad_options_with_exit_code_2() {
+    let out = binary()
+        .args(["sandbox", "--fault-rate", "1.5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fault-rate"));
+    let out = binary()
+        .args(["sandbox", "--seed", "/nonexistent/users.ndjson"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/users.ndjson"));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn help_lists_the_commands_and_exit_codes() {
+    let out = binary().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("sandbox"));
+    assert!(help.contains("Exit codes"));
+    let out = binary().args(["sandbox", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--generate",
+        "--rate",
+        "--burst",
+        "--fault-rate",
+        "--search-lag",
+        "--token-ttl",
+        "--retry-after",
+        "--dump",
+        "--seed",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from sandbox --help");
+    }
+}

@@ -1,0 +1,838 @@
+//! The sandbox tenant behaves as AUTH0-FACTS.md says Auth0 does, and its responses match the
+//! OpenAPI schemas.
+
+use std::time::Duration;
+
+use auth0_bulk::sandbox::SandboxOptions;
+use serde_json::{Value, json};
+
+use crate::support::oas;
+use crate::support::tenant::{Tenant, encode, reply};
+
+fn user_ids(users: &Value) -> Vec<String> {
+    users
+        .as_array()
+        .expect("array of users")
+        .iter()
+        .map(|u| u["user_id"].as_str().expect("user_id").to_string())
+        .collect()
+}
+
+fn new_user(email: &str) -> Value {
+    json!({
+        "connection": "Username-Password-Authentication",
+        "email": email,
+        "password": "Correct-Horse-9",
+        "user_metadata": {"theme": "dark", "address": {"city": "Paris", "zip": "75001"}},
+        "app_metadata": {"plan": "pro", "roles": ["admin"]},
+    })
+}
+
+// ---- token ------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn token_endpoint_takes_json_and_form_and_refuses_a_wrong_secret() {
+    let tenant = Tenant::generated(0).await;
+    let json_reply = tenant.token_request(&tenant.credentials()).await;
+    assert_eq!(json_reply.status, 200);
+    assert_eq!(json_reply.body["token_type"], "Bearer");
+    assert_eq!(json_reply.body["expires_in"], 86400);
+
+    let creds = tenant.credentials();
+    let form: Vec<(String, String)> = creds
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect();
+    let form_reply = reply(
+        tenant
+            .http
+            .post(tenant.url("/oauth/token"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(form_reply.status, 200, "{:?}", form_reply.body);
+
+    let mut wrong = tenant.credentials();
+    wrong["client_secret"] = "not-the-secret".into();
+    let denied = tenant.token_request(&wrong).await;
+    assert_eq!(denied.status, 401);
+    assert_eq!(
+        denied.body,
+        json!({"error": "access_denied", "error_description": "Unauthorized"})
+    );
+}
+
+#[tokio::test]
+async fn api_calls_need_a_valid_unexpired_token() {
+    let tenant = Tenant::start(SandboxOptions {
+        token_ttl: Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await;
+    let anonymous = reply(
+        tenant
+            .http
+            .get(tenant.url("/api/v2/users"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(anonymous.status, 401);
+    oas::assert_error_body(&anonymous.body, 401, "invalid_token");
+
+    let bogus = tenant
+        .http
+        .get(tenant.url("/api/v2/users"))
+        .bearer_auth("nope");
+    let bogus = reply(bogus.send().await.unwrap()).await;
+    assert_eq!(bogus.status, 401);
+    assert_eq!(bogus.body["message"], "Invalid token");
+
+    assert_eq!(tenant.get("/users").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let expired = tenant.get("/users").await;
+    assert_eq!(expired.status, 401, "a token past its ttl is refused");
+}
+
+// ---- list and search --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn list_reports_totals_and_keeps_the_bare_array_by_default() {
+    let tenant = Tenant::generated(3000).await;
+    let totals = tenant
+        .get("/users?page=0&per_page=100&include_totals=true&search_engine=v3")
+        .await;
+    assert_eq!(totals.status, 200);
+    oas::assert_response_matches("GET", "/users", 200, &totals.body);
+    assert_eq!(totals.body["total"], 3000);
+    assert_eq!(totals.body["start"], 0);
+    assert_eq!(totals.body["limit"], 100);
+    assert_eq!(totals.body["length"], 100);
+    let keys: Vec<&String> = totals.body.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["start", "limit", "length", "total", "users"]);
+
+    let page3 = tenant
+        .get("/users?page=3&per_page=20&include_totals=true")
+        .await;
+    assert_eq!(page3.body["start"], 60, "start = page * limit");
+
+    let bare = tenant.get("/users?page=0&per_page=10").await;
+    assert!(bare.body.is_array());
+    assert_eq!(bare.body.as_array().unwrap().len(), 10);
+    oas::assert_response_matches("GET", "/users", 200, &bare.body);
+
+    // Facts: without `page`, at most 50 users come back.
+    let no_page = tenant.get("/users?per_page=100").await;
+    assert_eq!(no_page.body.as_array().unwrap().len(), 50);
+    let default = tenant.get("/users").await;
+    assert_eq!(default.body.as_array().unwrap().len(), 50);
+}
+
+#[tokio::test]
+async fn paging_past_the_first_thousand_results_is_refused_with_the_exact_body() {
+    let tenant = Tenant::generated(3000).await;
+    let capped = tenant.get("/users?page=10&per_page=100").await;
+    assert_eq!(capped.status, 400);
+    assert_eq!(
+        capped.body,
+        json!({
+            "statusCode": 400,
+            "error": "Bad Request",
+            "message": "You can only page through the first 1000 records. See https://auth0.com/docs/users/search/v3/view-search-results-by-page#limitation",
+            "errorCode": "invalid_paging",
+        })
+    );
+    // The cap counts (page + 1) * per_page, whatever the matches.
+    assert_eq!(tenant.get("/users?page=9&per_page=100").await.status, 200);
+    assert_eq!(tenant.get("/users?page=20&per_page=50").await.status, 400);
+    assert_eq!(tenant.get("/users?page=999&per_page=1").await.status, 200);
+    assert_eq!(tenant.get("/users?page=1000&per_page=1").await.status, 400);
+}
+
+#[tokio::test]
+async fn bad_paging_parameters_are_query_errors() {
+    let tenant = Tenant::generated(10).await;
+    for query in [
+        "per_page=101",
+        "per_page=-1",
+        "page=-1",
+        "page=abc",
+        "include_totals=yes",
+    ] {
+        let r = tenant.get(&format!("/users?{query}")).await;
+        assert_eq!(r.status, 400, "{query}");
+        oas::assert_error_body(&r.body, 400, "invalid_query_string");
+    }
+    let zero = tenant
+        .get("/users?page=0&per_page=0&include_totals=true")
+        .await;
+    assert_eq!(zero.status, 200);
+    assert_eq!(zero.body["total"], 10);
+    assert_eq!(zero.body["length"], 0);
+    let unknown = tenant.get("/users?colour=blue").await;
+    assert_eq!(unknown.status, 400);
+    let v1_connection = tenant.get("/users?connection=legacy-db").await;
+    assert_eq!(
+        v1_connection.status, 400,
+        "connection applies to search engine v1 only"
+    );
+}
+
+#[tokio::test]
+async fn a_created_at_range_returns_exactly_the_users_inside_it() {
+    let tenant = Tenant::generated(3000).await;
+    let mut created: Vec<(String, String)> = tenant
+        .sandbox
+        .users()
+        .iter()
+        .map(|u| {
+            (
+                u["created_at"].as_str().unwrap().to_string(),
+                u["user_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    created.sort();
+    let lower = created[500].0.clone();
+    let upper = created[800].0.clone();
+    let expected: Vec<String> = created
+        .iter()
+        .filter(|(c, _)| *c >= lower && *c < upper)
+        .map(|(_, id)| id.clone())
+        .collect();
+    let q = encode(&format!("created_at:[{lower} TO {upper}}}"));
+    let mut found = Vec::new();
+    for page in 0.. {
+        let r = tenant
+            .get(&format!(
+                "/users?q={q}&sort=created_at:1&page={page}&per_page=100&include_totals=true&search_engine=v3"
+            ))
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.body["total"].as_u64().unwrap() as usize, expected.len());
+        let ids = user_ids(&r.body["users"]);
+        if ids.is_empty() {
+            break;
+        }
+        found.extend(ids);
+    }
+    assert_eq!(
+        found, expected,
+        "sorted by created_at, then user_id, inclusive below, exclusive above"
+    );
+}
+
+#[tokio::test]
+async fn sort_orders_by_the_key_then_user_id_and_refuses_metadata() {
+    let tenant = Tenant::generated(300).await;
+    let r = tenant
+        .get("/users?sort=created_at:-1&page=0&per_page=100")
+        .await;
+    let users = r.body.as_array().unwrap();
+    for pair in users.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        let (ca, cb) = (
+            a["created_at"].as_str().unwrap(),
+            b["created_at"].as_str().unwrap(),
+        );
+        assert!(ca > cb || (ca == cb && a["user_id"].as_str() < b["user_id"].as_str()));
+    }
+    let default = tenant.get("/users?page=0&per_page=100").await;
+    let ids = user_ids(&default.body);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "without sort the order is user_id");
+    // Facts: sorting by metadata is not supported.
+    assert_eq!(
+        tenant.get("/users?sort=app_metadata.plan:1").await.status,
+        400
+    );
+    assert_eq!(tenant.get("/users?sort=created_at").await.status, 400);
+}
+
+#[tokio::test]
+async fn fields_include_or_exclude_properties() {
+    let tenant = Tenant::generated(20).await;
+    let only = tenant
+        .get("/users?fields=user_id,email&include_fields=true&page=0&per_page=5")
+        .await;
+    for user in only.body.as_array().unwrap() {
+        let keys: Vec<&String> = user.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["email", "user_id"]);
+    }
+    let without = tenant
+        .get("/users?fields=identities,email&include_fields=false")
+        .await;
+    for user in without.body.as_array().unwrap() {
+        assert!(user.get("identities").is_none() && user.get("email").is_none());
+        assert!(user.get("user_id").is_some());
+    }
+}
+
+#[tokio::test]
+async fn malformed_queries_are_refused() {
+    let tenant = Tenant::generated(10).await;
+    let r = tenant
+        .get(&format!("/users?q={}", encode("email:(broken")))
+        .await;
+    assert_eq!(r.status, 400);
+    oas::assert_error_body(&r.body, 400, "invalid_query_string");
+}
+
+#[tokio::test]
+async fn users_by_email_finds_a_user_immediately() {
+    let tenant = Tenant::generated(100).await;
+    let someone = tenant.sandbox.users()[42].clone();
+    let email = someone["email"].as_str().unwrap();
+    let r = tenant
+        .get(&format!("/users-by-email?email={}", encode(email)))
+        .await;
+    assert_eq!(r.status, 200);
+    oas::assert_response_matches("GET", "/users-by-email", 200, &r.body);
+    assert_eq!(user_ids(&r.body), [someone["user_id"].as_str().unwrap()]);
+    let none = tenant
+        .get("/users-by-email?email=nobody%40example.com")
+        .await;
+    assert_eq!(none.body, json!([]));
+    assert_eq!(tenant.get("/users-by-email").await.status, 400);
+}
+
+// ---- one user ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn get_by_url_encoded_id_and_404_for_an_unknown_one() {
+    let tenant = Tenant::generated(5).await;
+    let id = tenant.sandbox.users()[0]["user_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = tenant.get(&format!("/users/{}", encode(&id))).await;
+    assert_eq!(r.status, 200);
+    oas::assert_response_matches("GET", "/users/{id}", 200, &r.body);
+    assert_eq!(r.body["user_id"], id.as_str());
+    let missing = tenant
+        .get(&format!("/users/{}", encode("auth0|nope")))
+        .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        missing.body,
+        json!({"statusCode": 404, "error": "Not Found", "message": "The user does not exist.", "errorCode": "inexistent_user"})
+    );
+}
+
+#[tokio::test]
+async fn delete_answers_204_even_for_an_unknown_id() {
+    let tenant = Tenant::generated(5).await;
+    let id = tenant.sandbox.users()[0]["user_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        tenant
+            .delete(&format!("/users/{}", encode(&id)))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        tenant
+            .delete(&format!("/users/{}", encode(&id)))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        tenant.get(&format!("/users/{}", encode(&id))).await.status,
+        404
+    );
+    assert_eq!(tenant.sandbox.users().len(), 4);
+}
+
+// ---- create -----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn create_returns_the_whole_user_with_generated_fields() {
+    let tenant = Tenant::generated(0).await;
+    let r = tenant
+        .post("/users", &new_user("Ada.Lovelace@Example.com"))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    oas::assert_response_matches("POST", "/users", 201, &r.body);
+    let user = &r.body;
+    let id = user["user_id"].as_str().unwrap();
+    let local = id
+        .strip_prefix("auth0|")
+        .expect("database ids start with auth0|");
+    assert!(local.len() == 24 && local.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(
+        user["email"], "ada.lovelace@example.com",
+        "database connections lower-case emails"
+    );
+    assert_eq!(user["nickname"], "ada.lovelace");
+    assert_eq!(user["name"], "ada.lovelace@example.com");
+    assert!(
+        user["picture"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://s.gravatar.com/avatar/")
+    );
+    assert_eq!(
+        user["identities"],
+        json!([{"connection": "Username-Password-Authentication", "user_id": local, "provider": "auth0", "isSocial": false}])
+    );
+    let created = user["created_at"].as_str().unwrap();
+    assert_eq!(created.len(), 24, "millisecond UTC timestamp: {created}");
+    assert!(created.ends_with('Z'));
+    assert_eq!(user["updated_at"], user["created_at"]);
+    assert!(user.get("password").is_none());
+    assert_eq!(user["app_metadata"]["plan"], "pro");
+}
+
+#[tokio::test]
+async fn a_given_user_id_is_prefixed_with_auth0_again() {
+    let tenant = Tenant::generated(0).await;
+    let mut body = new_user("trap@example.com");
+    body["user_id"] = "auth0|abc123".into();
+    let r = tenant.post("/users", &body).await;
+    assert_eq!(r.status, 201);
+    assert_eq!(
+        r.body["user_id"], "auth0|auth0|abc123",
+        "the known auth0|auth0| trap"
+    );
+    assert_eq!(r.body["identities"][0]["user_id"], "auth0|abc123");
+}
+
+#[tokio::test]
+async fn creating_an_existing_user_again_is_a_409() {
+    let tenant = Tenant::generated(50).await;
+    let existing = tenant.sandbox.users()[7].clone();
+    let connection = existing["identities"][0]["connection"].as_str().unwrap();
+    let mut body = new_user(existing["email"].as_str().unwrap());
+    body["connection"] = connection.into();
+    let r = tenant.post("/users", &body).await;
+    assert_eq!(r.status, 409, "{:?}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"statusCode": 409, "error": "Conflict", "message": "The user already exists.", "errorCode": "auth0_idp_error"})
+    );
+    // The same email in the other database connection is another user.
+    let other = if connection == "legacy-db" {
+        "Username-Password-Authentication"
+    } else {
+        "legacy-db"
+    };
+    body["connection"] = other.into();
+    assert_eq!(tenant.post("/users", &body).await.status, 201);
+    // The same user_id twice.
+    let mut first = new_user("one@example.com");
+    first["user_id"] = "fixed-id".into();
+    assert_eq!(tenant.post("/users", &first).await.status, 201);
+    let mut second = new_user("two@example.com");
+    second["user_id"] = "fixed-id".into();
+    assert_eq!(tenant.post("/users", &second).await.status, 409);
+}
+
+#[tokio::test]
+async fn create_validates_the_payload() {
+    let tenant = Tenant::generated(0).await;
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"email": "a@example.com", "password": "Correct-Horse-9"}),
+            "Missing required property: connection",
+        ),
+        (
+            json!({"connection": "nope", "email": "a@example.com", "password": "Correct-Horse-9"}),
+            "The connection does not exist.",
+        ),
+        (
+            json!({"connection": "Username-Password-Authentication", "email": "a@example.com"}),
+            "Missing required property: password",
+        ),
+        (
+            json!({"connection": "Username-Password-Authentication", "email": "a@example.com", "password": "short"}),
+            "PasswordStrengthError: Password is too weak",
+        ),
+        (
+            json!({"connection": "Username-Password-Authentication", "email": "a@example.com", "password": "Correct-Horse-9", "logins_count": 4}),
+            "Additional properties not allowed: logins_count",
+        ),
+        (
+            json!({"connection": "Username-Password-Authentication", "email": "a@example.com", "password": "Correct-Horse-9", "identities": []}),
+            "Additional properties not allowed: identities",
+        ),
+        (
+            json!({"connection": "Username-Password-Authentication", "email": "not-an-email", "password": "Correct-Horse-9"}),
+            "format email",
+        ),
+        (
+            json!({"connection": "Username-Password-Authentication", "email": "a@example.com", "password": "Correct-Horse-9", "phone_number": "12345"}),
+            "pattern",
+        ),
+        (
+            json!({"connection": "Username-Password-Authentication", "email": "a@example.com", "password": "Correct-Horse-9", "user_metadata": {"a.b": 1}}),
+            "a.b",
+        ),
+        (
+            json!({"connection": "Username-Password-Authentication", "email": "a@example.com", "password": "Correct-Horse-9", "app_metadata": {"clientID": 1}}),
+            "reserved",
+        ),
+        (
+            json!({"connection": "google-oauth2", "email": "a@example.com", "password": "Correct-Horse-9"}),
+            "only database connections",
+        ),
+    ];
+    for (body, expected) in cases {
+        let r = tenant.post("/users", &body).await;
+        assert_eq!(r.status, 400, "{body}");
+        let message = r.body["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{body}: {message}");
+        assert!(r.body["errorCode"].is_string());
+    }
+    assert!(tenant.sandbox.users().is_empty());
+}
+
+#[tokio::test]
+async fn bodies_over_one_megabyte_get_413() {
+    let tenant = Tenant::generated(0).await;
+    let mut body = new_user("big@example.com");
+    body["user_metadata"]["blob"] = "x".repeat(1024 * 1024).into();
+    let r = tenant.post("/users", &body).await;
+    assert_eq!(r.status, 413);
+    oas::assert_error_body(&r.body, 413, "payload_too_large");
+}
+
+// ---- update -----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn patch_merges_metadata_one_level_deep_and_null_deletes() {
+    let tenant = Tenant::generated(0).await;
+    let created = tenant
+        .post("/users", &new_user("merge@example.com"))
+        .await
+        .body;
+    let path = format!("/users/{}", encode(created["user_id"].as_str().unwrap()));
+    let r = tenant
+        .patch(&path, &json!({"user_metadata": {"address": {"street": "1 Rue"}, "lang": "fr", "theme": null}}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    oas::assert_response_matches("PATCH", "/users/{id}", 200, &r.body);
+    // Top-level keys merged, the nested object replaced whole, null deleted.
+    assert_eq!(
+        r.body["user_metadata"],
+        json!({"address": {"street": "1 Rue"}, "lang": "fr"})
+    );
+    assert_eq!(
+        r.body["app_metadata"],
+        json!({"plan": "pro", "roles": ["admin"]})
+    );
+    assert!(r.body["updated_at"].as_str().unwrap() > created["updated_at"].as_str().unwrap());
+
+    let cleared = tenant.patch(&path, &json!({"app_metadata": {}})).await;
+    assert_eq!(cleared.body["app_metadata"], json!({}));
+    let fetched = tenant.get(&path).await;
+    assert_eq!(fetched.body, cleared.body);
+}
+
+#[tokio::test]
+async fn patch_refuses_read_only_fields_and_documented_combinations() {
+    let tenant = Tenant::generated(0).await;
+    let created = tenant
+        .post("/users", &new_user("combo@example.com"))
+        .await
+        .body;
+    let path = format!("/users/{}", encode(created["user_id"].as_str().unwrap()));
+    for body in [
+        json!({"created_at": "2020-01-01T00:00:00.000Z"}),
+        json!({"logins_count": 3}),
+        json!({"password": "Correct-Horse-10", "email": "x@example.com"}),
+        json!({"password": "Correct-Horse-10", "email_verified": true}),
+        json!({"username": "someone", "email": "x@example.com"}),
+        json!({"username": "someone", "email_verified": true}),
+        json!({"username": "someone", "password": "Correct-Horse-10"}),
+        json!({"app_metadata": {"email": "reserved@example.com"}}),
+        json!({}),
+    ] {
+        let r = tenant.patch(&path, &body).await;
+        assert_eq!(r.status, 400, "{body} -> {:?}", r.body);
+    }
+    let missing = tenant
+        .patch(
+            &format!("/users/{}", encode("auth0|missing")),
+            &json!({"name": "x"}),
+        )
+        .await;
+    assert_eq!(missing.status, 404);
+}
+
+// ---- rate limit -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_burst_past_the_bucket_gets_429s_with_the_exact_body_and_headers() {
+    let tenant = Tenant::start(SandboxOptions {
+        generate: 10,
+        rate: Some(5.0),
+        burst: Some(5),
+        ..Default::default()
+    })
+    .await;
+    let replies =
+        futures::future::join_all((0..20).map(|_| tenant.get("/users?per_page=1&page=0"))).await;
+    let throttled: Vec<_> = replies.iter().filter(|r| r.status == 429).collect();
+    assert!(
+        throttled.len() >= 10,
+        "only {} of 20 throttled",
+        throttled.len()
+    );
+    assert!(replies.iter().filter(|r| r.status == 200).count() >= 5);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for r in &replies {
+        assert_eq!(r.header("x-ratelimit-limit"), Some("5"));
+        assert!(r.header("x-ratelimit-remaining").is_some());
+        assert!(
+            r.header("retry-after").is_none(),
+            "Auth0 does not send Retry-After"
+        );
+    }
+    let last = throttled.last().unwrap();
+    assert_eq!(
+        last.body,
+        json!({"statusCode": 429, "error": "Too Many Requests", "message": "Global limit has been reached", "errorCode": "too_many_requests"})
+    );
+    assert_eq!(last.header("x-ratelimit-remaining"), Some("0"));
+    let reset: u64 = last.header("x-ratelimit-reset").unwrap().parse().unwrap();
+    assert!(
+        reset >= now && reset <= now + 3,
+        "reset {reset} is an epoch second, now {now}"
+    );
+    // At the reset second, requests succeed again.
+    let wait = std::time::UNIX_EPOCH + Duration::from_secs(reset);
+    if let Ok(d) = wait.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(d).await;
+    }
+    assert_eq!(tenant.get("/users?per_page=1&page=0").await.status, 200);
+}
+
+#[tokio::test]
+async fn retry_after_is_sent_only_when_asked() {
+    let tenant = Tenant::start(SandboxOptions {
+        rate: Some(1.0),
+        burst: Some(1),
+        retry_after: true,
+        ..Default::default()
+    })
+    .await;
+    let _ = tenant.get("/users").await;
+    let r = tenant.get("/users").await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("1"));
+}
+
+// ---- faults, lag, evidence --------------------------------------------------------------------
+
+#[tokio::test]
+async fn faults_fail_requests_in_every_documented_way() {
+    let tenant = Tenant::start(SandboxOptions {
+        generate: 5,
+        fault_rate: 1.0,
+        ..Default::default()
+    })
+    .await;
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let sent = tenant
+            .http
+            .get(tenant.url("/api/v2/users"))
+            .bearer_auth(&tenant.token)
+            .send()
+            .await;
+        match sent {
+            Err(_) => {
+                seen.insert("connection");
+            }
+            Ok(response) => {
+                let status = response.status().as_u16();
+                match response.bytes().await {
+                    Err(_) => {
+                        seen.insert("truncated");
+                    }
+                    Ok(bytes) => {
+                        let body: Value =
+                            serde_json::from_slice(&bytes).expect("5xx bodies are JSON");
+                        assert!([500, 502, 503].contains(&status), "{status}");
+                        oas::assert_error_body(&body, status, body["errorCode"].as_str().unwrap());
+                        seen.insert("5xx");
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(seen.len(), 3, "saw {seen:?}");
+    let log = tenant.sandbox.requests();
+    assert!(
+        log.iter()
+            .filter(|r| r.path == "/api/v2/users")
+            .all(|r| r.fault.is_some())
+    );
+    assert!(log.iter().any(|r| r.fault == Some("drop") && r.status == 0));
+}
+
+#[tokio::test]
+async fn writes_reach_search_only_after_the_lag_but_reads_by_id_and_email_at_once() {
+    let tenant = Tenant::start(SandboxOptions {
+        search_lag: Duration::from_millis(600),
+        ..Default::default()
+    })
+    .await;
+    let created = tenant
+        .post("/users", &new_user("lag@example.com"))
+        .await
+        .body;
+    let id = created["user_id"].as_str().unwrap();
+    assert_eq!(
+        tenant.get(&format!("/users/{}", encode(id))).await.status,
+        200
+    );
+    let by_email = tenant.get("/users-by-email?email=lag%40example.com").await;
+    assert_eq!(by_email.body.as_array().unwrap().len(), 1);
+    let listed = tenant
+        .get("/users?include_totals=true&page=0&per_page=10")
+        .await;
+    assert_eq!(listed.body["total"], 0, "not yet indexed");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let listed = tenant
+        .get("/users?include_totals=true&page=0&per_page=10")
+        .await;
+    assert_eq!(listed.body["total"], 1);
+}
+
+#[tokio::test]
+async fn evidence_routes_serve_the_ground_truth_without_a_token() {
+    let tenant = Tenant::start(SandboxOptions {
+        generate: 30,
+        rate: Some(1.0),
+        burst: Some(1),
+        ..Default::default()
+    })
+    .await;
+    let _ = tenant.get("/users").await;
+    let _ = tenant.get("/users").await; // throttled
+    for _ in 0..3 {
+        let r = tenant
+            .http
+            .get(tenant.url("/__sandbox/users"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "never rate-limited");
+        let text = r.text().await.unwrap();
+        let ids: Vec<String> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["user_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(ids.len(), 30);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "sorted by user_id");
+    }
+    let stats: Value = tenant
+        .http
+        .get(tenant.url("/__sandbox/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["throttled"], 1);
+    assert_eq!(stats["requests"]["GET /api/v2/users"]["200"], 1);
+    assert_eq!(stats["requests"]["GET /api/v2/users"]["429"], 1);
+    assert_eq!(stats["users"], 30);
+    let reset = tenant
+        .http
+        .post(tenant.url("/__sandbox/stats/reset"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 204);
+    let stats: Value = tenant
+        .http
+        .get(tenant.url("/__sandbox/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["total_requests"], 0);
+    assert!(tenant.sandbox.requests().is_empty());
+}
+
+#[tokio::test]
+async fn the_request_log_counts_what_a_client_did() {
+    let tenant = Tenant::generated(3).await;
+    let _ = tenant.get("/users").await;
+    let _ = tenant.post("/users", &new_user("log@example.com")).await;
+    let log = tenant.sandbox.requests();
+    let summary: Vec<(String, String, u16)> = log
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone(), r.status))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("POST".to_string(), "/oauth/token".to_string(), 200),
+            ("GET".to_string(), "/api/v2/users".to_string(), 200),
+            ("POST".to_string(), "/api/v2/users".to_string(), 201),
+        ]
+    );
+    assert_eq!(tenant.sandbox.stats().writes.created, 1);
+}
+
+#[tokio::test]
+async fn seeded_users_come_back_byte_for_byte() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/users.ndjson");
+    let tenant = Tenant::start(SandboxOptions {
+        seed: vec![sample.into()],
+        ..Default::default()
+    })
+    .await;
+    let mut expected: Vec<(String, String)> = std::fs::read_to_string(sample)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let user: Value = serde_json::from_str(line).unwrap();
+            (
+                user["user_id"].as_str().unwrap().to_string(),
+                line.to_string(),
+            )
+        })
+        .collect();
+    expected.sort();
+    let mut truth = Vec::new();
+    tenant.sandbox.write_users(&mut truth).unwrap();
+    let truth = String::from_utf8(truth).unwrap();
+    let lines: Vec<&str> = truth.lines().collect();
+    assert_eq!(lines.len(), 500);
+    for (line, (_, original)) in lines.iter().zip(&expected) {
+        assert_eq!(line, original);
+    }
+    // And every sample user passes the response schema as the API serves it.
+    for page in 0..5 {
+        let r = tenant
+            .get(&format!("/users?page={page}&per_page=100"))
+            .await;
+        oas::assert_response_matches("GET", "/users", 200, &r.body);
+    }
+}
