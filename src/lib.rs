@@ -3,10 +3,17 @@
 //! The library does the work; `main.rs` only parses the command line and calls [`run`].
 //! Folders follow the pipeline: `sandbox` is the local tenant every test runs against.
 
+pub mod api;
 pub mod cli;
 pub mod exit;
+pub mod export;
+pub mod format;
 pub mod fsutil;
+pub mod net;
+pub mod progress;
 pub mod sandbox;
+pub mod state;
+pub mod target;
 
 mod commands;
 

@@ -1,0 +1,526 @@
+//! The Management API client: tokens, the users calls, and the retry loop around every request.
+//!
+//! Every request passes the shared [`Throttle`] first (one budget for all workers), and every
+//! answer is classified by [`retry::classify`]: 429 waits as the server says, transient failures
+//! back off with jitter, 401 renews the token once, anything else is the caller's to handle.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::net::retry::{self, Backoff, Class};
+use crate::net::throttle::Throttle;
+use crate::target::{Credentials, Target};
+
+/// A user object exactly as the API returns it.
+pub type User = Map<String, Value>;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The API answered with an error the caller must handle (400, 404, 409, ...).
+    #[error("{status} {error_code}: {message}")]
+    Status {
+        status: u16,
+        error_code: String,
+        message: String,
+    },
+    /// Transient failures went on past the retry budget.
+    #[error("{what} failed {attempts} times in a row; last error: {last}")]
+    Exhausted {
+        what: String,
+        attempts: u32,
+        last: String,
+    },
+    /// The credentials were refused.
+    #[error("the tenant refused the credentials: {0}")]
+    Auth(String),
+    /// The answer was not what the API documents.
+    #[error("unexpected answer to {what}: {message}")]
+    Decode { what: String, message: String },
+    /// The run was interrupted while waiting.
+    #[error("interrupted")]
+    Cancelled,
+}
+
+impl ApiError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Counters for the summary.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub requests: AtomicU64,
+    pub throttled: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+/// A snapshot of [`Metrics`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub requests: u64,
+    pub throttled: u64,
+    pub retries: u64,
+}
+
+impl Metrics {
+    pub fn counts(&self) -> Counts {
+        Counts {
+            requests: self.requests.load(Ordering::Relaxed),
+            throttled: self.throttled.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+        }
+    }
+}
+
+struct Token {
+    value: SecretString,
+    renew_at: Option<Instant>,
+}
+
+/// One page of `GET /api/v2/users` with `include_totals=true`.
+#[derive(Debug)]
+pub struct UsersPage {
+    pub total: u64,
+    pub users: Vec<User>,
+}
+
+/// A list/search request.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub q: Option<String>,
+    pub sort: Option<String>,
+    pub page: u32,
+    pub per_page: u32,
+    /// `fields` and `include_fields`.
+    pub fields: Option<(String, bool)>,
+}
+
+/// How many 429s in a row one request tolerates before the job gives up (resumable).
+const MAX_THROTTLED_IN_A_ROW: u32 = 200;
+
+/// The Management API client. Cheap to share behind an `Arc`.
+pub struct Client {
+    http: reqwest::Client,
+    target: Target,
+    throttle: Arc<Throttle>,
+    backoff: Backoff,
+    token: tokio::sync::Mutex<Option<Token>>,
+    metrics: Metrics,
+    cancel: CancellationToken,
+}
+
+impl Client {
+    pub fn new(target: Target, throttle: Arc<Throttle>, cancel: CancellationToken) -> Client {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("auth0-bulk/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            // The Management API does not redirect; following one could carry the token to
+            // another host.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("the HTTP client builds with static settings");
+        Client {
+            http,
+            target,
+            throttle,
+            backoff: Backoff::default(),
+            token: tokio::sync::Mutex::new(None),
+            metrics: Metrics::default(),
+            cancel,
+        }
+    }
+
+    /// Sets the retry schedule for transient failures.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Client {
+        self.backoff = backoff;
+        self
+    }
+
+    pub fn metrics(&self) -> Counts {
+        self.metrics.counts()
+    }
+
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.target.base.as_str().trim_end_matches('/'))
+    }
+
+    /// A valid token, requested or renewed when needed.
+    async fn bearer(&self) -> Result<SecretString, ApiError> {
+        let mut slot = self.token.lock().await;
+        if let Some(token) = slot.as_ref()
+            && token.renew_at.is_none_or(|at| Instant::now() < at)
+        {
+            return Ok(token.value.clone());
+        }
+        let token = match &self.target.credentials {
+            Credentials::Token(value) => Token {
+                value: value.clone(),
+                renew_at: None,
+            },
+            Credentials::Client {
+                client_id,
+                client_secret,
+            } => self.request_token(client_id, client_secret).await?,
+        };
+        let value = token.value.clone();
+        *slot = Some(token);
+        Ok(value)
+    }
+
+    /// Forgets the current token so the next call gets a new one.
+    async fn invalidate(&self) {
+        let mut slot = self.token.lock().await;
+        if matches!(self.target.credentials, Credentials::Client { .. }) {
+            *slot = None;
+        }
+    }
+
+    async fn request_token(
+        &self,
+        client_id: &str,
+        secret: &SecretString,
+    ) -> Result<Token, ApiError> {
+        let body = json!({
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": secret.expose_secret(),
+            "audience": self.target.audience(),
+        });
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sent = self
+                .http
+                .post(self.url("/oauth/token"))
+                .json(&body)
+                .send()
+                .await;
+            let failure = match sent {
+                Ok(response) => {
+                    let status = response.status();
+                    let bytes = response.bytes().await;
+                    match (status, bytes) {
+                        (s, Ok(bytes)) if s.is_success() => {
+                            return parse_token(&bytes);
+                        }
+                        (s, Ok(bytes))
+                            if s.is_client_error() && s != StatusCode::TOO_MANY_REQUESTS =>
+                        {
+                            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                            let reason = body["error_description"]
+                                .as_str()
+                                .or(body["error"].as_str())
+                                .unwrap_or("refused");
+                            return Err(ApiError::Auth(format!(
+                                "POST /oauth/token answered {}: {reason} (check the client id, the \
+                                 secret and that the application is authorized for the Management API)",
+                                s.as_u16()
+                            )));
+                        }
+                        (s, Ok(_)) => format!("POST /oauth/token answered {}", s.as_u16()),
+                        (_, Err(e)) => format!("POST /oauth/token: {e}"),
+                    }
+                }
+                Err(e) => format!("POST /oauth/token: {}", describe(&e)),
+            };
+            if attempt >= self.backoff.max_attempts {
+                return Err(ApiError::Exhausted {
+                    what: "POST /oauth/token".into(),
+                    attempts: attempt,
+                    last: failure,
+                });
+            }
+            self.metrics.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(attempt, error = %failure, "Token request failed; retrying.");
+            let delay = self.backoff.delay(attempt, jitter());
+            self.sleep(delay).await?;
+        }
+    }
+
+    async fn sleep(&self, delay: Duration) -> Result<(), ApiError> {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => Ok(()),
+            _ = self.cancel.cancelled() => Err(ApiError::Cancelled),
+        }
+    }
+
+    /// Sends one API request with the throttle, retries and token renewal around it. Returns
+    /// the status and body of a 2xx answer, or the error answer the caller must handle.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<(u16, bytes::Bytes), ApiError> {
+        let what = format!("{method} {path}");
+        let mut transient = 0u32;
+        let mut throttled = 0u32;
+        let mut renewed = false;
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(ApiError::Cancelled);
+            }
+            tokio::select! {
+                _ = self.throttle.acquire() => {}
+                _ = self.cancel.cancelled() => return Err(ApiError::Cancelled),
+            }
+            let token = self.bearer().await?;
+            let mut request = self
+                .http
+                .request(method.clone(), self.url(&format!("/api/v2{path}")))
+                .bearer_auth(token.expose_secret());
+            if !query.is_empty() {
+                request = request.query(query);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            self.metrics.requests.fetch_add(1, Ordering::Relaxed);
+            let outcome = match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let headers = response.headers().clone();
+                    self.throttle.observe(status, &headers);
+                    match response.bytes().await {
+                        Ok(bytes) => Ok((status, headers, bytes)),
+                        Err(e) => Err(format!("{what}: the answer broke off: {}", describe(&e))),
+                    }
+                }
+                Err(e) => Err(format!("{what}: {}", describe(&e))),
+            };
+            let (class, last, retry_after) = match &outcome {
+                Ok((status, headers, _)) => (
+                    retry::classify(Some(*status)),
+                    format!("{what} answered {status}"),
+                    retry::retry_after(headers, self.backoff.cap),
+                ),
+                Err(message) => (retry::classify(None), message.clone(), None),
+            };
+            match class {
+                Class::Success => {
+                    let (status, _, bytes) = outcome.expect("success has an answer");
+                    return Ok((status, bytes));
+                }
+                Class::Throttled => {
+                    // The throttle has paused every worker; this request simply goes again.
+                    self.metrics.throttled.fetch_add(1, Ordering::Relaxed);
+                    throttled += 1;
+                    if throttled >= MAX_THROTTLED_IN_A_ROW {
+                        return Err(ApiError::Exhausted {
+                            what,
+                            attempts: throttled,
+                            last,
+                        });
+                    }
+                }
+                Class::Transient => {
+                    transient += 1;
+                    if transient >= self.backoff.max_attempts {
+                        return Err(ApiError::Exhausted {
+                            what,
+                            attempts: transient,
+                            last,
+                        });
+                    }
+                    self.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                    let delay =
+                        retry_after.unwrap_or_else(|| self.backoff.delay(transient, jitter()));
+                    tracing::debug!(attempt = transient, ?delay, error = %last, "Transient failure; retrying.");
+                    self.sleep(delay).await?;
+                }
+                Class::Unauthorized if !renewed => {
+                    // The token expired or was revoked: renew it once.
+                    renewed = true;
+                    self.invalidate().await;
+                }
+                Class::Unauthorized | Class::Permanent => {
+                    let (status, _, bytes) = outcome.expect("an error status has an answer");
+                    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                    let error_code = body["errorCode"].as_str().unwrap_or("").to_string();
+                    let message =
+                        body["message"]
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| {
+                                String::from_utf8_lossy(&bytes).chars().take(300).collect()
+                            });
+                    if status == 401 {
+                        return Err(ApiError::Auth(format!("{what} answered 401: {message}")));
+                    }
+                    return Err(ApiError::Status {
+                        status,
+                        error_code,
+                        message,
+                    });
+                }
+            }
+        }
+    }
+
+    /// `GET /api/v2/users` with `include_totals=true&search_engine=v3`.
+    pub async fn list_users(&self, query: &ListQuery) -> Result<UsersPage, ApiError> {
+        let mut params = vec![
+            ("page", query.page.to_string()),
+            ("per_page", query.per_page.to_string()),
+            ("include_totals", "true".to_string()),
+            ("search_engine", "v3".to_string()),
+        ];
+        if let Some(q) = &query.q {
+            params.push(("q", q.clone()));
+        }
+        if let Some(sort) = &query.sort {
+            params.push(("sort", sort.clone()));
+        }
+        if let Some((fields, include)) = &query.fields {
+            params.push(("fields", fields.clone()));
+            params.push(("include_fields", include.to_string()));
+        }
+        let (_, bytes) = self.send(Method::GET, "/users", &params, None).await?;
+        let decode = |message: String| ApiError::Decode {
+            what: "GET /api/v2/users".into(),
+            message,
+        };
+        let mut body: Map<String, Value> =
+            serde_json::from_slice(&bytes).map_err(|e| decode(e.to_string()))?;
+        let total = body
+            .get("total")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| decode("no total".into()))?;
+        let users = match body.remove("users") {
+            Some(Value::Array(users)) => users
+                .into_iter()
+                .map(|u| match u {
+                    Value::Object(map) => Ok(map),
+                    _ => Err(decode("a user is not an object".into())),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => return Err(decode("no users array".into())),
+        };
+        Ok(UsersPage { total, users })
+    }
+
+    /// `GET /api/v2/users/{id}`; `None` for 404.
+    pub async fn get_user(&self, user_id: &str) -> Result<Option<User>, ApiError> {
+        let path = format!("/users/{}", encode_segment(user_id));
+        match self.send(Method::GET, &path, &[], None).await {
+            Ok((_, bytes)) => decode_user(&bytes, "GET /api/v2/users/{id}").map(Some),
+            Err(ApiError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /api/v2/users-by-email` (immediately consistent).
+    pub async fn users_by_email(&self, email: &str) -> Result<Vec<User>, ApiError> {
+        let (_, bytes) = self
+            .send(
+                Method::GET,
+                "/users-by-email",
+                &[("email", email.to_string())],
+                None,
+            )
+            .await?;
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
+            what: "GET /api/v2/users-by-email".into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// `POST /api/v2/users`.
+    pub async fn create_user(&self, body: &Value) -> Result<User, ApiError> {
+        let (_, bytes) = self.send(Method::POST, "/users", &[], Some(body)).await?;
+        decode_user(&bytes, "POST /api/v2/users")
+    }
+
+    /// `PATCH /api/v2/users/{id}`.
+    pub async fn update_user(&self, user_id: &str, body: &Value) -> Result<User, ApiError> {
+        let path = format!("/users/{}", encode_segment(user_id));
+        let (_, bytes) = self.send(Method::PATCH, &path, &[], Some(body)).await?;
+        decode_user(&bytes, "PATCH /api/v2/users/{id}")
+    }
+}
+
+/// A uniform draw in [0, 1) for backoff jitter.
+fn jitter() -> f64 {
+    rand::rng().random()
+}
+
+fn parse_token(bytes: &[u8]) -> Result<Token, ApiError> {
+    let body: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::Decode {
+        what: "POST /oauth/token".into(),
+        message: e.to_string(),
+    })?;
+    let value = body["access_token"]
+        .as_str()
+        .ok_or_else(|| ApiError::Decode {
+            what: "POST /oauth/token".into(),
+            message: "no access_token".into(),
+        })?;
+    // Renew at 90% of the lifetime, and at least a minute before it ends.
+    let renew_at = body["expires_in"].as_u64().map(|secs| {
+        let life = Duration::from_secs(secs);
+        let early = (life / 10).max(Duration::from_secs(60)).min(life / 2);
+        Instant::now() + life - early
+    });
+    Ok(Token {
+        value: SecretString::from(value.to_string()),
+        renew_at,
+    })
+}
+
+fn decode_user(bytes: &[u8], what: &str) -> Result<User, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::Decode {
+        what: what.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Percent-encodes a path segment: user ids hold `|` and other reserved characters.
+pub fn encode_segment(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// A transport error in words, without the URL's query (which could be long) or any header.
+fn describe(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_body() || error.is_decode() {
+        "the answer broke off"
+    } else {
+        "the request failed"
+    };
+    let mut source = std::error::Error::source(error);
+    let mut detail = String::new();
+    while let Some(inner) = source {
+        detail = inner.to_string();
+        source = inner.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind} ({detail})")
+    }
+}

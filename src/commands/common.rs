@@ -1,0 +1,196 @@
+//! What every job command shares: resolving the target (or the embedded sandbox), the pace,
+//! signals, and the closing summary.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{ApiError, Client};
+use crate::cli::{PaceArgs, TargetArgs};
+use crate::exit::UsageError;
+use crate::net::throttle::{Rate, Throttle};
+use crate::sandbox::{Sandbox, SandboxOptions};
+use crate::target::{Credentials, Target, parse_domain};
+
+/// A resolved target, with the embedded sandbox kept alive for the run when there is one.
+pub struct Resolved {
+    pub target: Target,
+    pub domain: String,
+    pub sandbox: Option<Sandbox>,
+}
+
+/// Turns the target flags into a validated target. Bad configuration is a [`UsageError`]
+/// (exit 2), found before any request.
+pub async fn resolve_target(args: &TargetArgs) -> anyhow::Result<Resolved> {
+    let Some(domain) = args
+        .domain
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    else {
+        return Err(UsageError(
+            "no tenant given: pass --domain (or set AUTH0_DOMAIN), or --domain sandbox to \
+             rehearse on an embedded sandbox tenant"
+                .into(),
+        )
+        .into());
+    };
+    if domain == "sandbox" {
+        let options = SandboxOptions {
+            seed: args.sandbox_seed.clone(),
+            generate: args.sandbox_generate,
+            request_log: false,
+            ..Default::default()
+        };
+        let sandbox = Sandbox::start(options)
+            .await
+            .map_err(|e| UsageError(format!("cannot start the embedded sandbox: {e}")))?;
+        let target = Target {
+            base: parse_domain(sandbox.domain())?,
+            credentials: Credentials::Client {
+                client_id: sandbox.client_id().to_string(),
+                client_secret: SecretString::from(sandbox.client_secret().to_string()),
+            },
+        };
+        return Ok(Resolved {
+            target,
+            domain: "sandbox".into(),
+            sandbox: Some(sandbox),
+        });
+    }
+    if !args.sandbox_seed.is_empty() || args.sandbox_generate > 0 {
+        return Err(UsageError(
+            "--sandbox-seed and --sandbox-generate need --domain sandbox".into(),
+        )
+        .into());
+    }
+    let base = parse_domain(domain)?;
+    let credentials = match (&args.token, &args.client_id, &args.client_secret) {
+        (Some(token), _, _) if !token.is_empty() => {
+            Credentials::Token(SecretString::from(token.clone()))
+        }
+        (_, Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => {
+            Credentials::Client {
+                client_id: id.clone(),
+                client_secret: SecretString::from(secret.clone()),
+            }
+        }
+        (_, Some(_), None) => {
+            return Err(UsageError(
+                "--client-id needs a secret: set AUTH0_CLIENT_SECRET (or pass --client-secret)"
+                    .into(),
+            )
+            .into());
+        }
+        _ => {
+            return Err(UsageError(
+                "no credentials: set AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (a machine-to-machine \
+                 application authorized for the Management API), or AUTH0_TOKEN"
+                    .into(),
+            )
+            .into());
+        }
+    };
+    Ok(Resolved {
+        domain: base.host_str().unwrap_or_default().to_string(),
+        target: Target { base, credentials },
+        sandbox: None,
+    })
+}
+
+/// `--rate auto|N`.
+pub fn parse_rate(raw: &str) -> Result<Rate, UsageError> {
+    match raw.trim() {
+        "auto" => Ok(Rate::Auto),
+        "unlimited" => Ok(Rate::Unlimited),
+        n => match n.parse::<f64>() {
+            Ok(r) if r.is_finite() && r > 0.0 => Ok(Rate::PerSecond(r)),
+            _ => Err(UsageError(format!(
+                "--rate must be `auto` or a positive number of requests per second, not {n:?}"
+            ))),
+        },
+    }
+}
+
+/// The client for a run, with the shared budget.
+pub fn client(
+    resolved: &Resolved,
+    pace: &PaceArgs,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Client> {
+    if pace.concurrency == 0 || pace.concurrency > 64 {
+        return Err(UsageError(format!(
+            "--concurrency must be between 1 and 64, not {}",
+            pace.concurrency
+        ))
+        .into());
+    }
+    let throttle = Arc::new(Throttle::new(parse_rate(&pace.rate)?));
+    Ok(Client::new(
+        resolved.target.clone(),
+        throttle,
+        cancel.clone(),
+    ))
+}
+
+/// Cancels the run on SIGINT or SIGTERM; a second signal ends the process at once.
+pub fn cancel_on_signal() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let token = cancel.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::warn!(
+            "Interrupted: finishing the current batch and saving the checkpoint (again to quit now)."
+        );
+        token.cancel();
+        wait_for_signal().await;
+        std::process::exit(130);
+    });
+    cancel
+}
+
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Maps an API error that ends a run to the right exit: refused credentials are configuration.
+pub fn api_failure(error: ApiError) -> anyhow::Error {
+    match error {
+        ApiError::Auth(message) => UsageError(message).into(),
+        other => anyhow::Error::new(other)
+            .context("the run stopped; run the same command again to resume"),
+    }
+}
+
+/// Prints a summary: human lines on stderr, and with `--json` one JSON object.
+pub fn print_summary<T: serde::Serialize>(
+    lines: &[String],
+    summary: &T,
+    json: bool,
+    data_on_stdout: bool,
+) -> anyhow::Result<()> {
+    for line in lines {
+        eprintln!("{line}");
+    }
+    if json {
+        let text = serde_json::to_string(summary).context("cannot encode the summary")?;
+        if data_on_stdout {
+            eprintln!("{text}")
+        } else {
+            println!("{text}")
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! `auth0-bulk export`: flags → a validated [`ExportSpec`] → the export → summary and exit code.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+
+use crate::cli::ExportArgs;
+use crate::exit::{Exit, UsageError};
+use crate::export::encode::{Encoder, Shape};
+use crate::export::walk::canonical;
+use crate::export::{self, ExportError, ExportSpec, Output, Since};
+use crate::progress::Progress;
+
+use super::common;
+
+pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
+    // Everything that can be checked offline is checked before the first request.
+    let shape = shape(&args)?;
+    let output = if args.output.as_os_str() == "-" {
+        Output::Stdout
+    } else {
+        Output::File(args.output.clone())
+    };
+    let name = args.output.to_string_lossy().to_lowercase();
+    let gzip = name.ends_with(".gz");
+    let format = args.format.clone().unwrap_or_else(|| {
+        if name.ends_with(".csv") || name.ends_with(".csv.gz") {
+            "csv".into()
+        } else {
+            "ndjson".into()
+        }
+    });
+    let encoder = match format.as_str() {
+        "ndjson" => Encoder::ndjson(shape),
+        _ => Encoder::csv(
+            shape,
+            args.csv_metadata == "flatten",
+            args.csv_escape_formulas,
+        )
+        .map_err(|e| UsageError(format!("--fields: {e}")))?,
+    };
+    let since = args.since.as_deref().map(parse_since).transpose()?;
+    if since == Some(Since::Last) && args.run.state.is_none() && output == Output::Stdout {
+        return Err(UsageError("--since last needs a run state: pass --state DIR".into()).into());
+    }
+    let state = match (&args.run.state, &output) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, Output::File(path)) => Some(default_state(path)),
+        (None, Output::Stdout) => None,
+    };
+    if let Some(users) = &args.users
+        && !users.is_file()
+    {
+        return Err(UsageError(format!("--users {}: no such file", users.display())).into());
+    }
+    let resolved = common::resolve_target(&args.target).await?;
+    if let Some(sandbox) = &resolved.sandbox {
+        tracing::info!(
+            domain = sandbox.domain(),
+            "Running on an embedded sandbox tenant."
+        );
+    }
+    let cancel = common::cancel_on_signal();
+    let client = common::client(&resolved, &args.pace, &cancel)?;
+    let spec = ExportSpec {
+        query: args.query.clone(),
+        connection: args.connection.clone(),
+        since,
+        users_file: args.users.clone(),
+        encoder,
+        gzip,
+        output: output.clone(),
+        state,
+        fresh: args.run.fresh,
+        concurrency: args.pace.concurrency,
+        index_lag: Duration::from_secs(args.index_lag),
+        domain: resolved.domain.clone(),
+    };
+    eprintln!(
+        "Exporting from {} to {}",
+        resolved.target.display(),
+        args.output.display()
+    );
+    let progress = Progress::new(args.run.quiet, "users");
+    let result = export::run(&spec, &client, &progress, &cancel).await;
+    progress.finish();
+    let (summary, exit) = match result {
+        Ok(done) => done,
+        Err(ExportError::Usage(message)) => return Err(UsageError(message).into()),
+        Err(ExportError::Walk(crate::export::walk::WalkError::Api(e))) => {
+            return Err(common::api_failure(e));
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context("the export stopped; run the same command again to resume"));
+        }
+    };
+    let mut lines = Vec::new();
+    if summary.completed {
+        lines.push(format!(
+            "Exported {} users to {} in {:.1}s: {} requests, {} windows, {} throttled (429), {} retries{}.",
+            summary.users, summary.output, summary.elapsed_seconds, summary.requests, summary.windows,
+            summary.throttled, summary.retries,
+            if summary.resumed { ", resumed from a checkpoint" } else { "" }
+        ));
+        if summary.not_found > 0 {
+            lines.push(format!(
+                "{} listed users were not found in the tenant (see the warnings above).",
+                summary.not_found
+            ));
+        }
+    } else {
+        lines.push(format!(
+            "Interrupted after {} users; the checkpoint is saved. Run the same command again to resume.",
+            summary.users
+        ));
+    }
+    common::print_summary(&lines, &summary, args.run.json, output == Output::Stdout)?;
+    drop(resolved);
+    Ok(exit)
+}
+
+fn shape(args: &ExportArgs) -> Result<Shape, UsageError> {
+    let clean = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .map(|f| f.trim().to_string())
+            .filter(|f| !f.is_empty())
+            .collect()
+    };
+    let mut rename = Vec::new();
+    for pair in &args.rename {
+        let Some((from, to)) = pair.split_once('=') else {
+            return Err(UsageError(format!(
+                "--rename {pair:?}: expected FROM=TO, e.g. app_metadata=metadata"
+            )));
+        };
+        let (from, to) = (from.trim(), to.trim());
+        if from.is_empty() || to.is_empty() {
+            return Err(UsageError(format!(
+                "--rename {pair:?}: both names are needed"
+            )));
+        }
+        rename.push((from.to_string(), to.to_string()));
+    }
+    let include = clean(&args.fields);
+    Ok(Shape {
+        include: if include.is_empty() {
+            None
+        } else {
+            Some(include)
+        },
+        exclude: clean(&args.exclude_fields),
+        rename,
+    })
+}
+
+/// `--since`: `last`, a date, or an ISO timestamp, as a canonical UTC timestamp.
+fn parse_since(raw: &str) -> Result<Since, UsageError> {
+    let raw = raw.trim();
+    if raw == "last" {
+        return Ok(Since::Last);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Ok(Since::At(canonical(t.with_timezone(&Utc))));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        let t = d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+        return Ok(Since::At(canonical(t)));
+    }
+    Err(UsageError(format!(
+        "--since {raw:?}: expected `last`, a date (2024-01-31) or an ISO timestamp (2024-01-31T12:00:00Z)"
+    )))
+}
+
+/// `exports/users.ndjson` → `exports/users.ndjson.state`.
+pub fn default_state(output: &Path) -> PathBuf {
+    let mut name = output
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".state");
+    output.with_file_name(name)
+}

@@ -1,0 +1,177 @@
+//! `auth0-bulk run JOB.toml`: a job file is the command line written down. Each key is a long
+//! option of the command; the file is turned into arguments and parsed by the same parser, so
+//! a job file and a command line can never mean different things.
+
+use std::path::Path;
+
+use clap::Parser;
+
+use crate::cli::{Cli, RunArgs};
+use crate::exit::{Exit, UsageError};
+
+/// Options that hold paths: relative ones are taken from the job file's folder.
+const PATH_KEYS: &[&str] = &[
+    "output",
+    "state",
+    "users",
+    "sandbox-seed",
+    "input",
+    "rejects",
+    "plan",
+];
+/// Options a job file must not hold: secrets live in the environment, never in files in git.
+const SECRET_KEYS: &[&str] = &["client-secret", "token"];
+
+pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
+    let argv = job_argv(&args.job, &args.overrides)?;
+    let cli = Cli::try_parse_from(&argv).map_err(|e| {
+        let rendered = e.render().to_string();
+        UsageError(format!(
+            "job file {}: {}",
+            args.job.display(),
+            rendered.trim()
+        ))
+    })?;
+    if matches!(cli.command, crate::cli::Command::Run(_)) {
+        return Err(UsageError(format!(
+            "job file {}: a job cannot run another job",
+            args.job.display()
+        ))
+        .into());
+    }
+    super::dispatch(cli.command).await
+}
+
+/// The argument list a job file stands for, with `overrides` replacing the file's options.
+pub fn job_argv(job: &Path, overrides: &[String]) -> Result<Vec<String>, UsageError> {
+    let text = std::fs::read_to_string(job)
+        .map_err(|e| UsageError(format!("cannot read job file {}: {e}", job.display())))?;
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|e| UsageError(format!("job file {}: {e}", job.display())))?;
+    let base = job
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let overridden: Vec<String> = overrides
+        .iter()
+        .filter_map(|a| a.strip_prefix("--"))
+        .map(|a| a.split('=').next().unwrap_or(a).to_string())
+        .collect();
+    let mut argv = vec!["auth0-bulk".to_string()];
+    let command = match table.get("command") {
+        Some(toml::Value::String(c)) => c.clone(),
+        _ => {
+            return Err(UsageError(format!(
+                "job file {}: needs `command = \"export\"` (or another command)",
+                job.display()
+            )));
+        }
+    };
+    argv.push(command);
+    for (key, value) in &table {
+        if key == "command" {
+            continue;
+        }
+        let flag = key.replace('_', "-");
+        if SECRET_KEYS.contains(&flag.as_str()) {
+            return Err(UsageError(format!(
+                "job file {}: `{key}` is a secret and is never read from job files; set \
+                 AUTH0_CLIENT_SECRET or AUTH0_TOKEN in the environment",
+                job.display()
+            )));
+        }
+        if overridden.contains(&flag) {
+            continue;
+        }
+        let values: Vec<&toml::Value> = match value {
+            toml::Value::Array(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        for value in values {
+            let text = match value {
+                toml::Value::Boolean(true) => {
+                    argv.push(format!("--{flag}"));
+                    continue;
+                }
+                toml::Value::Boolean(false) => continue,
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                other => {
+                    return Err(UsageError(format!(
+                        "job file {}: `{key}` must be a string, number, boolean or list, not {}",
+                        job.display(),
+                        other.type_str()
+                    )));
+                }
+            };
+            let text = if PATH_KEYS.contains(&flag.as_str())
+                && text != "-"
+                && Path::new(&text).is_relative()
+            {
+                base.join(&text).to_string_lossy().into_owned()
+            } else {
+                text
+            };
+            argv.push(format!("--{flag}"));
+            argv.push(text);
+        }
+    }
+    argv.extend(overrides.iter().cloned());
+    Ok(argv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn keys_become_options_and_paths_follow_the_job_file() {
+        let (dir, path) = job(
+            "command = \"export\"\noutput = \"out/users.ndjson\"\nfresh = true\nquiet = false\nrename = [\"a=b\", \"c=d\"]\nconcurrency = 8\n",
+        );
+        let argv = job_argv(&path, &[]).unwrap();
+        let out = dir
+            .path()
+            .join("out/users.ndjson")
+            .to_string_lossy()
+            .into_owned();
+        assert_eq!(
+            argv,
+            [
+                "auth0-bulk",
+                "export",
+                "--concurrency",
+                "8",
+                "--fresh",
+                "--output",
+                &out,
+                "--rename",
+                "a=b",
+                "--rename",
+                "c=d"
+            ]
+        );
+    }
+
+    #[test]
+    fn secrets_in_job_files_are_refused() {
+        let (_dir, path) = job("command = \"export\"\nclient_secret = \"s3cr3t\"\n");
+        let e = job_argv(&path, &[]).unwrap_err();
+        assert!(e.0.contains("never read from job files") && !e.0.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn command_line_options_override_the_file() {
+        let (_dir, path) = job("command = \"export\"\nconcurrency = 8\n");
+        let argv = job_argv(&path, &["--concurrency".into(), "2".into()]).unwrap();
+        assert_eq!(argv, ["auth0-bulk", "export", "--concurrency", "2"]);
+    }
+}

@@ -1,0 +1,309 @@
+//! Turns batches of users into output bytes: NDJSON lines or CSV rows, after the field
+//! selection and renames the job asked for.
+
+use serde_json::{Map, Value};
+
+use crate::api::User;
+use crate::format::csv::{CsvShape, LeafColumns};
+
+/// Which fields reach the output, and under what names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// Only these root fields (in the API's order), when given.
+    pub include: Option<Vec<String>>,
+    /// These root fields are left out.
+    pub exclude: Vec<String>,
+    /// Root fields renamed on output (`app_metadata` → `metadata` for a custom database script).
+    pub rename: Vec<(String, String)>,
+}
+
+impl Shape {
+    /// The `fields`/`include_fields` to ask the API for. The walk needs `user_id` and
+    /// `created_at`, so they are always requested (and dropped again if not selected).
+    pub fn request_fields(&self) -> Option<(String, bool)> {
+        if let Some(include) = &self.include {
+            let mut fields = include.clone();
+            for needed in ["user_id", "created_at"] {
+                if !fields.iter().any(|f| f == needed) {
+                    fields.push(needed.to_string());
+                }
+            }
+            return Some((fields.join(","), true));
+        }
+        let exclude: Vec<&str> = self
+            .exclude
+            .iter()
+            .map(String::as_str)
+            .filter(|f| !matches!(*f, "user_id" | "created_at"))
+            .collect();
+        if exclude.is_empty() {
+            None
+        } else {
+            Some((exclude.join(","), false))
+        }
+    }
+
+    /// Applies the selection and renames to one user.
+    pub fn apply(&self, user: &User) -> User {
+        let keep = |key: &str| {
+            self.include
+                .as_ref()
+                .is_none_or(|inc| inc.iter().any(|f| f == key))
+                && !self.exclude.iter().any(|f| f == key)
+        };
+        let mut out = Map::with_capacity(user.len());
+        for (key, value) in user {
+            if !keep(key) {
+                continue;
+            }
+            let name = self
+                .rename
+                .iter()
+                .find(|(from, _)| from == key)
+                .map(|(_, to)| to.clone())
+                .unwrap_or_else(|| key.clone());
+            out.insert(name, value.clone());
+        }
+        out
+    }
+
+    fn is_identity(&self) -> bool {
+        self.include.is_none() && self.exclude.is_empty() && self.rename.is_empty()
+    }
+}
+
+/// The output format.
+#[derive(Debug, Clone)]
+pub enum Format {
+    Ndjson,
+    /// CSV with each metadata object in one JSON cell.
+    Csv {
+        shape: CsvShape,
+        escape_formulas: bool,
+    },
+    /// CSV with one column per metadata leaf: the columns are known only once every user has
+    /// been read, so the walk writes NDJSON first and [`flatten`] turns it into CSV.
+    CsvFlatten {
+        escape_formulas: bool,
+    },
+}
+
+/// Encodes batches of users.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    pub shape: Shape,
+    pub format: Format,
+}
+
+impl Encoder {
+    pub fn ndjson(shape: Shape) -> Encoder {
+        Encoder {
+            shape,
+            format: Format::Ndjson,
+        }
+    }
+
+    pub fn csv(shape: Shape, flatten: bool, escape_formulas: bool) -> Result<Encoder, String> {
+        let format = if flatten {
+            CsvShape::flatten(shape.include.as_deref(), &LeafColumns::default())
+                .map_err(|e| e.to_string())?;
+            Format::CsvFlatten { escape_formulas }
+        } else {
+            let csv = CsvShape::json(shape.include.as_deref()).map_err(|e| e.to_string())?;
+            Format::Csv {
+                shape: csv,
+                escape_formulas,
+            }
+        };
+        Ok(Encoder { shape, format })
+    }
+
+    /// The encoder the walk writes with: NDJSON for a flattened CSV's first pass.
+    pub fn walk_encoder(&self) -> Encoder {
+        match self.format {
+            Format::CsvFlatten { .. } => Encoder::ndjson(self.shape.clone()),
+            _ => self.clone(),
+        }
+    }
+
+    /// True when the output is made from the walk's NDJSON in a second, local pass.
+    pub fn needs_second_pass(&self) -> bool {
+        matches!(self.format, Format::CsvFlatten { .. })
+    }
+
+    pub fn request_fields(&self) -> Option<(String, bool)> {
+        self.shape.request_fields()
+    }
+
+    /// Bytes that open the output (the CSV header); empty for NDJSON.
+    pub fn header(&self) -> Vec<u8> {
+        match &self.format {
+            Format::Csv { shape, .. } => csv_rows(std::iter::once(shape.header().to_vec())),
+            _ => Vec::new(),
+        }
+    }
+
+    /// One batch as bytes.
+    pub fn encode(&self, users: &[User]) -> Result<Vec<u8>, String> {
+        if let Format::Csv {
+            shape,
+            escape_formulas,
+        } = &self.format
+        {
+            let rows = users
+                .iter()
+                .map(|user| {
+                    let user = self.shape.apply(user);
+                    shape
+                        .encode(&user, *escape_formulas)
+                        .map_err(|e| format!("cannot write user {} as CSV: {e}", user_id(&user)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(csv_rows(rows.into_iter()));
+        }
+        let mut out = Vec::with_capacity(users.len() * 1024);
+        for user in users {
+            if self.shape.is_identity() {
+                serde_json::to_writer(&mut out, user)
+            } else {
+                serde_json::to_writer(&mut out, &Value::Object(self.shape.apply(user)))
+            }
+            .map_err(|e| format!("cannot encode a user as JSON: {e}"))?;
+            out.push(b'\n');
+        }
+        Ok(out)
+    }
+
+    /// A readable description for the state's fingerprint.
+    pub fn describe(&self) -> String {
+        let format = match &self.format {
+            Format::Ndjson => "ndjson".to_string(),
+            Format::Csv {
+                escape_formulas, ..
+            } => format!("csv(json, escape={escape_formulas})"),
+            Format::CsvFlatten { escape_formulas } => {
+                format!("csv(flatten, escape={escape_formulas})")
+            }
+        };
+        format!("{format} {:?}", self.shape)
+    }
+}
+
+fn user_id(user: &User) -> &str {
+    user.get("user_id")
+        .and_then(Value::as_str)
+        .unwrap_or("(no user_id)")
+}
+
+/// Rows as CSV bytes (RFC 4180 quoting, `\n` line ends).
+fn csv_rows(rows: impl Iterator<Item = Vec<String>>) -> Vec<u8> {
+    let mut writer = csv::WriterBuilder::new()
+        .flexible(false)
+        .from_writer(Vec::new());
+    for row in rows {
+        writer
+            .write_record(&row)
+            .expect("writing to memory cannot fail");
+    }
+    writer.into_inner().expect("writing to memory cannot fail")
+}
+
+/// The second pass of a flattened CSV: reads the walk's NDJSON twice (once for the columns,
+/// once for the rows) and hands CSV bytes to `write` in batches. Memory stays flat.
+pub fn flatten(
+    ndjson: &std::path::Path,
+    shape: &Shape,
+    escape_formulas: bool,
+    write: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<u64, String> {
+    use std::io::BufRead;
+    let read = || -> Result<_, String> {
+        let file = std::fs::File::open(ndjson)
+            .map_err(|e| format!("cannot read {}: {e}", ndjson.display()))?;
+        Ok(std::io::BufReader::new(file).lines())
+    };
+    let parse = |line: std::io::Result<String>| -> Result<User, String> {
+        let line = line.map_err(|e| format!("cannot read {}: {e}", ndjson.display()))?;
+        serde_json::from_str(&line).map_err(|e| format!("{}: {e}", ndjson.display()))
+    };
+    let mut leaves = LeafColumns::default();
+    for line in read()? {
+        let user = parse(line)?;
+        leaves
+            .collect(&user)
+            .map_err(|e| format!("user {}: {e}", user_id(&user)))?;
+    }
+    let csv = CsvShape::flatten(shape.include.as_deref(), &leaves).map_err(|e| e.to_string())?;
+    let io = |e: std::io::Error| format!("cannot write the CSV: {e}");
+    write(&csv_rows(std::iter::once(csv.header().to_vec()))).map_err(io)?;
+    let mut rows = Vec::with_capacity(1000);
+    let mut count = 0u64;
+    for line in read()? {
+        let user = parse(line)?;
+        rows.push(
+            csv.encode(&user, escape_formulas)
+                .map_err(|e| format!("user {}: {e}", user_id(&user)))?,
+        );
+        count += 1;
+        if rows.len() == 1000 {
+            write(&csv_rows(rows.drain(..))).map_err(io)?;
+        }
+    }
+    if !rows.is_empty() {
+        write(&csv_rows(rows.drain(..))).map_err(io)?;
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn user() -> User {
+        json!({"created_at": "2020-01-01T00:00:00.000Z", "email": "a@example.com", "user_id": "auth0|1", "app_metadata": {"plan": "pro"}})
+            .as_object()
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn selected_fields_always_request_the_walk_keys() {
+        let shape = Shape {
+            include: Some(vec!["email".into()]),
+            ..Default::default()
+        };
+        assert_eq!(
+            shape.request_fields(),
+            Some(("email,user_id,created_at".into(), true))
+        );
+        assert_eq!(
+            Value::Object(shape.apply(&user())),
+            json!({"email": "a@example.com"})
+        );
+    }
+
+    #[test]
+    fn excluded_fields_never_drop_the_walk_keys_from_the_request() {
+        let shape = Shape {
+            exclude: vec!["created_at".into(), "email".into()],
+            ..Default::default()
+        };
+        assert_eq!(shape.request_fields(), Some(("email".into(), false)));
+        let out = shape.apply(&user());
+        assert!(out.get("created_at").is_none() && out.get("email").is_none());
+    }
+
+    #[test]
+    fn renames_keep_the_order() {
+        let shape = Shape {
+            rename: vec![("app_metadata".into(), "metadata".into())],
+            ..Default::default()
+        };
+        let out = serde_json::to_string(&shape.apply(&user())).unwrap();
+        assert_eq!(
+            out,
+            r#"{"created_at":"2020-01-01T00:00:00.000Z","email":"a@example.com","user_id":"auth0|1","metadata":{"plan":"pro"}}"#
+        );
+    }
+}

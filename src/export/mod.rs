@@ -1,0 +1,527 @@
+//! Export: every selected user, with metadata, to NDJSON or CSV; rate-limited and resumable.
+//!
+//! The pipeline: [`walk`] reads the tenant in `created_at` windows past the 1,000 cap,
+//! [`encode`] turns each batch into bytes, [`sink`] writes them durably, and the checkpoint in
+//! the run state records how far the output is good. A resumed run truncates the output to the
+//! checkpoint and goes on from its cursor, so its file is byte-identical to a clean run's.
+
+pub mod encode;
+pub mod sink;
+pub mod walk;
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{ApiError, Client, ListQuery, User};
+use crate::exit::Exit;
+use crate::progress::Progress;
+use crate::state::{StateDir, StateError};
+
+use encode::Encoder;
+use sink::Sink;
+use walk::{Cursor, Walk, WalkError};
+
+/// Where the export goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Stdout,
+    File(PathBuf),
+}
+
+/// `--since`: users updated at or after a time, or after the last completed run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Since {
+    At(String),
+    Last,
+}
+
+/// A validated export.
+#[derive(Debug, Clone)]
+pub struct ExportSpec {
+    pub query: Option<String>,
+    pub connection: Option<String>,
+    pub since: Option<Since>,
+    pub users_file: Option<PathBuf>,
+    pub encoder: Encoder,
+    pub gzip: bool,
+    pub output: Output,
+    pub state: Option<PathBuf>,
+    pub fresh: bool,
+    pub concurrency: usize,
+    /// How far back `--since last` reaches before the previous run's start, so a change the
+    /// search index had not yet seen then is never lost between two runs.
+    pub index_lag: Duration,
+    /// The domain, part of the fingerprint (a state belongs to one tenant).
+    pub domain: String,
+}
+
+/// What the export did, for the closing summary (`--json` prints it as one object).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ExportSummary {
+    pub command: &'static str,
+    pub users: u64,
+    pub not_found: u64,
+    pub requests: u64,
+    pub throttled: u64,
+    pub retries: u64,
+    pub windows: u64,
+    pub elapsed_seconds: f64,
+    pub resumed: bool,
+    pub output: String,
+    pub state: Option<String>,
+    pub completed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Walk(#[from] WalkError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cannot write {path}: {source}")]
+    Output {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot read the user list {path}: {source}")]
+    UsersFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// The checkpoint of an export, in the run state as `export.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "version")]
+enum Saved {
+    #[serde(rename = "1")]
+    V1(Checkpoint),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Checkpoint {
+    /// What this state belongs to: the options that decide the output.
+    fingerprint: String,
+    /// The exclusive upper bound on `created_at`: the run's start.
+    upper: String,
+    /// The `--since` mark this run used.
+    since: Option<String>,
+    /// Where the walk goes on; `None` once every window is written.
+    cursor: Option<Cursor>,
+    /// For `--users`: lines of the list done.
+    lines_done: u64,
+    /// Good bytes of the output (the `.partial` file).
+    bytes: u64,
+    users: u64,
+    not_found: u64,
+    windows: u64,
+    completed: bool,
+    /// The start of the last completed run, for `--since last`.
+    last_completed_upper: Option<String>,
+}
+
+const CHECKPOINT: &str = "export.json";
+
+/// Runs an export. Returns the summary and how the run ended.
+pub async fn run(
+    spec: &ExportSpec,
+    client: &Client,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<(ExportSummary, Exit), ExportError> {
+    let started = Instant::now();
+    let state = match &spec.state {
+        Some(path) => Some(StateDir::open(path)?),
+        None => None,
+    };
+    let fingerprint = fingerprint(spec);
+    let saved: Option<Checkpoint> = match &state {
+        Some(state) if !spec.fresh => state.load::<Saved>(CHECKPOINT)?.map(|Saved::V1(c)| c),
+        _ => None,
+    };
+    let previous_upper = saved.as_ref().and_then(|c| c.last_completed_upper.clone());
+    let resume = match saved {
+        Some(c) if !c.completed => {
+            if c.fingerprint != fingerprint {
+                return Err(ExportError::Usage(format!(
+                    "the state in {} belongs to a different export:\n  saved:   {}\n  this run: {}\n\
+                     Run the same command to resume it, --fresh to start over, or pass another --state",
+                    spec.state
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    c.fingerprint,
+                    fingerprint
+                )));
+            }
+            Some(c)
+        }
+        _ => None,
+    };
+    let resumed = resume.is_some();
+    let mut checkpoint = match resume {
+        Some(c) => c,
+        None => Checkpoint {
+            fingerprint,
+            upper: walk::canonical(Utc::now()),
+            since: since_mark(spec, previous_upper.as_deref())?,
+            cursor: Some(Cursor::start()),
+            lines_done: 0,
+            bytes: 0,
+            users: 0,
+            not_found: 0,
+            windows: 0,
+            completed: false,
+            last_completed_upper: previous_upper,
+        },
+    };
+    if resumed {
+        tracing::info!(
+            users = checkpoint.users,
+            "Resuming the export from its checkpoint."
+        );
+    }
+
+    // A flattened CSV is walked to NDJSON in the state first (see `encode::flatten`).
+    let scratch;
+    let walk_output = if spec.encoder.needs_second_pass() {
+        let dir = match &state {
+            Some(state) => state.path().to_path_buf(),
+            None => {
+                scratch = tempfile::tempdir().map_err(|source| ExportError::Output {
+                    path: "a temporary folder".into(),
+                    source,
+                })?;
+                scratch.path().to_path_buf()
+            }
+        };
+        Output::File(dir.join("flatten.ndjson"))
+    } else {
+        spec.output.clone()
+    };
+    let walk_gzip = spec.gzip && !spec.encoder.needs_second_pass();
+    let mut sink = match &walk_output {
+        Output::Stdout => Sink::stdout(walk_gzip),
+        Output::File(path) => Sink::file(
+            path.as_path(),
+            walk_gzip,
+            resumed.then_some(checkpoint.bytes),
+        )
+        .map_err(|source| ExportError::Output {
+            path: sink::partial_path(path.as_path()).display().to_string(),
+            source,
+        })?,
+    };
+    let output_name = match &spec.output {
+        Output::Stdout => "-".to_string(),
+        Output::File(p) => p.display().to_string(),
+    };
+    let write_err = |source| ExportError::Output {
+        path: output_name.clone(),
+        source,
+    };
+    let save = |checkpoint: &Checkpoint| -> Result<(), ExportError> {
+        if let Some(state) = &state {
+            state.save(CHECKPOINT, &Saved::V1(checkpoint.clone()))?;
+        }
+        Ok(())
+    };
+    if !resumed {
+        sink.write_batch(&spec.encoder.walk_encoder().header())
+            .map_err(write_err)?;
+        checkpoint.bytes = sink.bytes();
+        save(&checkpoint)?;
+    }
+
+    let query = build_query(spec, checkpoint.since.as_deref());
+    let outcome = if let Some(list) = &spec.users_file {
+        export_list(
+            spec,
+            client,
+            list,
+            &mut checkpoint,
+            &mut sink,
+            progress,
+            cancel,
+            &save,
+        )
+        .await
+    } else {
+        export_walk(
+            spec,
+            client,
+            query,
+            &mut checkpoint,
+            &mut sink,
+            progress,
+            cancel,
+            &save,
+        )
+        .await
+    };
+    let counts = client.metrics();
+    let mut summary = ExportSummary {
+        command: "export",
+        users: checkpoint.users,
+        not_found: checkpoint.not_found,
+        requests: counts.requests,
+        throttled: counts.throttled,
+        retries: counts.retries,
+        windows: checkpoint.windows,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        resumed,
+        output: output_name.clone(),
+        state: spec.state.as_ref().map(|p| p.display().to_string()),
+        completed: false,
+    };
+    match outcome {
+        Ok(()) => {}
+        Err(ExportError::Walk(WalkError::Api(ApiError::Cancelled))) => {
+            return Ok((summary, Exit::Interrupted));
+        }
+        Err(e) => return Err(e),
+    }
+    sink.finish().map_err(write_err)?;
+    if let (
+        Encoder {
+            shape,
+            format: encode::Format::CsvFlatten { escape_formulas },
+        },
+        Output::File(pass1),
+    ) = (&spec.encoder, &walk_output)
+    {
+        let mut out = match &spec.output {
+            Output::Stdout => Sink::stdout(spec.gzip),
+            Output::File(path) => Sink::file(path, spec.gzip, None).map_err(write_err)?,
+        };
+        let mut write = |bytes: &[u8]| out.write_batch(bytes);
+        encode::flatten(pass1, shape, *escape_formulas, &mut write).map_err(ExportError::Usage)?;
+        out.finish().map_err(write_err)?;
+        // The first pass holds user data: keep it no longer than needed.
+        let _ = std::fs::remove_file(pass1);
+    }
+    checkpoint.completed = true;
+    checkpoint.cursor = None;
+    checkpoint.last_completed_upper = Some(checkpoint.upper.clone());
+    save(&checkpoint)?;
+    summary.completed = true;
+    summary.elapsed_seconds = started.elapsed().as_secs_f64();
+    let exit = if checkpoint.not_found > 0 {
+        Exit::Rejected
+    } else {
+        Exit::Success
+    };
+    Ok((summary, exit))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn export_walk(
+    spec: &ExportSpec,
+    client: &Client,
+    query: Option<String>,
+    checkpoint: &mut Checkpoint,
+    sink: &mut Sink,
+    progress: &Progress,
+    cancel: &CancellationToken,
+    save: &(dyn Fn(&Checkpoint) -> Result<(), ExportError> + Sync),
+) -> Result<(), ExportError> {
+    let encoder = spec.encoder.walk_encoder();
+    let walk = Walk {
+        client,
+        upper: checkpoint.upper.clone(),
+        fields: spec.encoder.request_fields(),
+        concurrency: spec.concurrency,
+        query: query.clone(),
+    };
+    // One request for the total, so the bar can show an ETA.
+    let range = format!("created_at:[* TO {}}}", checkpoint.upper);
+    let q = match &query {
+        Some(user_query) => format!("({user_query}) AND {range}"),
+        None => range,
+    };
+    let count = ListQuery {
+        q: Some(q),
+        page: 0,
+        per_page: 1,
+        fields: Some(("user_id".into(), true)),
+        ..Default::default()
+    };
+    let total = client
+        .list_users(&count)
+        .await
+        .map_err(WalkError::from)?
+        .total;
+    progress.set_total(total);
+    progress.set_done(checkpoint.users);
+    while let Some(cursor) = checkpoint.cursor.clone() {
+        if cancel.is_cancelled() {
+            return Err(WalkError::Api(ApiError::Cancelled).into());
+        }
+        let batch = walk.next(&cursor).await?;
+        let bytes = encoder.encode(&batch.users).map_err(ExportError::Usage)?;
+        sink.write_batch(&bytes)
+            .map_err(|source| ExportError::Output {
+                path: "output".into(),
+                source,
+            })?;
+        checkpoint.bytes = sink.bytes();
+        checkpoint.users += batch.users.len() as u64;
+        checkpoint.windows += batch.windows;
+        checkpoint.cursor = batch.next;
+        save(checkpoint)?;
+        progress.inc(batch.users.len() as u64);
+    }
+    Ok(())
+}
+
+/// `--users FILE`: each line a user_id or an email, fetched directly (immediately consistent).
+#[allow(clippy::too_many_arguments)]
+async fn export_list(
+    spec: &ExportSpec,
+    client: &Client,
+    list: &PathBuf,
+    checkpoint: &mut Checkpoint,
+    sink: &mut Sink,
+    progress: &Progress,
+    cancel: &CancellationToken,
+    save: &(dyn Fn(&Checkpoint) -> Result<(), ExportError> + Sync),
+) -> Result<(), ExportError> {
+    let encoder = spec.encoder.walk_encoder();
+    let read_err = |source| ExportError::UsersFile {
+        path: list.display().to_string(),
+        source,
+    };
+    let file = std::fs::File::open(list).map_err(read_err)?;
+    let lines: Vec<String> = std::io::BufReader::new(file)
+        .lines()
+        .collect::<Result<_, _>>()
+        .map_err(read_err)?;
+    progress.set_total(lines.len() as u64);
+    progress.set_done(checkpoint.lines_done);
+    const CHUNK: usize = 100;
+    let start = checkpoint.lines_done as usize;
+    for (index, chunk) in lines[start.min(lines.len())..].chunks(CHUNK).enumerate() {
+        if cancel.is_cancelled() {
+            return Err(WalkError::Api(ApiError::Cancelled).into());
+        }
+        let first_line = start + index * CHUNK + 1;
+        let found: Vec<Vec<User>> = futures::stream::iter(chunk.iter().enumerate())
+            .map(|(offset, line)| async move {
+                let key = line.trim();
+                let users = if key.is_empty() || key.starts_with('#') {
+                    return Ok(None);
+                } else if key.contains('@') && !key.contains('|') {
+                    let mut users = client.users_by_email(key).await?;
+                    users.sort_by(|a, b| {
+                        a.get("user_id")
+                            .map(|v| v.to_string())
+                            .cmp(&b.get("user_id").map(|v| v.to_string()))
+                    });
+                    users
+                } else {
+                    client.get_user(key).await?.into_iter().collect()
+                };
+                if users.is_empty() {
+                    tracing::warn!(
+                        line = first_line + offset,
+                        user = key,
+                        "No such user in the tenant; skipped."
+                    );
+                }
+                Ok::<_, ApiError>(Some(users))
+            })
+            .buffered(spec.concurrency.max(1))
+            .filter_map(|r| async move { r.transpose() })
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .map_err(WalkError::from)?;
+        let missing = found.iter().filter(|u| u.is_empty()).count() as u64;
+        let users: Vec<User> = found.into_iter().flatten().collect();
+        let bytes = encoder.encode(&users).map_err(ExportError::Usage)?;
+        sink.write_batch(&bytes)
+            .map_err(|source| ExportError::Output {
+                path: "output".into(),
+                source,
+            })?;
+        checkpoint.bytes = sink.bytes();
+        checkpoint.users += users.len() as u64;
+        checkpoint.not_found += missing;
+        checkpoint.lines_done += chunk.len() as u64;
+        save(checkpoint)?;
+        progress.inc(chunk.len() as u64);
+    }
+    Ok(())
+}
+
+/// The `--since` mark: a time given, or the last completed run's start less the index lag.
+fn since_mark(
+    spec: &ExportSpec,
+    previous_upper: Option<&str>,
+) -> Result<Option<String>, ExportError> {
+    match &spec.since {
+        None => Ok(None),
+        Some(Since::At(t)) => Ok(Some(t.clone())),
+        Some(Since::Last) => match previous_upper {
+            None => {
+                tracing::info!(
+                    "No completed run in this state yet: --since last exports every user."
+                );
+                Ok(None)
+            }
+            Some(upper) => {
+                let upper = DateTime::parse_from_rfc3339(upper)
+                    .map_err(|e| ExportError::Usage(format!("bad mark in the state: {e}")))?
+                    .with_timezone(&Utc);
+                let lag = chrono::Duration::from_std(spec.index_lag).unwrap_or_default();
+                Ok(Some(walk::canonical(upper - lag)))
+            }
+        },
+    }
+}
+
+/// The user's selection as one v3 query.
+fn build_query(spec: &ExportSpec, since: Option<&str>) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(q) = spec.query.as_deref().filter(|q| !q.trim().is_empty()) {
+        parts.push(format!("({q})"));
+    }
+    if let Some(connection) = &spec.connection {
+        parts.push(format!(
+            "identities.connection:\"{}\"",
+            connection.replace('"', "\\\"")
+        ));
+    }
+    if let Some(since) = since {
+        parts.push(format!("updated_at:[{since} TO *]"));
+    }
+    if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join(" AND "))
+    }
+}
+
+/// The options that decide an export's output, as a readable line.
+fn fingerprint(spec: &ExportSpec) -> String {
+    format!(
+        "domain={} query={:?} connection={:?} since={:?} users={:?} format={} gzip={} output={:?}",
+        spec.domain,
+        spec.query,
+        spec.connection,
+        spec.since,
+        spec.users_file,
+        spec.encoder.describe(),
+        spec.gzip,
+        spec.output,
+    )
+}

@@ -1,0 +1,195 @@
+//! The run state: a private, locked directory holding small, versioned, human-readable files
+//! that are replaced atomically (write a temp file, fsync, rename, fsync the directory).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// What can go wrong with the state.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot use the state directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "another run holds the state directory {0} (a second run of the same job would corrupt \
+         it); wait for it to finish, or use another --state"
+    )]
+    Locked(PathBuf),
+    #[error(
+        "the state file {path} is unreadable ({message}); it may be from another version of \
+         auth0-bulk or damaged. Start over with --fresh"
+    )]
+    Corrupt { path: PathBuf, message: String },
+}
+
+/// An open, locked state directory.
+#[derive(Debug)]
+pub struct StateDir {
+    path: PathBuf,
+    // Held for the life of the run: the lock is released when the file is closed.
+    _lock: File,
+}
+
+impl StateDir {
+    /// Creates (mode 0700) and locks the directory. A second process gets [`StateError::Locked`].
+    pub fn open(path: &Path) -> Result<StateDir, StateError> {
+        let io = |source| StateError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(path).map_err(io)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(io)?;
+        }
+        let mut options = private_options();
+        options.read(true).write(true).create(true).truncate(false);
+        let lock = options.open(path.join("lock")).map_err(io)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StateError::Locked(path.to_path_buf()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        Ok(StateDir {
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Reads a JSON state file; `None` when it does not exist.
+    pub fn load<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StateError> {
+        let path = self.file(name);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(StateError::Io { path, source }),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt {
+                path,
+                message: e.to_string(),
+            })
+    }
+
+    /// Replaces a JSON state file atomically.
+    pub fn save<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StateError> {
+        let path = self.file(name);
+        let io = |source| StateError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut text = serde_json::to_vec_pretty(value).expect("state serializes");
+        text.push(b'\n');
+        write_atomic(&path, &text).map_err(io)
+    }
+
+    /// Removes a state file if it exists.
+    pub fn remove(&self, name: &str) -> Result<(), StateError> {
+        let path = self.file(name);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StateError::Io { path, source }),
+        }
+    }
+}
+
+/// Open options for a file only its owner can read (mode 0600).
+pub fn private_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+}
+
+/// Writes `bytes` to `path` atomically: temp file beside it (0600), fsync, rename, fsync dir.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    sync_dir(dir)
+}
+
+/// Makes a rename in `dir` durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()?;
+    }
+    let _ = dir;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_open_of_the_same_state_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = StateDir::open(&dir.path().join("s")).unwrap();
+        let second = StateDir::open(&dir.path().join("s"));
+        assert!(matches!(second, Err(StateError::Locked(_))), "{second:?}");
+        drop(first);
+        assert!(StateDir::open(&dir.path().join("s")).is_ok());
+    }
+
+    #[test]
+    fn state_files_round_trip_privately() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(&dir.path().join("s")).unwrap();
+        state.save("x.json", &serde_json::json!({"a": 1})).unwrap();
+        let back: Option<serde_json::Value> = state.load("x.json").unwrap();
+        assert_eq!(back, Some(serde_json::json!({"a": 1})));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(state.file("x.json"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600);
+            let mode = fs::metadata(state.path()).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700);
+        }
+        fs::write(state.file("bad.json"), "{not json").unwrap();
+        assert!(matches!(
+            state.load::<serde_json::Value>("bad.json"),
+            Err(StateError::Corrupt { .. })
+        ));
+    }
+}
