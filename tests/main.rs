@@ -5,6 +5,8 @@ mod support;
 
 // The binary's contracts: the sandbox process, --help, exit codes.
 mod cli;
+// `auth0-bulk export` end to end against an in-process sandbox.
+mod export;
 // The OpenAPI schema helper checks itself.
 mod oas_selftest;
 // The sandbox tenant behaves like Auth0.

@@ -86,6 +86,13 @@ impl Query {
     pub fn created_at_range(&self) -> Option<(Bound<String>, Bound<String>)> {
         self.root.created_at_span().map(MsSpan::to_bounds)
     }
+
+    /// True when the query is nothing but one `created_at` range, so a user found through
+    /// [`Query::created_at_range`] on a canonical `created_at` index needs no further test.
+    pub fn is_created_at_range_only(&self) -> bool {
+        matches!(&self.root, Node::Clause(Clause { target: Target::Path(path), test: Test::DateIn(_) })
+            if path.len() == 1 && path[0] == "created_at")
+    }
 }
 
 impl QueryError {

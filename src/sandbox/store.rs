@@ -138,8 +138,8 @@ struct Pending {
 #[derive(Default)]
 struct SearchView {
     users: BTreeMap<String, Arc<User>>,
-    /// Canonical `created_at` → user_ids, for range narrowing and created_at order.
-    by_created: BTreeMap<String, BTreeSet<String>>,
+    /// Canonical `created_at` → user_id → user, for range narrowing and created_at order.
+    by_created: BTreeMap<String, BTreeMap<String, Arc<User>>>,
 }
 
 impl SearchView {
@@ -158,7 +158,7 @@ impl SearchView {
                 self.by_created
                     .entry(key)
                     .or_default()
-                    .insert(user_id.to_string());
+                    .insert(user_id.to_string(), user.clone());
             }
             self.users.insert(user_id.to_string(), user);
         }
@@ -345,46 +345,48 @@ impl Store {
         let view = &self.search;
         let range = query.created_at_range();
         let by_created = sort.field == "created_at" || range.is_some();
+        // A pure created_at range is fully answered by the index.
+        let needs_test = !(by_created && query.is_created_at_range_only());
         let candidates: Box<dyn Iterator<Item = &Arc<User>>> = if by_created {
             let (lower, upper) = range.unwrap_or((Bound::Unbounded, Bound::Unbounded));
-            Box::new(
-                view.by_created
-                    .range((lower, upper))
-                    .flat_map(|(_, ids)| ids.iter())
-                    .filter_map(|id| view.users.get(id)),
-            )
+            Box::new(view.by_created.range((lower, upper)).flat_map(|(_, users)| users.values()))
         } else {
             Box::new(view.users.values())
         };
-        let matching = candidates.filter(|u| query.matches(u));
-        // Order by the sort key, then user_id. Two orders come straight from the indexes.
+        let mut matching = candidates.filter(|u| !needs_test || query.matches(u));
+        // Order by the sort key, then user_id. Two orders come straight from the indexes:
+        // then only the page is kept, however many users match.
         let presorted = !sort.descending
             && ((sort.field == "user_id" && !by_created)
                 || (sort.field == "created_at" && by_created));
-        let mut matches: Vec<&Arc<User>> = matching.collect();
-        if !presorted {
-            // Users without the sort field come last in both directions (Elasticsearch's default).
-            matches.sort_by(|a, b| {
-                let (ka, kb) = (sort_key(a, &sort.field), sort_key(b, &sort.field));
-                let by_key = match (&ka, &kb) {
-                    (None, None) => std::cmp::Ordering::Equal,
-                    (None, Some(_)) => std::cmp::Ordering::Greater,
-                    (Some(_), None) => std::cmp::Ordering::Less,
-                    (Some(x), Some(y)) => {
-                        let o = x.cmp(y);
-                        if sort.descending { o.reverse() } else { o }
-                    }
-                };
-                by_key.then_with(|| user_id_of(a).cmp(user_id_of(b)))
-            });
+        if presorted {
+            let mut users = Vec::with_capacity(limit);
+            let mut total = 0;
+            for user in matching.by_ref() {
+                if total >= offset && users.len() < limit {
+                    users.push(user.clone());
+                }
+                total += 1;
+            }
+            return Page { users, total };
         }
+        let mut matches: Vec<&Arc<User>> = matching.collect();
+        // Users without the sort field come last in both directions (Elasticsearch's default).
+        matches.sort_by(|a, b| {
+            let (ka, kb) = (sort_key(a, &sort.field), sort_key(b, &sort.field));
+            let by_key = match (&ka, &kb) {
+                (None, None) => std::cmp::Ordering::Equal,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (Some(x), Some(y)) => {
+                    let o = x.cmp(y);
+                    if sort.descending { o.reverse() } else { o }
+                }
+            };
+            by_key.then_with(|| user_id_of(a).cmp(user_id_of(b)))
+        });
         let total = matches.len();
-        let users = matches
-            .into_iter()
-            .skip(offset)
-            .take(limit)
-            .cloned()
-            .collect();
+        let users = matches.into_iter().skip(offset).take(limit).cloned().collect();
         Page { users, total }
     }
 }

@@ -1,0 +1,242 @@
+//! A sandbox tenant on a runtime of its own, for tests that drive the `auth0-bulk` binary as a
+//! child process: the test thread blocks on the child while the runtime's workers serve it.
+//!
+//! Also [`Gate`], a proxy in front of a tenant that can go down (503 on every API request)
+//! after a number of requests and come back up, to show a run that fails and then resumes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use auth0_bulk::sandbox::{RequestRecord, SandboxOptions};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use serde_json::{Map, Value};
+use tokio::runtime::Runtime;
+
+use super::tenant::Tenant;
+
+/// A running sandbox (with a client holding a token) and the runtime that serves it.
+pub struct Live {
+    // Dropped before the runtime that serves it.
+    pub tenant: Tenant,
+    runtime: Runtime,
+}
+
+impl Live {
+    /// Starts a sandbox with `options` on a new multi-threaded runtime.
+    pub fn start(options: SandboxOptions) -> Live {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime for the sandbox");
+        let tenant = runtime.block_on(Tenant::start(options));
+        Live { tenant, runtime }
+    }
+
+    /// A sandbox with `n` generated users (seed 1).
+    pub fn generated(n: usize) -> Live {
+        Live::start(SandboxOptions {
+            generate: n,
+            ..Default::default()
+        })
+    }
+
+    /// Runs a future on the sandbox's runtime (for API calls through [`Tenant`]).
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    pub fn domain(&self) -> &str {
+        self.tenant.sandbox.domain()
+    }
+
+    pub fn client_id(&self) -> &str {
+        self.tenant.sandbox.client_id()
+    }
+
+    pub fn client_secret(&self) -> &str {
+        self.tenant.sandbox.client_secret()
+    }
+
+    /// The ground truth: user_id → the user's NDJSON line (with its `\n`), byte for byte as
+    /// the sandbox dumps it.
+    pub fn dump_lines(&self) -> HashMap<String, String> {
+        let mut dump = Vec::new();
+        self.tenant
+            .sandbox
+            .write_users(&mut dump)
+            .expect("the dump writes to memory");
+        let text = String::from_utf8(dump).expect("the dump is UTF-8");
+        text.split_inclusive('\n')
+            .map(|line| (line_key(line).1, line.to_string()))
+            .collect()
+    }
+
+    /// The requests sent to the Management API (`/api/v2`), not to the token endpoint.
+    pub fn api_requests(&self) -> Vec<RequestRecord> {
+        self.tenant
+            .sandbox
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with("/api/v2/"))
+            .collect()
+    }
+}
+
+/// An NDJSON user line's (`created_at`, `user_id`), read without building the whole user.
+pub fn line_key(line: &str) -> (String, String) {
+    #[derive(serde::Deserialize)]
+    struct Key {
+        created_at: String,
+        user_id: String,
+    }
+    let key: Key = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("not a user with created_at and user_id ({e}): {line}"));
+    (key.created_at, key.user_id)
+}
+
+/// A user's `user_id`.
+pub fn user_id(user: &Map<String, Value>) -> &str {
+    user.get("user_id")
+        .and_then(Value::as_str)
+        .expect("every user has a string user_id")
+}
+
+/// A proxy in front of a [`Live`] tenant that lets `healthy` API requests through, then
+/// answers every API request with 503 (and `Retry-After: 0`, so that the client's retries do
+/// not make the test slow) until [`Gate::heal`] is called. The token endpoint always works.
+pub struct Gate {
+    domain: String,
+    inner: Arc<GateInner>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+struct GateInner {
+    upstream: String,
+    healthy: u64,
+    passed: AtomicU64,
+    refused: AtomicU64,
+    healed: AtomicBool,
+    http: reqwest::Client,
+}
+
+impl Gate {
+    pub fn start(live: &Live, healthy: u64) -> Gate {
+        let inner = Arc::new(GateInner {
+            upstream: live.domain().to_string(),
+            healthy,
+            passed: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            healed: AtomicBool::new(false),
+            http: reqwest::Client::new(),
+        });
+        let app = axum::Router::new()
+            .fallback(forward)
+            .with_state(inner.clone());
+        let (domain, server) = live.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("the gate binds");
+            let addr = listener.local_addr().expect("the gate's address");
+            let server = tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            (format!("http://{addr}"), server)
+        });
+        Gate {
+            domain,
+            inner,
+            _server: server,
+        }
+    }
+
+    /// The domain to give the export: `http://127.0.0.1:PORT` of the proxy.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// From now on every request goes through.
+    pub fn heal(&self) {
+        self.inner.healed.store(true, Ordering::SeqCst);
+    }
+
+    /// API requests answered 503 so far.
+    pub fn refused(&self) -> u64 {
+        self.inner.refused.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self._server.abort();
+    }
+}
+
+async fn forward(State(gate): State<Arc<GateInner>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_string();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| path.clone());
+    if path.starts_with("/api/v2/")
+        && !gate.healed.load(Ordering::SeqCst)
+        && gate.passed.fetch_add(1, Ordering::SeqCst) >= gate.healthy
+    {
+        gate.refused.fetch_add(1, Ordering::SeqCst);
+        return Response::builder()
+            .status(503)
+            .header("content-type", "application/json")
+            .header("retry-after", "0")
+            .body(Body::from(
+                r#"{"statusCode":503,"error":"Service Unavailable","message":"The tenant is down (test gate).","errorCode":"service_unavailable"}"#,
+            ))
+            .expect("a static response");
+    }
+    let mut bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .expect("the request body reads")
+        .to_vec();
+    if path == "/oauth/token" {
+        // The sandbox wants its own API as the audience; the client names the gate's.
+        let mut form: Map<String, Value> =
+            serde_json::from_slice(&bytes).expect("the token request is JSON");
+        form.insert(
+            "audience".into(),
+            Value::String(format!("{}/api/v2/", gate.upstream)),
+        );
+        bytes = serde_json::to_vec(&form).expect("JSON");
+    }
+    let mut upstream = gate.http.request(
+        parts.method.clone(),
+        format!("{}{path_and_query}", gate.upstream),
+    );
+    for (name, value) in &parts.headers {
+        if !matches!(name.as_str(), "host" | "content-length") {
+            upstream = upstream.header(name, value);
+        }
+    }
+    let answer = match upstream.body(bytes).send().await {
+        Ok(answer) => answer,
+        Err(_) => {
+            return Response::builder()
+                .status(502)
+                .body(Body::empty())
+                .expect("a static response");
+        }
+    };
+    let mut response = Response::builder().status(answer.status());
+    for (name, value) in answer.headers() {
+        if !matches!(name.as_str(), "content-length" | "transfer-encoding") {
+            response = response.header(name, value);
+        }
+    }
+    let body = answer.bytes().await.unwrap_or_default();
+    response
+        .body(Body::from(body))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
