@@ -49,6 +49,20 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Export(Box<ExportArgs>),
 
+    /// Import users with metadata from NDJSON, CSV or a JSON array: create, update or upsert.
+    ///
+    /// Every record ends as created, updated, unchanged, skipped (with why) or rejected (with
+    /// why, in the rejects file, which import reads back as it is once fixed). A ledger in the
+    /// run state records each outcome: run the same command again after a crash and it resumes
+    /// without creating anyone twice. --dry-run shows what would change and writes nothing.
+    ///
+    /// Examples:
+    ///   auth0-bulk import --input users.ndjson.gz --mode create --passwords random
+    ///   auth0-bulk import --input plans.csv --mode update --match email --dry-run
+    ///   auth0-bulk import --input users.rejects.ndjson --mode upsert --metadata deep
+    #[command(verbatim_doc_comment)]
+    Import(Box<ImportArgs>),
+
     /// Run a job file (TOML) that states a command and its options.
     ///
     /// Keys are the command's long options with `-` or `_` (`output = "users.ndjson"`,
@@ -130,7 +144,8 @@ pub struct PaceArgs {
 /// Where the run state lives and how the run reports.
 #[derive(Debug, Clone, Args)]
 pub struct RunStateArgs {
-    /// The run state directory (checkpoint, lock). Default: OUTPUT.state beside the output.
+    /// The run state directory (checkpoint or ledger, lock). Default: OUTPUT.state (export) or
+    /// INPUT.state (import) beside the file.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
 
@@ -146,6 +161,75 @@ pub struct RunStateArgs {
     /// to stdout).
     #[arg(long)]
     pub json: bool,
+}
+
+/// Options of `auth0-bulk import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// The records: a file (`.gz` is read transparently) or `-` for stdin.
+    #[arg(long, short, value_name = "PATH")]
+    pub input: PathBuf,
+
+    /// Input format: `auto` (from the name, else the first byte), `ndjson`, `csv`, or `json`
+    /// (a JSON array, the format of Auth0's bulk-import files).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "ndjson", "csv", "json"])]
+    pub format: String,
+
+    /// `create` adds new users and never touches existing ones (they are skipped); `update`
+    /// changes existing users only (unknown ones are rejected); `upsert` does both.
+    #[arg(long, default_value = "create", value_parser = ["create", "update", "upsert"])]
+    pub mode: String,
+
+    /// How a record finds its user: by `user_id` or by `email` (within its connection).
+    #[arg(long = "match", default_value = "user_id", value_parser = ["user_id", "email"], value_name = "KEY")]
+    pub match_by: String,
+
+    /// The connection for creates, unless a record names one (`connection`, or
+    /// `identities[0].connection` in an export).
+    #[arg(long, value_name = "NAME")]
+    pub connection: Option<String>,
+
+    /// `random`: give each created user a strong random password that meets the connection's
+    /// policy (never logged or stored; users set their own through a password reset).
+    #[arg(long, value_parser = ["random"], value_name = "random", conflicts_with = "password_field")]
+    pub passwords: Option<String>,
+
+    /// Take each created user's password from this input field.
+    #[arg(long, value_name = "NAME")]
+    pub password_field: Option<String>,
+
+    /// `merge`: Auth0's PATCH (top-level keys merged, nested objects replaced); `deep`: nested
+    /// objects merged too; `replace`: each metadata object the record carries becomes exactly
+    /// the record's (keys it lacks are removed).
+    #[arg(long, default_value = "merge", value_parser = ["merge", "deep", "replace"])]
+    pub metadata: String,
+
+    /// Send no write: print what each record would do (create; update with the changed fields
+    /// and metadata keys; unchanged; reject with the reason) and the totals.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// With --dry-run: also write the plan as NDJSON to FILE.
+    #[arg(long, value_name = "FILE", requires = "dry_run")]
+    pub plan: Option<PathBuf>,
+
+    /// Where rejected records go (NDJSON: the record plus `_error`). Default: INPUT.rejects.ndjson
+    /// beside the input.
+    #[arg(long, value_name = "PATH")]
+    pub rejects: Option<PathBuf>,
+
+    /// Remove the leading ' that `export --csv-escape-formulas` put before formula-like cells.
+    #[arg(long)]
+    pub csv_escape_formulas: bool,
+
+    #[command(flatten)]
+    pub pace: PaceArgs,
+
+    #[command(flatten)]
+    pub run: RunStateArgs,
 }
 
 /// Options of `auth0-bulk export`.

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod exit;
 pub mod export;
 pub mod format;
+pub mod import;
 pub mod fsutil;
 pub mod net;
 pub mod progress;

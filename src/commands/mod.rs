@@ -2,6 +2,7 @@
 
 mod common;
 mod export;
+mod import;
 mod job;
 mod sandbox;
 
@@ -15,7 +16,8 @@ pub fn dispatch(
         match command {
             Command::Sandbox(args) => sandbox::run(args).await,
             Command::Export(args) => export::run(*args).await,
-            Command::Run(args) => job::run(args).await,
+            Command::Import(args) => import::run(*args).await,
+        Command::Run(args) => job::run(args).await,
         }
     })
 }

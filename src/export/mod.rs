@@ -400,15 +400,20 @@ async fn export_list(
         source,
     };
     let file = std::fs::File::open(list).map_err(read_err)?;
-    let lines: Vec<String> = std::io::BufReader::new(file)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(read_err)?;
-    progress.set_total(lines.len() as u64);
+    // The list streams: only one chunk of lines is in memory at a time. A first pass counts
+    // the lines for the progress bar.
+    let total = std::io::BufReader::new(file).lines().count() as u64;
+    progress.set_total(total);
     progress.set_done(checkpoint.lines_done);
     const CHUNK: usize = 100;
     let start = checkpoint.lines_done as usize;
-    for (index, chunk) in lines[start.min(lines.len())..].chunks(CHUNK).enumerate() {
+    let file = std::fs::File::open(list).map_err(read_err)?;
+    let mut lines = std::io::BufReader::new(file).lines().skip(start);
+    for index in 0.. {
+        let chunk: Vec<String> = lines.by_ref().take(CHUNK).collect::<Result<_, _>>().map_err(read_err)?;
+        if chunk.is_empty() {
+            break;
+        }
         if cancel.is_cancelled() {
             return Err(WalkError::Api(ApiError::Cancelled).into());
         }

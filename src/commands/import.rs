@@ -1,0 +1,117 @@
+//! `auth0-bulk import`: flags → a validated [`ImportSpec`] → the import → summary and exit code.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::ImportArgs;
+use crate::exit::{Exit, UsageError};
+use crate::import::plan::{MatchBy, MetadataStrategy, Mode, Passwords, PlanOptions};
+use crate::import::read::{InputFormat, ReadOptions};
+use crate::import::{self, ImportError, ImportSpec};
+use crate::progress::Progress;
+
+use super::common;
+
+pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
+    let stdin = args.input.as_os_str() == "-";
+    if !stdin && !args.input.is_file() {
+        return Err(UsageError(format!("--input {}: no such file", args.input.display())).into());
+    }
+    let plan = PlanOptions {
+        mode: match args.mode.as_str() {
+            "update" => Mode::Update,
+            "upsert" => Mode::Upsert,
+            _ => Mode::Create,
+        },
+        match_by: if args.match_by == "email" { MatchBy::Email } else { MatchBy::UserId },
+        connection: args.connection.clone(),
+        passwords: match (&args.passwords, &args.password_field) {
+            (Some(_), _) => Passwords::Random,
+            (None, Some(field)) => Passwords::Field(field.clone()),
+            (None, None) => Passwords::None,
+        },
+        metadata: match args.metadata.as_str() {
+            "deep" => MetadataStrategy::Deep,
+            "replace" => MetadataStrategy::Replace,
+            _ => MetadataStrategy::Merge,
+        },
+    };
+    let read = ReadOptions {
+        format: match args.format.as_str() {
+            "ndjson" => InputFormat::Ndjson,
+            "csv" => InputFormat::Csv,
+            "json" => InputFormat::Json,
+            _ => InputFormat::Auto,
+        },
+        unescape_formulas: args.csv_escape_formulas,
+        ..ReadOptions::default()
+    };
+    let state = match (&args.run.state, stdin) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, false) => Some(beside(&args.input, ".state")),
+        (None, true) => None,
+    };
+    let rejects = match (&args.rejects, stdin) {
+        (Some(path), _) => path.clone(),
+        (None, false) => beside(&args.input, ".rejects.ndjson"),
+        (None, true) => PathBuf::from("stdin.rejects.ndjson"),
+    };
+    if rejects == args.input {
+        return Err(UsageError("--rejects must not be the input file".into()).into());
+    }
+    let resolved = common::resolve_target(&args.target).await?;
+    if let Some(sandbox) = &resolved.sandbox {
+        tracing::info!(domain = sandbox.domain(), "Running on an embedded sandbox tenant.");
+    }
+    let cancel = common::cancel_on_signal();
+    let client = common::client(&resolved, &args.pace, &cancel)?;
+    let spec = ImportSpec {
+        input: args.input.clone(),
+        read,
+        plan,
+        dry_run: args.dry_run,
+        plan_file: args.plan.clone(),
+        rejects,
+        state,
+        fresh: args.run.fresh,
+        concurrency: args.pace.concurrency,
+        domain: resolved.domain.clone(),
+    };
+    let verb = if args.dry_run { "Planning an import (dry run: nothing is written)" } else { "Importing" };
+    eprintln!("{verb} from {} into {}", args.input.display(), resolved.target.display());
+    let progress = Progress::new(args.run.quiet, "records");
+    let result = import::run(&spec, &client, &progress, &cancel).await;
+    progress.finish();
+    let (summary, exit) = match result {
+        Ok(done) => done,
+        Err(ImportError::Usage(message)) => return Err(UsageError(message).into()),
+        Err(ImportError::Input(e)) => return Err(UsageError(e.to_string()).into()),
+        Err(ImportError::Api(e)) => return Err(common::api_failure(e)),
+        Err(e) => return Err(anyhow::Error::new(e).context("the import stopped; run the same command again to resume")),
+    };
+    let would = if summary.dry_run { "would be " } else { "" };
+    let mut lines = vec![format!(
+        "Read {} records: {} {would}created, {} {would}updated, {} unchanged, {} skipped, {} rejected ({} requests, {} throttled, {} retries, {:.1}s{}).",
+        summary.read, summary.created, summary.updated, summary.unchanged, summary.skipped, summary.rejected,
+        summary.requests, summary.throttled, summary.retries, summary.elapsed_seconds,
+        if summary.resumed { ", resumed from the ledger" } else { "" }
+    )];
+    if summary.rejected > 0 && !summary.dry_run {
+        lines.push(format!(
+            "Rejected records are in {} with the reason in `_error`; fix them and import that file.",
+            summary.rejects
+        ));
+    }
+    if !summary.completed {
+        lines.push("Interrupted; the ledger is saved. Run the same command again to resume.".into());
+    }
+    common::print_summary(&lines, &summary, args.run.json, false)?;
+    drop(resolved);
+    Ok(exit)
+}
+
+/// `users.ndjson` + `.state` → `users.ndjson.state`.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(suffix);
+    path.with_file_name(name)
+}

@@ -1,0 +1,239 @@
+//! Applies one planned record to the tenant: look the user up, then create, patch, or leave it,
+//! and say what happened. Dry runs stop before any write.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::api::{ApiError, Client, User};
+
+use super::ledger::{Ledger, Outcome};
+use super::plan::{self, MatchBy, MetadataStrategy, Mode, Planned};
+
+/// What applying a record came to.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub outcome: Outcome,
+    pub user_id: Option<String>,
+    /// Why, for skipped and rejected records: a stable code, a message, and the HTTP status.
+    pub reason: Option<Reason>,
+    /// Changed fields and metadata keys (for dry-run plans and logs).
+    pub changes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Reason {
+    pub code: String,
+    pub message: String,
+    pub status: Option<u16>,
+}
+
+impl Applied {
+    fn done(outcome: Outcome, user_id: Option<String>, changes: Vec<String>) -> Applied {
+        Applied { outcome, user_id, reason: None, changes }
+    }
+
+    pub fn rejected(code: &str, message: impl Into<String>, status: Option<u16>) -> Applied {
+        let reason = Reason { code: code.to_string(), message: message.into(), status };
+        Applied { outcome: Outcome::Rejected, user_id: None, reason: Some(reason), changes: Vec::new() }
+    }
+
+    fn skipped(user_id: Option<String>, code: &str, message: impl Into<String>) -> Applied {
+        let reason = Reason { code: code.to_string(), message: message.into(), status: None };
+        Applied { outcome: Outcome::Skipped, user_id, reason: Some(reason), changes: Vec::new() }
+    }
+}
+
+/// What every record's application shares.
+pub struct Context<'a> {
+    pub client: &'a Client,
+    pub ledger: Option<&'a Ledger>,
+    pub mode: Mode,
+    pub match_by: MatchBy,
+    pub metadata: MetadataStrategy,
+    pub dry_run: bool,
+}
+
+/// How close a found user's `created_at` must be to our first attempt to count as ours: the
+/// tenant's clock and ours may disagree a little.
+const CLOCK_SLACK: Duration = Duration::from_secs(120);
+/// How often a deep merge is recomputed when the user changed under it.
+const DEEP_ATTEMPTS: u32 = 3;
+
+/// Applies one record. `Err` is fatal for the run (the tenant is down past the retry budget,
+/// the credentials were refused, or the run was interrupted); everything about the record
+/// itself is an [`Applied`].
+pub async fn apply(ctx: &Context<'_>, line: u64, planned: &Planned, was_in_flight: bool) -> Result<Applied, ApiError> {
+    if ctx.mode == Mode::Create && !was_in_flight && !ctx.dry_run {
+        // No lookup first: a 409 says the user exists, at no cost for the common case.
+        return create(ctx, line, planned).await;
+    }
+    let found = find(ctx, planned).await;
+    let current = match found {
+        Ok(current) => current,
+        Err(Found::Ambiguous(n)) => {
+            return Ok(Applied::rejected(
+                "ambiguous_email",
+                format!(
+                    "{n} users have the email {}; name the connection (--connection or a \
+                     `connection` field) or match by user_id",
+                    planned.key
+                ),
+                None,
+            ));
+        }
+        Err(Found::Api(e)) => return fatal_or_reject(e),
+    };
+    match (ctx.mode, current) {
+        (Mode::Create, Some(user)) if was_in_flight => {
+            // Our create from an interrupted run reached the tenant before the process died.
+            Ok(Applied::done(Outcome::Created, Some(id_of(&user)), Vec::new()))
+        }
+        (Mode::Create, Some(user)) => Ok(Applied::skipped(
+            Some(id_of(&user)),
+            "already_exists",
+            format!("the user {} already exists in the tenant (create mode never changes an existing user; use --mode upsert)", id_of(&user)),
+        )),
+        (Mode::Update, None) => Ok(Applied::rejected(
+            "not_found",
+            format!("no user matches {} {} in the tenant", match_name(ctx.match_by), planned.key),
+            Some(404),
+        )),
+        (Mode::Create | Mode::Upsert, None) => create(ctx, line, planned).await,
+        (Mode::Update | Mode::Upsert, Some(user)) => update(ctx, planned, user).await,
+    }
+}
+
+enum Found {
+    Ambiguous(usize),
+    Api(ApiError),
+}
+
+/// The user a record points at, by user_id or by email (within its connection, if known).
+async fn find(ctx: &Context<'_>, planned: &Planned) -> Result<Option<User>, Found> {
+    match ctx.match_by {
+        MatchBy::UserId => ctx.client.get_user(&planned.key).await.map_err(Found::Api),
+        MatchBy::Email => {
+            let users = ctx.client.users_by_email(&planned.key).await.map_err(Found::Api)?;
+            let mut users: Vec<User> = match &planned.connection {
+                Some(connection) => users
+                    .into_iter()
+                    .filter(|u| {
+                        u.get("identities").and_then(Value::as_array).is_some_and(|ids| {
+                            ids.iter().any(|i| i.get("connection").and_then(Value::as_str) == Some(connection))
+                        })
+                    })
+                    .collect(),
+                None => users,
+            };
+            match users.len() {
+                0 => Ok(None),
+                1 => Ok(users.pop()),
+                n => Err(Found::Ambiguous(n)),
+            }
+        }
+    }
+}
+
+async fn create(ctx: &Context<'_>, line: u64, planned: &Planned) -> Result<Applied, ApiError> {
+    let Some(body) = &planned.create else {
+        return Ok(Applied::rejected("cannot_create", "the record cannot be created: it names no connection", None));
+    };
+    if ctx.dry_run {
+        return Ok(Applied::done(Outcome::Created, None, vec!["(new user)".into()]));
+    }
+    if let Some(ledger) = ctx.ledger {
+        ledger.started(line).await.map_err(|e| ApiError::Decode { what: "the import ledger".into(), message: e.to_string() })?;
+    }
+    let sent_at = Utc::now();
+    match ctx.client.create_user(body).await {
+        Ok(user) => Ok(Applied::done(Outcome::Created, Some(id_of(&user)), Vec::new())),
+        Err(ApiError::Status { status: 409, message, .. }) => {
+            // A create whose answer was lost (dropped connection, truncated body) is retried and
+            // meets its own user: that user is ours if it appeared after we first sent.
+            match find(ctx, planned).await {
+                Ok(Some(user)) if created_since(&user, sent_at) => {
+                    Ok(Applied::done(Outcome::Created, Some(id_of(&user)), Vec::new()))
+                }
+                Ok(Some(user)) => Ok(Applied::skipped(
+                    Some(id_of(&user)),
+                    "already_exists",
+                    format!("the user {} already exists in the tenant", id_of(&user)),
+                )),
+                _ => Ok(Applied::rejected("conflict", format!("the tenant refused the create: {message}"), Some(409))),
+            }
+        }
+        Err(e) => fatal_or_reject(e),
+    }
+}
+
+async fn update(ctx: &Context<'_>, planned: &Planned, mut current: User) -> Result<Applied, ApiError> {
+    for attempt in 1..=DEEP_ATTEMPTS {
+        let user_id = id_of(&current);
+        let Some(body) = plan::update_body(&current, planned, ctx.metadata) else {
+            return Ok(Applied::done(Outcome::Unchanged, Some(user_id), Vec::new()));
+        };
+        let changes = plan::diff(&current, &plan::apply_patch(&current, &body));
+        if ctx.dry_run {
+            return Ok(Applied::done(Outcome::Updated, Some(user_id), changes));
+        }
+        if ctx.metadata == MetadataStrategy::Deep {
+            // Auth0 has no conditional update: read again just before writing, and start over
+            // if someone changed the user since the merge was computed.
+            let fresh = match ctx.client.get_user(&user_id).await {
+                Ok(Some(fresh)) => fresh,
+                Ok(None) => return Ok(Applied::rejected("not_found", format!("the user {user_id} was deleted during the import"), Some(404))),
+                Err(e) => return fatal_or_reject(e),
+            };
+            if fresh.get("updated_at") != current.get("updated_at") && attempt < DEEP_ATTEMPTS {
+                current = fresh;
+                continue;
+            }
+        }
+        return match ctx.client.update_user(&user_id, &body).await {
+            Ok(_) => Ok(Applied::done(Outcome::Updated, Some(user_id), changes)),
+            Err(e) => fatal_or_reject(e),
+        };
+    }
+    unreachable!("the loop returns on its last attempt")
+}
+
+/// A 4xx answer rejects the record; anything else ends the run.
+fn fatal_or_reject(error: ApiError) -> Result<Applied, ApiError> {
+    match error {
+        ApiError::Status { status, error_code, message } if (400..500).contains(&status) => {
+            let code = if error_code.is_empty() { format!("http_{status}") } else { error_code };
+            Ok(Applied::rejected(&code, message, Some(status)))
+        }
+        other => Err(other),
+    }
+}
+
+fn created_since(user: &User, sent_at: DateTime<Utc>) -> bool {
+    let slack = chrono::Duration::from_std(CLOCK_SLACK).unwrap_or_default();
+    user.get("created_at")
+        .and_then(Value::as_str)
+        .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
+        .is_some_and(|c| c.with_timezone(&Utc) >= sent_at - slack)
+}
+
+fn id_of(user: &User) -> String {
+    user.get("user_id").and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+fn match_name(by: MatchBy) -> &'static str {
+    match by {
+        MatchBy::UserId => "user_id",
+        MatchBy::Email => "email",
+    }
+}
+
+/// The `_error` object of a rejects-file entry.
+pub fn error_object(line: u64, reason: &Reason) -> Value {
+    let mut error = json!({"line": line, "code": reason.code, "message": reason.message});
+    if let Some(status) = reason.status {
+        error["status"] = status.into();
+    }
+    error
+}

@@ -1,0 +1,230 @@
+//! The import ledger: an append-only NDJSON file in the run state that records each input
+//! record's outcome, so a resumed run skips what is done and never creates a user twice.
+//!
+//! Entries, one JSON object a line:
+//! - `{"line":12,"started":true}`: a create for line 12 is about to be sent. It is durable
+//!   before the request leaves, so a run that dies with the create in flight knows, on resume,
+//!   to look the user up before sending again.
+//! - `{"line":12,"outcome":"created","user_id":"auth0|..."}`: the record is done. For
+//!   rejected records `rejects` holds the length of the rejects file after its entry was
+//!   written, so a resumed run truncates the rejects file to what the ledger vouches for and a
+//!   record is never listed twice.
+//!
+//! Outcome entries are written by one thread that fsyncs each group of pending entries; a
+//! crash can lose the last few outcomes, which only means those records are looked at again.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::private_options;
+
+/// What became of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Created,
+    Updated,
+    Unchanged,
+    Skipped,
+    Rejected,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    line: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    started: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    outcome: Option<Outcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rejects: Option<u64>,
+}
+
+/// What an earlier run left in the ledger.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Lines with an outcome.
+    pub done: HashMap<u64, Outcome>,
+    /// Lines whose create was sent but whose outcome is unknown.
+    pub in_flight: HashSet<u64>,
+    /// The rejects file's good length.
+    pub rejects_len: u64,
+}
+
+impl Recovered {
+    pub fn count(&self, outcome: Outcome) -> u64 {
+        self.done.values().filter(|o| **o == outcome).count() as u64
+    }
+}
+
+/// A request to the writer thread.
+type Job = (Vec<u8>, Option<tokio::sync::oneshot::Sender<std::io::Result<()>>>);
+
+/// The open ledger.
+pub struct Ledger {
+    path: PathBuf,
+    tx: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ledger {
+    /// Reads what an earlier run recorded (a torn last line is ignored) and opens the ledger
+    /// for appending.
+    pub fn open(path: &Path) -> std::io::Result<(Ledger, Recovered)> {
+        let mut recovered = Recovered::default();
+        let mut good_len = 0u64;
+        if let Ok(file) = File::open(path) {
+            let mut reader = BufReader::new(file);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                let n = reader.read_line(&mut line)?;
+                if n == 0 || !line.ends_with('\n') {
+                    break;
+                }
+                let Ok(entry) = serde_json::from_str::<Entry>(&line) else { break };
+                good_len += n as u64;
+                if entry.started {
+                    recovered.in_flight.insert(entry.line);
+                }
+                if let Some(outcome) = entry.outcome {
+                    recovered.in_flight.remove(&entry.line);
+                    recovered.done.insert(entry.line, outcome);
+                }
+                if let Some(len) = entry.rejects {
+                    recovered.rejects_len = recovered.rejects_len.max(len);
+                }
+            }
+        }
+        let file = private_options().create(true).append(true).open(path)?;
+        // Drop a torn tail so new entries start on a fresh line.
+        file.set_len(good_len)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("ledger".into())
+            .spawn(move || write_loop(file, rx))?;
+        Ok((Ledger { path: path.to_path_buf(), tx: Some(tx), thread: Some(thread) }, recovered))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn send(&self, entry: &Entry, wait: bool) -> Option<tokio::sync::oneshot::Receiver<std::io::Result<()>>> {
+        let mut bytes = serde_json::to_vec(entry).expect("entries serialize");
+        bytes.push(b'\n');
+        let (done_tx, done_rx) = if wait {
+            let (a, b) = tokio::sync::oneshot::channel();
+            (Some(a), Some(b))
+        } else {
+            (None, None)
+        };
+        if let Some(tx) = &self.tx {
+            let _ = tx.send((bytes, done_tx));
+        }
+        done_rx
+    }
+
+    /// Marks a create as about to be sent; returns once that is on disk.
+    pub async fn started(&self, line: u64) -> std::io::Result<()> {
+        let entry = Entry { line, started: true, outcome: None, user_id: None, rejects: None };
+        match self.send(&entry, true) {
+            Some(rx) => rx.await.unwrap_or_else(|_| Err(std::io::Error::other("the ledger writer stopped"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Records an outcome (made durable with the next group).
+    pub fn done(&self, line: u64, outcome: Outcome, user_id: Option<&str>, rejects: Option<u64>) {
+        let entry = Entry { line, started: false, outcome: Some(outcome), user_id: user_id.map(str::to_string), rejects };
+        self.send(&entry, false);
+    }
+
+    /// Flushes everything and stops the writer.
+    pub fn close(mut self) {
+        self.tx.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Writes each group of pending entries, fsyncs once, then answers the waiters.
+fn write_loop(mut file: File, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            group.push(more);
+        }
+        let mut result = Ok(());
+        for (bytes, _) in &group {
+            if let Err(e) = file.write_all(bytes) {
+                result = Err(e);
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = file.sync_data();
+        }
+        for (_, waiter) in group {
+            if let Some(waiter) = waiter {
+                let answer = match &result {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+                };
+                let _ = waiter.send(answer);
+            }
+        }
+        if let Err(error) = result {
+            tracing::error!(%error, "Cannot write the import ledger; outcomes since the last entry will be redone on resume.");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn outcomes_and_in_flight_creates_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.ndjson");
+        let (ledger, recovered) = Ledger::open(&path).unwrap();
+        assert!(recovered.done.is_empty());
+        ledger.started(1).await.unwrap();
+        ledger.done(1, Outcome::Created, Some("auth0|1"), None);
+        ledger.started(2).await.unwrap();
+        ledger.done(3, Outcome::Rejected, None, Some(120));
+        ledger.close();
+        // A torn last line, as a crash mid-write leaves it.
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"{\"line\":4,\"outc").unwrap();
+        drop(file);
+        let (ledger, recovered) = Ledger::open(&path).unwrap();
+        assert_eq!(recovered.done.get(&1), Some(&Outcome::Created));
+        assert_eq!(recovered.done.get(&3), Some(&Outcome::Rejected));
+        assert!(recovered.in_flight.contains(&2) && !recovered.in_flight.contains(&1));
+        assert_eq!(recovered.rejects_len, 120);
+        ledger.done(2, Outcome::Created, Some("auth0|2"), None);
+        ledger.close();
+        let (_, recovered) = Ledger::open(&path).unwrap();
+        assert!(recovered.in_flight.is_empty());
+        assert_eq!(recovered.count(Outcome::Created), 2);
+    }
+}
