@@ -22,7 +22,11 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
             "upsert" => Mode::Upsert,
             _ => Mode::Create,
         },
-        match_by: if args.match_by == "email" { MatchBy::Email } else { MatchBy::UserId },
+        match_by: if args.match_by == "email" {
+            MatchBy::Email
+        } else {
+            MatchBy::UserId
+        },
         connection: args.connection.clone(),
         passwords: match (&args.passwords, &args.password_field) {
             (Some(_), _) => Passwords::Random,
@@ -60,7 +64,10 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     }
     let resolved = common::resolve_target(&args.target).await?;
     if let Some(sandbox) = &resolved.sandbox {
-        tracing::info!(domain = sandbox.domain(), "Running on an embedded sandbox tenant.");
+        tracing::info!(
+            domain = sandbox.domain(),
+            "Running on an embedded sandbox tenant."
+        );
     }
     let cancel = common::cancel_on_signal();
     let client = common::client(&resolved, &args.pace, &cancel)?;
@@ -76,8 +83,16 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
         concurrency: args.pace.concurrency,
         domain: resolved.domain.clone(),
     };
-    let verb = if args.dry_run { "Planning an import (dry run: nothing is written)" } else { "Importing" };
-    eprintln!("{verb} from {} into {}", args.input.display(), resolved.target.display());
+    let verb = if args.dry_run {
+        "Planning an import (dry run: nothing is written)"
+    } else {
+        "Importing"
+    };
+    eprintln!(
+        "{verb} from {} into {}",
+        args.input.display(),
+        resolved.target.display()
+    );
     let progress = Progress::new(args.run.quiet, "records");
     let result = import::run(&spec, &client, &progress, &cancel).await;
     progress.finish();
@@ -86,14 +101,29 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
         Err(ImportError::Usage(message)) => return Err(UsageError(message).into()),
         Err(ImportError::Input(e)) => return Err(UsageError(e.to_string()).into()),
         Err(ImportError::Api(e)) => return Err(common::api_failure(e)),
-        Err(e) => return Err(anyhow::Error::new(e).context("the import stopped; run the same command again to resume")),
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context("the import stopped; run the same command again to resume"));
+        }
     };
     let would = if summary.dry_run { "would be " } else { "" };
     let mut lines = vec![format!(
         "Read {} records: {} {would}created, {} {would}updated, {} unchanged, {} skipped, {} rejected ({} requests, {} throttled, {} retries, {:.1}s{}).",
-        summary.read, summary.created, summary.updated, summary.unchanged, summary.skipped, summary.rejected,
-        summary.requests, summary.throttled, summary.retries, summary.elapsed_seconds,
-        if summary.resumed { ", resumed from the ledger" } else { "" }
+        summary.read,
+        summary.created,
+        summary.updated,
+        summary.unchanged,
+        summary.skipped,
+        summary.rejected,
+        summary.requests,
+        summary.throttled,
+        summary.retries,
+        summary.elapsed_seconds,
+        if summary.resumed {
+            ", resumed from the ledger"
+        } else {
+            ""
+        }
     )];
     if summary.rejected > 0 && !summary.dry_run {
         lines.push(format!(
@@ -102,7 +132,8 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
         ));
     }
     if !summary.completed {
-        lines.push("Interrupted; the ledger is saved. Run the same command again to resume.".into());
+        lines
+            .push("Interrupted; the ledger is saved. Run the same command again to resume.".into());
     }
     common::print_summary(&lines, &summary, args.run.json, false)?;
     drop(resolved);
@@ -111,7 +142,10 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
 
 /// `users.ndjson` + `.state` → `users.ndjson.state`.
 fn beside(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(suffix);
     path.with_file_name(name)
 }

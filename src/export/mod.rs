@@ -18,7 +18,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ApiError, Client, ListQuery, User};
+use crate::api::{ApiError, Client, User};
 use crate::exit::Exit;
 use crate::progress::Progress;
 use crate::state::{StateDir, StateError};
@@ -341,31 +341,18 @@ async fn export_walk(
         concurrency: spec.concurrency,
         query: query.clone(),
     };
-    // One request for the total, so the bar can show an ETA.
-    let range = format!("created_at:[* TO {}}}", checkpoint.upper);
-    let q = match &query {
-        Some(user_query) => format!("({user_query}) AND {range}"),
-        None => range,
-    };
-    let count = ListQuery {
-        q: Some(q),
-        page: 0,
-        per_page: 1,
-        fields: Some(("user_id".into(), true)),
-        ..Default::default()
-    };
-    let total = client
-        .list_users(&count)
-        .await
-        .map_err(WalkError::from)?
-        .total;
-    progress.set_total(total);
     progress.set_done(checkpoint.users);
+    let mut first = true;
     while let Some(cursor) = checkpoint.cursor.clone() {
         if cancel.is_cancelled() {
             return Err(WalkError::Api(ApiError::Cancelled).into());
         }
         let batch = walk.next(&cursor).await?;
+        if first {
+            // The first window of a run counts every user still to come: the bar's total.
+            progress.set_total(checkpoint.users + batch.remaining);
+            first = false;
+        }
         let bytes = encoder.encode(&batch.users).map_err(ExportError::Usage)?;
         sink.write_batch(&bytes)
             .map_err(|source| ExportError::Output {
@@ -410,7 +397,11 @@ async fn export_list(
     let file = std::fs::File::open(list).map_err(read_err)?;
     let mut lines = std::io::BufReader::new(file).lines().skip(start);
     for index in 0.. {
-        let chunk: Vec<String> = lines.by_ref().take(CHUNK).collect::<Result<_, _>>().map_err(read_err)?;
+        let chunk: Vec<String> = lines
+            .by_ref()
+            .take(CHUNK)
+            .collect::<Result<_, _>>()
+            .map_err(read_err)?;
         if chunk.is_empty() {
             break;
         }

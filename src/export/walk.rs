@@ -55,6 +55,8 @@ pub struct Batch {
     pub next: Option<Cursor>,
     /// The requests this batch took (for the windows count in the summary).
     pub windows: u64,
+    /// How many users the window starting at the cursor held (for progress).
+    pub remaining: u64,
 }
 
 /// A walk that cannot finish whole.
@@ -92,6 +94,13 @@ pub struct Walk<'a> {
     pub concurrency: usize,
 }
 
+/// Pages of a window already read: its total, its first page, and maybe one more page.
+struct Known {
+    total: u64,
+    first: Vec<User>,
+    page: Option<(u32, Vec<User>)>,
+}
+
 /// How much of a query to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Depth {
@@ -127,12 +136,51 @@ impl Walk<'_> {
                 users,
                 next: None,
                 windows: 1,
+                remaining: total,
             });
         }
-        let first_page = Some((total, users));
-        let (_, mut users) = self
-            .read_window(&range, None, Depth::Cap, first_page)
-            .await?;
+        // A first page that is one instant throughout may start a cluster deeper than the cap
+        // (a bulk import): read the instant on its own rather than nine more pages of it.
+        sort_users(&mut users)?;
+        let first = users.first().map(created_at).transpose()?.flatten();
+        let last = users.last().map(created_at).transpose()?.flatten();
+        if let (Some(first), Some(last)) = (first, last)
+            && first == last
+            && users.len() as u32 == PER_PAGE
+        {
+            let (users, windows) = self.read_instant(&first).await?;
+            let next = Some(Cursor { from: Some(first), inclusive: false });
+            return Ok(Batch { users, next, windows: windows + 1, remaining: total });
+        }
+        // The 1,000th user: when its whole page is one instant, a cluster reaches that deep.
+        // Read on from page 1 only until the cluster starts (all before it is complete) and
+        // read the instant whole, instead of the pages in between.
+        let last_page = (CAP / u64::from(PER_PAGE)) as u32 - 1;
+        let probe = self.list_page(&range, None, last_page).await?.users;
+        if let Some(t) = single_instant(&probe)? {
+            let reaches = |page: &[User]| page.iter().any(|u| created_at(u).ok().flatten().as_deref() == Some(t.as_str()));
+            let mut batch: Vec<User> = Vec::new();
+            let mut page_users = users;
+            let mut page = 0;
+            let mut windows = 2;
+            loop {
+                let found = reaches(&page_users);
+                batch.extend(page_users.into_iter().filter(|u| created_at(u).ok().flatten().as_deref() < Some(t.as_str())));
+                page += 1;
+                if found || page >= last_page {
+                    break;
+                }
+                page_users = self.list_page(&range, None, page).await?.users;
+                windows += 1;
+            }
+            let (instant, instant_windows) = self.read_instant(&t).await?;
+            batch.extend(instant);
+            sort_users(&mut batch)?;
+            let next = Some(Cursor { from: Some(t), inclusive: false });
+            return Ok(Batch { users: batch, next, windows: windows + instant_windows, remaining: total });
+        }
+        let known = Known { total, first: users, page: Some((last_page, probe)) };
+        let (_, mut users) = self.read_window(&range, None, Depth::Cap, Some(known)).await?;
         sort_users(&mut users)?;
         let last = users
             .last()
@@ -153,6 +201,7 @@ impl Walk<'_> {
                     inclusive: true,
                 }),
                 windows: 1,
+                remaining: total,
             });
         }
         // All of the first 1,000 share one instant: export that instant on its own.
@@ -164,6 +213,7 @@ impl Walk<'_> {
                 inclusive: false,
             }),
             windows: windows + 1,
+            remaining: total,
         })
     }
 
@@ -177,6 +227,14 @@ impl Walk<'_> {
             let mut users = first;
             sort_by_user_id(&mut users);
             return Ok((users, 1));
+        }
+        if total <= 2 * CAP {
+            // Up to twice the cap: the first 1,000 by user_id ascending and the rest from the
+            // other end, descending. user_ids are unique, so the two orders meet exactly.
+            if let Some(users) = self.read_both_ends(&range, total, first.clone()).await? {
+                let pages = total.div_ceil(u64::from(PER_PAGE));
+                return Ok((users, pages));
+            }
         }
         let mut users = Vec::new();
         let mut windows = 1;
@@ -192,6 +250,31 @@ impl Walk<'_> {
         }
         sort_by_user_id(&mut users);
         Ok((users, windows))
+    }
+
+    /// Reads a slice of up to 2,000 users from both ends of the user_id order. `None` when the
+    /// two ends do not add up to `total` (the slice changed while it was read).
+    async fn read_both_ends(
+        &self,
+        range: &str,
+        total: u64,
+        first: Vec<User>,
+    ) -> Result<Option<Vec<User>>, WalkError> {
+        let ascending = (1..(CAP / u64::from(PER_PAGE)) as u32).map(|p| (p, "user_id:1"));
+        let descending_pages = (total - CAP).div_ceil(u64::from(PER_PAGE)) as u32;
+        let descending = (0..descending_pages).map(|p| (p, "user_id:-1"));
+        let pages: Vec<Vec<User>> = futures::stream::iter(ascending.chain(descending))
+            .map(|(page, sort)| async move {
+                self.list_page(range, Some(sort), page).await.map(|p| p.users)
+            })
+            .buffered(self.concurrency.max(1))
+            .try_collect()
+            .await?;
+        let mut users = first;
+        users.extend(pages.into_iter().flatten());
+        sort_by_user_id(&mut users);
+        users.dedup_by(|a, b| user_id(a) == user_id(b));
+        Ok((users.len() as u64 == total).then_some(users))
     }
 
     /// Reads the users of `range` whose user_id starts with `prefix` (holding `total`), given a
@@ -270,6 +353,26 @@ impl Walk<'_> {
         })
     }
 
+    /// One page of `range` (with the user's query), sorted by created_at unless told.
+    async fn list_page(&self, range: &str, sort: Option<&str>, page: u32) -> Result<crate::api::UsersPage, WalkError> {
+        let query = ListQuery {
+            q: Some(self.with_query(range)),
+            sort: Some(sort.unwrap_or("created_at:1").to_string()),
+            page,
+            per_page: PER_PAGE,
+            fields: self.fields.clone(),
+        };
+        Ok(self.client.list_users(&query).await?)
+    }
+
+    /// `range` combined with the user's own query.
+    fn with_query(&self, range: &str) -> String {
+        match &self.query {
+            Some(user_query) => format!("({user_query}) AND {range}"),
+            None => range.to_string(),
+        }
+    }
+
     /// The largest user_id matching `range` (with the user's query).
     async fn largest_user_id(&self, range: &str) -> Result<String, WalkError> {
         let q = match &self.query {
@@ -299,7 +402,7 @@ impl Walk<'_> {
         range: &str,
         sort: Option<&str>,
         depth: Depth,
-        mut first_page: Option<(u64, Vec<User>)>,
+        mut known: Option<Known>,
     ) -> Result<(u64, Vec<User>), WalkError> {
         let q = match &self.query {
             Some(user_query) => format!("({user_query}) AND {range}"),
@@ -319,12 +422,18 @@ impl Walk<'_> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            // A first page the caller already read is used once, never on a re-read.
-            let (total, mut users) = match first_page.take() {
-                Some(page) => page,
+            // Pages the caller already read are used once, never on a re-read.
+            let known = known.take();
+            let (total, mut users, skip) = match known {
+                Some(Known { total, first, page }) => {
+                    let skip = page.as_ref().map(|(n, _)| *n);
+                    let mut users = first;
+                    users.extend(page.into_iter().flat_map(|(_, users)| users));
+                    (total, users, skip)
+                }
                 None => {
                     let page = list(0).await?;
-                    (page.total, page.users)
+                    (page.total, page.users, None)
                 }
             };
             let wanted = match depth {
@@ -332,7 +441,7 @@ impl Walk<'_> {
                 _ => total.min(CAP),
             };
             let pages = wanted.div_ceil(u64::from(PER_PAGE)) as u32;
-            let rest: Vec<Vec<User>> = futures::stream::iter(1..pages)
+            let rest: Vec<Vec<User>> = futures::stream::iter((1..pages).filter(|p| Some(*p) != skip))
                 .map(|page| async move { list(page).await.map(|p| p.users) })
                 .buffered(self.concurrency.max(1))
                 .try_collect()
@@ -353,6 +462,20 @@ impl Walk<'_> {
             tracing::warn!(%detail, "A window changed while it was read; reading it again.");
         }
     }
+}
+
+/// The instant a full page of users shares, if they all share one.
+fn single_instant(users: &[User]) -> Result<Option<String>, WalkError> {
+    if users.len() as u32 != PER_PAGE {
+        return Ok(None);
+    }
+    let first = created_at(&users[0])?;
+    for user in &users[1..] {
+        if created_at(user)? != first {
+            return Ok(None);
+        }
+    }
+    Ok(first)
 }
 
 /// The longest prefix all the strings share.

@@ -31,17 +31,40 @@ pub struct Reason {
 
 impl Applied {
     fn done(outcome: Outcome, user_id: Option<String>, changes: Vec<String>) -> Applied {
-        Applied { outcome, user_id, reason: None, changes }
+        Applied {
+            outcome,
+            user_id,
+            reason: None,
+            changes,
+        }
     }
 
     pub fn rejected(code: &str, message: impl Into<String>, status: Option<u16>) -> Applied {
-        let reason = Reason { code: code.to_string(), message: message.into(), status };
-        Applied { outcome: Outcome::Rejected, user_id: None, reason: Some(reason), changes: Vec::new() }
+        let reason = Reason {
+            code: code.to_string(),
+            message: message.into(),
+            status,
+        };
+        Applied {
+            outcome: Outcome::Rejected,
+            user_id: None,
+            reason: Some(reason),
+            changes: Vec::new(),
+        }
     }
 
     fn skipped(user_id: Option<String>, code: &str, message: impl Into<String>) -> Applied {
-        let reason = Reason { code: code.to_string(), message: message.into(), status: None };
-        Applied { outcome: Outcome::Skipped, user_id, reason: Some(reason), changes: Vec::new() }
+        let reason = Reason {
+            code: code.to_string(),
+            message: message.into(),
+            status: None,
+        };
+        Applied {
+            outcome: Outcome::Skipped,
+            user_id,
+            reason: Some(reason),
+            changes: Vec::new(),
+        }
     }
 }
 
@@ -64,7 +87,12 @@ const DEEP_ATTEMPTS: u32 = 3;
 /// Applies one record. `Err` is fatal for the run (the tenant is down past the retry budget,
 /// the credentials were refused, or the run was interrupted); everything about the record
 /// itself is an [`Applied`].
-pub async fn apply(ctx: &Context<'_>, line: u64, planned: &Planned, was_in_flight: bool) -> Result<Applied, ApiError> {
+pub async fn apply(
+    ctx: &Context<'_>,
+    line: u64,
+    planned: &Planned,
+    was_in_flight: bool,
+) -> Result<Applied, ApiError> {
     if ctx.mode == Mode::Create && !was_in_flight && !ctx.dry_run {
         // No lookup first: a 409 says the user exists, at no cost for the common case.
         return create(ctx, line, planned).await;
@@ -88,16 +116,27 @@ pub async fn apply(ctx: &Context<'_>, line: u64, planned: &Planned, was_in_fligh
     match (ctx.mode, current) {
         (Mode::Create, Some(user)) if was_in_flight => {
             // Our create from an interrupted run reached the tenant before the process died.
-            Ok(Applied::done(Outcome::Created, Some(id_of(&user)), Vec::new()))
+            Ok(Applied::done(
+                Outcome::Created,
+                Some(id_of(&user)),
+                Vec::new(),
+            ))
         }
         (Mode::Create, Some(user)) => Ok(Applied::skipped(
             Some(id_of(&user)),
             "already_exists",
-            format!("the user {} already exists in the tenant (create mode never changes an existing user; use --mode upsert)", id_of(&user)),
+            format!(
+                "the user {} already exists in the tenant (create mode never changes an existing user; use --mode upsert)",
+                id_of(&user)
+            ),
         )),
         (Mode::Update, None) => Ok(Applied::rejected(
             "not_found",
-            format!("no user matches {} {} in the tenant", match_name(ctx.match_by), planned.key),
+            format!(
+                "no user matches {} {} in the tenant",
+                match_name(ctx.match_by),
+                planned.key
+            ),
             Some(404),
         )),
         (Mode::Create | Mode::Upsert, None) => create(ctx, line, planned).await,
@@ -115,14 +154,22 @@ async fn find(ctx: &Context<'_>, planned: &Planned) -> Result<Option<User>, Foun
     match ctx.match_by {
         MatchBy::UserId => ctx.client.get_user(&planned.key).await.map_err(Found::Api),
         MatchBy::Email => {
-            let users = ctx.client.users_by_email(&planned.key).await.map_err(Found::Api)?;
+            let users = ctx
+                .client
+                .users_by_email(&planned.key)
+                .await
+                .map_err(Found::Api)?;
             let mut users: Vec<User> = match &planned.connection {
                 Some(connection) => users
                     .into_iter()
                     .filter(|u| {
-                        u.get("identities").and_then(Value::as_array).is_some_and(|ids| {
-                            ids.iter().any(|i| i.get("connection").and_then(Value::as_str) == Some(connection))
-                        })
+                        u.get("identities")
+                            .and_then(Value::as_array)
+                            .is_some_and(|ids| {
+                                ids.iter().any(|i| {
+                                    i.get("connection").and_then(Value::as_str) == Some(connection)
+                                })
+                            })
                     })
                     .collect(),
                 None => users,
@@ -138,37 +185,66 @@ async fn find(ctx: &Context<'_>, planned: &Planned) -> Result<Option<User>, Foun
 
 async fn create(ctx: &Context<'_>, line: u64, planned: &Planned) -> Result<Applied, ApiError> {
     let Some(body) = &planned.create else {
-        return Ok(Applied::rejected("cannot_create", "the record cannot be created: it names no connection", None));
+        return Ok(Applied::rejected(
+            "cannot_create",
+            "the record cannot be created: it names no connection",
+            None,
+        ));
     };
     if ctx.dry_run {
-        return Ok(Applied::done(Outcome::Created, None, vec!["(new user)".into()]));
+        return Ok(Applied::done(
+            Outcome::Created,
+            None,
+            vec!["(new user)".into()],
+        ));
     }
     if let Some(ledger) = ctx.ledger {
-        ledger.started(line).await.map_err(|e| ApiError::Decode { what: "the import ledger".into(), message: e.to_string() })?;
+        ledger.started(line).await.map_err(|e| ApiError::Decode {
+            what: "the import ledger".into(),
+            message: e.to_string(),
+        })?;
     }
     let sent_at = Utc::now();
     match ctx.client.create_user(body).await {
-        Ok(user) => Ok(Applied::done(Outcome::Created, Some(id_of(&user)), Vec::new())),
-        Err(ApiError::Status { status: 409, message, .. }) => {
+        Ok(user) => Ok(Applied::done(
+            Outcome::Created,
+            Some(id_of(&user)),
+            Vec::new(),
+        )),
+        Err(ApiError::Status {
+            status: 409,
+            message,
+            ..
+        }) => {
             // A create whose answer was lost (dropped connection, truncated body) is retried and
             // meets its own user: that user is ours if it appeared after we first sent.
             match find(ctx, planned).await {
-                Ok(Some(user)) if created_since(&user, sent_at) => {
-                    Ok(Applied::done(Outcome::Created, Some(id_of(&user)), Vec::new()))
-                }
+                Ok(Some(user)) if created_since(&user, sent_at) => Ok(Applied::done(
+                    Outcome::Created,
+                    Some(id_of(&user)),
+                    Vec::new(),
+                )),
                 Ok(Some(user)) => Ok(Applied::skipped(
                     Some(id_of(&user)),
                     "already_exists",
                     format!("the user {} already exists in the tenant", id_of(&user)),
                 )),
-                _ => Ok(Applied::rejected("conflict", format!("the tenant refused the create: {message}"), Some(409))),
+                _ => Ok(Applied::rejected(
+                    "conflict",
+                    format!("the tenant refused the create: {message}"),
+                    Some(409),
+                )),
             }
         }
         Err(e) => fatal_or_reject(e),
     }
 }
 
-async fn update(ctx: &Context<'_>, planned: &Planned, mut current: User) -> Result<Applied, ApiError> {
+async fn update(
+    ctx: &Context<'_>,
+    planned: &Planned,
+    mut current: User,
+) -> Result<Applied, ApiError> {
     for attempt in 1..=DEEP_ATTEMPTS {
         let user_id = id_of(&current);
         let Some(body) = plan::update_body(&current, planned, ctx.metadata) else {
@@ -183,7 +259,13 @@ async fn update(ctx: &Context<'_>, planned: &Planned, mut current: User) -> Resu
             // if someone changed the user since the merge was computed.
             let fresh = match ctx.client.get_user(&user_id).await {
                 Ok(Some(fresh)) => fresh,
-                Ok(None) => return Ok(Applied::rejected("not_found", format!("the user {user_id} was deleted during the import"), Some(404))),
+                Ok(None) => {
+                    return Ok(Applied::rejected(
+                        "not_found",
+                        format!("the user {user_id} was deleted during the import"),
+                        Some(404),
+                    ));
+                }
                 Err(e) => return fatal_or_reject(e),
             };
             if fresh.get("updated_at") != current.get("updated_at") && attempt < DEEP_ATTEMPTS {
@@ -202,8 +284,16 @@ async fn update(ctx: &Context<'_>, planned: &Planned, mut current: User) -> Resu
 /// A 4xx answer rejects the record; anything else ends the run.
 fn fatal_or_reject(error: ApiError) -> Result<Applied, ApiError> {
     match error {
-        ApiError::Status { status, error_code, message } if (400..500).contains(&status) => {
-            let code = if error_code.is_empty() { format!("http_{status}") } else { error_code };
+        ApiError::Status {
+            status,
+            error_code,
+            message,
+        } if (400..500).contains(&status) => {
+            let code = if error_code.is_empty() {
+                format!("http_{status}")
+            } else {
+                error_code
+            };
             Ok(Applied::rejected(&code, message, Some(status)))
         }
         other => Err(other),
@@ -219,7 +309,10 @@ fn created_since(user: &User, sent_at: DateTime<Utc>) -> bool {
 }
 
 fn id_of(user: &User) -> String {
-    user.get("user_id").and_then(Value::as_str).unwrap_or_default().to_string()
+    user.get("user_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn match_name(by: MatchBy) -> &'static str {

@@ -65,7 +65,10 @@ impl Recovered {
 }
 
 /// A request to the writer thread.
-type Job = (Vec<u8>, Option<tokio::sync::oneshot::Sender<std::io::Result<()>>>);
+type Job = (
+    Vec<u8>,
+    Option<tokio::sync::oneshot::Sender<std::io::Result<()>>>,
+);
 
 /// The open ledger.
 pub struct Ledger {
@@ -89,7 +92,9 @@ impl Ledger {
                 if n == 0 || !line.ends_with('\n') {
                     break;
                 }
-                let Ok(entry) = serde_json::from_str::<Entry>(&line) else { break };
+                let Ok(entry) = serde_json::from_str::<Entry>(&line) else {
+                    break;
+                };
                 good_len += n as u64;
                 if entry.started {
                     recovered.in_flight.insert(entry.line);
@@ -110,14 +115,25 @@ impl Ledger {
         let thread = std::thread::Builder::new()
             .name("ledger".into())
             .spawn(move || write_loop(file, rx))?;
-        Ok((Ledger { path: path.to_path_buf(), tx: Some(tx), thread: Some(thread) }, recovered))
+        Ok((
+            Ledger {
+                path: path.to_path_buf(),
+                tx: Some(tx),
+                thread: Some(thread),
+            },
+            recovered,
+        ))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    fn send(&self, entry: &Entry, wait: bool) -> Option<tokio::sync::oneshot::Receiver<std::io::Result<()>>> {
+    fn send(
+        &self,
+        entry: &Entry,
+        wait: bool,
+    ) -> Option<tokio::sync::oneshot::Receiver<std::io::Result<()>>> {
         let mut bytes = serde_json::to_vec(entry).expect("entries serialize");
         bytes.push(b'\n');
         let (done_tx, done_rx) = if wait {
@@ -134,16 +150,30 @@ impl Ledger {
 
     /// Marks a create as about to be sent; returns once that is on disk.
     pub async fn started(&self, line: u64) -> std::io::Result<()> {
-        let entry = Entry { line, started: true, outcome: None, user_id: None, rejects: None };
+        let entry = Entry {
+            line,
+            started: true,
+            outcome: None,
+            user_id: None,
+            rejects: None,
+        };
         match self.send(&entry, true) {
-            Some(rx) => rx.await.unwrap_or_else(|_| Err(std::io::Error::other("the ledger writer stopped"))),
+            Some(rx) => rx
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::other("the ledger writer stopped"))),
             None => Ok(()),
         }
     }
 
     /// Records an outcome (made durable with the next group).
     pub fn done(&self, line: u64, outcome: Outcome, user_id: Option<&str>, rejects: Option<u64>) {
-        let entry = Entry { line, started: false, outcome: Some(outcome), user_id: user_id.map(str::to_string), rejects };
+        let entry = Entry {
+            line,
+            started: false,
+            outcome: Some(outcome),
+            user_id: user_id.map(str::to_string),
+            rejects,
+        };
         self.send(&entry, false);
     }
 
@@ -213,7 +243,10 @@ mod tests {
         ledger.done(3, Outcome::Rejected, None, Some(120));
         ledger.close();
         // A torn last line, as a crash mid-write leaves it.
-        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         file.write_all(b"{\"line\":4,\"outc").unwrap();
         drop(file);
         let (ledger, recovered) = Ledger::open(&path).unwrap();

@@ -89,7 +89,10 @@ pub enum ImportError {
     #[error(transparent)]
     State(#[from] StateError),
     #[error("cannot write {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Api(#[from] ApiError),
     #[error("{0}")]
@@ -100,7 +103,10 @@ pub enum ImportError {
 #[serde(tag = "version")]
 enum Saved {
     #[serde(rename = "1")]
-    V1 { fingerprint: String, completed: bool },
+    V1 {
+        fingerprint: String,
+        completed: bool,
+    },
 }
 
 const CHECKPOINT: &str = "import.json";
@@ -123,35 +129,68 @@ pub async fn run(
     let fingerprint = fingerprint(spec);
     let mut resumed = false;
     if let Some(state) = &state {
-        let saved = if spec.fresh { None } else { state.load::<Saved>(CHECKPOINT)? };
+        let saved = if spec.fresh {
+            None
+        } else {
+            state.load::<Saved>(CHECKPOINT)?
+        };
         match saved {
-            Some(Saved::V1 { fingerprint: saved, completed: false }) if saved != fingerprint => {
+            Some(Saved::V1 {
+                fingerprint: saved,
+                completed: false,
+            }) if saved != fingerprint => {
                 return Err(ImportError::Usage(format!(
                     "the state in {} belongs to a different import:\n  saved:   {saved}\n  this run: {fingerprint}\n\
                      Run the same command to resume it, --fresh to start over, or pass another --state",
                     state.path().display()
                 )));
             }
-            Some(Saved::V1 { completed: false, .. }) => resumed = true,
+            Some(Saved::V1 {
+                completed: false, ..
+            }) => resumed = true,
             _ => {
                 state.remove(LEDGER)?;
             }
         }
-        state.save(CHECKPOINT, &Saved::V1 { fingerprint: fingerprint.clone(), completed: false })?;
+        state.save(
+            CHECKPOINT,
+            &Saved::V1 {
+                fingerprint: fingerprint.clone(),
+                completed: false,
+            },
+        )?;
     }
     let (ledger, recovered) = match &state {
         Some(state) => {
-            let (ledger, recovered) = Ledger::open(&state.file(LEDGER))
-                .map_err(|source| ImportError::Write { path: state.file(LEDGER).display().to_string(), source })?;
+            let (ledger, recovered) =
+                Ledger::open(&state.file(LEDGER)).map_err(|source| ImportError::Write {
+                    path: state.file(LEDGER).display().to_string(),
+                    source,
+                })?;
             (Some(ledger), recovered)
         }
         None => (None, ledger::Recovered::default()),
     };
     if resumed {
-        tracing::info!(done = recovered.done.len(), in_flight = recovered.in_flight.len(), "Resuming the import from its ledger.");
+        tracing::info!(
+            done = recovered.done.len(),
+            in_flight = recovered.in_flight.len(),
+            "Resuming the import from its ledger."
+        );
     }
-    let rejects = Rejects::open(&spec.rejects, if resumed { Some(recovered.rejects_len) } else { None }, spec.dry_run)
-        .map_err(|source| ImportError::Write { path: spec.rejects.display().to_string(), source })?;
+    let rejects = Rejects::open(
+        &spec.rejects,
+        if resumed {
+            Some(recovered.rejects_len)
+        } else {
+            None
+        },
+        spec.dry_run,
+    )
+    .map_err(|source| ImportError::Write {
+        path: spec.rejects.display().to_string(),
+        source,
+    })?;
     let plan_out = match &spec.plan_file {
         Some(path) => Some(Mutex::new(
             private_options()
@@ -160,7 +199,10 @@ pub async fn run(
                 .truncate(true)
                 .open(path)
                 .map(std::io::BufWriter::new)
-                .map_err(|source| ImportError::Write { path: path.display().to_string(), source })?,
+                .map_err(|source| ImportError::Write {
+                    path: path.display().to_string(),
+                    source,
+                })?,
         )),
         None => None,
     };
@@ -181,7 +223,8 @@ pub async fn run(
         dry_run: spec.dry_run,
     };
     // Records for one user run in input order: each waits for the one before it.
-    let chains: Mutex<HashMap<String, tokio::sync::watch::Receiver<bool>>> = Mutex::new(HashMap::new());
+    let chains: Mutex<HashMap<String, tokio::sync::watch::Receiver<bool>>> =
+        Mutex::new(HashMap::new());
     // In create mode, a second record for a user is a duplicate of the first.
     let mut first_line: HashMap<u64, u64> = HashMap::new();
     let fatal: Mutex<Option<ApiError>> = Mutex::new(None);
@@ -209,13 +252,17 @@ pub async fn run(
             let wait = match &prepared {
                 Prepared::Apply(planned, _) => {
                     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
-                    let previous = chains.lock().expect("chain lock").insert(planned.key.clone(), done_rx);
+                    let previous = chains
+                        .lock()
+                        .expect("chain lock")
+                        .insert(planned.key.clone(), done_rx);
                     Some((planned.key.clone(), previous, done_tx))
                 }
                 _ => None,
             };
-            let (ctx, summary, rejects, plan_out, chains, fatal, ledger) =
-                (&ctx, &summary, &rejects, &plan_out, &chains, &fatal, &ledger);
+            let (ctx, summary, rejects, plan_out, chains, fatal, ledger) = (
+                &ctx, &summary, &rejects, &plan_out, &chains, &fatal, &ledger,
+            );
             async move {
                 let applied = match prepared {
                     Prepared::Done(outcome) => {
@@ -237,7 +284,10 @@ pub async fn run(
                         }
                         drop(chains);
                         match result {
-                            Ok(applied) => Some((applied, record.result.as_ref().ok().cloned().map(Value::Object))),
+                            Ok(applied) => Some((
+                                applied,
+                                record.result.as_ref().ok().cloned().map(Value::Object),
+                            )),
                             Err(error) => {
                                 fatal.lock().expect("fatal lock").get_or_insert(error);
                                 None
@@ -245,7 +295,9 @@ pub async fn run(
                         }
                     }
                 };
-                let Some((applied, original)) = applied else { return };
+                let Some((applied, original)) = applied else {
+                    return;
+                };
                 let rejects_len = if applied.outcome == Outcome::Rejected {
                     let reason = applied.reason.clone().expect("rejections carry a reason");
                     let entry = reject_entry(original, &record, line, &reason);
@@ -253,10 +305,13 @@ pub async fn run(
                         Ok(len) => Some(len),
                         Err(source) => {
                             tracing::error!(%source, "Cannot write the rejects file.");
-                            fatal.lock().expect("fatal lock").get_or_insert(ApiError::Decode {
-                                what: "the rejects file".into(),
-                                message: source.to_string(),
-                            });
+                            fatal
+                                .lock()
+                                .expect("fatal lock")
+                                .get_or_insert(ApiError::Decode {
+                                    what: "the rejects file".into(),
+                                    message: source.to_string(),
+                                });
                             return;
                         }
                     }
@@ -266,7 +321,12 @@ pub async fn run(
                 if let Some(ledger) = ledger
                     && !ctx.dry_run
                 {
-                    ledger.done(line, applied.outcome, applied.user_id.as_deref(), rejects_len);
+                    ledger.done(
+                        line,
+                        applied.outcome,
+                        applied.user_id.as_deref(),
+                        rejects_len,
+                    );
                 }
                 report(line, &applied, plan_out.as_ref(), ctx.dry_run);
                 summary.lock().expect("summary lock").add(applied.outcome);
@@ -300,10 +360,20 @@ pub async fn run(
         return Ok((summary, Exit::Interrupted));
     }
     if let Some(state) = &state {
-        state.save(CHECKPOINT, &Saved::V1 { fingerprint, completed: true })?;
+        state.save(
+            CHECKPOINT,
+            &Saved::V1 {
+                fingerprint,
+                completed: true,
+            },
+        )?;
     }
     summary.completed = true;
-    let exit = if summary.rejected > 0 { Exit::Rejected } else { Exit::Success };
+    let exit = if summary.rejected > 0 {
+        Exit::Rejected
+    } else {
+        Exit::Success
+    };
     Ok((summary, exit))
 }
 
@@ -317,7 +387,12 @@ enum Prepared {
     Apply(Planned, bool),
 }
 
-fn prepare(record: &Record, spec: &ImportSpec, recovered: &ledger::Recovered, first_line: &mut HashMap<u64, u64>) -> Prepared {
+fn prepare(
+    record: &Record,
+    spec: &ImportSpec,
+    recovered: &ledger::Recovered,
+    first_line: &mut HashMap<u64, u64>,
+) -> Prepared {
     if let Some(outcome) = recovered.done.get(&record.line) {
         return Prepared::Done(*outcome);
     }
@@ -336,7 +411,9 @@ fn prepare(record: &Record, spec: &ImportSpec, recovered: &ledger::Recovered, fi
         Ok(planned) => planned,
         Err(invalid) => {
             let message = match &invalid.field {
-                Some(field) if !invalid.message.contains(field.as_str()) => format!("field {field}: {}", invalid.message),
+                Some(field) if !invalid.message.contains(field.as_str()) => {
+                    format!("field {field}: {}", invalid.message)
+                }
                 _ => invalid.message.clone(),
             };
             return Prepared::Reject(Applied::rejected(invalid.code, message, None), original);
@@ -350,7 +427,10 @@ fn prepare(record: &Record, spec: &ImportSpec, recovered: &ledger::Recovered, fi
             return Prepared::Reject(
                 Applied::rejected(
                     "duplicate_record",
-                    format!("the same user ({}) as line {first}: create mode takes each user once", planned.key),
+                    format!(
+                        "the same user ({}) as line {first}: create mode takes each user once",
+                        planned.key
+                    ),
                     None,
                 ),
                 original,
@@ -363,7 +443,12 @@ fn prepare(record: &Record, spec: &ImportSpec, recovered: &ledger::Recovered, fi
 
 /// One rejects-file entry: the original record plus `_error` (`_raw` holds the text of a
 /// record that could not be read as an object).
-fn reject_entry(original: Option<Value>, record: &Record, line: u64, reason: &apply::Reason) -> Value {
+fn reject_entry(
+    original: Option<Value>,
+    record: &Record,
+    line: u64,
+    reason: &apply::Reason,
+) -> Value {
     let mut entry = match original {
         Some(Value::Object(map)) => map,
         _ => {
@@ -381,7 +466,12 @@ fn reject_entry(original: Option<Value>, record: &Record, line: u64, reason: &ap
 }
 
 /// Logs what happened to a record (and writes the dry-run plan line).
-fn report(line: u64, applied: &Applied, plan_out: Option<&Mutex<std::io::BufWriter<std::fs::File>>>, dry_run: bool) {
+fn report(
+    line: u64,
+    applied: &Applied,
+    plan_out: Option<&Mutex<std::io::BufWriter<std::fs::File>>>,
+    dry_run: bool,
+) {
     let action = match (applied.outcome, dry_run) {
         (Outcome::Created, true) => "would create",
         (Outcome::Updated, true) => "would update",
@@ -394,17 +484,30 @@ fn report(line: u64, applied: &Applied, plan_out: Option<&Mutex<std::io::BufWrit
     let user = applied.user_id.as_deref().unwrap_or("-");
     match &applied.reason {
         Some(reason) if applied.outcome == Outcome::Rejected => {
-            tracing::warn!("Line {line}: rejected ({}): {}", reason.code, reason.message);
+            tracing::warn!(
+                "Line {line}: rejected ({}): {}",
+                reason.code,
+                reason.message
+            );
         }
-        Some(reason) => tracing::info!("Line {line}: skipped {user} ({}): {}", reason.code, reason.message),
+        Some(reason) => tracing::info!(
+            "Line {line}: skipped {user} ({}): {}",
+            reason.code,
+            reason.message
+        ),
         None if dry_run => {
-            let changes = if applied.changes.is_empty() { String::new() } else { format!(": {}", applied.changes.join(", ")) };
+            let changes = if applied.changes.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", applied.changes.join(", "))
+            };
             tracing::info!("Line {line}: {action} {user}{changes}");
         }
         None => tracing::debug!("Line {line}: {action} {user}"),
     }
     if let Some(out) = plan_out {
-        let mut entry = json!({"line": line, "action": action.replace(' ', "_"), "user_id": applied.user_id});
+        let mut entry =
+            json!({"line": line, "action": action.replace(' ', "_"), "user_id": applied.user_id});
         if !applied.changes.is_empty() {
             entry["changes"] = json!(applied.changes);
         }
@@ -430,13 +533,20 @@ impl Rejects {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let file = private_options().read(true).write(true).create(true).truncate(false).open(path)?;
+        let file = private_options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
         let len = resume_at.unwrap_or(0);
         file.set_len(len)?;
         use std::io::Seek;
         let mut file = file;
         file.seek(std::io::SeekFrom::Start(len))?;
-        Ok(Rejects { file: Some(Mutex::new((file, len))) })
+        Ok(Rejects {
+            file: Some(Mutex::new((file, len))),
+        })
     }
 
     /// Appends an entry; returns the file's new length.
@@ -453,7 +563,9 @@ impl Rejects {
 }
 
 /// A `Stream` over an mpsc receiver.
-fn tokio_stream_from<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
