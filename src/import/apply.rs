@@ -89,13 +89,13 @@ const DEEP_ATTEMPTS: u32 = 3;
 /// itself is an [`Applied`].
 pub async fn apply(
     ctx: &Context<'_>,
-    line: u64,
+    record: u64,
     planned: &Planned,
     was_in_flight: bool,
 ) -> Result<Applied, ApiError> {
     if ctx.mode == Mode::Create && !was_in_flight && !ctx.dry_run {
         // No lookup first: a 409 says the user exists, at no cost for the common case.
-        return create(ctx, line, planned).await;
+        return create(ctx, record, planned).await;
     }
     let found = find(ctx, planned).await;
     let current = match found {
@@ -139,7 +139,7 @@ pub async fn apply(
             ),
             Some(404),
         )),
-        (Mode::Create | Mode::Upsert, None) => create(ctx, line, planned).await,
+        (Mode::Create | Mode::Upsert, None) => create(ctx, record, planned).await,
         (Mode::Update | Mode::Upsert, Some(user)) => update(ctx, planned, user).await,
     }
 }
@@ -183,7 +183,7 @@ async fn find(ctx: &Context<'_>, planned: &Planned) -> Result<Option<User>, Foun
     }
 }
 
-async fn create(ctx: &Context<'_>, line: u64, planned: &Planned) -> Result<Applied, ApiError> {
+async fn create(ctx: &Context<'_>, record: u64, planned: &Planned) -> Result<Applied, ApiError> {
     let Some(body) = &planned.create else {
         return Ok(Applied::rejected(
             "cannot_create",
@@ -199,7 +199,7 @@ async fn create(ctx: &Context<'_>, line: u64, planned: &Planned) -> Result<Appli
         ));
     }
     if let Some(ledger) = ctx.ledger {
-        ledger.started(line).await.map_err(|e| ApiError::Decode {
+        ledger.started(record).await.map_err(|e| ApiError::Decode {
             what: "the import ledger".into(),
             message: e.to_string(),
         })?;

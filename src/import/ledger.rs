@@ -2,10 +2,13 @@
 //! record's outcome, so a resumed run skips what is done and never creates a user twice.
 //!
 //! Entries, one JSON object a line:
-//! - `{"line":12,"started":true}`: a create for line 12 is about to be sent. It is durable
+//! Records are numbered by their position in the input (1-based), which is the same on every
+//! run; a JSON array on one line gives many records the same line, so lines cannot be keys.
+//!
+//! - `{"record":12,"started":true}`: a create for record 12 is about to be sent. It is durable
 //!   before the request leaves, so a run that dies with the create in flight knows, on resume,
 //!   to look the user up before sending again.
-//! - `{"line":12,"outcome":"created","user_id":"auth0|..."}`: the record is done. For
+//! - `{"record":12,"outcome":"created","user_id":"auth0|..."}`: the record is done. For
 //!   rejected records `rejects` holds the length of the rejects file after its entry was
 //!   written, so a resumed run truncates the rejects file to what the ledger vouches for and a
 //!   record is never listed twice.
@@ -36,7 +39,7 @@ pub enum Outcome {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
-    line: u64,
+    record: u64,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     started: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,9 +53,9 @@ struct Entry {
 /// What an earlier run left in the ledger.
 #[derive(Debug, Default)]
 pub struct Recovered {
-    /// Lines with an outcome.
+    /// Records (by position) with an outcome.
     pub done: HashMap<u64, Outcome>,
-    /// Lines whose create was sent but whose outcome is unknown.
+    /// Records whose create was sent but whose outcome is unknown.
     pub in_flight: HashSet<u64>,
     /// The rejects file's good length.
     pub rejects_len: u64,
@@ -97,11 +100,11 @@ impl Ledger {
                 };
                 good_len += n as u64;
                 if entry.started {
-                    recovered.in_flight.insert(entry.line);
+                    recovered.in_flight.insert(entry.record);
                 }
                 if let Some(outcome) = entry.outcome {
-                    recovered.in_flight.remove(&entry.line);
-                    recovered.done.insert(entry.line, outcome);
+                    recovered.in_flight.remove(&entry.record);
+                    recovered.done.insert(entry.record, outcome);
                 }
                 if let Some(len) = entry.rejects {
                     recovered.rejects_len = recovered.rejects_len.max(len);
@@ -149,9 +152,9 @@ impl Ledger {
     }
 
     /// Marks a create as about to be sent; returns once that is on disk.
-    pub async fn started(&self, line: u64) -> std::io::Result<()> {
+    pub async fn started(&self, record: u64) -> std::io::Result<()> {
         let entry = Entry {
-            line,
+            record,
             started: true,
             outcome: None,
             user_id: None,
@@ -166,9 +169,9 @@ impl Ledger {
     }
 
     /// Records an outcome (made durable with the next group).
-    pub fn done(&self, line: u64, outcome: Outcome, user_id: Option<&str>, rejects: Option<u64>) {
+    pub fn done(&self, record: u64, outcome: Outcome, user_id: Option<&str>, rejects: Option<u64>) {
         let entry = Entry {
-            line,
+            record,
             started: false,
             outcome: Some(outcome),
             user_id: user_id.map(str::to_string),
@@ -247,7 +250,7 @@ mod tests {
             .append(true)
             .open(&path)
             .unwrap();
-        file.write_all(b"{\"line\":4,\"outc").unwrap();
+        file.write_all(b"{\"record\":4,\"outc").unwrap();
         drop(file);
         let (ledger, recovered) = Ledger::open(&path).unwrap();
         assert_eq!(recovered.done.get(&1), Some(&Outcome::Created));

@@ -245,10 +245,13 @@ pub async fn run(
             let stop = cancel.is_cancelled() || fatal.lock().expect("fatal lock").is_some();
             async move { !stop }
         })
-        .map(|record| {
+        .enumerate()
+        .map(|(index, record)| {
             let line = record.line;
+            // Records are keyed by their position: the same on every run, unlike lines.
+            let ordinal = index as u64 + 1;
             // Decide everything that depends on input order here, synchronously, in order.
-            let prepared = prepare(&record, spec, &recovered, &mut first_line);
+            let prepared = prepare(ordinal, &record, spec, &recovered, &mut first_line);
             let wait = match &prepared {
                 Prepared::Apply(planned, _) => {
                     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
@@ -265,6 +268,11 @@ pub async fn run(
             );
             async move {
                 let applied = match prepared {
+                    Prepared::Fatal(message) => {
+                        let error = ApiError::Decode { what: format!("the input at line {line}"), message };
+                        fatal.lock().expect("fatal lock").get_or_insert(error);
+                        return;
+                    }
                     Prepared::Done(outcome) => {
                         summary.lock().expect("summary lock").add(outcome);
                         progress.inc(1);
@@ -276,7 +284,7 @@ pub async fn run(
                         if let Some(mut previous) = previous {
                             let _ = previous.wait_for(|done| *done).await;
                         }
-                        let result = apply::apply(ctx, line, &planned, was_in_flight).await;
+                        let result = apply::apply(ctx, ordinal, &planned, was_in_flight).await;
                         let _ = done_tx.send(true);
                         let mut chains = chains.lock().expect("chain lock");
                         if chains.get(&key).is_some_and(|rx| *rx.borrow()) {
@@ -322,7 +330,7 @@ pub async fn run(
                     && !ctx.dry_run
                 {
                     ledger.done(
-                        line,
+                        ordinal,
                         applied.outcome,
                         applied.user_id.as_deref(),
                         rejects_len,
@@ -379,6 +387,8 @@ pub async fn run(
 
 /// A record, ready for the tenant or already decided.
 enum Prepared {
+    /// The input broke off: the run stops (resumable) rather than count it against a record.
+    Fatal(String),
     /// Done in an earlier run.
     Done(Outcome),
     /// Refused before any request; the original object when there was one.
@@ -388,12 +398,18 @@ enum Prepared {
 }
 
 fn prepare(
+    ordinal: u64,
     record: &Record,
     spec: &ImportSpec,
     recovered: &ledger::Recovered,
     first_line: &mut HashMap<u64, u64>,
 ) -> Prepared {
-    if let Some(outcome) = recovered.done.get(&record.line) {
+    if let Err(e) = &record.result
+        && e.code == read::code::READ_ERROR
+    {
+        return Prepared::Fatal(e.message.clone());
+    }
+    if let Some(outcome) = recovered.done.get(&ordinal) {
         return Prepared::Done(*outcome);
     }
     let object = match &record.result {
@@ -438,7 +454,7 @@ fn prepare(
         }
         first_line.insert(hash, record.line);
     }
-    Prepared::Apply(planned, recovered.in_flight.contains(&record.line))
+    Prepared::Apply(planned, recovered.in_flight.contains(&ordinal))
 }
 
 /// One rejects-file entry: the original record plus `_error` (`_raw` holds the text of a
