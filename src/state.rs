@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 /// What can go wrong with the state.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("cannot use the state directory {path}: {source}")]
+    #[error("cannot use the state directory {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,

@@ -94,7 +94,7 @@ pub async fn resolve_target(args: &TargetArgs) -> anyhow::Result<Resolved> {
         }
     };
     Ok(Resolved {
-        domain: base.host_str().unwrap_or_default().to_string(),
+        domain: base.as_str().trim_end_matches('/').to_string(),
         target: Target { base, credentials },
         sandbox: None,
     })

@@ -17,7 +17,7 @@ pub fn dispatch(
             Command::Sandbox(args) => sandbox::run(args).await,
             Command::Export(args) => export::run(*args).await,
             Command::Import(args) => import::run(*args).await,
-        Command::Run(args) => job::run(args).await,
+            Command::Run(args) => job::run(args).await,
         }
     })
 }

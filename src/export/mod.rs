@@ -84,12 +84,12 @@ pub enum ExportError {
     Walk(#[from] WalkError),
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Output {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot read the user list {path}: {source}")]
+    #[error("cannot read the user list {path}")]
     UsersFile {
         path: String,
         source: std::io::Error,
@@ -124,6 +124,10 @@ struct Checkpoint {
     not_found: u64,
     windows: u64,
     completed: bool,
+    /// Every batch is in the walk's output; only renaming it into place (and, for a flattened
+    /// CSV, the second pass) is left.
+    #[serde(default)]
+    written: bool,
     /// The start of the last completed run, for `--since last`.
     last_completed_upper: Option<String>,
 }
@@ -180,6 +184,7 @@ pub async fn run(
             not_found: 0,
             windows: 0,
             completed: false,
+            written: false,
             last_completed_upper: previous_upper,
         },
     };
@@ -208,17 +213,26 @@ pub async fn run(
         spec.output.clone()
     };
     let walk_gzip = spec.gzip && !spec.encoder.needs_second_pass();
+    // A run that died after its output was renamed into place has nothing left to write.
+    let walk_done = resumed && checkpoint.written;
+    let renamed = match &walk_output {
+        Output::File(path) => walk_done && !sink::partial_path(path).exists() && path.exists(),
+        Output::Stdout => false,
+    };
     let mut sink = match &walk_output {
-        Output::Stdout => Sink::stdout(walk_gzip),
-        Output::File(path) => Sink::file(
-            path.as_path(),
-            walk_gzip,
-            resumed.then_some(checkpoint.bytes),
-        )
-        .map_err(|source| ExportError::Output {
-            path: sink::partial_path(path.as_path()).display().to_string(),
-            source,
-        })?,
+        _ if renamed => None,
+        Output::Stdout => Some(Sink::stdout(walk_gzip)),
+        Output::File(path) => Some(
+            Sink::file(
+                path.as_path(),
+                walk_gzip,
+                resumed.then_some(checkpoint.bytes),
+            )
+            .map_err(|source| ExportError::Output {
+                path: sink::partial_path(path.as_path()).display().to_string(),
+                source,
+            })?,
+        ),
     };
     let output_name = match &spec.output {
         Output::Stdout => "-".to_string(),
@@ -234,7 +248,7 @@ pub async fn run(
         }
         Ok(())
     };
-    if !resumed {
+    if !resumed && let Some(sink) = sink.as_mut() {
         sink.write_batch(&spec.encoder.walk_encoder().header())
             .map_err(write_err)?;
         checkpoint.bytes = sink.bytes();
@@ -242,25 +256,33 @@ pub async fn run(
     }
 
     let query = build_query(spec, checkpoint.since.as_deref());
-    let outcome = if let Some(list) = &spec.users_file {
+    let outcome = if walk_done {
+        Ok(())
+    } else if let Some(list) = &spec.users_file {
+        let sink = sink
+            .as_mut()
+            .expect("a walk that is not done has its output open");
         export_list(
             spec,
             client,
             list,
             &mut checkpoint,
-            &mut sink,
+            sink,
             progress,
             cancel,
             &save,
         )
         .await
     } else {
+        let sink = sink
+            .as_mut()
+            .expect("a walk that is not done has its output open");
         export_walk(
             spec,
             client,
             query,
             &mut checkpoint,
-            &mut sink,
+            sink,
             progress,
             cancel,
             &save,
@@ -289,7 +311,14 @@ pub async fn run(
         }
         Err(e) => return Err(e),
     }
-    sink.finish().map_err(write_err)?;
+    if !checkpoint.written {
+        checkpoint.written = true;
+        save(&checkpoint)?;
+    }
+    if let Some(sink) = sink {
+        sink.finish().map_err(write_err)?;
+    }
+    let mut first_pass = None;
     if let (
         Encoder {
             shape,
@@ -305,13 +334,17 @@ pub async fn run(
         let mut write = |bytes: &[u8]| out.write_batch(bytes);
         encode::flatten(pass1, shape, *escape_formulas, &mut write).map_err(ExportError::Usage)?;
         out.finish().map_err(write_err)?;
-        // The first pass holds user data: keep it no longer than needed.
-        let _ = std::fs::remove_file(pass1);
+        first_pass = Some(pass1);
     }
     checkpoint.completed = true;
     checkpoint.cursor = None;
     checkpoint.last_completed_upper = Some(checkpoint.upper.clone());
     save(&checkpoint)?;
+    // The first pass holds user data: keep it no longer than needed (and only once the
+    // checkpoint no longer needs it for a resume).
+    if let Some(pass1) = first_pass {
+        let _ = std::fs::remove_file(pass1);
+    }
     summary.completed = true;
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     let exit = if checkpoint.not_found > 0 {

@@ -149,8 +149,16 @@ impl Walk<'_> {
             && users.len() as u32 == PER_PAGE
         {
             let (users, windows) = self.read_instant(&first).await?;
-            let next = Some(Cursor { from: Some(first), inclusive: false });
-            return Ok(Batch { users, next, windows: windows + 1, remaining: total });
+            let next = Some(Cursor {
+                from: Some(first),
+                inclusive: false,
+            });
+            return Ok(Batch {
+                users,
+                next,
+                windows: windows + 1,
+                remaining: total,
+            });
         }
         // The 1,000th user: when its whole page is one instant, a cluster reaches that deep.
         // Read on from page 1 only until the cluster starts (all before it is complete) and
@@ -158,14 +166,21 @@ impl Walk<'_> {
         let last_page = (CAP / u64::from(PER_PAGE)) as u32 - 1;
         let probe = self.list_page(&range, None, last_page).await?.users;
         if let Some(t) = single_instant(&probe)? {
-            let reaches = |page: &[User]| page.iter().any(|u| created_at(u).ok().flatten().as_deref() == Some(t.as_str()));
+            let reaches = |page: &[User]| {
+                page.iter()
+                    .any(|u| created_at(u).ok().flatten().as_deref() == Some(t.as_str()))
+            };
             let mut batch: Vec<User> = Vec::new();
             let mut page_users = users;
             let mut page = 0;
             let mut windows = 2;
             loop {
                 let found = reaches(&page_users);
-                batch.extend(page_users.into_iter().filter(|u| created_at(u).ok().flatten().as_deref() < Some(t.as_str())));
+                batch.extend(
+                    page_users
+                        .into_iter()
+                        .filter(|u| created_at(u).ok().flatten().as_deref() < Some(t.as_str())),
+                );
                 page += 1;
                 if found || page >= last_page {
                     break;
@@ -176,11 +191,25 @@ impl Walk<'_> {
             let (instant, instant_windows) = self.read_instant(&t).await?;
             batch.extend(instant);
             sort_users(&mut batch)?;
-            let next = Some(Cursor { from: Some(t), inclusive: false });
-            return Ok(Batch { users: batch, next, windows: windows + instant_windows, remaining: total });
+            let next = Some(Cursor {
+                from: Some(t),
+                inclusive: false,
+            });
+            return Ok(Batch {
+                users: batch,
+                next,
+                windows: windows + instant_windows,
+                remaining: total,
+            });
         }
-        let known = Known { total, first: users, page: Some((last_page, probe)) };
-        let (_, mut users) = self.read_window(&range, None, Depth::Cap, Some(known)).await?;
+        let known = Known {
+            total,
+            first: users,
+            page: Some((last_page, probe)),
+        };
+        let (_, mut users) = self
+            .read_window(&range, None, Depth::Cap, Some(known))
+            .await?;
         sort_users(&mut users)?;
         let last = users
             .last()
@@ -265,7 +294,9 @@ impl Walk<'_> {
         let descending = (0..descending_pages).map(|p| (p, "user_id:-1"));
         let pages: Vec<Vec<User>> = futures::stream::iter(ascending.chain(descending))
             .map(|(page, sort)| async move {
-                self.list_page(range, Some(sort), page).await.map(|p| p.users)
+                self.list_page(range, Some(sort), page)
+                    .await
+                    .map(|p| p.users)
             })
             .buffered(self.concurrency.max(1))
             .try_collect()
@@ -354,7 +385,12 @@ impl Walk<'_> {
     }
 
     /// One page of `range` (with the user's query), sorted by created_at unless told.
-    async fn list_page(&self, range: &str, sort: Option<&str>, page: u32) -> Result<crate::api::UsersPage, WalkError> {
+    async fn list_page(
+        &self,
+        range: &str,
+        sort: Option<&str>,
+        page: u32,
+    ) -> Result<crate::api::UsersPage, WalkError> {
         let query = ListQuery {
             q: Some(self.with_query(range)),
             sort: Some(sort.unwrap_or("created_at:1").to_string()),
@@ -441,11 +477,12 @@ impl Walk<'_> {
                 _ => total.min(CAP),
             };
             let pages = wanted.div_ceil(u64::from(PER_PAGE)) as u32;
-            let rest: Vec<Vec<User>> = futures::stream::iter((1..pages).filter(|p| Some(*p) != skip))
-                .map(|page| async move { list(page).await.map(|p| p.users) })
-                .buffered(self.concurrency.max(1))
-                .try_collect()
-                .await?;
+            let rest: Vec<Vec<User>> =
+                futures::stream::iter((1..pages).filter(|p| Some(*p) != skip))
+                    .map(|page| async move { list(page).await.map(|p| p.users) })
+                    .buffered(self.concurrency.max(1))
+                    .try_collect()
+                    .await?;
             users.extend(rest.into_iter().flatten());
             if users.len() as u64 == wanted {
                 return Ok((total, users));

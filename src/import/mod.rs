@@ -88,7 +88,7 @@ pub enum ImportError {
     Input(#[from] read::InputError),
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: String,
         source: std::io::Error,
@@ -269,7 +269,10 @@ pub async fn run(
             async move {
                 let applied = match prepared {
                     Prepared::Fatal(message) => {
-                        let error = ApiError::Decode { what: format!("the input at line {line}"), message };
+                        let error = ApiError::Decode {
+                            what: format!("the input at line {line}"),
+                            message,
+                        };
                         fatal.lock().expect("fatal lock").get_or_insert(error);
                         return;
                     }

@@ -349,7 +349,11 @@ impl Store {
         let needs_test = !(by_created && query.is_created_at_range_only());
         let candidates: Box<dyn Iterator<Item = &Arc<User>>> = if by_created {
             let (lower, upper) = range.unwrap_or((Bound::Unbounded, Bound::Unbounded));
-            Box::new(view.by_created.range((lower, upper)).flat_map(|(_, users)| users.values()))
+            Box::new(
+                view.by_created
+                    .range((lower, upper))
+                    .flat_map(|(_, users)| users.values()),
+            )
         } else {
             Box::new(view.users.values())
         };
@@ -386,7 +390,12 @@ impl Store {
             by_key.then_with(|| user_id_of(a).cmp(user_id_of(b)))
         });
         let total = matches.len();
-        let users = matches.into_iter().skip(offset).take(limit).cloned().collect();
+        let users = matches
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .cloned()
+            .collect();
         Page { users, total }
     }
 }

@@ -2,7 +2,7 @@
 //! child process: the test thread blocks on the child while the runtime's workers serve it.
 //!
 //! Also [`Gate`], a proxy in front of a tenant that can go down (503 on every API request)
-//! after a number of requests and come back up, to show a run that fails and then resumes.
+//! and come back up, to show a run that fails and then resumes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -105,32 +105,29 @@ pub fn user_id(user: &Map<String, Value>) -> &str {
         .expect("every user has a string user_id")
 }
 
-/// A proxy in front of a [`Live`] tenant that lets `healthy` API requests through, then
-/// answers every API request with 503 (and `Retry-After: 0`, so that the client's retries do
-/// not make the test slow) until [`Gate::heal`] is called. The token endpoint always works.
+/// A proxy in front of a [`Live`] tenant that can go down: after [`Gate::go_down`] it answers
+/// every API request with 503 (and `Retry-After: 0`, so that the client's retries do not make
+/// the test slow) until [`Gate::heal`]. The token endpoint always works.
 pub struct Gate {
     domain: String,
     inner: Arc<GateInner>,
-    _server: tokio::task::JoinHandle<()>,
+    server: tokio::task::JoinHandle<()>,
 }
 
 struct GateInner {
     upstream: String,
-    healthy: u64,
-    passed: AtomicU64,
+    down: AtomicBool,
     refused: AtomicU64,
-    healed: AtomicBool,
     http: reqwest::Client,
 }
 
 impl Gate {
-    pub fn start(live: &Live, healthy: u64) -> Gate {
+    /// A healthy gate in front of `live`.
+    pub fn start(live: &Live) -> Gate {
         let inner = Arc::new(GateInner {
             upstream: live.domain().to_string(),
-            healthy,
-            passed: AtomicU64::new(0),
+            down: AtomicBool::new(false),
             refused: AtomicU64::new(0),
-            healed: AtomicBool::new(false),
             http: reqwest::Client::new(),
         });
         let app = axum::Router::new()
@@ -149,7 +146,7 @@ impl Gate {
         Gate {
             domain,
             inner,
-            _server: server,
+            server,
         }
     }
 
@@ -158,9 +155,14 @@ impl Gate {
         &self.domain
     }
 
+    /// From now on every API request is answered 503.
+    pub fn go_down(&self) {
+        self.inner.down.store(true, Ordering::SeqCst);
+    }
+
     /// From now on every request goes through.
     pub fn heal(&self) {
-        self.inner.healed.store(true, Ordering::SeqCst);
+        self.inner.down.store(false, Ordering::SeqCst);
     }
 
     /// API requests answered 503 so far.
@@ -171,7 +173,7 @@ impl Gate {
 
 impl Drop for Gate {
     fn drop(&mut self) {
-        self._server.abort();
+        self.server.abort();
     }
 }
 
@@ -183,10 +185,7 @@ async fn forward(State(gate): State<Arc<GateInner>>, request: Request) -> Respon
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| path.clone());
-    if path.starts_with("/api/v2/")
-        && !gate.healed.load(Ordering::SeqCst)
-        && gate.passed.fetch_add(1, Ordering::SeqCst) >= gate.healthy
-    {
+    if path.starts_with("/api/v2/") && gate.down.load(Ordering::SeqCst) {
         gate.refused.fetch_add(1, Ordering::SeqCst);
         return Response::builder()
             .status(503)
