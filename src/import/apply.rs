@@ -250,6 +250,10 @@ async fn update(
         let Some(body) = plan::update_body(&current, planned, ctx.metadata) else {
             return Ok(Applied::done(Outcome::Unchanged, Some(user_id), Vec::new()));
         };
+        // Pairs Auth0 refuses in one PATCH, and bodies over 1 MB, are the record's fault.
+        if let Err(invalid) = plan::check_patch(&body) {
+            return Ok(Applied::rejected(invalid.code, invalid.message, None));
+        }
         let changes = plan::diff(&current, &plan::apply_patch(&current, &body));
         if ctx.dry_run {
             return Ok(Applied::done(Outcome::Updated, Some(user_id), changes));

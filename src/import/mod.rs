@@ -311,7 +311,14 @@ pub async fn run(
                 };
                 let rejects_len = if applied.outcome == Outcome::Rejected {
                     let reason = applied.reason.clone().expect("rejections carry a reason");
-                    let entry = reject_entry(original, &record, line, &reason);
+                    let mut entry = reject_entry(original, &record, line, &reason);
+                    // A password never reaches a file: the entry keeps the record without it.
+                    if let plan::Passwords::Field(field) = &spec.plan.passwords
+                        && let Some(object) = entry.as_object_mut()
+                        && object.shift_remove(field).is_some()
+                    {
+                        entry["_error"]["password_removed"] = true.into();
+                    }
                     match rejects.write(&entry) {
                         Ok(len) => Some(len),
                         Err(source) => {
