@@ -12,6 +12,7 @@ pub mod fsutil;
 pub mod import;
 pub mod net;
 pub mod progress;
+pub mod rules;
 pub mod sandbox;
 pub mod state;
 pub mod target;

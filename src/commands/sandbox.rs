@@ -29,7 +29,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<Exit> {
     if args.self_check {
         self_check(&sandbox).await?;
     } else {
-        wait_for_signal().await;
+        super::common::wait_for_signal().await;
     }
     tracing::info!("Sandbox tenant is stopping.");
     if let Some(path) = &args.dump {
@@ -44,20 +44,6 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<Exit> {
     }
     sandbox.shutdown().await;
     Ok(Exit::Success)
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Talks to the sandbox as a client would and prints each answer.

@@ -305,27 +305,7 @@ const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Facts ("Metadata rules"): names `app_metadata` must not use.
-const RESERVED_APP_METADATA: &[&str] = &[
-    "__tenant",
-    "_id",
-    "blocked",
-    "clientID",
-    "created_at",
-    "email_verified",
-    "email",
-    "globalClientID",
-    "global_client_id",
-    "identities",
-    "lastIP",
-    "lastLogin",
-    "loginsCount",
-    "metadata",
-    "multifactor_last_modified",
-    "multifactor",
-    "updated_at",
-    "user_id",
-];
+use crate::rules::RESERVED_APP_METADATA;
 
 /// Facts ("PATCH"): field pairs Auth0 refuses in one update.
 const REFUSED_TOGETHER: &[(&str, &str)] = &[

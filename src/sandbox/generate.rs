@@ -893,26 +893,7 @@ mod tests {
         "logins_count",
     ];
 
-    const RESERVED_APP_METADATA: [&str; 18] = [
-        "__tenant",
-        "_id",
-        "blocked",
-        "clientID",
-        "created_at",
-        "email_verified",
-        "email",
-        "globalClientID",
-        "global_client_id",
-        "identities",
-        "lastIP",
-        "lastLogin",
-        "loginsCount",
-        "metadata",
-        "multifactor_last_modified",
-        "multifactor",
-        "updated_at",
-        "user_id",
-    ];
+    use crate::rules::RESERVED_APP_METADATA;
 
     /// 25,000 users with seed 42, generated once for all the tests that read them.
     fn tenant() -> &'static [Map<String, Value>] {

@@ -236,27 +236,7 @@ const REFUSED_TOGETHER: &[(&str, &str)] = &[
     ("username", "password"),
 ];
 
-/// Facts ("Metadata rules"): names `app_metadata` must not use.
-const RESERVED_APP_METADATA: &[&str] = &[
-    "__tenant",
-    "_id",
-    "blocked",
-    "clientID",
-    "created_at",
-    "email_verified",
-    "email",
-    "globalClientID",
-    "global_client_id",
-    "identities",
-    "lastIP",
-    "lastLogin",
-    "loginsCount",
-    "metadata",
-    "multifactor_last_modified",
-    "multifactor",
-    "updated_at",
-    "user_id",
-];
+use crate::rules::RESERVED_APP_METADATA;
 
 static EMAIL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$").expect("valid regex"));
