@@ -1345,3 +1345,43 @@ fn the_example_jobs_run_against_a_sandbox() {
     ran.expect_code(0);
     assert_eq!(ran.summary()["users"], 600);
 }
+
+// ---- clusters deeper than twice the cap -------------------------------------------------------
+
+/// `n` database users created in one millisecond (a large bulk import), plus some spread out.
+fn deep_cluster_tenant(n: usize, odd_ids: bool) -> Live {
+    let live = Live::generated(300);
+    let users = (0..n).map(|i| {
+        // Ids like a bulk import's (24 hex digits), or with punctuation the split must reach.
+        let local = if odd_ids && i % 7 == 0 { format!("x-{i:06}_~") } else { format!("{:024x}", i * 7919 + 13) };
+        serde_json::json!({
+            "created_at": "2022-02-22T22:22:22.222Z",
+            "email": format!("bulk{i}@example.com"),
+            "identities": [{"connection": "legacy-db", "user_id": local, "provider": "auth0", "isSocial": false}],
+            "updated_at": "2022-02-22T22:22:22.222Z",
+            "user_id": format!("auth0|{local}"),
+            "app_metadata": {"batch": i / 100},
+        })
+        .as_object()
+        .cloned()
+        .expect("an object")
+    });
+    live.tenant.sandbox.insert_users(users);
+    live
+}
+
+#[test]
+fn a_cluster_deeper_than_twice_the_cap_is_split_by_user_id_prefix() {
+    for odd_ids in [false, true] {
+        let live = deep_cluster_tenant(2_600, odd_ids);
+        let dir = tempfile::tempdir().unwrap();
+        let (bytes, ran) = clean_export(&live, dir.path(), "users.ndjson", &["--json", "--quiet"]);
+        let text = String::from_utf8(bytes).unwrap();
+        assert_eq!(text, expected_export(&live, |_| true), "odd ids: {odd_ids}");
+        assert_eq!(ran.summary()["users"], 2_900);
+        let sent = live.api_requests().len() as u64;
+        eprintln!("2,600 users in one millisecond (odd ids {odd_ids}): {sent} requests");
+        // Punctuated ids cost a probe per character tried, never an unbounded walk.
+        assert!(sent <= if odd_ids { 160 } else { 60 }, "{sent} requests");
+    }
+}
