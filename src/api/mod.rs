@@ -30,6 +30,9 @@ pub enum ApiError {
         status: u16,
         error_code: String,
         message: String,
+        /// An earlier attempt of this request failed in transit: it may have reached the
+        /// tenant (what a 409 after a lost create answer means).
+        retried: bool,
     },
     /// Transient failures went on past the retry budget.
     #[error("{what} failed {attempts} times in a row; last error: {last}")]
@@ -373,6 +376,7 @@ impl Client {
                         status,
                         error_code,
                         message,
+                        retried: transient > 0,
                     });
                 }
             }

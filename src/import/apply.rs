@@ -214,12 +214,14 @@ async fn create(ctx: &Context<'_>, record: u64, planned: &Planned) -> Result<App
         Err(ApiError::Status {
             status: 409,
             message,
+            retried,
             ..
         }) => {
             // A create whose answer was lost (dropped connection, truncated body) is retried and
-            // meets its own user: that user is ours if it appeared after we first sent.
+            // meets its own user: that user is ours if it appeared after we first sent. Without
+            // a lost attempt, a 409 means the user was there before.
             match find(ctx, planned).await {
-                Ok(Some(user)) if created_since(&user, sent_at) => Ok(Applied::done(
+                Ok(Some(user)) if retried && created_since(&user, sent_at) => Ok(Applied::done(
                     Outcome::Created,
                     Some(id_of(&user)),
                     Vec::new(),
@@ -292,6 +294,7 @@ fn fatal_or_reject(error: ApiError) -> Result<Applied, ApiError> {
             status,
             error_code,
             message,
+            ..
         } if (400..500).contains(&status) => {
             let code = if error_code.is_empty() {
                 format!("http_{status}")

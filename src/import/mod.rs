@@ -312,12 +312,16 @@ pub async fn run(
                 let rejects_len = if applied.outcome == Outcome::Rejected {
                     let reason = applied.reason.clone().expect("rejections carry a reason");
                     let mut entry = reject_entry(original, &record, line, &reason);
-                    // A password never reaches a file: the entry keeps the record without it.
+                    // A password never reaches a file: the entry keeps the record without it, and
+                    // the text of an unreadable record (which may hold one) is left out.
                     if let plan::Passwords::Field(field) = &spec.plan.passwords
                         && let Some(object) = entry.as_object_mut()
-                        && object.shift_remove(field).is_some()
                     {
-                        entry["_error"]["password_removed"] = true.into();
+                        if object.shift_remove(field).is_some() {
+                            entry["_error"]["password_removed"] = true.into();
+                        } else if object.shift_remove("_raw").is_some() {
+                            entry["_error"]["raw_omitted"] = true.into();
+                        }
                     }
                     match rejects.write(&entry) {
                         Ok(len) => Some(len),
@@ -419,12 +423,12 @@ fn prepare(
     {
         return Prepared::Fatal(e.message.clone());
     }
-    if let Some(outcome) = recovered.done.get(&ordinal) {
-        return Prepared::Done(*outcome);
-    }
-    let object = match &record.result {
-        Ok(object) => object,
-        Err(e) => {
+    let done = recovered.done.get(&ordinal).copied();
+    let object = match (&record.result, done) {
+        (_, Some(outcome)) if spec.plan.mode != Mode::Create => return Prepared::Done(outcome),
+        (Ok(object), _) => object,
+        (Err(_), Some(outcome)) => return Prepared::Done(outcome),
+        (Err(e), None) => {
             let message = match &e.field {
                 Some(field) => format!("field {field}: {}", e.message),
                 None => e.message.clone(),
@@ -435,6 +439,7 @@ fn prepare(
     let original = Some(Value::Object(object.clone()));
     let planned = match plan::plan(object, &spec.plan) {
         Ok(planned) => planned,
+        Err(_) if done.is_some() => return Prepared::Done(done.expect("checked")),
         Err(invalid) => {
             let message = match &invalid.field {
                 Some(field) if !invalid.message.contains(field.as_str()) => {
@@ -446,9 +451,15 @@ fn prepare(
         }
     };
     if spec.plan.mode == Mode::Create {
+        // Records done in an earlier run still claim their user, so a later duplicate is
+        // rejected exactly as in a clean run.
         let mut hasher = DefaultHasher::new();
         planned.key.hash(&mut hasher);
         let hash = hasher.finish();
+        if let Some(outcome) = done {
+            first_line.entry(hash).or_insert(record.line);
+            return Prepared::Done(outcome);
+        }
         if let Some(first) = first_line.get(&hash) {
             return Prepared::Reject(
                 Applied::rejected(
@@ -463,6 +474,9 @@ fn prepare(
             );
         }
         first_line.insert(hash, record.line);
+    }
+    if let Some(outcome) = done {
+        return Prepared::Done(outcome);
     }
     Prepared::Apply(planned, recovered.in_flight.contains(&ordinal))
 }
