@@ -726,7 +726,9 @@ pub(crate) fn merge_metadata(user: &mut User, field: &str, patch: &Map<String, V
 
 /// Now, in Auth0's millisecond format, and later than `previous`.
 fn next_timestamp(previous: Option<&str>) -> String {
+    // Compare at the precision that is stored: milliseconds.
     let now = Utc::now();
+    let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
     let previous = previous
         .and_then(|p| DateTime::parse_from_rfc3339(p).ok())
         .map(|p| p.with_timezone(&Utc));
