@@ -7,6 +7,8 @@ mod support;
 mod cli;
 // `auth0-bulk export` end to end against an in-process sandbox.
 mod export;
+// `auth0-bulk import` end to end: round trips, crashes, rejects, formats, against sandboxes.
+mod import;
 // The OpenAPI schema helper checks itself.
 mod oas_selftest;
 // The sandbox tenant behaves like Auth0.

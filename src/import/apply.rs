@@ -114,7 +114,7 @@ pub async fn apply(
         Err(Found::Api(e)) => return fatal_or_reject(e),
     };
     match (ctx.mode, current) {
-        (Mode::Create, Some(user)) if was_in_flight => {
+        (Mode::Create | Mode::Upsert, Some(user)) if was_in_flight => {
             // Our create from an interrupted run reached the tenant before the process died.
             Ok(Applied::done(
                 Outcome::Created,

@@ -39,6 +39,17 @@ pub fn export(domain: &str, client_id: &str, client_secret: &str) -> Command {
     command
 }
 
+/// `auth0-bulk import --domain DOMAIN` with the client credentials in the environment.
+pub fn import(domain: &str, client_id: &str, client_secret: &str) -> Command {
+    let mut command = binary();
+    command
+        .arg("import")
+        .args(["--domain", domain])
+        .env("AUTH0_CLIENT_ID", client_id)
+        .env("AUTH0_CLIENT_SECRET", client_secret);
+    command
+}
+
 /// A finished run.
 #[derive(Debug)]
 pub struct Ran {
