@@ -22,3 +22,18 @@ pub const RESERVED_APP_METADATA: &[&str] = &[
     "updated_at",
     "user_id",
 ];
+
+/// Facts ("PATCH"): field pairs Auth0 refuses in one update.
+pub const REFUSED_TOGETHER: &[(&str, &str)] = &[
+    ("password", "email"),
+    ("password", "email_verified"),
+    ("username", "email"),
+    ("username", "email_verified"),
+    ("username", "password"),
+];
+
+/// Spec: `CreateUserRequestContent.phone_number` pattern.
+pub const PHONE_PATTERN: &str = r"^\+[0-9]{1,15}$";
+
+/// The email shape both the importer and the sandbox accept, so they agree on every address.
+pub const EMAIL_PATTERN: &str = r"^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$";

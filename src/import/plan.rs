@@ -305,23 +305,12 @@ const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ),
 ];
 
-use crate::rules::RESERVED_APP_METADATA;
-
-/// Facts ("PATCH"): field pairs Auth0 refuses in one update.
-const REFUSED_TOGETHER: &[(&str, &str)] = &[
-    ("password", "email"),
-    ("password", "email_verified"),
-    ("username", "email"),
-    ("username", "email_verified"),
-    ("username", "password"),
-];
+use crate::rules::{EMAIL_PATTERN, PHONE_PATTERN, REFUSED_TOGETHER, RESERVED_APP_METADATA};
 
 /// The same pattern as the sandbox's (validate.rs), so both agree on every address.
-static EMAIL: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$").expect("valid regex"));
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| Regex::new(EMAIL_PATTERN).expect("valid regex"));
 /// Spec: `phone_number` pattern.
-static PHONE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\+[0-9]{1,15}$").expect("valid regex"));
+static PHONE: LazyLock<Regex> = LazyLock::new(|| Regex::new(PHONE_PATTERN).expect("valid regex"));
 
 /// Validates and normalizes one record.
 pub fn plan(record: &User, options: &PlanOptions) -> Result<Planned, Invalid> {

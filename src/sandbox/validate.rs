@@ -227,21 +227,10 @@ const UPDATE_FIELDS: &[(&str, Kind, &str)] = &[
     ),
 ];
 
-/// Facts ("PATCH"): field pairs Auth0 refuses in one update.
-const REFUSED_TOGETHER: &[(&str, &str)] = &[
-    ("password", "email"),
-    ("password", "email_verified"),
-    ("username", "email"),
-    ("username", "email_verified"),
-    ("username", "password"),
-];
+use crate::rules::{EMAIL_PATTERN, PHONE_PATTERN, REFUSED_TOGETHER, RESERVED_APP_METADATA};
 
-use crate::rules::RESERVED_APP_METADATA;
-
-static EMAIL: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$").expect("valid regex"));
-static PHONE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\+[0-9]{1,15}$").expect("valid regex"));
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| Regex::new(EMAIL_PATTERN).expect("valid regex"));
+static PHONE: LazyLock<Regex> = LazyLock::new(|| Regex::new(PHONE_PATTERN).expect("valid regex"));
 
 fn payload_error(reason: &str, field: &str, description: &str) -> ApiError {
     ApiError::invalid_body(format!(
