@@ -43,11 +43,15 @@ impl From<Exit> for ExitCode {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// Maps a failed run to its exit code: usage errors anywhere in the chain are 2, all else 1.
+/// Maps a failed run to its exit code: usage errors anywhere in the chain are 2, and so is a
+/// damaged run state (running again cannot help; starting over is the user's call); all else 1.
 pub fn for_error(error: &anyhow::Error) -> Exit {
-    if error.chain().any(|e| e.is::<UsageError>()) {
-        Exit::Usage
-    } else {
-        Exit::Fatal
-    }
+    let usage = error.chain().any(|e| {
+        e.is::<UsageError>()
+            || matches!(
+                e.downcast_ref::<crate::state::StateError>(),
+                Some(crate::state::StateError::Corrupt { .. })
+            )
+    });
+    if usage { Exit::Usage } else { Exit::Fatal }
 }

@@ -88,10 +88,8 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
     let (summary, exit) = match result {
         Ok(done) => done,
         Err(ExportError::Usage(message)) => return Err(UsageError(message).into()),
-        // A damaged state cannot be resumed: that is for the user to decide (--fresh).
-        Err(ExportError::State(e @ crate::state::StateError::Corrupt { .. })) => {
-            return Err(UsageError(e.to_string()).into());
-        }
+        // The state itself is the problem (locked, unreadable): re-running alone cannot help.
+        Err(ExportError::State(e)) => return Err(e.into()),
         Err(ExportError::Walk(crate::export::walk::WalkError::Api(e))) => {
             return Err(common::api_failure(e));
         }

@@ -99,10 +99,8 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     let (summary, exit) = match result {
         Ok(done) => done,
         Err(ImportError::Usage(message)) => return Err(UsageError(message).into()),
-        // A damaged state cannot be resumed: that is for the user to decide (--fresh).
-        Err(ImportError::State(e @ crate::state::StateError::Corrupt { .. })) => {
-            return Err(UsageError(e.to_string()).into());
-        }
+        // The state itself is the problem (locked, unreadable): re-running alone cannot help.
+        Err(ImportError::State(e)) => return Err(e.into()),
         Err(ImportError::Input(e)) => return Err(UsageError(e.to_string()).into()),
         Err(ImportError::Api(e)) => return Err(common::api_failure(e)),
         Err(e) => {
