@@ -310,7 +310,7 @@ impl Sandbox {
     /// Every user, sorted by user_id: the ground truth.
     pub fn users(&self) -> Vec<User> {
         let store = self.state.store.lock().expect("store lock");
-        store.all().map(|u| (**u).clone()).collect()
+        store.all().map(|u| u.user()).collect()
     }
 
     /// Writes every user as NDJSON, sorted by user_id.
@@ -344,7 +344,7 @@ impl Drop for Sandbox {
 pub(crate) fn write_users(state: &State, out: &mut dyn Write) -> std::io::Result<()> {
     let store = state.store.lock().expect("store lock");
     for user in store.all() {
-        serde_json::to_writer(&mut *out, &**user)?;
+        out.write_all(user.json().as_bytes())?;
         out.write_all(b"\n")?;
     }
     Ok(())

@@ -522,7 +522,7 @@ async fn create_user(AxState(state): AxState<Shared>, headers: HeaderMap, body: 
         .unwrap_or_else(random_hex_id);
     let user_id = format!("auth0|{local_id}");
     // Facts: 409 for an existing user_id or an existing email in the connection.
-    if store.get(&user_id).is_some() || store.email_owner(connection_name, &email).is_some() {
+    if store.contains(&user_id) || store.email_owner(connection_name, &email).is_some() {
         return Err(ApiError::user_exists());
     }
     let now = canonical_time(Utc::now());
@@ -587,7 +587,7 @@ async fn create_user(AxState(state): AxState<Shared>, headers: HeaderMap, body: 
     let user = store.put(user);
     drop(store);
     state.stats.lock().expect("stats lock").writes.created += 1;
-    Ok((StatusCode::CREATED, axum::Json(&*user)).into_response())
+    Ok((StatusCode::CREATED, axum::Json(&user)).into_response())
 }
 
 /// A database user id: 24 lower-case hex digits, like Auth0's.
@@ -627,7 +627,7 @@ async fn update_user(
     let input = validate::update_body(&body)?;
     let mut store = state.store.lock().expect("store lock");
     let current = store.get(&id).ok_or_else(ApiError::user_not_found)?;
-    let mut user: User = (*current).clone();
+    let mut user: User = current;
     let connections = connections_of(&user);
     if let Some(Value::String(target)) = input.get("connection")
         && !connections.contains(target)
@@ -698,7 +698,7 @@ async fn update_user(
     let user = store.put(user);
     drop(store);
     state.stats.lock().expect("stats lock").writes.updated += 1;
-    Ok(axum::Json(&*user).into_response())
+    Ok(axum::Json(&user).into_response())
 }
 
 /// Facts ("PATCH"): metadata merges one level deep; a `null` deletes a key; `{}` clears it.
