@@ -96,7 +96,66 @@ struct Token {
 #[derive(Debug)]
 pub struct UsersPage {
     pub total: u64,
-    pub users: Vec<User>,
+    pub users: Vec<Listed>,
+}
+
+/// A user from a list page, kept as the JSON text the tenant sent. The export walk orders
+/// users by `user_id` and `created_at` alone, and NDJSON writes the text as it came, so a map
+/// is built only when a format needs one: parsing and re-serializing every user was most of
+/// the export's CPU time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listed {
+    pub user_id: String,
+    /// `created_at` as sent, when it is a string.
+    pub created_at: Option<String>,
+    json: Box<str>,
+}
+
+impl Listed {
+    /// Reads the two keys out of one user's JSON object text.
+    pub fn from_json(json: &str) -> Result<Listed, String> {
+        #[derive(serde::Deserialize)]
+        struct Keys {
+            #[serde(default)]
+            user_id: Option<Value>,
+            #[serde(default)]
+            created_at: Option<Value>,
+        }
+        if !json.trim_start().starts_with('{') {
+            return Err("a user is not an object".into());
+        }
+        let keys: Keys = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        let text = |v: Option<Value>| match v {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        Ok(Listed {
+            user_id: text(keys.user_id).unwrap_or_default(),
+            created_at: text(keys.created_at),
+            json: json.into(),
+        })
+    }
+
+    /// A user already held as a map.
+    pub fn from_user(user: &User) -> Listed {
+        let json = serde_json::to_string(user).expect("a JSON map always serializes");
+        let text = |key: &str| user.get(key).and_then(Value::as_str).map(str::to_string);
+        Listed {
+            user_id: text("user_id").unwrap_or_default(),
+            created_at: text("created_at"),
+            json: json.into(),
+        }
+    }
+
+    /// The user's JSON text as the tenant sent it.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// The user as a map.
+    pub fn user(&self) -> Result<User, String> {
+        serde_json::from_str(&self.json).map_err(|e| format!("user {}: {e}", self.user_id))
+    }
 }
 
 /// A list/search request.
@@ -406,22 +465,24 @@ impl Client {
             what: "GET /api/v2/users".into(),
             message,
         };
-        let mut body: Map<String, Value> =
-            serde_json::from_slice(&bytes).map_err(|e| decode(e.to_string()))?;
+        #[derive(serde::Deserialize)]
+        struct Body<'a> {
+            total: Option<Value>,
+            #[serde(borrow)]
+            users: Option<Vec<&'a serde_json::value::RawValue>>,
+        }
+        let body: Body = serde_json::from_slice(&bytes).map_err(|e| decode(e.to_string()))?;
         let total = body
-            .get("total")
+            .total
+            .as_ref()
             .and_then(Value::as_u64)
             .ok_or_else(|| decode("no total".into()))?;
-        let users = match body.remove("users") {
-            Some(Value::Array(users)) => users
-                .into_iter()
-                .map(|u| match u {
-                    Value::Object(map) => Ok(map),
-                    _ => Err(decode("a user is not an object".into())),
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            _ => return Err(decode("no users array".into())),
-        };
+        let users = body
+            .users
+            .ok_or_else(|| decode("no users array".into()))?
+            .into_iter()
+            .map(|raw| Listed::from_json(raw.get()).map_err(decode))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(UsersPage { total, users })
     }
 

@@ -20,7 +20,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<Exit> {
         writeln!(stdout, "{}", sandbox.announcement()).context("cannot write to stdout")?;
         stdout.flush().context("cannot write to stdout")?;
     }
-    let users = sandbox.users().len();
+    let users = sandbox.user_count();
     tracing::info!(
         domain = sandbox.domain(),
         users,
@@ -40,7 +40,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<Exit> {
             .with_context(|| format!("cannot write {}", path.display()))?;
         file.flush()
             .with_context(|| format!("cannot write {}", path.display()))?;
-        tracing::info!(path = %path.display(), users = sandbox.users().len(), "Wrote the dump.");
+        tracing::info!(path = %path.display(), users = sandbox.user_count(), "Wrote the dump.");
     }
     sandbox.shutdown().await;
     Ok(Exit::Success)

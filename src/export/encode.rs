@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::api::User;
+use crate::api::{Listed, User};
 use crate::format::csv::{CsvShape, LeafColumns};
 
 /// Which fields reach the output, and under what names.
@@ -144,7 +144,7 @@ impl Encoder {
     }
 
     /// One batch as bytes.
-    pub fn encode(&self, users: &[User]) -> Result<Vec<u8>, String> {
+    pub fn encode(&self, users: &[Listed]) -> Result<Vec<u8>, String> {
         if let Format::Csv {
             shape,
             escape_formulas,
@@ -152,8 +152,8 @@ impl Encoder {
         {
             let rows = users
                 .iter()
-                .map(|user| {
-                    let user = self.shape.apply(user);
+                .map(|listed| {
+                    let user = self.shape.apply(&listed.user()?);
                     shape
                         .encode(&user, *escape_formulas)
                         .map_err(|e| format!("cannot write user {} as CSV: {e}", user_id(&user)))
@@ -161,14 +161,17 @@ impl Encoder {
                 .collect::<Result<Vec<_>, _>>()?;
             return Ok(csv_rows(rows.into_iter()));
         }
-        let mut out = Vec::with_capacity(users.len() * 1024);
-        for user in users {
-            if self.shape.is_identity() {
-                serde_json::to_writer(&mut out, user)
+        let mut out = Vec::with_capacity(users.iter().map(|u| u.json().len() + 1).sum());
+        for listed in users {
+            let json = listed.json();
+            // The tenant's own text, unless a selection applies or it spans lines.
+            if self.shape.is_identity() && !json.contains(['\n', '\r']) {
+                out.extend_from_slice(json.as_bytes());
             } else {
-                serde_json::to_writer(&mut out, &Value::Object(self.shape.apply(user)))
+                let user = self.shape.apply(&listed.user()?);
+                serde_json::to_writer(&mut out, &user)
+                    .map_err(|e| format!("cannot encode a user as JSON: {e}"))?;
             }
-            .map_err(|e| format!("cannot encode a user as JSON: {e}"))?;
             out.push(b'\n');
         }
         Ok(out)

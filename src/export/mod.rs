@@ -18,7 +18,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ApiError, Client, User};
+use crate::api::{ApiError, Client, Listed, User};
 use crate::exit::Exit;
 use crate::progress::Progress;
 use crate::state::{StateDir, StateError};
@@ -475,7 +475,11 @@ async fn export_list(
             .collect::<Result<_, _>>()
             .map_err(WalkError::from)?;
         let missing = found.iter().filter(|u| u.is_empty()).count() as u64;
-        let users: Vec<User> = found.into_iter().flatten().collect();
+        let users: Vec<Listed> = found
+            .into_iter()
+            .flatten()
+            .map(|user| Listed::from_user(&user))
+            .collect();
         let bytes = encoder.encode(&users).map_err(ExportError::Usage)?;
         sink.write_batch(&bytes)
             .map_err(|source| ExportError::Output {

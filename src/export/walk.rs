@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{ApiError, Client, ListQuery, User};
+use crate::api::{ApiError, Client, ListQuery, Listed};
 
 /// Users per page: the API's maximum.
 pub const PER_PAGE: u32 = 100;
@@ -51,7 +51,7 @@ impl Cursor {
 /// One step of the walk: users to write, in order, and where to go on (`None` when done).
 #[derive(Debug)]
 pub struct Batch {
-    pub users: Vec<User>,
+    pub users: Vec<Listed>,
     pub next: Option<Cursor>,
     /// The requests this batch took (for the windows count in the summary).
     pub windows: u64,
@@ -97,8 +97,8 @@ pub struct Walk<'a> {
 /// Pages of a window already read: its total, its first page, and maybe one more page.
 struct Known {
     total: u64,
-    first: Vec<User>,
-    page: Option<(u32, Vec<User>)>,
+    first: Vec<Listed>,
+    page: Option<(u32, Vec<Listed>)>,
 }
 
 /// How much of a query to read.
@@ -166,11 +166,11 @@ impl Walk<'_> {
         let last_page = (CAP / u64::from(PER_PAGE)) as u32 - 1;
         let probe = self.list_page(&range, None, last_page).await?.users;
         if let Some(t) = single_instant(&probe)? {
-            let reaches = |page: &[User]| {
+            let reaches = |page: &[Listed]| {
                 page.iter()
                     .any(|u| created_at(u).ok().flatten().as_deref() == Some(t.as_str()))
             };
-            let mut batch: Vec<User> = Vec::new();
+            let mut batch: Vec<Listed> = Vec::new();
             let mut page_users = users;
             let mut page = 0;
             let mut windows = 2;
@@ -217,7 +217,7 @@ impl Walk<'_> {
             .transpose()?
             .flatten()
             .ok_or_else(|| WalkError::BadUser("the window's last user has no created_at".into()))?;
-        let complete: Vec<User> = users
+        let complete: Vec<Listed> = users
             .into_iter()
             .filter(|u| created_at(u).ok().flatten().as_deref() < Some(last.as_str()))
             .collect();
@@ -247,7 +247,7 @@ impl Walk<'_> {
     }
 
     /// Reads every user of one exact instant, splitting by user_id prefix past the cap.
-    async fn read_instant(&self, instant: &str) -> Result<(Vec<User>, u64), WalkError> {
+    async fn read_instant(&self, instant: &str) -> Result<(Vec<Listed>, u64), WalkError> {
         let range = format!("created_at:[{instant} TO {instant}]");
         let (total, first) = self
             .read_window(&range, Some("user_id:1"), Depth::UnlessOverCap, None)
@@ -287,12 +287,12 @@ impl Walk<'_> {
         &self,
         range: &str,
         total: u64,
-        first: Vec<User>,
-    ) -> Result<Option<Vec<User>>, WalkError> {
+        first: Vec<Listed>,
+    ) -> Result<Option<Vec<Listed>>, WalkError> {
         let ascending = (1..(CAP / u64::from(PER_PAGE)) as u32).map(|p| (p, "user_id:1"));
         let descending_pages = (total - CAP).div_ceil(u64::from(PER_PAGE)) as u32;
         let descending = (0..descending_pages).map(|p| (p, "user_id:-1"));
-        let pages: Vec<Vec<User>> = futures::stream::iter(ascending.chain(descending))
+        let pages: Vec<Vec<Listed>> = futures::stream::iter(ascending.chain(descending))
             .map(|(page, sort)| async move {
                 self.list_page(range, Some(sort), page)
                     .await
@@ -315,8 +315,8 @@ impl Walk<'_> {
         range: &'b str,
         prefix: &'b str,
         total: u64,
-        sample: &'b [User],
-        out: &'b mut Vec<User>,
+        sample: &'b [Listed],
+        out: &'b mut Vec<Listed>,
         windows: &'b mut u64,
     ) -> futures::future::BoxFuture<'b, Result<u64, WalkError>> {
         Box::pin(async move {
@@ -439,7 +439,7 @@ impl Walk<'_> {
         sort: Option<&str>,
         depth: Depth,
         mut known: Option<Known>,
-    ) -> Result<(u64, Vec<User>), WalkError> {
+    ) -> Result<(u64, Vec<Listed>), WalkError> {
         let q = match &self.query {
             Some(user_query) => format!("({user_query}) AND {range}"),
             None => range.to_string(),
@@ -477,7 +477,7 @@ impl Walk<'_> {
                 _ => total.min(CAP),
             };
             let pages = wanted.div_ceil(u64::from(PER_PAGE)) as u32;
-            let rest: Vec<Vec<User>> =
+            let rest: Vec<Vec<Listed>> =
                 futures::stream::iter((1..pages).filter(|p| Some(*p) != skip))
                     .map(|page| async move { list(page).await.map(|p| p.users) })
                     .buffered(self.concurrency.max(1))
@@ -502,7 +502,7 @@ impl Walk<'_> {
 }
 
 /// The instant a full page of users shares, if they all share one.
-fn single_instant(users: &[User]) -> Result<Option<String>, WalkError> {
+fn single_instant(users: &[Listed]) -> Result<Option<String>, WalkError> {
     if users.len() as u32 != PER_PAGE {
         return Ok(None);
     }
@@ -536,15 +536,13 @@ fn common_prefix<'s>(mut ids: impl Iterator<Item = &'s str>) -> String {
     first[..len].to_string()
 }
 
-fn user_id(user: &User) -> &str {
-    user.get("user_id")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
+fn user_id(user: &Listed) -> &str {
+    &user.user_id
 }
 
 /// A user's `created_at` in canonical form (`YYYY-MM-DDTHH:MM:SS.mmmZ`).
-fn created_at(user: &User) -> Result<Option<String>, WalkError> {
-    let Some(raw) = user.get("created_at").and_then(|v| v.as_str()) else {
+fn created_at(user: &Listed) -> Result<Option<String>, WalkError> {
+    let Some(raw) = user.created_at.as_deref() else {
         return Ok(None);
     };
     let parsed = DateTime::parse_from_rfc3339(raw)
@@ -554,10 +552,22 @@ fn created_at(user: &User) -> Result<Option<String>, WalkError> {
 
 /// Auth0's timestamp form, which compares correctly as text.
 pub fn canonical(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    // Written out by hand: `format` parses its pattern on every call, and the walk calls this
+    // for every user several times.
+    use chrono::{Datelike, Timelike};
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.timestamp_subsec_millis()
+    )
 }
 
-fn sort_users(users: &mut [User]) -> Result<(), WalkError> {
+fn sort_users(users: &mut [Listed]) -> Result<(), WalkError> {
     let mut keyed: Vec<(String, String, usize)> = Vec::with_capacity(users.len());
     for (i, u) in users.iter().enumerate() {
         let created = created_at(u)?
@@ -570,7 +580,7 @@ fn sort_users(users: &mut [User]) -> Result<(), WalkError> {
     Ok(())
 }
 
-fn sort_by_user_id(users: &mut [User]) {
+fn sort_by_user_id(users: &mut [Listed]) {
     users.sort_by(|a, b| user_id(a).cmp(user_id(b)).then(Ordering::Equal));
 }
 

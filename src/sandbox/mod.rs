@@ -307,6 +307,11 @@ impl Sandbox {
         self.state.stats.lock().expect("stats lock").clone()
     }
 
+    /// How many users the tenant holds.
+    pub fn user_count(&self) -> usize {
+        self.state.store.lock().expect("store lock").len()
+    }
+
     /// Every user, sorted by user_id: the ground truth.
     pub fn users(&self) -> Vec<User> {
         let store = self.state.store.lock().expect("store lock");
