@@ -315,11 +315,14 @@ impl Client {
             if self.cancel.is_cancelled() {
                 return Err(ApiError::Cancelled);
             }
+            // The token first: a refused one ends the call before it holds a place in the
+            // shared budget (one that is never answered counts as in flight for seconds,
+            // and holds every other worker back).
+            let token = self.bearer().await?;
             tokio::select! {
                 _ = self.throttle.acquire() => {}
                 _ = self.cancel.cancelled() => return Err(ApiError::Cancelled),
             }
-            let token = self.bearer().await?;
             let mut request = self
                 .http
                 .request(method.clone(), self.url(&format!("/api/v2{path}")))
