@@ -717,16 +717,22 @@ fn every_file_the_tool_creates_is_0600_and_every_state_directory_0700() {
     let input = dir.join("records.ndjson");
     import_input(&live, &input, 5, 5);
     let loose_state = dir.join("import.state");
+    let export_state = dir.join("users.ndjson.state");
     std::fs::create_dir(&loose_state).unwrap();
+    std::fs::create_dir(&export_state).unwrap();
     for path in [
         dir.join("rejects.ndjson"),
         dir.join("plan.ndjson"),
+        dir.join("users.ndjson"),
+        dir.join("users.ndjson.partial"),
         loose_state.join("lock"),
         loose_state.join("ledger.ndjson"),
+        export_state.join("lock"),
     ] {
         std::fs::write(&path, "").unwrap();
     }
     set_modes(&dir, 0o644, 0o755);
+    export(&dir, "users.ndjson", &[]);
     let import = |args: &[&str]| {
         run(
             child::import(live.domain(), live.client_id(), live.client_secret())
@@ -740,7 +746,7 @@ fn every_file_the_tool_creates_is_0600_and_every_state_directory_0700() {
     };
     import(&["--dry-run", "--plan", "plan.ndjson"]);
     import(&["--state", "import.state", "--rejects", "rejects.ndjson"]);
-    assert_private(&dir, &[loose_state]);
+    assert_private(&dir, &[loose_state, export_state]);
 
     // An import with its defaults: rejects and state beside the input.
     let dir = folder(root.path(), "import defaults");
