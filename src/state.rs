@@ -58,7 +58,7 @@ impl StateDir {
         }
         let mut options = private_options();
         options.read(true).write(true).create(true).truncate(false);
-        let lock = options.open(path.join("lock")).map_err(io)?;
+        let lock = open_private(&options, &path.join("lock")).map_err(io)?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -119,7 +119,8 @@ impl StateDir {
     }
 }
 
-/// Open options for a file only its owner can read (mode 0600).
+/// Open options for a file only its owner can read (mode 0600). Open with [`open_private`]:
+/// the mode applies only to a file the open creates.
 pub fn private_options() -> OpenOptions {
     let mut options = OpenOptions::new();
     #[cfg(unix)]
@@ -128,6 +129,21 @@ pub fn private_options() -> OpenOptions {
         options.mode(0o600);
     }
     options
+}
+
+/// Opens `path` with `options` (from [`private_options`]) and makes a file that already existed
+/// with a looser mode private too: a rejects or plan file left readable by all by something
+/// else must not go on holding users' data for all to read.
+pub fn open_private(options: &OpenOptions, path: &Path) -> std::io::Result<File> {
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if file.metadata()?.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(file)
 }
 
 /// Writes `bytes` to `path` atomically: temp file beside it (0600), fsync, rename, fsync dir.

@@ -13,3 +13,5 @@ mod import;
 mod oas_selftest;
 // The sandbox tenant behaves like Auth0.
 mod sandbox;
+// Secrets never leak, files are private, and the transport refuses what could expose them.
+mod security;

@@ -3,6 +3,10 @@
 //! Every request passes the shared [`Throttle`] first (one budget for all workers), and every
 //! answer is classified by [`retry::classify`]: 429 waits as the server says, transient failures
 //! back off with jitter, 401 renews the token once, anything else is the caller's to handle.
+//!
+//! Two failures end a call at once, because no retry can fix them and both mean `--domain`
+//! is wrong: a redirect (never followed: it could carry the token, or the client secret, to
+//! another host) and a TLS certificate the platform's trust store refuses.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +48,23 @@ pub enum ApiError {
     /// The credentials were refused.
     #[error("the tenant refused the credentials: {0}")]
     Auth(String),
+    /// The tenant answered with a redirect. It is never followed: the request carries the token
+    /// (or, to `/oauth/token`, the client secret), and the next host could be anyone's.
+    #[error(
+        "{what} answered {status}, a redirect to {location}; auth0-bulk never follows redirects \
+         (they could carry the credentials to another host): check --domain"
+    )]
+    Redirect {
+        what: String,
+        status: u16,
+        location: String,
+    },
+    /// The tenant's TLS certificate was refused. No retry can fix that.
+    #[error(
+        "{what}: the tenant's TLS certificate is not trusted ({detail}); auth0-bulk always \
+         verifies certificates: check --domain"
+    )]
+    Certificate { what: String, detail: String },
     /// The answer was not what the API documents.
     #[error("unexpected answer to {what}: {message}")]
     Decode { what: String, message: String },
@@ -279,6 +300,9 @@ impl Client {
                 .send()
                 .await;
             let failure = match sent {
+                Ok(response) if response.status().is_redirection() => {
+                    return Err(redirect("POST /oauth/token", &response));
+                }
                 Ok(response) => {
                     let status = response.status();
                     let bytes = response.bytes().await;
@@ -303,6 +327,12 @@ impl Client {
                         (s, Ok(_)) => format!("POST /oauth/token answered {}", s.as_u16()),
                         (_, Err(e)) => format!("POST /oauth/token: {e}"),
                     }
+                }
+                Err(e) if refused_certificate(&e) => {
+                    return Err(ApiError::Certificate {
+                        what: "POST /oauth/token".into(),
+                        detail: describe(&e),
+                    });
                 }
                 Err(e) => format!("POST /oauth/token: {}", describe(&e)),
             };
@@ -344,11 +374,14 @@ impl Client {
             if self.cancel.is_cancelled() {
                 return Err(ApiError::Cancelled);
             }
+            // The token first: a refused one ends the call before it holds a place in the
+            // shared budget (one that is never answered counts as in flight for seconds,
+            // and holds every other worker back).
+            let token = self.bearer().await?;
             tokio::select! {
                 _ = self.throttle.acquire() => {}
                 _ = self.cancel.cancelled() => return Err(ApiError::Cancelled),
             }
-            let token = self.bearer().await?;
             let mut request = self
                 .http
                 .request(method.clone(), self.url(&format!("/api/v2{path}")))
@@ -361,10 +394,19 @@ impl Client {
             }
             self.metrics.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = match request.send().await {
+                Err(e) if refused_certificate(&e) => {
+                    return Err(ApiError::Certificate {
+                        what,
+                        detail: describe(&e),
+                    });
+                }
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let headers = response.headers().clone();
                     self.throttle.observe(status, &headers);
+                    if response.status().is_redirection() {
+                        return Err(redirect(&what, &response));
+                    }
                     match response.bytes().await {
                         Ok(bytes) => Ok((status, headers, bytes)),
                         Err(e) => Err(format!("{what}: the answer broke off: {}", describe(&e))),
@@ -564,6 +606,44 @@ fn decode_user(bytes: &[u8], what: &str) -> Result<User, ApiError> {
 /// Percent-encodes a path segment: user ids hold `|` and other reserved characters.
 pub fn encode_segment(segment: &str) -> String {
     percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// The error for a redirect answer, naming where it pointed (the client does not go there).
+fn redirect(what: &str, response: &reqwest::Response) -> ApiError {
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .map(|l| {
+            String::from_utf8_lossy(l.as_bytes())
+                .chars()
+                .take(200)
+                .collect()
+        })
+        .unwrap_or_else(|| "nowhere (no Location header)".to_string());
+    ApiError::Redirect {
+        what: what.to_string(),
+        status: response.status().as_u16(),
+        location,
+    }
+}
+
+/// Whether the TLS handshake failed because the server's certificate was refused (unknown
+/// issuer, wrong name, expired, ...). rustls reports it inside nested `io::Error`s, which hide
+/// their inner error from `source()`, so each one is opened too.
+fn refused_certificate(error: &reqwest::Error) -> bool {
+    fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
+        if matches!(
+            e.downcast_ref::<rustls::Error>(),
+            Some(rustls::Error::InvalidCertificate(_))
+        ) {
+            return true;
+        }
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref);
+        inner.is_some_and(|inner| refused(inner)) || e.source().is_some_and(refused)
+    }
+    refused(error)
 }
 
 /// A transport error in words, without the URL's query (which could be long) or any header.

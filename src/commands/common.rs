@@ -165,10 +165,15 @@ pub async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Maps an API error that ends a run to the right exit: refused credentials are configuration.
+/// Maps an API error that ends a run to the right exit: refused credentials, a redirect and an
+/// untrusted certificate are configuration.
 pub fn api_failure(error: ApiError) -> anyhow::Error {
     match error {
         ApiError::Auth(message) => UsageError(message).into(),
+        // Both mean --domain does not name the tenant it should; a re-run cannot help.
+        e @ (ApiError::Redirect { .. } | ApiError::Certificate { .. }) => {
+            UsageError(e.to_string()).into()
+        }
         other => anyhow::Error::new(other)
             .context("the run stopped; run the same command again to resume"),
     }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
-use crate::state::{private_options, sync_dir};
+use crate::state::{open_private, private_options, sync_dir};
 
 /// A destination for the export.
 pub enum Sink {
@@ -37,7 +37,7 @@ impl Sink {
         let partial = partial_path(path);
         let file = match resume_at {
             Some(bytes) => {
-                let mut file = private_options().read(true).write(true).open(&partial)?;
+                let mut file = open_private(private_options().read(true).write(true), &partial)?;
                 let length = file.metadata()?.len();
                 if length < bytes {
                     return Err(io::Error::new(
@@ -57,11 +57,10 @@ impl Sink {
                 if let Some(dir) = partial.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir)?;
                 }
-                private_options()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(&partial)?
+                open_private(
+                    private_options().write(true).create(true).truncate(true),
+                    &partial,
+                )?
             }
         };
         Ok(Sink::File(FileSink {

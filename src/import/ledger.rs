@@ -24,7 +24,7 @@ use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::private_options;
+use crate::state::{open_private, private_options};
 
 /// What became of a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -111,7 +111,7 @@ impl Ledger {
                 }
             }
         }
-        let file = private_options().create(true).append(true).open(path)?;
+        let file = open_private(private_options().create(true).append(true), path)?;
         // Drop a torn tail so new entries start on a fresh line.
         file.set_len(good_len)?;
         let (tx, rx) = mpsc::channel::<Job>();

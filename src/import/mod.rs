@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{ApiError, Client};
 use crate::exit::Exit;
 use crate::progress::Progress;
-use crate::state::{StateDir, StateError, private_options};
+use crate::state::{StateDir, StateError, open_private, private_options};
 
 use apply::{Applied, Context};
 use ledger::{Ledger, Outcome};
@@ -193,16 +193,15 @@ pub async fn run(
     })?;
     let plan_out = match &spec.plan_file {
         Some(path) => Some(Mutex::new(
-            private_options()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(path)
-                .map(std::io::BufWriter::new)
-                .map_err(|source| ImportError::Write {
-                    path: path.display().to_string(),
-                    source,
-                })?,
+            open_private(
+                private_options().write(true).create(true).truncate(true),
+                path,
+            )
+            .map(std::io::BufWriter::new)
+            .map_err(|source| ImportError::Write {
+                path: path.display().to_string(),
+                source,
+            })?,
         )),
         None => None,
     };
@@ -566,19 +565,21 @@ struct Rejects {
 }
 
 impl Rejects {
-    fn open(path: &PathBuf, resume_at: Option<u64>, dry_run: bool) -> std::io::Result<Rejects> {
+    fn open(path: &Path, resume_at: Option<u64>, dry_run: bool) -> std::io::Result<Rejects> {
         if dry_run {
             return Ok(Rejects { file: None });
         }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let file = private_options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let file = open_private(
+            private_options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+            path,
+        )?;
         let len = resume_at.unwrap_or(0);
         file.set_len(len)?;
         use std::io::Seek;

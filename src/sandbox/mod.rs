@@ -297,6 +297,21 @@ impl Sandbox {
         self.state.log.lock().expect("log lock").clone()
     }
 
+    /// Every access token issued so far, expired ones included, so that a test can look for
+    /// them where they must never appear (logs, output, state).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        let mut tokens: Vec<String> = self
+            .state
+            .tokens
+            .lock()
+            .expect("token lock")
+            .keys()
+            .cloned()
+            .collect();
+        tokens.sort();
+        tokens
+    }
+
     /// Forgets the request log and the counters.
     pub fn reset_stats(&self) {
         self.state.log.lock().expect("log lock").clear();
