@@ -278,7 +278,7 @@ impl Bench {
             buffer.extend_from_slice(&chunk);
             while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = buffer.drain(..=end).collect();
-                if index % step == 0 && ids.len() < take {
+                if index.is_multiple_of(step) && ids.len() < take {
                     let id: Id = serde_json::from_slice(&line).expect("a user");
                     ids.push(id.user_id);
                 }
