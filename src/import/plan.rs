@@ -305,7 +305,9 @@ const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ),
 ];
 
-use crate::rules::{EMAIL_PATTERN, PHONE_PATTERN, REFUSED_TOGETHER, RESERVED_APP_METADATA};
+use crate::rules::{
+    EMAIL_PATTERN, MAX_JSON_DEPTH, PHONE_PATTERN, REFUSED_TOGETHER, RESERVED_APP_METADATA,
+};
 
 /// The same pattern as the sandbox's (validate.rs), so both agree on every address.
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| Regex::new(EMAIL_PATTERN).expect("valid regex"));
@@ -781,6 +783,17 @@ fn metadata_object(
             ));
         }
     };
+    if deeper_than(&Value::Object(object.clone()), MAX_JSON_DEPTH - 1) {
+        return Err(invalid(
+            code::INVALID_FIELD,
+            source,
+            format!(
+                "`{source}`{mapped} nests more than {MAX_JSON_DEPTH} levels of objects and \
+                 arrays, counting the user as one: JSON readers (this tool's export among them) \
+                 cannot read such a user back; make the deepest part flatter"
+            ),
+        ));
+    }
     if field == "app_metadata"
         && let Some(key) = object
             .keys()
@@ -808,6 +821,17 @@ fn metadata_object(
         )
     })?;
     Ok(Some(object.clone()))
+}
+
+/// Whether `value` nests more than `levels` levels of objects and arrays (a scalar is none).
+/// The walk goes at most `levels` deep, so the stack stays small whatever the value.
+fn deeper_than(value: &Value, levels: usize) -> bool {
+    let mut children: Box<dyn Iterator<Item = &Value>> = match value {
+        Value::Object(map) => Box::new(map.values()),
+        Value::Array(items) => Box::new(items.iter()),
+        _ => return false,
+    };
+    levels == 0 || children.any(|child| deeper_than(child, levels - 1))
 }
 
 /// Facts ("Metadata rules"): keys must not contain `.` or `$`, checked at every depth and
@@ -1563,6 +1587,53 @@ mod tests {
         );
         assert_eq!(e.code, "reserved_metadata_key");
         assert!(e.message.contains("`metadata`"), "{}", e.message);
+    }
+
+    /// `levels` nested objects with `1` inside: `{"n":{"n":1}}` for 2.
+    fn nested(levels: usize) -> Value {
+        (0..levels).fold(json!(1), |inner, _| json!({ "n": inner }))
+    }
+
+    #[test]
+    fn metadata_deeper_than_a_reader_takes_is_refused_before_sending() {
+        // The user is level 1 and the metadata object level 2: the deepest that reads back.
+        let fits = nested(MAX_JSON_DEPTH - 1);
+        let record = json!({"user_id": "abc", "user_metadata": fits.clone()});
+        planned(record.clone(), &update_opts());
+        let text = serde_json::to_string(&record).expect("JSON");
+        serde_json::from_str::<Value>(&text).expect("a reader takes it");
+
+        // One level more (as a deep CSV cell under a dotted column can build) is refused and
+        // named, in every mode, also under `metadata`.
+        for (field, mode) in [
+            ("user_metadata", Mode::Update),
+            ("app_metadata", Mode::Create),
+            ("metadata", Mode::Upsert),
+        ] {
+            let record = json!({"user_id": "abc", "email": "a@example.com", "connection": "db",
+                                field: nested(MAX_JSON_DEPTH)});
+            let e = refused(record, &options(mode, MatchBy::UserId));
+            assert_eq!((e.code, e.field.as_deref()), ("invalid_field", Some(field)));
+            assert!(e.message.contains("127 levels"), "{}", e.message);
+        }
+        // Arrays count as levels too.
+        let arrays = (0..MAX_JSON_DEPTH).fold(json!(1), |inner, _| json!([inner]));
+        let e = refused(
+            json!({"user_id": "abc", "user_metadata": {"a": arrays}}),
+            &update_opts(),
+        );
+        assert_eq!(e.code, "invalid_field");
+    }
+
+    #[test]
+    fn deeper_than_counts_containers_and_stops_at_its_limit() {
+        assert!(!deeper_than(&json!(1), 0));
+        assert!(deeper_than(&json!({}), 0));
+        assert!(!deeper_than(&json!({}), 1));
+        assert!(!deeper_than(&json!([[1], {"a": {}}]), 3));
+        assert!(deeper_than(&json!([[1], {"a": {}}]), 2));
+        assert!(!deeper_than(&nested(5), 5));
+        assert!(deeper_than(&nested(6), 5));
     }
 
     // ---------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@
 //!
 //! | code | when |
 //! |------|------|
-//! | `invalid_json` | The text is not JSON (the message has serde's line and column, in the file's numbering), nests deeper than 128 levels, or the JSON array is cut short (see below). |
+//! | `invalid_json` | The text is not JSON (the message has serde's line and column, in the file's numbering), nests deeper than 127 levels ([`crate::rules::MAX_JSON_DEPTH`]), or the JSON array is cut short (see below). |
 //! | `not_an_object` | The JSON is valid but not an object (`[1]`, `"x"`, `null`). |
 //! | `invalid_utf8` | The record's bytes are not UTF-8. For a CSV row, `field` is the column. |
 //! | `too_large` | The record is longer than `max_record_bytes`. The reader skips it without holding more than that many bytes of it. |
@@ -77,6 +77,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde_json::{Map, Value};
 
 use crate::format::csv::{CsvDecoder, CsvFieldError};
+use crate::rules::MAX_JSON_DEPTH;
 
 /// The default of [`ReadOptions::max_record_bytes`]: 10 MiB.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 10 * 1024 * 1024;
@@ -601,9 +602,12 @@ fn json_error_message(error: &serde_json::Error, origin: Origin) -> String {
     let reason = full.strip_suffix(&suffix).unwrap_or(&full);
     let (line, column) = origin.at(error.line() as u64, error.column() as u64);
     let hint = if reason.starts_with("recursion limit exceeded") {
-        " (the value nests more than 128 levels deep)"
+        format!(
+            " (the record nests more than {MAX_JSON_DEPTH} levels of objects and arrays deep, \
+             counting the record itself)"
+        )
     } else {
-        ""
+        String::new()
     };
     format!("not valid JSON (line {line}, column {column}): {reason}{hint}")
 }
@@ -1696,7 +1700,7 @@ mod tests {
         let records = read("u.ndjson", ndjson.as_bytes());
         let error = err(&records[0]).1;
         assert_eq!(error.code, "invalid_json");
-        assert!(error.message.contains("128 levels"), "{}", error.message);
+        assert!(error.message.contains("127 levels"), "{}", error.message);
         ok(&records[1]);
 
         let array = format!("[\n{nested},\n{{\"ok\":1}}]");
@@ -1718,6 +1722,23 @@ mod tests {
         // 100 levels is fine.
         let records = read("u.ndjson", deep(100).as_bytes());
         ok(&records[0]);
+    }
+
+    #[test]
+    fn the_depth_limit_is_max_json_depth_levels_counting_the_record() {
+        // `deep(n)` is the record object plus n arrays.
+        let records = read("u.ndjson", deep(MAX_JSON_DEPTH - 1).as_bytes());
+        ok(&records[0]);
+        let records = read("u.ndjson", deep(MAX_JSON_DEPTH).as_bytes());
+        let error = err(&records[0]).1;
+        assert_eq!(error.code, "invalid_json");
+        assert!(
+            error
+                .message
+                .contains(&format!("more than {MAX_JSON_DEPTH} levels")),
+            "{}",
+            error.message
+        );
     }
 
     /// A file of one line of `size` bytes (an object with one long string), then `{"b":1}`.
