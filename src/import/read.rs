@@ -26,7 +26,9 @@
 //! with an optional `.gz`) and else by the first byte that is not blank: `[` is a JSON array,
 //! `{` is NDJSON, anything else is CSV, and an input that is empty or blank is NDJSON (no
 //! records). A `.json` name alone does not decide: Auth0's export job writes NDJSON into
-//! `.json.gz` files, so a `.json` file whose first byte is `{` is read as NDJSON.
+//! `.json.gz` files, so a `.json` file whose first byte is `{` is read as NDJSON. But when that
+//! `{` is alone on its line, the input is one pretty-printed JSON object, not NDJSON, and
+//! `Auto` refuses it (an [`InputError`]) rather than reject every line of it.
 //!
 //! # Line numbers
 //!
@@ -300,6 +302,7 @@ pub fn open(
         prefix.drain(..BOM.len());
     }
     let first = prefix.iter().copied().find(|byte| !is_blank(*byte));
+    let spread = spread_object(&prefix);
     let source: Source = Box::new(BufReader::with_capacity(
         READ_BUFFER,
         Cursor::new(prefix).chain(text),
@@ -319,6 +322,18 @@ pub fn open(
         },
         (explicit, _) => explicit,
     };
+    if let (InputFormat::Auto, InputFormat::Ndjson, Some(line)) = (options.format, format, spread) {
+        return Err(InputError::Json {
+            input,
+            line,
+            message: "the line holds only `{`: the input is one JSON object spread over many \
+                      lines (pretty-printed), not NDJSON, which has one whole user object on each \
+                      line. Write one user a line (`jq -c`), or give a JSON array of users \
+                      (`[{...}, {...}]`; if the users sit in an object such as \
+                      `{\"users\": [...]}`, take the array out of it)"
+                .to_owned(),
+        });
+    }
     let cap = options.cap();
     let records: Box<dyn Iterator<Item = Record> + Send> = match format {
         InputFormat::Ndjson | InputFormat::Auto => Box::new(NdjsonRecords::new(source, cap)),
@@ -409,6 +424,25 @@ fn read_prefix(reader: &mut dyn Read) -> io::Result<Vec<u8>> {
             Err(error) => return Err(error),
         }
     }
+}
+
+/// The line of the text's first `{` when nothing else is on that line: the start of one JSON
+/// object spread over many lines (pretty-printed), which NDJSON would read as one broken record
+/// a line. No NDJSON record is a lone `{`. `None` when the prefix does not reach the line's end.
+fn spread_object(prefix: &[u8]) -> Option<u64> {
+    let start = prefix.iter().position(|byte| !is_blank(*byte))?;
+    if prefix[start] != b'{' {
+        return None;
+    }
+    let rest = &prefix[start + 1..];
+    let end = rest.iter().position(|byte| *byte == b'\n')?;
+    let lone = rest[..end].iter().all(|byte| is_blank(*byte));
+    lone.then(|| {
+        1 + prefix[..start]
+            .iter()
+            .filter(|byte| **byte == b'\n')
+            .count() as u64
+    })
 }
 
 /// `fill_buf`, retried when interrupted.
@@ -2272,6 +2306,36 @@ mod tests {
         // The format given wins over the name.
         let (found, records) = read_named("a.csv", NDJSON, &options(InputFormat::Ndjson));
         assert_eq!((found, records.len()), (InputFormat::Ndjson, 2));
+    }
+
+    #[test]
+    fn a_pretty_printed_object_is_refused_whole_not_rejected_line_by_line() {
+        let auto = ReadOptions::default();
+        let pretty = b"\xEF\xBB\xBF\n{\n  \"users\": [\n    {\"user_id\": \"a\"}\n  ]\n}\n";
+        for name in ["users.json", "users.ndjson", "data", "users.json.gz"] {
+            let bytes = if name.ends_with(".gz") {
+                gzip(pretty)
+            } else {
+                pretty.to_vec()
+            };
+            let error = open_error(name, &bytes, &auto);
+            match &error {
+                InputError::Json { line, message, .. } => {
+                    assert_eq!(*line, 2, "{name}: {error}");
+                    assert!(message.contains("pretty-printed"), "{name}: {error}");
+                }
+                other => panic!("{name}: {other}"),
+            }
+        }
+        // Asked for NDJSON, each line is a record of its own (and rejected).
+        let (_, records) = read_named("users.json", pretty, &options(InputFormat::Ndjson));
+        assert_eq!(lines(&records), [2, 3, 4, 5, 6]);
+        // An NDJSON record starting the file, or a `{` followed by more on its line, reads.
+        assert_eq!(read("users.json", b"{\"a\":1}\n{\"b\":2}\n").len(), 2);
+        assert_eq!(read("users.ndjson", b"{ \"a\"\n}\n").len(), 2);
+        assert_eq!(spread_object(b" \t{ \r\n"), Some(1));
+        assert_eq!(spread_object(b"{"), None, "the line's end is not known");
+        assert_eq!(spread_object(b"[\n"), None);
     }
 
     #[test]
