@@ -103,6 +103,13 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
         Err(ImportError::State(e)) => return Err(e.into()),
         Err(ImportError::Input(e)) => return Err(UsageError(e.to_string()).into()),
         Err(ImportError::Api(e)) => return Err(common::api_failure(e)),
+        Err(e @ ImportError::InputCut { .. }) => {
+            return Err(anyhow::Error::new(e).context(
+                "the import stopped where its input breaks off; the records before that point \
+                 were applied. Replace the input with a complete copy and run the same command \
+                 again: it resumes after them",
+            ));
+        }
         Err(e) => {
             return Err(anyhow::Error::new(e)
                 .context("the import stopped; run the same command again to resume"));
