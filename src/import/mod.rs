@@ -442,7 +442,8 @@ fn prepare(
                 Some(field) => format!("field {field}: {}", e.message),
                 None => e.message.clone(),
             };
-            return Prepared::Reject(Applied::rejected(e.code, message, None), None);
+            let rejected = Applied::rejected(e.code, message, None).with_field(e.field.clone());
+            return Prepared::Reject(rejected, None);
         }
     };
     let original = Some(Value::Object(object.clone()));
@@ -456,7 +457,8 @@ fn prepare(
                 }
                 _ => invalid.message.clone(),
             };
-            return Prepared::Reject(Applied::rejected(invalid.code, message, None), original);
+            let rejected = Applied::rejected(invalid.code, message, None).with_field(invalid.field);
+            return Prepared::Reject(rejected, original);
         }
     };
     if spec.plan.mode == Mode::Create {
