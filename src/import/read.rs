@@ -596,6 +596,16 @@ fn parse_object(
             .with_raw(bytes, cap));
         }
     };
+    if text.starts_with('\u{feff}') {
+        // Only the start of the input may have one (it is dropped there): here it is usually
+        // the mark of a second file joined onto the first.
+        return Err(RecordError::new(
+            code::INVALID_JSON,
+            "the record starts with a byte order mark (bytes EF BB BF), which only the start \
+             of a file may have (were two files joined into one?); remove it",
+        )
+        .with_raw(bytes, cap));
+    }
     let value: Value = match serde_json::from_str(text) {
         Ok(value) => value,
         Err(error) => {
@@ -2336,6 +2346,20 @@ mod tests {
         assert_eq!(spread_object(b" \t{ \r\n"), Some(1));
         assert_eq!(spread_object(b"{"), None, "the line's end is not known");
         assert_eq!(spread_object(b"[\n"), None);
+    }
+
+    #[test]
+    fn a_byte_order_mark_inside_the_input_is_named_in_the_rejection() {
+        let mut bytes = b"\xEF\xBB\xBF{\"a\":1}\n".to_vec();
+        bytes.extend_from_slice(b"\xEF\xBB\xBF{\"b\":2}\n{\"c\":3}\n");
+        let records = read("u.ndjson", &bytes);
+        assert_eq!(ok(&records[0]).0, 1, "the leading one is dropped");
+        let (line, error) = err(&records[1]);
+        assert_eq!((line, error.code), (2, "invalid_json"));
+        assert!(error.message.contains("byte order mark"), "{error}");
+        assert_eq!(ok(&records[2]).0, 3);
+        let records = read("u.json", b"[{\"a\":1},\n\xEF\xBB\xBF{\"b\":2}]");
+        assert!(err(&records[1]).1.message.contains("byte order mark"));
     }
 
     #[test]
