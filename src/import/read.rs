@@ -297,7 +297,14 @@ pub fn open(
     };
 
     // Read far enough to drop a BOM and see the first byte that is not blank.
-    let mut prefix = read_prefix(&mut text).map_err(read_failed)?;
+    let mut prefix = read_prefix(&mut text).map_err(|source| {
+        if gzip {
+            let hint = format!("{source} (the gzip data is cut short or damaged)");
+            read_failed(io::Error::new(source.kind(), hint))
+        } else {
+            read_failed(source)
+        }
+    })?;
     if prefix.starts_with(BOM) {
         prefix.drain(..BOM.len());
     }
@@ -2280,6 +2287,10 @@ mod tests {
         // Cut inside the gzip header: nothing to read at all.
         let error = open_error("u.ndjson.gz", &zipped[..5], &ReadOptions::default());
         assert!(matches!(error, InputError::Read { .. }), "{error}");
+        assert!(
+            error.to_string().contains("gzip data is cut short"),
+            "{error}"
+        );
     }
 
     #[test]
