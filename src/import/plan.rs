@@ -580,8 +580,8 @@ fn check_root_fields(fields: &User, options: &PlanOptions) -> Result<(), Invalid
     let named: Vec<String> = unknown
         .iter()
         .map(|name| match suggestion(name) {
-            Some(known) => format!("{name} (did you mean {known}?)"),
-            None => (*name).clone(),
+            Some(known) => format!("{} (did you mean {known}?)", shown(name)),
+            None => shown(name),
         })
         .collect();
     Err(invalid(
@@ -596,6 +596,20 @@ fn check_root_fields(fields: &User, options: &PlanOptions) -> Result<(), Invalid
             if unknown.len() > 1 { "them" } else { "it" },
         ),
     ))
+}
+
+/// A key as a message shows it: as it is when it is a plain name, else quoted with escapes,
+/// so that an empty key, spaces or invisible characters can be seen (`""`, `"a\u{feff}"`).
+fn shown(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '$' | '@'));
+    if plain {
+        name.to_owned()
+    } else {
+        format!("{name:?}")
+    }
 }
 
 fn known_fields() -> Vec<&'static str> {
@@ -1539,6 +1553,24 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn an_empty_or_invisible_unknown_field_is_shown_quoted() {
+        // Found by the bad-input mutation test: a root key `""` read "unknown field :".
+        let e = refused(json!({"user_id": "abc", "": 1}), &update_opts());
+        assert_eq!((e.code, e.field.as_deref()), ("unknown_field", Some("")));
+        assert!(
+            e.message.starts_with("unknown field \"\": "),
+            "{}",
+            e.message
+        );
+        let e = refused(
+            json!({"user_id": "abc", "na me\u{feff}": 1}),
+            &update_opts(),
+        );
+        assert!(e.message.contains("\"na me\\u{feff}\""), "{}", e.message);
+        assert_eq!(shown("favourite_colour"), "favourite_colour");
     }
 
     #[test]
