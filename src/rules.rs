@@ -37,3 +37,10 @@ pub const PHONE_PATTERN: &str = r"^\+[0-9]{1,15}$";
 
 /// The email shape both the importer and the sandbox accept, so they agree on every address.
 pub const EMAIL_PATTERN: &str = r"^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$";
+
+/// The deepest a record may nest, counting the record object as level 1: serde_json's
+/// recursion limit (it refuses a 128th level of `[` or `{`), which the importer's reader, the
+/// client reading users back and the sandbox's request bodies all hit. Auth0 documents no
+/// depth; a user nested deeper could be written by another client but not read back by this
+/// tool's export, so the importer refuses it before sending.
+pub const MAX_JSON_DEPTH: usize = 127;

@@ -5,6 +5,8 @@ mod support;
 
 // The binary's contracts: the sandbox process, --help, exit codes.
 mod cli;
+// Malformed inputs (tests/corpus/, huge lines, mutations): rejected by line, never a panic.
+mod badinput;
 // `auth0-bulk export` end to end against an in-process sandbox.
 mod export;
 // `auth0-bulk import` end to end: round trips, crashes, rejects, formats, against sandboxes.

@@ -13,8 +13,8 @@ use super::common;
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     let stdin = args.input.as_os_str() == "-";
-    if !stdin && !args.input.is_file() {
-        return Err(UsageError(format!("--input {}: no such file", args.input.display())).into());
+    if !stdin && let Some(problem) = input_problem(&args.input) {
+        return Err(UsageError(format!("--input {}: {problem}", args.input.display())).into());
     }
     let plan = PlanOptions {
         mode: match args.mode.as_str() {
@@ -103,6 +103,13 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
         Err(ImportError::State(e)) => return Err(e.into()),
         Err(ImportError::Input(e)) => return Err(UsageError(e.to_string()).into()),
         Err(ImportError::Api(e)) => return Err(common::api_failure(e)),
+        Err(e @ ImportError::InputCut { .. }) => {
+            return Err(anyhow::Error::new(e).context(
+                "the import stopped where its input breaks off; the records before that point \
+                 were applied. Replace the input with a complete copy and run the same command \
+                 again: it resumes after them",
+            ));
+        }
         Err(e) => {
             return Err(anyhow::Error::new(e)
                 .context("the import stopped; run the same command again to resume"));
@@ -150,4 +157,38 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
         .unwrap_or_default();
     name.push(suffix);
     path.with_file_name(name)
+}
+
+/// Why PATH cannot be the input, if it cannot: it must be a regular file.
+fn input_problem(path: &Path) -> Option<String> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => None,
+        Ok(meta) if meta.is_dir() => Some("is a directory; give the file to import".into()),
+        // The state and rejects files go beside the input, which needs a real file.
+        Ok(_) => Some(
+            "is not a regular file (a pipe or a device); to read a stream, pipe it in with \
+             --input -"
+                .into(),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("no such file".into()),
+        Err(e) => Some(format!("cannot read it: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_input_that_is_not_a_file_is_named_for_what_it_is() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("users.ndjson");
+        std::fs::write(&file, "").expect("write");
+        assert_eq!(input_problem(&file), None);
+        let problem = |path: &Path| input_problem(path).expect("a problem");
+        assert!(problem(dir.path()).contains("is a directory"));
+        assert!(problem(&dir.path().join("missing.ndjson")).contains("no such file"));
+        #[cfg(unix)]
+        assert!(problem(Path::new("/dev/null")).contains("not a regular file"));
+    }
 }

@@ -105,6 +105,9 @@
 //!   created on the way. Only these two prefixes may contain `.` in a header name.
 //! - The header must not have empty or repeated names. A UTF-8 byte order mark at the start of
 //!   the file is dropped by the `csv` reader.
+//! - A dotted name has at most [`MAX_PATH_SEGMENTS`] segments after its prefix, so a row never
+//!   builds a user deeper than JSON readers take ([`crate::rules::MAX_JSON_DEPTH`]). A longer
+//!   path would nest objects without bound (and overflow the stack of whatever walks them).
 //!
 //! A row is refused with a [`CsvFieldError`] that names the column at fault when:
 //! - the row has more or fewer cells than the header has columns (read with
@@ -126,6 +129,8 @@ use std::fmt;
 
 use csv::StringRecord;
 use serde_json::{Map, Value};
+
+use crate::rules::MAX_JSON_DEPTH;
 
 /// The profile columns, in the order they are written. `user_metadata` and `app_metadata` are
 /// spread over leaf columns in [`MetadataMode::Flatten`].
@@ -154,6 +159,11 @@ pub const PROFILE_COLUMNS: [&str; 23] = [
     "user_metadata",
     "app_metadata",
 ];
+
+/// The most segments a dotted metadata column may have after `user_metadata.` or
+/// `app_metadata.`: with the user (level 1) and the metadata object (level 2), a path of n
+/// segments nests n + 1 levels, and a record nests at most [`MAX_JSON_DEPTH`] levels.
+pub const MAX_PATH_SEGMENTS: usize = MAX_JSON_DEPTH - 1;
 
 /// The last column of a full export: a JSON object with every top-level key that has no
 /// profile column.
@@ -689,9 +699,22 @@ impl CsvDecoder {
                 DecodeColumn::Whole(meta)
             } else if let Some((meta, path)) = Meta::ALL.into_iter().find_map(|meta| {
                 let path = name.strip_prefix(meta.key())?.strip_prefix('.')?;
-                Some((meta, path.split('.').map(str::to_owned).collect()))
+                Some((meta, path))
             }) {
-                DecodeColumn::Leaf(meta, path)
+                let segments = path.split('.').count();
+                if segments > MAX_PATH_SEGMENTS {
+                    return Err(CsvFieldError::new(
+                        preview(name),
+                        format!(
+                            "has {segments} segments after `{}.`, more than the \
+                             {MAX_PATH_SEGMENTS} that fit in a user nested at most \
+                             {MAX_JSON_DEPTH} levels deep (deeper JSON cannot be read back); \
+                             shorten the path, or give the deep part as JSON in the cell",
+                            meta.key()
+                        ),
+                    ));
+                }
+                DecodeColumn::Leaf(meta, path.split('.').map(str::to_owned).collect())
             } else if name.contains('.') {
                 return Err(CsvFieldError::new(
                     name,
@@ -1626,6 +1649,31 @@ mod tests {
             object(r#"{"user_metadata":{"b":2}}"#)
         );
         assert_eq!(decoder.decode(&record(&["", ""])).unwrap(), Map::new());
+    }
+
+    #[test]
+    fn a_dotted_column_deeper_than_a_record_may_nest_is_refused_in_the_header() {
+        let path = |segments: usize| vec!["n"; segments].join(".");
+        let fits = format!("user_metadata.{}", path(MAX_PATH_SEGMENTS));
+        let user = decode_one(&["email", &fits], &["a@x", "1"]).expect("the deepest path fits");
+        // The user, as its JSON text, is exactly as deep as a reader takes.
+        let text = serde_json::to_string(&user).expect("JSON");
+        serde_json::from_str::<Value>(&text).expect("reads back");
+        let deeper = format!("{{\"x\":{text}}}");
+        assert!(
+            serde_json::from_str::<Value>(&deeper).is_err(),
+            "one more level is refused"
+        );
+
+        // Long enough to overflow the stack of a recursive walk if it were built.
+        for segments in [MAX_PATH_SEGMENTS + 1, 100_000] {
+            let name = format!("app_metadata.{}", path(segments));
+            let error = CsvDecoder::new(&StringRecord::from(vec!["email", name.as_str()]), false)
+                .expect_err("too deep");
+            assert!(error.message.contains(&segments.to_string()), "{error}");
+            assert!(error.column.starts_with("app_metadata.n.n"), "{error}");
+            assert!(error.column.len() < 100, "the name is shortened: {error}");
+        }
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct Reason {
     pub code: String,
     pub message: String,
     pub status: Option<u16>,
+    /// The field at fault, when one is (a column, a key's path such as `user_metadata.plan`).
+    pub field: Option<String>,
 }
 
 impl Applied {
@@ -44,6 +46,7 @@ impl Applied {
             code: code.to_string(),
             message: message.into(),
             status,
+            field: None,
         };
         Applied {
             outcome: Outcome::Rejected,
@@ -53,11 +56,20 @@ impl Applied {
         }
     }
 
+    /// Names the field at fault in a rejection.
+    pub fn with_field(mut self, field: Option<String>) -> Applied {
+        if let Some(reason) = &mut self.reason {
+            reason.field = field;
+        }
+        self
+    }
+
     fn skipped(user_id: Option<String>, code: &str, message: impl Into<String>) -> Applied {
         let reason = Reason {
             code: code.to_string(),
             message: message.into(),
             status: None,
+            field: None,
         };
         Applied {
             outcome: Outcome::Skipped,
@@ -254,7 +266,9 @@ async fn update(
         };
         // Pairs Auth0 refuses in one PATCH, and bodies over 1 MB, are the record's fault.
         if let Err(invalid) = plan::check_patch(&body) {
-            return Ok(Applied::rejected(invalid.code, invalid.message, None));
+            return Ok(
+                Applied::rejected(invalid.code, invalid.message, None).with_field(invalid.field)
+            );
         }
         let changes = plan::diff(&current, &plan::apply_patch(&current, &body));
         if ctx.dry_run {
@@ -332,8 +346,36 @@ fn match_name(by: MatchBy) -> &'static str {
 /// The `_error` object of a rejects-file entry.
 pub fn error_object(line: u64, reason: &Reason) -> Value {
     let mut error = json!({"line": line, "code": reason.code, "message": reason.message});
+    if let Some(field) = &reason.field {
+        error["field"] = field.as_str().into();
+    }
     if let Some(status) = reason.status {
         error["status"] = status.into();
     }
     error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_object_names_the_field_and_the_status_only_when_known() {
+        let plain = Applied::rejected("csv_row", "the row has 4 cells", None);
+        let error = error_object(3, plain.reason.as_ref().expect("a reason"));
+        assert_eq!(
+            error,
+            json!({"line": 3, "code": "csv_row", "message": "the row has 4 cells"})
+        );
+        let named = Applied::rejected("invalid_field", "`blocked` must be true or false", None)
+            .with_field(Some("blocked".into()));
+        let error = error_object(7, named.reason.as_ref().expect("a reason"));
+        assert_eq!(error["field"], "blocked");
+        let refused = Applied::rejected("invalid_body", "Payload validation error", Some(400));
+        let error = error_object(9, refused.reason.as_ref().expect("a reason"));
+        assert_eq!(
+            (error["status"].clone(), error.get("field")),
+            (json!(400), None)
+        );
+    }
 }

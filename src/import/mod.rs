@@ -93,6 +93,10 @@ pub enum ImportError {
         path: String,
         source: std::io::Error,
     },
+    /// The input broke off mid-way (a `.gz` cut short, a disk error): the records before the
+    /// break were applied and are in the ledger.
+    #[error("{input}: {message}")]
+    InputCut { input: String, message: String },
     #[error(transparent)]
     Api(#[from] ApiError),
     #[error("{0}")]
@@ -227,6 +231,8 @@ pub async fn run(
     // In create mode, a second record for a user is a duplicate of the first.
     let mut first_line: HashMap<u64, u64> = HashMap::new();
     let fatal: Mutex<Option<ApiError>> = Mutex::new(None);
+    // Why the input broke off, when it did (its last record says so).
+    let input_cut: Mutex<Option<String>> = Mutex::new(None);
 
     // The reader is blocking I/O: it runs on its own thread and feeds a bounded channel, which
     // keeps memory flat whatever the input's size.
@@ -262,17 +268,14 @@ pub async fn run(
                 }
                 _ => None,
             };
-            let (ctx, summary, rejects, plan_out, chains, fatal, ledger) = (
-                &ctx, &summary, &rejects, &plan_out, &chains, &fatal, &ledger,
+            let (ctx, summary, rejects, plan_out, chains, fatal, ledger, input_cut) = (
+                &ctx, &summary, &rejects, &plan_out, &chains, &fatal, &ledger, &input_cut,
             );
             async move {
                 let applied = match prepared {
-                    Prepared::Fatal(message) => {
-                        let error = ApiError::Decode {
-                            what: format!("the input at line {line}"),
-                            message,
-                        };
-                        fatal.lock().expect("fatal lock").get_or_insert(error);
+                    Prepared::Cut(message) => {
+                        // The reader's last record: nothing follows it, so nothing to stop.
+                        input_cut.lock().expect("cut lock").get_or_insert(message);
                         return;
                     }
                     Prepared::Done(outcome) => {
@@ -380,6 +383,12 @@ pub async fn run(
     if cancel.is_cancelled() {
         return Ok((summary, Exit::Interrupted));
     }
+    if let Some(message) = input_cut.into_inner().expect("cut lock") {
+        return Err(ImportError::InputCut {
+            input: spec.input.display().to_string(),
+            message,
+        });
+    }
     if let Some(state) = &state {
         state.save(
             CHECKPOINT,
@@ -401,7 +410,7 @@ pub async fn run(
 /// A record, ready for the tenant or already decided.
 enum Prepared {
     /// The input broke off: the run stops (resumable) rather than count it against a record.
-    Fatal(String),
+    Cut(String),
     /// Done in an earlier run.
     Done(Outcome),
     /// Refused before any request; the original object when there was one.
@@ -420,7 +429,7 @@ fn prepare(
     if let Err(e) = &record.result
         && e.code == read::code::READ_ERROR
     {
-        return Prepared::Fatal(e.message.clone());
+        return Prepared::Cut(e.message.clone());
     }
     let done = recovered.done.get(&ordinal).copied();
     let object = match (&record.result, done) {
@@ -432,7 +441,8 @@ fn prepare(
                 Some(field) => format!("field {field}: {}", e.message),
                 None => e.message.clone(),
             };
-            return Prepared::Reject(Applied::rejected(e.code, message, None), None);
+            let rejected = Applied::rejected(e.code, message, None).with_field(e.field.clone());
+            return Prepared::Reject(rejected, None);
         }
     };
     let original = Some(Value::Object(object.clone()));
@@ -446,7 +456,8 @@ fn prepare(
                 }
                 _ => invalid.message.clone(),
             };
-            return Prepared::Reject(Applied::rejected(invalid.code, message, None), original);
+            let rejected = Applied::rejected(invalid.code, message, None).with_field(invalid.field);
+            return Prepared::Reject(rejected, original);
         }
     };
     if spec.plan.mode == Mode::Create {

@@ -305,7 +305,9 @@ const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ),
 ];
 
-use crate::rules::{EMAIL_PATTERN, PHONE_PATTERN, REFUSED_TOGETHER, RESERVED_APP_METADATA};
+use crate::rules::{
+    EMAIL_PATTERN, MAX_JSON_DEPTH, PHONE_PATTERN, REFUSED_TOGETHER, RESERVED_APP_METADATA,
+};
 
 /// The same pattern as the sandbox's (validate.rs), so both agree on every address.
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| Regex::new(EMAIL_PATTERN).expect("valid regex"));
@@ -578,8 +580,8 @@ fn check_root_fields(fields: &User, options: &PlanOptions) -> Result<(), Invalid
     let named: Vec<String> = unknown
         .iter()
         .map(|name| match suggestion(name) {
-            Some(known) => format!("{name} (did you mean {known}?)"),
-            None => (*name).clone(),
+            Some(known) => format!("{} (did you mean {known}?)", shown(name)),
+            None => shown(name),
         })
         .collect();
     Err(invalid(
@@ -594,6 +596,20 @@ fn check_root_fields(fields: &User, options: &PlanOptions) -> Result<(), Invalid
             if unknown.len() > 1 { "them" } else { "it" },
         ),
     ))
+}
+
+/// A key as a message shows it: as it is when it is a plain name, else quoted with escapes,
+/// so that an empty key, spaces or invisible characters can be seen (`""`, `"a\u{feff}"`).
+fn shown(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '$' | '@'));
+    if plain {
+        name.to_owned()
+    } else {
+        format!("{name:?}")
+    }
 }
 
 fn known_fields() -> Vec<&'static str> {
@@ -781,6 +797,17 @@ fn metadata_object(
             ));
         }
     };
+    if deeper_than(&Value::Object(object.clone()), MAX_JSON_DEPTH - 1) {
+        return Err(invalid(
+            code::INVALID_FIELD,
+            source,
+            format!(
+                "`{source}`{mapped} nests more than {MAX_JSON_DEPTH} levels of objects and \
+                 arrays, counting the user as one: JSON readers (this tool's export among them) \
+                 cannot read such a user back; make the deepest part flatter"
+            ),
+        ));
+    }
     if field == "app_metadata"
         && let Some(key) = object
             .keys()
@@ -808,6 +835,17 @@ fn metadata_object(
         )
     })?;
     Ok(Some(object.clone()))
+}
+
+/// Whether `value` nests more than `levels` levels of objects and arrays (a scalar is none).
+/// The walk goes at most `levels` deep, so the stack stays small whatever the value.
+fn deeper_than(value: &Value, levels: usize) -> bool {
+    let mut children: Box<dyn Iterator<Item = &Value>> = match value {
+        Value::Object(map) => Box::new(map.values()),
+        Value::Array(items) => Box::new(items.iter()),
+        _ => return false,
+    };
+    levels == 0 || children.any(|child| deeper_than(child, levels - 1))
 }
 
 /// Facts ("Metadata rules"): keys must not contain `.` or `$`, checked at every depth and
@@ -1518,6 +1556,24 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_or_invisible_unknown_field_is_shown_quoted() {
+        // Found by the bad-input mutation test: a root key `""` read "unknown field :".
+        let e = refused(json!({"user_id": "abc", "": 1}), &update_opts());
+        assert_eq!((e.code, e.field.as_deref()), ("unknown_field", Some("")));
+        assert!(
+            e.message.starts_with("unknown field \"\": "),
+            "{}",
+            e.message
+        );
+        let e = refused(
+            json!({"user_id": "abc", "na me\u{feff}": 1}),
+            &update_opts(),
+        );
+        assert!(e.message.contains("\"na me\\u{feff}\""), "{}", e.message);
+        assert_eq!(shown("favourite_colour"), "favourite_colour");
+    }
+
+    #[test]
     fn error_is_ignored_and_raw_asks_for_the_fixed_record() {
         let p = planned(
             json!({"user_id": "abc", "name": "A", "_error": {"code": "x"}}),
@@ -1563,6 +1619,53 @@ mod tests {
         );
         assert_eq!(e.code, "reserved_metadata_key");
         assert!(e.message.contains("`metadata`"), "{}", e.message);
+    }
+
+    /// `levels` nested objects with `1` inside: `{"n":{"n":1}}` for 2.
+    fn nested(levels: usize) -> Value {
+        (0..levels).fold(json!(1), |inner, _| json!({ "n": inner }))
+    }
+
+    #[test]
+    fn metadata_deeper_than_a_reader_takes_is_refused_before_sending() {
+        // The user is level 1 and the metadata object level 2: the deepest that reads back.
+        let fits = nested(MAX_JSON_DEPTH - 1);
+        let record = json!({"user_id": "abc", "user_metadata": fits.clone()});
+        planned(record.clone(), &update_opts());
+        let text = serde_json::to_string(&record).expect("JSON");
+        serde_json::from_str::<Value>(&text).expect("a reader takes it");
+
+        // One level more (as a deep CSV cell under a dotted column can build) is refused and
+        // named, in every mode, also under `metadata`.
+        for (field, mode) in [
+            ("user_metadata", Mode::Update),
+            ("app_metadata", Mode::Create),
+            ("metadata", Mode::Upsert),
+        ] {
+            let record = json!({"user_id": "abc", "email": "a@example.com", "connection": "db",
+                                field: nested(MAX_JSON_DEPTH)});
+            let e = refused(record, &options(mode, MatchBy::UserId));
+            assert_eq!((e.code, e.field.as_deref()), ("invalid_field", Some(field)));
+            assert!(e.message.contains("127 levels"), "{}", e.message);
+        }
+        // Arrays count as levels too.
+        let arrays = (0..MAX_JSON_DEPTH).fold(json!(1), |inner, _| json!([inner]));
+        let e = refused(
+            json!({"user_id": "abc", "user_metadata": {"a": arrays}}),
+            &update_opts(),
+        );
+        assert_eq!(e.code, "invalid_field");
+    }
+
+    #[test]
+    fn deeper_than_counts_containers_and_stops_at_its_limit() {
+        assert!(!deeper_than(&json!(1), 0));
+        assert!(deeper_than(&json!({}), 0));
+        assert!(!deeper_than(&json!({}), 1));
+        assert!(!deeper_than(&json!([[1], {"a": {}}]), 3));
+        assert!(deeper_than(&json!([[1], {"a": {}}]), 2));
+        assert!(!deeper_than(&nested(5), 5));
+        assert!(deeper_than(&nested(6), 5));
     }
 
     // ---------------------------------------------------------------------------------------

@@ -26,7 +26,9 @@
 //! with an optional `.gz`) and else by the first byte that is not blank: `[` is a JSON array,
 //! `{` is NDJSON, anything else is CSV, and an input that is empty or blank is NDJSON (no
 //! records). A `.json` name alone does not decide: Auth0's export job writes NDJSON into
-//! `.json.gz` files, so a `.json` file whose first byte is `{` is read as NDJSON.
+//! `.json.gz` files, so a `.json` file whose first byte is `{` is read as NDJSON. But when that
+//! `{` is alone on its line, the input is one pretty-printed JSON object, not NDJSON, and
+//! `Auto` refuses it (an [`InputError`]) rather than reject every line of it.
 //!
 //! # Line numbers
 //!
@@ -44,7 +46,7 @@
 //!
 //! | code | when |
 //! |------|------|
-//! | `invalid_json` | The text is not JSON (the message has serde's line and column, in the file's numbering), nests deeper than 128 levels, or the JSON array is cut short (see below). |
+//! | `invalid_json` | The text is not JSON (the message has serde's line and column, in the file's numbering), nests deeper than 127 levels ([`crate::rules::MAX_JSON_DEPTH`]), or the JSON array is cut short (see below). |
 //! | `not_an_object` | The JSON is valid but not an object (`[1]`, `"x"`, `null`). |
 //! | `invalid_utf8` | The record's bytes are not UTF-8. For a CSV row, `field` is the column. |
 //! | `too_large` | The record is longer than `max_record_bytes`. The reader skips it without holding more than that many bytes of it. |
@@ -77,6 +79,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde_json::{Map, Value};
 
 use crate::format::csv::{CsvDecoder, CsvFieldError};
+use crate::rules::MAX_JSON_DEPTH;
 
 /// The default of [`ReadOptions::max_record_bytes`]: 10 MiB.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 10 * 1024 * 1024;
@@ -294,11 +297,19 @@ pub fn open(
     };
 
     // Read far enough to drop a BOM and see the first byte that is not blank.
-    let mut prefix = read_prefix(&mut text).map_err(read_failed)?;
+    let mut prefix = read_prefix(&mut text).map_err(|source| {
+        if gzip {
+            let hint = format!("{source} (the gzip data is cut short or damaged)");
+            read_failed(io::Error::new(source.kind(), hint))
+        } else {
+            read_failed(source)
+        }
+    })?;
     if prefix.starts_with(BOM) {
         prefix.drain(..BOM.len());
     }
     let first = prefix.iter().copied().find(|byte| !is_blank(*byte));
+    let spread = spread_object(&prefix);
     let source: Source = Box::new(BufReader::with_capacity(
         READ_BUFFER,
         Cursor::new(prefix).chain(text),
@@ -318,6 +329,18 @@ pub fn open(
         },
         (explicit, _) => explicit,
     };
+    if let (InputFormat::Auto, InputFormat::Ndjson, Some(line)) = (options.format, format, spread) {
+        return Err(InputError::Json {
+            input,
+            line,
+            message: "the line holds only `{`: the input is one JSON object spread over many \
+                      lines (pretty-printed), not NDJSON, which has one whole user object on each \
+                      line. Write one user a line (`jq -c`), or give a JSON array of users \
+                      (`[{...}, {...}]`; if the users sit in an object such as \
+                      `{\"users\": [...]}`, take the array out of it)"
+                .to_owned(),
+        });
+    }
     let cap = options.cap();
     let records: Box<dyn Iterator<Item = Record> + Send> = match format {
         InputFormat::Ndjson | InputFormat::Auto => Box::new(NdjsonRecords::new(source, cap)),
@@ -408,6 +431,25 @@ fn read_prefix(reader: &mut dyn Read) -> io::Result<Vec<u8>> {
             Err(error) => return Err(error),
         }
     }
+}
+
+/// The line of the text's first `{` when nothing else is on that line: the start of one JSON
+/// object spread over many lines (pretty-printed), which NDJSON would read as one broken record
+/// a line. No NDJSON record is a lone `{`. `None` when the prefix does not reach the line's end.
+fn spread_object(prefix: &[u8]) -> Option<u64> {
+    let start = prefix.iter().position(|byte| !is_blank(*byte))?;
+    if prefix[start] != b'{' {
+        return None;
+    }
+    let rest = &prefix[start + 1..];
+    let end = rest.iter().position(|byte| *byte == b'\n')?;
+    let lone = rest[..end].iter().all(|byte| is_blank(*byte));
+    lone.then(|| {
+        1 + prefix[..start]
+            .iter()
+            .filter(|byte| **byte == b'\n')
+            .count() as u64
+    })
 }
 
 /// `fill_buf`, retried when interrupted.
@@ -561,6 +603,16 @@ fn parse_object(
             .with_raw(bytes, cap));
         }
     };
+    if text.starts_with('\u{feff}') {
+        // Only the start of the input may have one (it is dropped there): here it is usually
+        // the mark of a second file joined onto the first.
+        return Err(RecordError::new(
+            code::INVALID_JSON,
+            "the record starts with a byte order mark (bytes EF BB BF), which only the start \
+             of a file may have (were two files joined into one?); remove it",
+        )
+        .with_raw(bytes, cap));
+    }
     let value: Value = match serde_json::from_str(text) {
         Ok(value) => value,
         Err(error) => {
@@ -601,9 +653,12 @@ fn json_error_message(error: &serde_json::Error, origin: Origin) -> String {
     let reason = full.strip_suffix(&suffix).unwrap_or(&full);
     let (line, column) = origin.at(error.line() as u64, error.column() as u64);
     let hint = if reason.starts_with("recursion limit exceeded") {
-        " (the value nests more than 128 levels deep)"
+        format!(
+            " (the record nests more than {MAX_JSON_DEPTH} levels of objects and arrays deep, \
+             counting the record itself)"
+        )
     } else {
-        ""
+        String::new()
     };
     format!("not valid JSON (line {line}, column {column}): {reason}{hint}")
 }
@@ -1696,7 +1751,7 @@ mod tests {
         let records = read("u.ndjson", ndjson.as_bytes());
         let error = err(&records[0]).1;
         assert_eq!(error.code, "invalid_json");
-        assert!(error.message.contains("128 levels"), "{}", error.message);
+        assert!(error.message.contains("127 levels"), "{}", error.message);
         ok(&records[1]);
 
         let array = format!("[\n{nested},\n{{\"ok\":1}}]");
@@ -1718,6 +1773,23 @@ mod tests {
         // 100 levels is fine.
         let records = read("u.ndjson", deep(100).as_bytes());
         ok(&records[0]);
+    }
+
+    #[test]
+    fn the_depth_limit_is_max_json_depth_levels_counting_the_record() {
+        // `deep(n)` is the record object plus n arrays.
+        let records = read("u.ndjson", deep(MAX_JSON_DEPTH - 1).as_bytes());
+        ok(&records[0]);
+        let records = read("u.ndjson", deep(MAX_JSON_DEPTH).as_bytes());
+        let error = err(&records[0]).1;
+        assert_eq!(error.code, "invalid_json");
+        assert!(
+            error
+                .message
+                .contains(&format!("more than {MAX_JSON_DEPTH} levels")),
+            "{}",
+            error.message
+        );
     }
 
     /// A file of one line of `size` bytes (an object with one long string), then `{"b":1}`.
@@ -2215,6 +2287,10 @@ mod tests {
         // Cut inside the gzip header: nothing to read at all.
         let error = open_error("u.ndjson.gz", &zipped[..5], &ReadOptions::default());
         assert!(matches!(error, InputError::Read { .. }), "{error}");
+        assert!(
+            error.to_string().contains("gzip data is cut short"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -2251,6 +2327,50 @@ mod tests {
         // The format given wins over the name.
         let (found, records) = read_named("a.csv", NDJSON, &options(InputFormat::Ndjson));
         assert_eq!((found, records.len()), (InputFormat::Ndjson, 2));
+    }
+
+    #[test]
+    fn a_pretty_printed_object_is_refused_whole_not_rejected_line_by_line() {
+        let auto = ReadOptions::default();
+        let pretty = b"\xEF\xBB\xBF\n{\n  \"users\": [\n    {\"user_id\": \"a\"}\n  ]\n}\n";
+        for name in ["users.json", "users.ndjson", "data", "users.json.gz"] {
+            let bytes = if name.ends_with(".gz") {
+                gzip(pretty)
+            } else {
+                pretty.to_vec()
+            };
+            let error = open_error(name, &bytes, &auto);
+            match &error {
+                InputError::Json { line, message, .. } => {
+                    assert_eq!(*line, 2, "{name}: {error}");
+                    assert!(message.contains("pretty-printed"), "{name}: {error}");
+                }
+                other => panic!("{name}: {other}"),
+            }
+        }
+        // Asked for NDJSON, each line is a record of its own (and rejected).
+        let (_, records) = read_named("users.json", pretty, &options(InputFormat::Ndjson));
+        assert_eq!(lines(&records), [2, 3, 4, 5, 6]);
+        // An NDJSON record starting the file, or a `{` followed by more on its line, reads.
+        assert_eq!(read("users.json", b"{\"a\":1}\n{\"b\":2}\n").len(), 2);
+        assert_eq!(read("users.ndjson", b"{ \"a\"\n}\n").len(), 2);
+        assert_eq!(spread_object(b" \t{ \r\n"), Some(1));
+        assert_eq!(spread_object(b"{"), None, "the line's end is not known");
+        assert_eq!(spread_object(b"[\n"), None);
+    }
+
+    #[test]
+    fn a_byte_order_mark_inside_the_input_is_named_in_the_rejection() {
+        let mut bytes = b"\xEF\xBB\xBF{\"a\":1}\n".to_vec();
+        bytes.extend_from_slice(b"\xEF\xBB\xBF{\"b\":2}\n{\"c\":3}\n");
+        let records = read("u.ndjson", &bytes);
+        assert_eq!(ok(&records[0]).0, 1, "the leading one is dropped");
+        let (line, error) = err(&records[1]);
+        assert_eq!((line, error.code), (2, "invalid_json"));
+        assert!(error.message.contains("byte order mark"), "{error}");
+        assert_eq!(ok(&records[2]).0, 3);
+        let records = read("u.json", b"[{\"a\":1},\n\xEF\xBB\xBF{\"b\":2}]");
+        assert!(err(&records[1]).1.message.contains("byte order mark"));
     }
 
     #[test]
