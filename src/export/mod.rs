@@ -133,6 +133,8 @@ struct Checkpoint {
 }
 
 const CHECKPOINT: &str = "export.json";
+/// The format version of [`Saved`] this build writes.
+const FORMAT: &str = "1";
 
 /// Runs an export. Returns the summary and how the run ended.
 pub async fn run(
@@ -148,7 +150,9 @@ pub async fn run(
     };
     let fingerprint = fingerprint(spec);
     let saved: Option<Checkpoint> = match &state {
-        Some(state) if !spec.fresh => state.load::<Saved>(CHECKPOINT)?.map(|Saved::V1(c)| c),
+        Some(state) if !spec.fresh => state
+            .load::<Saved>(CHECKPOINT, FORMAT)?
+            .map(|Saved::V1(c)| c),
         _ => None,
     };
     let previous_upper = saved.as_ref().and_then(|c| c.last_completed_upper.clone());

@@ -110,6 +110,8 @@ enum Saved {
 }
 
 const CHECKPOINT: &str = "import.json";
+/// The format version of [`Saved`] this build writes.
+const FORMAT: &str = "1";
 const LEDGER: &str = "ledger.ndjson";
 
 /// Runs an import; returns the summary and how the run ended.
@@ -132,7 +134,7 @@ pub async fn run(
         let saved = if spec.fresh {
             None
         } else {
-            state.load::<Saved>(CHECKPOINT)?
+            state.load::<Saved>(CHECKPOINT, FORMAT)?
         };
         match saved {
             Some(Saved::V1 {
