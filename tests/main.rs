@@ -5,8 +5,12 @@ mod support;
 
 // The binary's contracts: the sandbox process, --help, exit codes.
 mod cli;
+// SIGKILL at many seeded points, export and every import mode; two runs of one job at once.
+mod crash;
 // `auth0-bulk export` end to end against an in-process sandbox.
 mod export;
+// Mixed faults of the tenant, a tenant down past the retry budget, full disks, damaged state.
+mod faults;
 // `auth0-bulk import` end to end: round trips, crashes, rejects, formats, against sandboxes.
 mod import;
 // The OpenAPI schema helper checks itself.
