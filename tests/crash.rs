@@ -121,14 +121,14 @@ fn export_survives_kills(
 
 #[test]
 fn an_ndjson_export_killed_at_seeded_points_ends_as_the_sandbox_dump() {
-    let users = scaled(4_000, 20_000);
+    let users = scaled(4_000, 60_000);
     let out = export_survives_kills("users.ndjson", &[], users, scaled(5, 80), 0x5eed_0001);
     assert_eq!(String::from_utf8(out).unwrap().lines().count(), users);
 }
 
 #[test]
 fn a_gzipped_export_killed_at_seeded_points_ends_byte_identical_to_a_clean_run() {
-    let users = scaled(4_000, 20_000);
+    let users = scaled(4_000, 60_000);
     let gz = export_survives_kills("users.ndjson.gz", &[], users, scaled(5, 80), 0x5eed_0002);
     let text = String::from_utf8(gunzip(&gz)).unwrap();
     assert_eq!(text.lines().count(), users);
@@ -136,7 +136,7 @@ fn a_gzipped_export_killed_at_seeded_points_ends_byte_identical_to_a_clean_run()
 
 #[test]
 fn a_csv_export_killed_at_seeded_points_ends_byte_identical_to_a_clean_run() {
-    let users = scaled(4_000, 20_000);
+    let users = scaled(4_000, 60_000);
     let csv = export_survives_kills(
         "users.csv",
         &["--csv-escape-formulas"],

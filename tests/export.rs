@@ -110,6 +110,7 @@ fn every_user_of_a_tenant_past_the_cap_is_exported_once_as_the_api_returns_it() 
 }
 
 // ---- 2. crash safety --------------------------------------------------------------------------
+// SIGKILL at many seeded points, and two runs at once: `crash.rs`.
 
 #[test]
 fn an_interrupted_export_says_how_to_resume_and_the_rerun_completes_identically() {
@@ -201,6 +202,7 @@ fn an_export_that_crashed_between_the_rename_and_the_last_checkpoint_resumes() {
 }
 
 // ---- 3. faults --------------------------------------------------------------------------------
+// Every fault at once, a tenant down past the retry budget, full disks, damaged state: `faults.rs`.
 
 #[test]
 fn an_export_through_a_faulty_tenant_completes_with_the_bytes_of_a_healthy_one() {

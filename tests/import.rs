@@ -125,6 +125,7 @@ fn an_exported_tenant_imports_into_an_empty_one_with_every_settable_field_and_it
 }
 
 // ---- 2. exactly once across crashes -----------------------------------------------------------
+// SIGKILL at many seeded points in every mode, and two runs at once: `crash.rs`.
 
 #[test]
 fn creates_whose_answers_are_lost_are_neither_duplicated_nor_rejected() {

@@ -83,10 +83,10 @@ impl Killed {
 /// kill point also ends the loop, and must be exit 0 too; so does a kill after which the state
 /// says the job is complete: running it again would be a new job).
 ///
-/// `progress()` reads the job's progress (0..=1, 1 once complete) from its state on disk;
-/// `lasts` is how long
-/// a clean run took, to place the points by time; `after_kill(progress)` checks the state a
-/// kill left behind (a consistent checkpoint, no record done twice, ...).
+/// `progress()` reads the job's progress from its state on disk: at most 0.999 until the job
+/// is complete, then 1. `lasts` is how long a clean run took, to place the points by time;
+/// `after_kill(progress)` checks the state a kill left behind (a consistent checkpoint, no
+/// record done twice, ...).
 pub fn kill_until_done(
     seed: u64,
     kills: usize,
@@ -102,10 +102,13 @@ pub fn kill_until_done(
         let done = progress().clamp(0.0, 1.0);
         // About an even share of the rest for each kill still to come.
         let share = rng.random_range(0.0..2.0 / (kills - index + 1) as f64);
-        let point = if rng.random_ratio(1, 3) {
+        let target = done + (1.0 - done) * share;
+        // A share the job reaches only by completing (progress stops short of 1 until then)
+        // is taken by time instead: a kill that waits for the end would mostly find it over.
+        let point = if rng.random_ratio(1, 3) || target >= 0.999 {
             Point::After(lasts.mul_f64((1.0 - done) * share))
         } else {
-            Point::Progress(done + (1.0 - done) * share)
+            Point::Progress(target)
         };
         let settle = Duration::from_micros(rng.random_range(0..5_000));
         let mut running = Running::spawn(&mut command());
