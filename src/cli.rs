@@ -335,13 +335,40 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     pub fault_rate: f64,
 
-    /// Seed of the fault sequence, to replay a faulty run.
+    /// Faults come in bursts: each fails N API requests in a row with the same fault (with
+    /// --fault-rate P, a request outside a burst starts one with chance P).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub fault_burst: u32,
+
+    /// Seed of the fault sequence (faults, bursts, latency spikes), to replay a faulty run.
     #[arg(long, value_name = "S", default_value_t = 1)]
     pub fault_seed: u64,
 
     /// Delay added to every API request, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub latency: u64,
+
+    /// Share of API requests (0..1) held --latency-spike milliseconds longer.
+    #[arg(
+        long,
+        value_name = "P",
+        default_value_t = 0.0,
+        requires = "latency_spike"
+    )]
+    pub latency_spike_rate: f64,
+
+    /// The extra delay of a latency spike, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub latency_spike: Option<u64>,
+
+    /// 429 storms: every SECS seconds (from the start), another client empties the rate-limit
+    /// bucket for --storm-for seconds and every API request gets a 429. Needs --rate.
+    #[arg(long, value_name = "SECS", requires = "rate")]
+    pub storm_every: Option<f64>,
+
+    /// How long each 429 storm lasts, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub storm_for: f64,
 
     /// Writes reach list/search results only after this many milliseconds (reads by id and
     /// by email stay immediate, as in Auth0).
@@ -377,8 +404,13 @@ impl SandboxArgs {
             rate: self.rate,
             burst: self.burst,
             fault_rate: self.fault_rate,
+            fault_burst: self.fault_burst,
             fault_seed: self.fault_seed,
             latency: Duration::from_millis(self.latency),
+            latency_spike_rate: self.latency_spike_rate,
+            latency_spike: Duration::from_millis(self.latency_spike.unwrap_or(0)),
+            storm_every: seconds(self.storm_every.unwrap_or(0.0)),
+            storm_for: seconds(self.storm_for),
             search_lag: Duration::from_millis(self.search_lag),
             token_ttl: Duration::from_secs(self.token_ttl),
             retry_after: self.retry_after,
@@ -388,6 +420,12 @@ impl SandboxArgs {
             request_log: false,
         }
     }
+}
+
+/// Seconds from the command line; what is not a finite, non-negative number becomes zero
+/// (refused by the sandbox's own checks where zero is not allowed).
+fn seconds(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value).unwrap_or(Duration::ZERO)
 }
 
 #[cfg(test)]

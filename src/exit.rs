@@ -50,7 +50,10 @@ pub fn for_error(error: &anyhow::Error) -> Exit {
         e.is::<UsageError>()
             || matches!(
                 e.downcast_ref::<crate::state::StateError>(),
-                Some(crate::state::StateError::Corrupt { .. })
+                Some(
+                    crate::state::StateError::Corrupt { .. }
+                        | crate::state::StateError::Version { .. }
+                )
             )
     });
     if usage { Exit::Usage } else { Exit::Fatal }

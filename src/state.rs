@@ -26,6 +26,17 @@ pub enum StateError {
          auth0-bulk or damaged. Start over with --fresh"
     )]
     Corrupt { path: PathBuf, message: String },
+    #[error(
+        "the state file {path} is in format version {found}, but this auth0-bulk reads version \
+         {expected}: {by}. Finish that run with the auth0-bulk that started it, or start over \
+         with --fresh"
+    )]
+    Version {
+        path: PathBuf,
+        found: String,
+        expected: &'static str,
+        by: &'static str,
+    },
 }
 
 /// An open, locked state directory.
@@ -80,20 +91,51 @@ impl StateDir {
         self.path.join(name)
     }
 
-    /// Reads a JSON state file; `None` when it does not exist.
-    pub fn load<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StateError> {
+    /// Reads a JSON state file whose `"version"` is `version`; `None` when it does not exist.
+    /// A file of another format version is [`StateError::Version`]; any other file that does
+    /// not read is [`StateError::Corrupt`].
+    pub fn load<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        version: &'static str,
+    ) -> Result<Option<T>, StateError> {
         let path = self.file(name);
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(StateError::Io { path, source }),
         };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| StateError::Corrupt {
-                path,
-                message: e.to_string(),
-            })
+        serde_json::from_str(&text).map(Some).map_err(|e| {
+            let found = match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(serde_json::Value::Object(object)) => match object.get("version") {
+                    Some(serde_json::Value::String(v)) if v == version => None,
+                    Some(serde_json::Value::String(v)) => Some(v.clone()),
+                    Some(other) => Some(other.to_string()),
+                    // State files have had a version from the first release on.
+                    None => Some("none".to_string()),
+                },
+                _ => None,
+            };
+            match found {
+                Some(found) => {
+                    let by = match (found.parse::<u64>(), version.parse::<u64>()) {
+                        (Ok(f), Ok(v)) if f > v => "it was written by a newer auth0-bulk",
+                        (Ok(_), Ok(_)) => "it was written by an older auth0-bulk",
+                        _ => "it was not written by this auth0-bulk",
+                    };
+                    StateError::Version {
+                        path,
+                        found,
+                        expected: version,
+                        by,
+                    }
+                }
+                None => StateError::Corrupt {
+                    path,
+                    message: e.to_string(),
+                },
+            }
+        })
     }
 
     /// Replaces a JSON state file atomically.
@@ -188,7 +230,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::open(&dir.path().join("s")).unwrap();
         state.save("x.json", &serde_json::json!({"a": 1})).unwrap();
-        let back: Option<serde_json::Value> = state.load("x.json").unwrap();
+        let back: Option<serde_json::Value> = state.load("x.json", "1").unwrap();
         assert_eq!(back, Some(serde_json::json!({"a": 1})));
         #[cfg(unix)]
         {
@@ -204,7 +246,45 @@ mod tests {
         }
         fs::write(state.file("bad.json"), "{not json").unwrap();
         assert!(matches!(
-            state.load::<serde_json::Value>("bad.json"),
+            state.load::<serde_json::Value>("bad.json", "1"),
+            Err(StateError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn a_state_file_of_another_format_version_says_which() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(tag = "version")]
+        enum Saved {
+            #[serde(rename = "2")]
+            V2 { done: u64 },
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(&dir.path().join("s")).unwrap();
+        let load = |text: &str| {
+            fs::write(state.file("x.json"), text).unwrap();
+            state.load::<Saved>("x.json", "2")
+        };
+        assert!(matches!(
+            load(r#"{"version":"2","done":3}"#),
+            Ok(Some(Saved::V2 { done: 3 }))
+        ));
+        let newer = load(r#"{"version":"3","done":3,"more":[]}"#).unwrap_err();
+        assert!(newer.to_string().contains("format version 3"), "{newer}");
+        assert!(newer.to_string().contains("newer auth0-bulk"), "{newer}");
+        let older = load(r#"{"version":"1","count":3}"#).unwrap_err();
+        assert!(older.to_string().contains("older auth0-bulk"), "{older}");
+        assert!(matches!(
+            load(r#"{"done":3}"#),
+            Err(StateError::Version { .. })
+        ));
+        // The right version, damaged: that is not a version problem.
+        assert!(matches!(
+            load(r#"{"version":"2"}"#),
+            Err(StateError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            load(r#"{"version":"2","do"#),
             Err(StateError::Corrupt { .. })
         ));
     }

@@ -4,97 +4,23 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use auth0_bulk::format::csv::CsvDecoder;
 use auth0_bulk::sandbox::SandboxOptions;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use crate::support::child::{self, Ran, Running, run};
+use crate::support::child::{self, Ran, Running, run, wait_until};
+use crate::support::exports::{
+    User, checkpoint, clean_export, expected_export, export, ndjson_users, parse, read, read_text,
+    slow_tenant, state_of,
+};
 use crate::support::live::{Gate, Live, line_key, user_id};
 use crate::support::tenant::encode;
-
-type User = Map<String, Value>;
 
 const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/users.ndjson");
 
 // ---- helpers ----------------------------------------------------------------------------------
-
-/// `auth0-bulk export --domain <the sandbox>` with its credentials in the environment.
-fn export(live: &Live) -> Command {
-    child::export(live.domain(), live.client_id(), live.client_secret())
-}
-
-fn read(path: &Path) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
-
-fn read_text(path: &Path) -> String {
-    String::from_utf8(read(path)).expect("the export is UTF-8")
-}
-
-fn parse(line: &str) -> User {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON user ({e}): {line}"))
-}
-
-fn ndjson_users(text: &str) -> Vec<User> {
-    text.lines().map(parse).collect()
-}
-
-fn gunzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .expect("the output is gzip");
-    out
-}
-
-/// The export's order: `created_at`, then `user_id`.
-fn order_key(user: &User) -> (String, String) {
-    let created = user["created_at"].as_str().expect("created_at").to_string();
-    (created, user_id(user).to_string())
-}
-
-/// What an export of the users that `keep` selects must hold, byte for byte: their dump
-/// lines in (`created_at`, `user_id`) order.
-fn expected_export(live: &Live, keep: impl Fn(&User) -> bool) -> String {
-    let mut selected: Vec<((String, String), String)> = live
-        .dump_lines()
-        .into_values()
-        .filter_map(|line| {
-            let user = parse(&line);
-            keep(&user).then(|| (order_key(&user), line))
-        })
-        .collect();
-    selected.sort();
-    selected.into_iter().map(|(_, line)| line).collect()
-}
-
-/// The run state beside an output (the default `--state`).
-fn state_of(output: &Path) -> PathBuf {
-    let mut name = output.file_name().expect("a file name").to_os_string();
-    name.push(".state");
-    output.with_file_name(name)
-}
-
-/// The saved checkpoint, if any.
-fn checkpoint(state: &Path) -> Option<Value> {
-    let text = std::fs::read_to_string(state.join("export.json")).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-/// Waits until `ready` holds (polling), failing the test after `limit`.
-fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !ready() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
 
 fn has_connection(user: &User, connection: &str) -> bool {
     user.get("identities")
@@ -105,14 +31,6 @@ fn has_connection(user: &User, connection: &str) -> bool {
 fn plan_is(user: &User, plan: &str) -> bool {
     user.get("app_metadata")
         .is_some_and(|am| am.get("plan") == Some(&Value::from(plan)))
-}
-
-/// A clean export of `live` to `dir/name` with `args`: its bytes.
-fn clean_export(live: &Live, dir: &Path, name: &str, args: &[&str]) -> (Vec<u8>, Ran) {
-    let output = dir.join(name);
-    let ran = run(export(live).arg("--output").arg(&output).args(args));
-    ran.expect_code(0);
-    (read(&output), ran)
 }
 
 /// The request budget for `users`: 1.15 x ceil(users / 100).
@@ -192,126 +110,7 @@ fn every_user_of_a_tenant_past_the_cap_is_exported_once_as_the_api_returns_it() 
 }
 
 // ---- 2. crash safety --------------------------------------------------------------------------
-
-/// A tenant slow enough (latency on every request) that an export lasts a second or two, so
-/// a signal, an outage or a second run lands in the middle of it.
-fn slow_tenant() -> Live {
-    Live::start(SandboxOptions {
-        generate: 4_000,
-        latency: Duration::from_millis(25),
-        ..Default::default()
-    })
-}
-
-/// The users a run resumed from, from its log line (`None` when it did not resume).
-fn resumed_from(ran: &Ran) -> Option<u64> {
-    let line = ran
-        .stderr
-        .lines()
-        .find(|l| l.contains("Resuming the export from its checkpoint"))?;
-    let users = line.split("users=").nth(1)?;
-    users.split_whitespace().next()?.parse().ok()
-}
-
-/// Kills the export of `name` with SIGKILL at five moments drawn from `seed`, re-running it
-/// each time, then runs it to the end: the file must be the bytes of a clean run.
-///
-/// Each moment is a random share of the time the rest of the export should take (a clean
-/// run's duration, scaled by the share of users not yet saved), so the kills spread over the
-/// whole export whatever the size of its batches.
-fn survives_five_kills(name: &str, args: &[&str], seed: u64) -> Vec<u8> {
-    const USERS: u64 = 10_000;
-    let live = Live::start(SandboxOptions {
-        generate: USERS as usize,
-        latency: Duration::from_millis(10),
-        ..Default::default()
-    });
-    let clean_dir = tempfile::tempdir().unwrap();
-    let (clean, clean_run) = clean_export(&live, clean_dir.path(), name, args);
-    let lasts = clean_run.elapsed.as_secs_f64();
-
-    let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join(name);
-    let state = state_of(&output);
-    let saved_users = || {
-        checkpoint(&state)
-            .filter(|c| c["completed"] == false)
-            .and_then(|c| c["users"].as_u64())
-            .unwrap_or(0)
-    };
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (mut mid_run, mut mid_output, mut resumed_with_users) = (0, 0, 0);
-    let mut moments = Vec::new();
-    for _ in 0..5 {
-        let rest = 1.0 - saved_users() as f64 / USERS as f64;
-        let delay = Duration::from_secs_f64(lasts * rest * rng.random_range(0.15..0.85));
-        moments.push(delay);
-        let mut running = Running::spawn(export(&live).arg("--output").arg(&output).args(args));
-        std::thread::sleep(delay);
-        let ran = if running.is_running() {
-            mid_run += 1;
-            let ran = running.kill();
-            if (1..USERS).contains(&saved_users()) {
-                mid_output += 1;
-            }
-            ran
-        } else {
-            let ran = running.wait();
-            ran.expect_code(0);
-            ran
-        };
-        resumed_with_users += usize::from(resumed_from(&ran).is_some_and(|n| n > 0));
-    }
-    let last = run(export(&live)
-        .arg("--output")
-        .arg(&output)
-        .args(args)
-        .arg("--json"));
-    last.expect_code(0);
-    resumed_with_users += usize::from(resumed_from(&last).is_some_and(|n| n > 0));
-    eprintln!(
-        "{name}: clean run {lasts:.2}s; killed at {moments:?}: {mid_run} mid-run, \
-         {mid_output} with part of the users saved; {resumed_with_users} runs resumed from \
-         saved users; last run {}",
-        last.summary()
-    );
-    assert!(mid_run >= 3, "the kills landed in a running export");
-    assert!(
-        mid_output >= 1,
-        "some kill came after part of the users were written"
-    );
-    assert!(resumed_with_users >= 1, "some run resumed from saved users");
-    assert!(
-        read(&output) == clean,
-        "{name}: after five kills the file differs from a clean run's"
-    );
-    clean
-}
-
-#[test]
-fn an_ndjson_export_killed_five_times_ends_byte_identical_to_a_clean_run() {
-    survives_five_kills("users.ndjson", &[], 0x5eed_0001);
-}
-
-#[test]
-fn a_gzipped_export_killed_five_times_ends_byte_identical_to_a_clean_run() {
-    let gz = survives_five_kills("users.ndjson.gz", &[], 0x5eed_0002);
-    let ndjson = gunzip(&gz);
-    assert_eq!(
-        ndjson_users(&String::from_utf8(ndjson).unwrap()).len(),
-        10_000
-    );
-}
-
-#[test]
-fn a_csv_export_killed_five_times_ends_byte_identical_to_a_clean_run() {
-    let csv = survives_five_kills("users.csv", &["--csv-escape-formulas"], 0x5eed_0003);
-    let rows = String::from_utf8(csv).unwrap().lines().count();
-    assert!(
-        rows > 10_000,
-        "a header and a row per user (rows may hold newlines)"
-    );
-}
+// SIGKILL at many seeded points, and two runs at once: `crash.rs`.
 
 #[test]
 fn an_interrupted_export_says_how_to_resume_and_the_rerun_completes_identically() {
@@ -403,6 +202,7 @@ fn an_export_that_crashed_between_the_rename_and_the_last_checkpoint_resumes() {
 }
 
 // ---- 3. faults --------------------------------------------------------------------------------
+// Every fault at once, a tenant down past the retry budget, full disks, damaged state: `faults.rs`.
 
 #[test]
 fn an_export_through_a_faulty_tenant_completes_with_the_bytes_of_a_healthy_one() {
@@ -425,56 +225,6 @@ fn an_export_through_a_faulty_tenant_completes_with_the_bytes_of_a_healthy_one()
     assert!(faults > 0, "the tenant did fail some requests");
     assert!(ran.summary()["retries"].as_u64() >= Some(faults));
     assert!(got == expected, "the faulty tenant's export differs");
-}
-
-#[test]
-fn a_tenant_that_stays_down_ends_the_run_with_exit_1_and_the_rerun_resumes_when_it_is_back() {
-    let live = slow_tenant();
-    let clean_dir = tempfile::tempdir().unwrap();
-    let (clean, _) = clean_export(&live, clean_dir.path(), "users.ndjson", &[]);
-
-    // The tenant answers until the export has saved some users, then goes down for good:
-    // every request 503. (A sandbox with fault_rate 1.0 fails too, but its faults carry no
-    // Retry-After, so the backoff, 1 s doubling to 60 s over 8 attempts, would make the run
-    // last about a minute; the gate answers `Retry-After: 0`.)
-    let gate = Gate::start(&live);
-    let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("users.ndjson");
-    let state = state_of(&output);
-    let through_gate = || {
-        let mut command = child::export(gate.domain(), live.client_id(), live.client_secret());
-        command.arg("--output").arg(&output);
-        command
-    };
-    let running = Running::spawn(&mut through_gate());
-    wait_until(Duration::from_secs(60), "the first saved users", || {
-        checkpoint(&state).is_some_and(|c| c["users"].as_u64() > Some(0))
-    });
-    gate.go_down();
-    let down = running.wait();
-    down.expect_code(1);
-    assert!(
-        down.stderr.contains("run the same command again to resume"),
-        "{}",
-        down.stderr
-    );
-    assert!(down.stderr.contains("503"), "{}", down.stderr);
-    assert!(
-        gate.refused() >= 2,
-        "the request was retried before giving up"
-    );
-    let saved = checkpoint(&state).expect("a checkpoint");
-    assert_eq!(saved["completed"], false);
-    assert!(!output.exists());
-
-    gate.heal();
-    let back = run(through_gate().arg("--json"));
-    back.expect_code(0);
-    assert_eq!(back.summary()["resumed"], true);
-    assert!(
-        read(&output) == clean,
-        "the resumed export equals a clean run's"
-    );
 }
 
 // ---- 4. the tenant's rate limit and the cost of planning --------------------------------------
@@ -1114,81 +864,6 @@ fn a_wrong_client_secret_is_refused_with_exit_2_and_no_api_request() {
         "no API request without a token"
     );
     assert!(!dir.path().join("users.ndjson").exists());
-}
-
-#[test]
-fn a_second_export_on_the_same_state_is_refused_while_the_first_runs_unharmed() {
-    let live = slow_tenant();
-    let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("users.ndjson");
-    let state = state_of(&output);
-    let first = Running::spawn(export(&live).arg("--output").arg(&output));
-    wait_until(
-        Duration::from_secs(60),
-        "the first run's checkpoint",
-        || checkpoint(&state).is_some(),
-    );
-    let second = run(export(&live).arg("--output").arg(&output));
-    let first = first.wait();
-    second.expect_code(1);
-    assert!(
-        second
-            .stderr
-            .contains("another run holds the state directory"),
-        "{}",
-        second.stderr
-    );
-    assert!(
-        second.stderr.contains(&state.display().to_string()),
-        "{}",
-        second.stderr
-    );
-    first.expect_code(0);
-    assert!(
-        read_text(&output) == expected_export(&live, |_| true),
-        "the first run's export is whole"
-    );
-}
-
-#[test]
-fn a_corrupt_state_file_is_reported_with_the_way_out_before_any_request() {
-    let live = samples_tenant();
-    let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("users.ndjson");
-    let state = state_of(&output);
-    std::fs::create_dir(&state).unwrap();
-    std::fs::write(state.join("export.json"), "{\"version\": \"1\", \"fingerpr").unwrap();
-    let ran = run(export(&live).arg("--output").arg(&output));
-    assert_ne!(ran.code(), Some(0));
-    assert!(
-        ran.stderr
-            .contains(&state.join("export.json").display().to_string()),
-        "the file is named: {}",
-        ran.stderr
-    );
-    assert!(ran.stderr.contains("--fresh"), "{}", ran.stderr);
-    assert!(live.api_requests().is_empty());
-    // The way out works.
-    let fresh = run(export(&live).arg("--output").arg(&output).arg("--fresh"));
-    fresh.expect_code(0);
-    assert!(read_text(&output) == expected_export(&live, |_| true));
-}
-
-#[test]
-fn a_corrupt_state_file_is_not_called_resumable() {
-    let live = samples_tenant();
-    let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("users.ndjson");
-    let state = state_of(&output);
-    std::fs::create_dir(&state).unwrap();
-    std::fs::write(state.join("export.json"), "not json").unwrap();
-    let ran = run(export(&live).arg("--output").arg(&output));
-    assert!(
-        !ran.stderr.contains("run the same command again"),
-        "{}",
-        ran.stderr
-    );
-    ran.expect_code(2);
 }
 
 #[test]

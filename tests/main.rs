@@ -7,8 +7,12 @@ mod support;
 mod cli;
 // Malformed inputs (tests/corpus/, huge lines, mutations): rejected by line, never a panic.
 mod badinput;
+// SIGKILL at many seeded points, export and every import mode; two runs of one job at once.
+mod crash;
 // `auth0-bulk export` end to end against an in-process sandbox.
 mod export;
+// Mixed faults of the tenant, a tenant down past the retry budget, full disks, damaged state.
+mod faults;
 // `auth0-bulk import` end to end: round trips, crashes, rejects, formats, against sandboxes.
 mod import;
 // The OpenAPI schema helper checks itself.

@@ -685,6 +685,126 @@ async fn faults_fail_requests_in_every_documented_way() {
     assert!(log.iter().any(|r| r.fault == Some("drop") && r.status == 0));
 }
 
+/// Sends `n` list requests one after another (answers, failed or not, are not looked at).
+async fn send_in_turn(tenant: &Tenant, n: usize) {
+    for _ in 0..n {
+        let sent = tenant
+            .http
+            .get(tenant.url("/api/v2/users?per_page=1&page=0"))
+            .bearer_auth(&tenant.token)
+            .send()
+            .await;
+        if let Ok(response) = sent {
+            let _ = response.bytes().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn faults_come_in_bursts_of_one_kind_replayed_by_the_seed() {
+    let faults = || async {
+        let tenant = Tenant::start(SandboxOptions {
+            generate: 3,
+            fault_rate: 0.15,
+            fault_burst: 3,
+            fault_seed: 9,
+            ..Default::default()
+        })
+        .await;
+        send_in_turn(&tenant, 120).await;
+        let log = tenant.sandbox.requests();
+        log.iter()
+            .filter(|r| r.path.starts_with("/api/v2/"))
+            .map(|r| r.fault)
+            .collect::<Vec<_>>()
+    };
+    let first = faults().await;
+    assert_eq!(first, faults().await, "the seed replays the faults");
+    let mut runs = Vec::new();
+    let mut rest = &first[..];
+    while let Some(fault) = rest.first().copied() {
+        let length = rest.iter().take_while(|f| **f == fault).count();
+        if fault.is_some() {
+            runs.push(length);
+        }
+        rest = &rest[length..];
+    }
+    assert!(runs.len() >= 3, "bursts: {runs:?}");
+    assert!(runs.iter().all(|n| n % 3 == 0), "bursts of three: {runs:?}");
+}
+
+#[tokio::test]
+async fn latency_spikes_hold_a_share_of_requests_longer() {
+    let tenant = Tenant::start(SandboxOptions {
+        generate: 3,
+        latency_spike_rate: 0.4,
+        latency_spike: Duration::from_millis(250),
+        ..Default::default()
+    })
+    .await;
+    let mut slow = 0;
+    for _ in 0..30 {
+        let started = std::time::Instant::now();
+        assert_eq!(tenant.get("/users?per_page=1&page=0").await.status, 200);
+        slow += usize::from(started.elapsed() >= Duration::from_millis(250));
+    }
+    let spikes = tenant.sandbox.stats().latency_spikes;
+    assert_eq!(slow as u64, spikes, "every spike, and only those, was slow");
+    assert!((4..=26).contains(&slow), "{slow} of 30 spiked at 0.4");
+}
+
+#[tokio::test]
+async fn a_storm_answers_every_request_429_with_the_exact_body_and_headers() {
+    let before = tokio::time::Instant::now();
+    let tenant = Tenant::start(SandboxOptions {
+        generate: 3,
+        rate: Some(50.0),
+        burst: Some(10),
+        storm_every: Duration::from_secs(2),
+        storm_for: Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(tenant.get("/users").await.status, 200, "calm before");
+    tokio::time::sleep_until(before + Duration::from_millis(2_400)).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for _ in 0..3 {
+        let r = tenant.get("/users").await;
+        assert_eq!(r.status, 429);
+        assert_eq!(
+            r.body,
+            json!({"statusCode": 429, "error": "Too Many Requests", "message": "Global limit has been reached", "errorCode": "too_many_requests"})
+        );
+        assert_eq!(r.header("x-ratelimit-limit"), Some("10"));
+        assert_eq!(r.header("x-ratelimit-remaining"), Some("0"));
+        let reset: u64 = r.header("x-ratelimit-reset").unwrap().parse().unwrap();
+        assert!(
+            reset >= now && reset <= now + 2,
+            "reset {reset} is an epoch second, now {now}"
+        );
+        assert!(r.header("retry-after").is_none());
+    }
+    tokio::time::sleep_until(before + Duration::from_millis(3_500)).await;
+    assert_eq!(tenant.get("/users").await.status, 200, "calm after");
+    let log = tenant.sandbox.requests();
+    assert_eq!(
+        log.iter().filter(|r| r.fault == Some("storm")).count(),
+        3,
+        "{log:?}"
+    );
+    // A storm drains the rate-limit bucket, so it needs one.
+    let refused = auth0_bulk::sandbox::Sandbox::start(SandboxOptions {
+        storm_every: Duration::from_secs(2),
+        storm_for: Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await;
+    assert!(refused.is_err());
+}
+
 #[tokio::test]
 async fn writes_reach_search_only_after_the_lag_but_reads_by_id_and_email_at_once() {
     let tenant = Tenant::start(SandboxOptions {

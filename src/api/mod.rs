@@ -2,7 +2,8 @@
 //!
 //! Every request passes the shared [`Throttle`] first (one budget for all workers), and every
 //! answer is classified by [`retry::classify`]: 429 waits as the server says, transient failures
-//! back off with jitter, 401 renews the token once, anything else is the caller's to handle.
+//! back off with jitter, 401 renews the token (a few times at most), anything else is the
+//! caller's to handle.
 //!
 //! Two failures end a call at once, because no retry can fix them and both mean `--domain`
 //! is wrong: a redirect (never followed: it could carry the token, or the client secret, to
@@ -71,6 +72,10 @@ pub enum ApiError {
     /// The run was interrupted while waiting.
     #[error("interrupted")]
     Cancelled,
+    /// A local file the run relies on could not be written (the import ledger, the rejects
+    /// file); what needed it was not sent.
+    #[error("cannot write {what}: {message}")]
+    Local { what: String, message: String },
 }
 
 impl ApiError {
@@ -192,6 +197,11 @@ pub struct ListQuery {
 
 /// How many 429s in a row one request tolerates before the job gives up (resumable).
 const MAX_THROTTLED_IN_A_ROW: u32 = 200;
+
+/// How many times one request renews the token after a 401 before the credentials count as
+/// refused. Once is not enough: the token a retry picks up may be one another worker got a
+/// while ago, and it can expire too while the request waits (a 429 pause, a slow answer).
+const MAX_RENEWALS: u32 = 3;
 
 /// The Management API client. Cheap to share behind an `Arc`.
 pub struct Client {
@@ -369,7 +379,7 @@ impl Client {
         let what = format!("{method} {path}");
         let mut transient = 0u32;
         let mut throttled = 0u32;
-        let mut renewed = false;
+        let mut renewals = 0u32;
         loop {
             if self.cancel.is_cancelled() {
                 return Err(ApiError::Cancelled);
@@ -454,9 +464,9 @@ impl Client {
                     tracing::debug!(attempt = transient, ?delay, error = %last, "Transient failure; retrying.");
                     self.sleep(delay).await?;
                 }
-                Class::Unauthorized if !renewed => {
-                    // The token expired or was revoked: renew it once.
-                    renewed = true;
+                Class::Unauthorized if renewals < MAX_RENEWALS => {
+                    // The token expired or was revoked: renew it.
+                    renewals += 1;
                     self.invalidate().await;
                 }
                 Class::Unauthorized | Class::Permanent => {

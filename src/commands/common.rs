@@ -1,6 +1,7 @@
 //! What every job command shares: resolving the target (or the embedded sandbox), the pace,
 //! signals, and the closing summary.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -98,6 +99,48 @@ pub async fn resolve_target(args: &TargetArgs) -> anyhow::Result<Resolved> {
         target: Target { base, credentials },
         sandbox: None,
     })
+}
+
+/// Refuses, before anything is sent, a file path the run could not write: an existing
+/// directory, or a path below something that is not a directory. (Missing folders are created.)
+pub fn check_file_path(flag: &str, path: &Path) -> Result<(), UsageError> {
+    if path.is_dir() {
+        return Err(UsageError(format!(
+            "{flag} {}: that is a directory; name a file",
+            path.display()
+        )));
+    }
+    check_parent(flag, path)
+}
+
+/// The same for a directory the run creates (the run state): if it exists it must be one.
+pub fn check_dir_path(flag: &str, path: &Path) -> Result<(), UsageError> {
+    if path.exists() && !path.is_dir() {
+        return Err(UsageError(format!(
+            "{flag} {}: that is a file, not a directory; name another --state or remove it",
+            path.display()
+        )));
+    }
+    check_parent(flag, path)
+}
+
+/// The nearest existing folder above `path` must be a directory.
+fn check_parent(flag: &str, path: &Path) -> Result<(), UsageError> {
+    let mut above = path.parent();
+    while let Some(dir) = above.filter(|d| !d.as_os_str().is_empty()) {
+        match std::fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => return Ok(()),
+            Ok(_) => {
+                return Err(UsageError(format!(
+                    "{flag} {}: {} is a file, not a directory",
+                    path.display(),
+                    dir.display()
+                )));
+            }
+            Err(_) => above = dir.parent(),
+        }
+    }
+    Ok(())
 }
 
 /// `--rate auto|N`.

@@ -54,6 +54,12 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
     {
         return Err(UsageError(format!("--users {}: no such file", users.display())).into());
     }
+    if let Output::File(path) = &output {
+        common::check_file_path("--output", path)?;
+    }
+    if let Some(dir) = &state {
+        common::check_dir_path("--state", dir)?;
+    }
     let resolved = common::resolve_target(&args.target).await?;
     if let Some(sandbox) = &resolved.sandbox {
         tracing::info!(

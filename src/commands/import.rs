@@ -62,6 +62,15 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     if rejects == args.input {
         return Err(UsageError("--rejects must not be the input file".into()).into());
     }
+    if !args.dry_run {
+        common::check_file_path("--rejects", &rejects)?;
+        if let Some(dir) = &state {
+            common::check_dir_path("--state", dir)?;
+        }
+    }
+    if let Some(plan) = &args.plan {
+        common::check_file_path("--plan", plan)?;
+    }
     let resolved = common::resolve_target(&args.target).await?;
     if let Some(sandbox) = &resolved.sandbox {
         tracing::info!(

@@ -133,6 +133,8 @@ struct Checkpoint {
 }
 
 const CHECKPOINT: &str = "export.json";
+/// The format version of [`Saved`] this build writes.
+const FORMAT: &str = "1";
 
 /// Runs an export. Returns the summary and how the run ended.
 pub async fn run(
@@ -148,7 +150,9 @@ pub async fn run(
     };
     let fingerprint = fingerprint(spec);
     let saved: Option<Checkpoint> = match &state {
-        Some(state) if !spec.fresh => state.load::<Saved>(CHECKPOINT)?.map(|Saved::V1(c)| c),
+        Some(state) if !spec.fresh => state
+            .load::<Saved>(CHECKPOINT, FORMAT)?
+            .map(|Saved::V1(c)| c),
         _ => None,
     };
     let previous_upper = saved.as_ref().and_then(|c| c.last_completed_upper.clone());
@@ -222,15 +226,19 @@ pub async fn run(
     let mut sink = match &walk_output {
         _ if renamed => None,
         Output::Stdout => Some(Sink::stdout(walk_gzip)),
+        // Nothing was sent yet: an output that cannot be opened (or no longer matches its
+        // checkpoint) is the user's to fix, and running again alone would not help.
         Output::File(path) => Some(
             Sink::file(
                 path.as_path(),
                 walk_gzip,
                 resumed.then_some(checkpoint.bytes),
             )
-            .map_err(|source| ExportError::Output {
-                path: sink::partial_path(path.as_path()).display().to_string(),
-                source,
+            .map_err(|e| {
+                ExportError::Usage(format!(
+                    "cannot write {}: {e}",
+                    sink::partial_path(path.as_path()).display()
+                ))
             })?,
         ),
     };
@@ -389,7 +397,7 @@ async fn export_walk(
         let bytes = encoder.encode(&batch.users).map_err(ExportError::Usage)?;
         sink.write_batch(&bytes)
             .map_err(|source| ExportError::Output {
-                path: "output".into(),
+                path: sink.name(),
                 source,
             })?;
         checkpoint.bytes = sink.bytes();
@@ -483,7 +491,7 @@ async fn export_list(
         let bytes = encoder.encode(&users).map_err(ExportError::Usage)?;
         sink.write_batch(&bytes)
             .map_err(|source| ExportError::Output {
-                path: "output".into(),
+                path: sink.name(),
                 source,
             })?;
         checkpoint.bytes = sink.bytes();

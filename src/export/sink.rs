@@ -76,6 +76,14 @@ impl Sink {
         Sink::Stdout { gzip, bytes: 0 }
     }
 
+    /// Where the bytes go, for messages: the `.partial` file, or `-` for stdout.
+    pub fn name(&self) -> String {
+        match self {
+            Sink::File(f) => f.partial.display().to_string(),
+            Sink::Stdout { .. } => "-".to_string(),
+        }
+    }
+
     /// Bytes written so far (what a checkpoint records).
     pub fn bytes(&self) -> u64 {
         match self {

@@ -211,8 +211,9 @@ async fn create(ctx: &Context<'_>, record: u64, planned: &Planned) -> Result<App
         ));
     }
     if let Some(ledger) = ctx.ledger {
-        ledger.started(record).await.map_err(|e| ApiError::Decode {
-            what: "the import ledger".into(),
+        // Without the mark a crash could create the user twice: the create is not sent.
+        ledger.started(record).await.map_err(|e| ApiError::Local {
+            what: format!("the import ledger {}", ledger.path().display()),
             message: e.to_string(),
         })?;
     }

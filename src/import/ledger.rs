@@ -15,6 +15,10 @@
 //!
 //! Outcome entries are written by one thread that fsyncs each group of pending entries; a
 //! crash can lose the last few outcomes, which only means those records are looked at again.
+//! A crash can also leave a torn last line (no newline), which is dropped on open; a group that
+//! fails to write (a full disk) is cut off again, so a torn entry is never followed by more. A
+//! whole line that does not read was damaged outside a run: opening such a ledger fails with
+//! `InvalidData` rather than forget what follows it.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -82,22 +86,25 @@ pub struct Ledger {
 
 impl Ledger {
     /// Reads what an earlier run recorded (a torn last line is ignored) and opens the ledger
-    /// for appending.
+    /// for appending. A damaged ledger (a whole line that is not an entry) is `InvalidData`.
     pub fn open(path: &Path) -> std::io::Result<(Ledger, Recovered)> {
         let mut recovered = Recovered::default();
         let mut good_len = 0u64;
         if let Ok(file) = File::open(path) {
             let mut reader = BufReader::new(file);
-            let mut line = String::new();
-            loop {
+            let mut line = Vec::new();
+            for number in 1.. {
                 line.clear();
-                let n = reader.read_line(&mut line)?;
-                if n == 0 || !line.ends_with('\n') {
+                let n = reader.read_until(b'\n', &mut line)?;
+                if n == 0 || !line.ends_with(b"\n") {
                     break;
                 }
-                let Ok(entry) = serde_json::from_str::<Entry>(&line) else {
-                    break;
-                };
+                let entry = serde_json::from_slice::<Entry>(&line).map_err(|e| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("line {number} is not a ledger entry ({e})"),
+                    )
+                })?;
                 good_len += n as u64;
                 if entry.started {
                     recovered.in_flight.insert(entry.record);
@@ -117,7 +124,7 @@ impl Ledger {
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("ledger".into())
-            .spawn(move || write_loop(file, rx))?;
+            .spawn(move || write_loop(file, good_len, rx))?;
         Ok((
             Ledger {
                 path: path.to_path_buf(),
@@ -198,8 +205,10 @@ impl Drop for Ledger {
     }
 }
 
-/// Writes each group of pending entries, fsyncs once, then answers the waiters.
-fn write_loop(mut file: File, rx: mpsc::Receiver<Job>) {
+/// Writes each group of pending entries, fsyncs once, then answers the waiters. A group that
+/// fails is cut off the file again (`len` is the length of the good entries), so a later group
+/// never follows a torn entry.
+fn write_loop(mut file: File, mut len: u64, rx: mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while let Ok(more) = rx.try_recv() {
@@ -214,6 +223,17 @@ fn write_loop(mut file: File, rx: mpsc::Receiver<Job>) {
         }
         if result.is_ok() {
             result = file.sync_data();
+        }
+        match &result {
+            Ok(()) => {
+                len += group
+                    .iter()
+                    .map(|(bytes, _)| bytes.len() as u64)
+                    .sum::<u64>()
+            }
+            Err(_) => {
+                let _ = file.set_len(len);
+            }
         }
         for (_, waiter) in group {
             if let Some(waiter) = waiter {
@@ -262,5 +282,27 @@ mod tests {
         let (_, recovered) = Ledger::open(&path).unwrap();
         assert!(recovered.in_flight.is_empty());
         assert_eq!(recovered.count(Outcome::Created), 2);
+    }
+
+    #[test]
+    fn a_damaged_line_before_the_end_is_refused_not_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.ndjson");
+        std::fs::write(
+            &path,
+            "{\"record\":1,\"outcome\":\"created\"}\n#garbage#\n{\"record\":2,\"outcome\":\"created\"}\n",
+        )
+        .unwrap();
+        let error = Ledger::open(&path)
+            .err()
+            .expect("a damaged ledger is refused");
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+        assert!(error.to_string().contains("line 2"), "{error}");
+        // Left as it was, for the user to look at.
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("#garbage#")
+        );
     }
 }

@@ -114,6 +114,8 @@ enum Saved {
 }
 
 const CHECKPOINT: &str = "import.json";
+/// The format version of [`Saved`] this build writes.
+const FORMAT: &str = "1";
 const LEDGER: &str = "ledger.ndjson";
 
 /// Runs an import; returns the summary and how the run ended.
@@ -136,7 +138,7 @@ pub async fn run(
         let saved = if spec.fresh {
             None
         } else {
-            state.load::<Saved>(CHECKPOINT)?
+            state.load::<Saved>(CHECKPOINT, FORMAT)?
         };
         match saved {
             Some(Saved::V1 {
@@ -166,11 +168,20 @@ pub async fn run(
     }
     let (ledger, recovered) = match &state {
         Some(state) => {
-            let (ledger, recovered) =
-                Ledger::open(&state.file(LEDGER)).map_err(|source| ImportError::Write {
-                    path: state.file(LEDGER).display().to_string(),
-                    source,
-                })?;
+            let path = state.file(LEDGER);
+            let (ledger, recovered) = Ledger::open(&path).map_err(|source| {
+                if source.kind() == std::io::ErrorKind::InvalidData {
+                    ImportError::State(StateError::Corrupt {
+                        path: path.clone(),
+                        message: source.to_string(),
+                    })
+                } else {
+                    ImportError::Write {
+                        path: path.display().to_string(),
+                        source,
+                    }
+                }
+            })?;
             (Some(ledger), recovered)
         }
         None => (None, ledger::Recovered::default()),
@@ -328,12 +339,11 @@ pub async fn run(
                     match rejects.write(&entry) {
                         Ok(len) => Some(len),
                         Err(source) => {
-                            tracing::error!(%source, "Cannot write the rejects file.");
                             fatal
                                 .lock()
                                 .expect("fatal lock")
-                                .get_or_insert(ApiError::Decode {
-                                    what: "the rejects file".into(),
+                                .get_or_insert(ApiError::Local {
+                                    what: format!("the rejects file {}", spec.rejects.display()),
                                     message: source.to_string(),
                                 });
                             return;

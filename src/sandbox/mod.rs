@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -54,12 +54,24 @@ pub struct SandboxOptions {
     pub rate: Option<f64>,
     /// The bucket size (defaults to the rate, rounded up).
     pub burst: Option<u32>,
-    /// The share of API requests (0.0..=1.0) that fail with an injected fault.
+    /// The chance (0.0..=1.0) that an API request outside a burst starts a burst of faults.
     pub fault_rate: f64,
-    /// The seed of the fault sequence, so a faulty run can be replayed.
+    /// How many API requests in a row one fault takes (1: independent faults). A burst keeps
+    /// its kind: a run of 503s, of dropped connections, ...
+    pub fault_burst: u32,
+    /// The seed of the fault sequence (faults, bursts, latency spikes), so a faulty run can be
+    /// replayed.
     pub fault_seed: u64,
     /// Delay added to every API request.
     pub latency: Duration,
+    /// The share (0.0..=1.0) of API requests that are held [`SandboxOptions::latency_spike`]
+    /// longer, on top of `latency`.
+    pub latency_spike_rate: f64,
+    pub latency_spike: Duration,
+    /// 429 storms: every `storm_every` from the start, for `storm_for`, another client drains
+    /// the rate-limit bucket and every API request gets a 429. Zero: no storms. Needs `rate`.
+    pub storm_every: Duration,
+    pub storm_for: Duration,
     /// How long a write takes to reach list/search results.
     pub search_lag: Duration,
     /// Lifetime of an access token.
@@ -83,8 +95,13 @@ impl Default for SandboxOptions {
             rate: None,
             burst: None,
             fault_rate: 0.0,
+            fault_burst: 1,
             fault_seed: 1,
             latency: Duration::ZERO,
+            latency_spike_rate: 0.0,
+            latency_spike: Duration::ZERO,
+            storm_every: Duration::ZERO,
+            storm_for: Duration::ZERO,
             search_lag: Duration::ZERO,
             // Facts ("Token"): `expires_in: 86400`.
             token_ttl: Duration::from_secs(86_400),
@@ -128,7 +145,8 @@ pub struct RequestRecord {
     pub query: Option<String>,
     /// The status sent; 0 when the connection was dropped without an answer.
     pub status: u16,
-    /// The injected fault, if any: `500`, `502`, `503`, `drop` or `truncate`.
+    /// The injected fault, if any: `500`, `502`, `503`, `drop`, `truncate`, or `storm` (a 429
+    /// of a storm).
     pub fault: Option<&'static str>,
 }
 
@@ -139,7 +157,10 @@ pub struct Stats {
     pub requests: BTreeMap<String, BTreeMap<u16, u64>>,
     pub total_requests: u64,
     pub throttled: u64,
+    /// Requests answered with an injected fault (storm 429s included).
     pub faults: u64,
+    /// Requests held a latency spike longer.
+    pub latency_spikes: u64,
     pub writes: Writes,
 }
 
@@ -160,7 +181,9 @@ pub(crate) struct State {
     pub(crate) domain: String,
     pub(crate) options: SandboxOptions,
     pub(crate) bucket: Option<TokenBucket>,
-    pub(crate) faults: Mutex<ChaCha8Rng>,
+    pub(crate) faults: Mutex<server::FaultDice>,
+    pub(crate) spikes: Mutex<ChaCha8Rng>,
+    pub(crate) started: Instant,
     pub(crate) stats: Mutex<Stats>,
     pub(crate) log: Mutex<Vec<RequestRecord>>,
 }
@@ -213,6 +236,30 @@ impl Sandbox {
                 "--rate must be positive, got {rate}"
             )));
         }
+        if options.fault_burst == 0 {
+            return Err(SandboxError::Option(
+                "--fault-burst must be at least 1".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&options.latency_spike_rate) {
+            return Err(SandboxError::Option(format!(
+                "--latency-spike-rate must be between 0 and 1, got {}",
+                options.latency_spike_rate
+            )));
+        }
+        if !options.storm_every.is_zero() {
+            if options.rate.is_none() {
+                return Err(SandboxError::Option(
+                    "--storm-every needs --rate: a storm drains the rate-limit bucket".into(),
+                ));
+            }
+            if options.storm_for.is_zero() || options.storm_for >= options.storm_every {
+                return Err(SandboxError::Option(format!(
+                    "--storm-for must be more than 0 and less than --storm-every ({:?}), got {:?}",
+                    options.storm_every, options.storm_for
+                )));
+            }
+        }
         let mut store = Store::new(Duration::ZERO);
         for path in &options.seed {
             load_seed(&mut store, path)?;
@@ -250,7 +297,13 @@ impl Sandbox {
                 .unwrap_or_else(|| random_token(64)),
             domain: format!("http://{addr}"),
             bucket,
-            faults: Mutex::new(ChaCha8Rng::seed_from_u64(options.fault_seed)),
+            faults: Mutex::new(server::FaultDice::new(
+                options.fault_seed,
+                options.fault_rate,
+                options.fault_burst,
+            )),
+            spikes: Mutex::new(server::spike_rng(options.fault_seed)),
+            started: Instant::now(),
             stats: Mutex::new(Stats::default()),
             log: Mutex::new(Vec::new()),
             options,

@@ -42,10 +42,20 @@ impl TokenBucket {
 
     /// Takes one token if there is one.
     pub fn take(&self) -> Decision {
+        self.decide(false)
+    }
+
+    /// Empties the bucket, as another client taking every token does, and refuses the request.
+    pub fn drain(&self) -> Decision {
+        self.decide(true)
+    }
+
+    fn decide(&self, drain: bool) -> Decision {
         let mut state = self.state.lock().expect("bucket lock");
         let now = Instant::now();
         let (tokens, last) = *state;
         let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.burst);
+        let tokens = if drain { 0.0 } else { tokens };
         let allowed = tokens >= 1.0;
         let tokens = if allowed { tokens - 1.0 } else { tokens };
         *state = (tokens, now);
@@ -79,6 +89,18 @@ mod tests {
         assert_eq!(decisions[4].remaining, 0);
         assert!(!decisions[5].allowed);
         assert_eq!(decisions[5].limit, 5);
+    }
+
+    #[test]
+    fn a_drained_bucket_refuses_and_refills_from_empty() {
+        let bucket = TokenBucket::new(10.0, 5);
+        let drained = bucket.drain();
+        assert!(!drained.allowed);
+        assert_eq!((drained.limit, drained.remaining), (5, 0));
+        // Empty now: a take right after is refused too, until a token has refilled.
+        assert!(!bucket.take().allowed);
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        assert!(bucket.take().allowed);
     }
 
     #[test]

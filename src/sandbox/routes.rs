@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use super::query::{Query, canonical_time};
+use super::ratelimit::Decision;
 use super::store::{Sort, Strategy, User, connections_of, identities};
 use super::{State, random_token, validate};
 
@@ -66,14 +67,30 @@ async fn api_gate(AxState(state): AxState<Shared>, request: Request, next: Next)
         next.run(request).await
     };
     if let Some(d) = decision {
-        // Facts ("Rate limits"): every response carries the three headers.
-        let headers = response.headers_mut();
-        headers.insert("x-ratelimit-limit", d.limit.into());
-        headers.insert("x-ratelimit-remaining", d.remaining.into());
-        headers.insert("x-ratelimit-reset", d.reset.into());
-        if !d.allowed && state.options.retry_after {
-            headers.insert(header::RETRY_AFTER, d.retry_after.into());
-        }
+        rate_headers(&state, &mut response, d);
+    }
+    response
+}
+
+/// Facts ("Rate limits"): every response carries the three headers; `Retry-After` only when
+/// asked (Auth0 does not document it).
+fn rate_headers(state: &State, response: &mut Response, d: Decision) {
+    let headers = response.headers_mut();
+    headers.insert("x-ratelimit-limit", d.limit.into());
+    headers.insert("x-ratelimit-remaining", d.remaining.into());
+    headers.insert("x-ratelimit-reset", d.reset.into());
+    if !d.allowed && state.options.retry_after {
+        headers.insert(header::RETRY_AFTER, d.retry_after.into());
+    }
+}
+
+/// The answer to an API request during a 429 storm: the bucket is emptied (another client
+/// took every token), and the request gets Auth0's exact 429 body and headers (facts: "Rate
+/// limits").
+pub(crate) fn storm_response(state: &State) -> Response {
+    let mut response = ApiError::too_many_requests().into_response();
+    if let Some(bucket) = &state.bucket {
+        rate_headers(state, &mut response, bucket.drain());
     }
     response
 }

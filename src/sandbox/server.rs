@@ -4,6 +4,7 @@
 //! close the socket before any response byte is written, which only the connection owner can do.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -12,17 +13,18 @@ use axum::response::IntoResponse;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::error::ApiError;
-use super::{RequestRecord, State};
+use super::{RequestRecord, State, routes};
 
 /// A fault injected in place of (or on top of) the real answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
+pub(crate) enum Fault {
     /// An error status; the request is not applied.
     Status(u16),
     /// The request is applied, then the connection closes without an answer.
@@ -43,6 +45,71 @@ impl Fault {
     }
 }
 
+/// The seeded fault sequence: each API request outside a burst starts one with chance `rate`;
+/// a burst fails `burst` requests in a row with the same fault, as a struggling backend does
+/// (a run of 503s, a load balancer dropping connections for a moment).
+pub(crate) struct FaultDice {
+    rng: ChaCha8Rng,
+    rate: f64,
+    burst: u32,
+    /// The fault of the burst under way and how many requests it still takes.
+    ongoing: Option<(Fault, u32)>,
+}
+
+impl FaultDice {
+    pub(crate) fn new(seed: u64, rate: f64, burst: u32) -> FaultDice {
+        FaultDice {
+            // The same stream as before bursts existed: a seed replays the same faults.
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            rate,
+            burst: burst.max(1),
+            ongoing: None,
+        }
+    }
+
+    /// The fault for the next API request, if any.
+    pub(crate) fn roll(&mut self) -> Option<Fault> {
+        if let Some((fault, left)) = self.ongoing.take() {
+            if left > 1 {
+                self.ongoing = Some((fault, left - 1));
+            }
+            return Some(fault);
+        }
+        if self.rate <= 0.0 || self.rng.random::<f64>() >= self.rate {
+            return None;
+        }
+        let fault = match self.rng.random_range(0..5) {
+            0 => Fault::Status(500),
+            1 => Fault::Status(502),
+            2 => Fault::Status(503),
+            3 => Fault::Drop,
+            _ => Fault::Truncate,
+        };
+        if self.burst > 1 {
+            self.ongoing = Some((fault, self.burst - 1));
+        }
+        Some(fault)
+    }
+}
+
+/// The latency spikes' own stream of the fault seed, so turning spikes on leaves the fault
+/// sequence as it was.
+pub(crate) fn spike_rng(seed: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(1);
+    rng
+}
+
+/// Whether `elapsed` (since the sandbox started) falls in a 429 storm: storm `k` (k >= 1)
+/// runs from `k * every` for `length`.
+pub(crate) fn in_storm(elapsed: Duration, every: Duration, length: Duration) -> bool {
+    if every.is_zero() || elapsed < every {
+        return false;
+    }
+    let into = elapsed.as_nanos() % every.as_nanos();
+    into < length.as_nanos()
+}
+
 /// The error that makes hyper close a connection without answering.
 #[derive(Debug, thiserror::Error)]
 #[error("sandbox fault: connection dropped")]
@@ -54,17 +121,25 @@ impl State {
         if self.options.fault_rate <= 0.0 {
             return None;
         }
-        let mut rng = self.faults.lock().expect("fault lock");
-        if rng.random::<f64>() >= self.options.fault_rate {
+        self.faults.lock().expect("fault lock").roll()
+    }
+
+    /// Draws whether one API request is held a latency spike longer.
+    fn roll_spike(&self) -> Option<Duration> {
+        let options = &self.options;
+        if options.latency_spike_rate <= 0.0 || options.latency_spike.is_zero() {
             return None;
         }
-        Some(match rng.random_range(0..5) {
-            0 => Fault::Status(500),
-            1 => Fault::Status(502),
-            2 => Fault::Status(503),
-            3 => Fault::Drop,
-            _ => Fault::Truncate,
-        })
+        let draw: f64 = self.spikes.lock().expect("spike lock").random();
+        (draw < options.latency_spike_rate).then_some(options.latency_spike)
+    }
+
+    fn in_storm(&self) -> bool {
+        in_storm(
+            self.started.elapsed(),
+            self.options.storm_every,
+            self.options.storm_for,
+        )
     }
 }
 
@@ -111,11 +186,28 @@ async fn handle(
     let path = request.uri().path().to_string();
     let query = request.uri().query().map(str::to_string);
     let observed = !path.starts_with("/__sandbox");
-    let fault = if path.starts_with("/api/v2/") {
-        state.roll_fault()
-    } else {
-        None
-    };
+    let api = path.starts_with("/api/v2/");
+    if api && let Some(spike) = state.roll_spike() {
+        state.stats.lock().expect("stats lock").latency_spikes += 1;
+        tokio::time::sleep(spike).await;
+    }
+    // Facts ("Rate limits"): a storm is another client on the tenant emptying the shared
+    // bucket; every request then finds it empty and gets Auth0's 429 with its headers.
+    if api && state.in_storm() {
+        let response = routes::storm_response(&state);
+        if observed {
+            let record = RequestRecord {
+                method: method.clone(),
+                path: path.clone(),
+                query: query.clone(),
+                status: response.status().as_u16(),
+                fault: Some("storm"),
+            };
+            state.record(&route_template(&method, &path), record);
+        }
+        return Ok(response);
+    }
+    let fault = if api { state.roll_fault() } else { None };
     let request = request.map(Body::new);
     let route = route_template(&method, &path);
     let record = |status: u16, fault: Option<Fault>| {
@@ -169,7 +261,7 @@ async fn handle(
             // client sees a status and headers followed by a short body.
             let first = futures::stream::iter([Ok::<_, std::io::Error>(Frame::data(half))]);
             let failure = futures::stream::once(async {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
                 Err(std::io::Error::other("sandbox fault: body truncated"))
             });
             let frames = futures::StreamExt::chain(first, failure);
@@ -187,4 +279,70 @@ fn route_template(method: &str, path: &str) -> String {
         path
     };
     format!("{method} {template}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_come_in_bursts_of_one_kind() {
+        let mut dice = FaultDice::new(7, 0.1, 4);
+        let rolls: Vec<Option<Fault>> = (0..2_000).map(|_| dice.roll()).collect();
+        let mut runs = Vec::new();
+        let mut index = 0;
+        while index < rolls.len() {
+            let Some(fault) = rolls[index] else {
+                index += 1;
+                continue;
+            };
+            let length = rolls[index..]
+                .iter()
+                .take_while(|r| **r == Some(fault))
+                .count();
+            runs.push(length);
+            index += length;
+        }
+        assert!(runs.len() >= 20, "{} bursts", runs.len());
+        // Two bursts may touch (one starts right after the other ends): runs are multiples.
+        assert!(runs.iter().all(|n| n % 4 == 0), "{runs:?}");
+        assert!(runs.contains(&4));
+    }
+
+    #[test]
+    fn a_seed_replays_the_same_faults_and_burst_one_is_the_old_sequence() {
+        let draw = |burst| {
+            let mut dice = FaultDice::new(11, 0.2, burst);
+            (0..500).map(|_| dice.roll()).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(3), draw(3));
+        // Bursts of one: independent coin flips, as before bursts existed.
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut old = Vec::new();
+        for _ in 0..500 {
+            old.push(if rng.random::<f64>() >= 0.2 {
+                None
+            } else {
+                Some(match rng.random_range(0..5) {
+                    0 => Fault::Status(500),
+                    1 => Fault::Status(502),
+                    2 => Fault::Status(503),
+                    3 => Fault::Drop,
+                    _ => Fault::Truncate,
+                })
+            });
+        }
+        assert_eq!(draw(1), old);
+    }
+
+    #[test]
+    fn storms_start_every_period_and_last_their_length() {
+        let (every, length) = (Duration::from_secs(5), Duration::from_secs(2));
+        let at = |ms| in_storm(Duration::from_millis(ms), every, length);
+        assert!(!at(0) && !at(4_999), "no storm before the first period");
+        assert!(at(5_000) && at(6_999));
+        assert!(!at(7_000) && !at(9_999));
+        assert!(at(10_000) && at(11_500));
+        assert!(!in_storm(Duration::from_secs(60), Duration::ZERO, length));
+    }
 }

@@ -219,3 +219,12 @@ impl Drop for Running {
         }
     }
 }
+
+/// Waits until `ready` holds (polling), failing the test after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
