@@ -316,6 +316,21 @@ impl Tenant {
     }
 }
 
+impl Bench {
+    /// Runs `auth0-bulk export -o output` to its end.
+    fn export(&self, tenant: &Tenant, dir: &Path, output: &Path) -> Measured {
+        measure(
+            self.tool(tenant, "export", dir, &["-o".into(), path_arg(output)]),
+            dir,
+        )
+    }
+
+    /// Runs `auth0-bulk import` with `args` to its end.
+    fn import(&self, tenant: &Tenant, dir: &Path, args: &[String]) -> Measured {
+        measure(self.tool(tenant, "import", dir, args), dir)
+    }
+}
+
 impl Drop for Tenant {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -488,10 +503,7 @@ impl Bench {
             let tenant = self.tenant(&args);
             let dir = self.dir(&format!("at-limit-export-{rate}"));
             let output = dir.join("users.ndjson");
-            let run = measure(
-                self.tool(&tenant, "export", &dir, &["-o".into(), path_arg(&output)]),
-                &dir,
-            );
+            let run = self.export(&tenant, &dir, &output);
             let counts = self.counts(&tenant);
             eprintln!("  export at {rate}/s: {:.1} s", run.elapsed);
             rows.push(AtLimitRow {
@@ -514,14 +526,10 @@ impl Bench {
                 f64::from(burst) / f64::from(rate) + 1.0,
             ));
             let before = self.counts(&tenant);
-            let run = measure(
-                self.tool(
-                    &tenant,
-                    "import",
-                    &dir,
-                    &strings(&["-i", &path_arg(&input), "--mode", "update"]),
-                ),
+            let run = self.import(
+                &tenant,
                 &dir,
+                &strings(&["-i", &path_arg(&input), "--mode", "update"]),
             );
             let counts = self.counts(&tenant).since(&before);
             eprintln!("  backfill at {rate}/s: {:.1} s", run.elapsed);
@@ -546,14 +554,10 @@ impl Bench {
             let dir = self.dir(&format!("at-limit-create-{rate}"));
             let input = dir.join("creates.ndjson");
             write_creates(&input, creates, false, false);
-            let run = measure(
-                self.tool(
-                    &tenant,
-                    "import",
-                    &dir,
-                    &strings(&["-i", &path_arg(&input), "--passwords", "random"]),
-                ),
+            let run = self.import(
+                &tenant,
                 &dir,
+                &strings(&["-i", &path_arg(&input), "--passwords", "random"]),
             );
             let counts = self.counts(&tenant);
             eprintln!("  create at {rate}/s: {:.1} s", run.elapsed);
@@ -651,72 +655,39 @@ impl Bench {
         let mut sandbox_cpu = Vec::new();
         let users = self.size.n(100_000, 1_000_000);
         let tenant = self.tenant(&strings(&["--generate", &users.to_string()]));
-        let dir = self.dir("overhead-export");
-        let run = measure(
-            self.tool(
-                &tenant,
-                "export",
-                &dir,
-                &["-o".into(), path_arg(&dir.join("users.ndjson"))],
-            ),
-            &dir,
-        );
-        eprintln!("  export {users}: {:.1} s", run.elapsed);
-        let per_100k = run.cpu / users as f64 * 100_000.0;
-        table.row(vec![
-            "export (NDJSON)".into(),
-            format!("{users} users"),
-            run.code.to_string(),
-            format!("{:.1}", run.elapsed),
-            format!("{:.0} users/s", users as f64 / run.elapsed),
-            format!("{:.2}", run.cpu),
-            format!("{per_100k:.2} per 100k users"),
-            verdict(&if per_100k > 1.0 {
-                vec!["> 1 s"]
-            } else {
-                vec![]
-            }),
-        ]);
-        let dir = self.dir("overhead-export-csv");
-        let run = measure(
-            self.tool(
-                &tenant,
-                "export",
-                &dir,
-                &["-o".into(), path_arg(&dir.join("users.csv.gz"))],
-            ),
-            &dir,
-        );
-        eprintln!("  export csv.gz {users}: {:.1} s", run.elapsed);
-        let per_100k = run.cpu / users as f64 * 100_000.0;
-        table.row(vec![
-            "export (CSV, gzip)".into(),
-            format!("{users} users"),
-            run.code.to_string(),
-            format!("{:.1}", run.elapsed),
-            format!("{:.0} users/s", users as f64 / run.elapsed),
-            format!("{:.2}", run.cpu),
-            format!("{per_100k:.2} per 100k users"),
-            verdict(&if per_100k > 1.0 {
-                vec!["> 1 s"]
-            } else {
-                vec![]
-            }),
-        ]);
+        for (job, name, file) in [
+            ("export (NDJSON)", "overhead-export", "users.ndjson"),
+            ("export (CSV, gzip)", "overhead-export-csv", "users.csv.gz"),
+        ] {
+            let dir = self.dir(name);
+            let run = self.export(&tenant, &dir, &dir.join(file));
+            eprintln!("  {job} {users}: {:.1} s", run.elapsed);
+            let per_100k = run.cpu / users as f64 * 100_000.0;
+            table.row(vec![
+                job.into(),
+                format!("{users} users"),
+                run.code.to_string(),
+                format!("{:.1}", run.elapsed),
+                format!("{:.0} users/s", users as f64 / run.elapsed),
+                format!("{:.2}", run.cpu),
+                format!("{per_100k:.2} per 100k users"),
+                verdict(&if per_100k > 1.0 {
+                    vec!["> 1 s"]
+                } else {
+                    vec![]
+                }),
+            ]);
+        }
         // A backfill of every user (lookup + PATCH each), then creates into an empty tenant.
         let records = self.size.n(10_000, 100_000);
         let targets = self.user_ids(&tenant, 1, records);
         let dir = self.dir("overhead-backfill");
         let input = dir.join("backfill.ndjson");
         write_backfill(&input, &targets);
-        let run = measure(
-            self.tool(
-                &tenant,
-                "import",
-                &dir,
-                &strings(&["-i", &path_arg(&input), "--mode", "update"]),
-            ),
+        let run = self.import(
+            &tenant,
             &dir,
+            &strings(&["-i", &path_arg(&input), "--mode", "update"]),
         );
         sandbox_cpu.push(("two exports and the backfill", tenant.stop()));
         eprintln!("  backfill {records}: {:.1} s", run.elapsed);
@@ -725,14 +696,10 @@ impl Bench {
         let dir = self.dir("overhead-create");
         let input = dir.join("creates.ndjson");
         write_creates(&input, records, false, false);
-        let run = measure(
-            self.tool(
-                &tenant,
-                "import",
-                &dir,
-                &strings(&["-i", &path_arg(&input), "--passwords", "random"]),
-            ),
+        let run = self.import(
+            &tenant,
             &dir,
+            &strings(&["-i", &path_arg(&input), "--passwords", "random"]),
         );
         eprintln!("  create {records}: {:.1} s", run.elapsed);
         table.row(import_row("import: create", records, &run));
@@ -792,15 +759,7 @@ impl Bench {
             let tenant = self.tenant(&strings(&["--generate", &users.to_string()]));
             for (i, (name, file, _, _)) in formats.iter().enumerate() {
                 let dir = self.dir(&format!("memory-export-{users}-{i}"));
-                let run = measure(
-                    self.tool(
-                        &tenant,
-                        "export",
-                        &dir,
-                        &["-o".into(), path_arg(&dir.join(file))],
-                    ),
-                    &dir,
-                );
+                let run = self.export(&tenant, &dir, &dir.join(file));
                 eprintln!(
                     "  export {name} {users}: {:.1} s, {:.1} MiB",
                     run.elapsed, run.max_rss_mib
@@ -822,14 +781,10 @@ impl Bench {
                 let dir = self.dir(&format!("memory-import-{records}-{i}"));
                 let input = dir.join(file);
                 write_creates(&input, records, csv, gzip);
-                let run = measure(
-                    self.tool(
-                        &tenant,
-                        "import",
-                        &dir,
-                        &strings(&["-i", &path_arg(&input), "--passwords", "random"]),
-                    ),
+                let run = self.import(
+                    &tenant,
                     &dir,
+                    &strings(&["-i", &path_arg(&input), "--passwords", "random"]),
                 );
                 eprintln!(
                     "  import {name} {records}: {:.1} s, {:.1} MiB",
@@ -913,15 +868,7 @@ impl Bench {
         let clean = {
             let tenant = self.tenant(&limit);
             let dir = self.dir("resume-export-clean");
-            let run = measure(
-                self.tool(
-                    &tenant,
-                    "export",
-                    &dir,
-                    &["-o".into(), path_arg(&dir.join("u.ndjson"))],
-                ),
-                &dir,
-            );
+            let run = self.export(&tenant, &dir, &dir.join("u.ndjson"));
             assert_eq!(run.code, 0, "clean export failed: see {}", dir.display());
             self.counts(&tenant).useful()
         };
@@ -937,10 +884,7 @@ impl Bench {
                 || self.counts(&tenant).useful() >= point,
             );
             let at = self.counts(&tenant).useful();
-            let resumed = measure(
-                self.tool(&tenant, "export", &dir, &["-o".into(), path_arg(&output)]),
-                &dir,
-            );
+            let resumed = self.export(&tenant, &dir, &output);
             let total = self.counts(&tenant).useful();
             let repeated = total as i64 - clean as i64;
             let same = std::fs::read(&output).ok() == std::fs::read(&clean_output).ok();
@@ -986,7 +930,7 @@ impl Bench {
                 self.counts(&tenant).created >= point
             });
             let at = self.counts(&tenant);
-            let resumed = measure(self.tool(&tenant, "import", &dir, &args), &dir);
+            let resumed = self.import(&tenant, &dir, &args);
             let end = self.counts(&tenant);
             // A clean run sends one POST per record.
             let repeated = end.useful() as i64 - records as i64;
@@ -1056,15 +1000,7 @@ impl Bench {
             ]);
             let tenant = self.tenant(&args);
             let dir = self.dir(&format!("naive-export-{users}"));
-            let tool = measure(
-                self.tool(
-                    &tenant,
-                    "export",
-                    &dir,
-                    &["-o".into(), path_arg(&dir.join("u.ndjson"))],
-                ),
-                &dir,
-            );
+            let tool = self.export(&tenant, &dir, &dir.join("u.ndjson"));
             let tool_counts = self.counts(&tenant);
             drop(tenant);
             let tenant = self.tenant(&args);
@@ -1117,14 +1053,10 @@ impl Bench {
         let dir = self.dir("naive-create");
         let input = dir.join("creates.ndjson");
         write_creates(&input, records, false, false);
-        let tool = measure(
-            self.tool(
-                &tenant,
-                "import",
-                &dir,
-                &strings(&["-i", &path_arg(&input), "--passwords", "random"]),
-            ),
+        let tool = self.import(
+            &tenant,
             &dir,
+            &strings(&["-i", &path_arg(&input), "--passwords", "random"]),
         );
         let tool_counts = self.counts(&tenant);
         drop(tenant);
