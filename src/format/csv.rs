@@ -79,7 +79,9 @@
 //! exactly those fields in that order, and there is no `extra` column. In `flatten` mode a
 //! selected `user_metadata` or `app_metadata` expands in place to its whole column plus its leaf
 //! columns. Other keys of the user are not exported. A field list must not be empty and must not
-//! repeat a field. A field must not be empty, contain `.`, or be `extra`.
+//! repeat a field. A field must not be empty, contain `.`, be `extra`, or start with a byte
+//! order mark (U+FEFF: a CSV reader drops it from the start of a file, so a first column named
+//! that way would read back under another name).
 //!
 //! # Formula escaping (off unless asked for)
 //!
@@ -621,6 +623,12 @@ fn selected_fields(fields: Option<&[String]>) -> Result<Vec<&str>, CsvFieldError
         } else if field.contains('.') {
             Some(
                 "a selected field is a top-level key and cannot contain `.`; select the whole metadata object instead",
+            )
+        } else if field.starts_with('\u{feff}') {
+            Some(
+                "a selected field cannot start with a byte order mark (U+FEFF): CSV readers drop \
+                 it from the start of a file, so the column would read back under another name; \
+                 remove it",
             )
         } else if !seen.insert(field.as_str()) {
             Some("this field is selected twice")
@@ -1463,6 +1471,26 @@ mod tests {
                 assert_eq!(error.column, column);
                 assert!(error.message.contains(words), "{error}");
             }
+        }
+    }
+
+    #[test]
+    fn a_selected_field_starting_with_a_byte_order_mark_is_refused() {
+        // Found by the csv_unflatten fuzz target: `--fields "\u{feff}x"` wrote a header that
+        // read back as `x`, because the reader drops a byte order mark at the start of a file.
+        let users = [object(r#"{"\ufeffx": 1}"#)];
+        let written = write_csv(&users, &CsvShape::json(None).expect("shape"), false);
+        assert_eq!(read_csv(&written, false).expect("readable"), users);
+        let read_back = read_csv("\u{feff}x\n1\n".as_bytes(), false).expect("readable");
+        assert_eq!(read_back, [object(r#"{"x": 1}"#)]);
+
+        let fields = strings(&["\u{feff}x"]);
+        for error in [
+            CsvShape::json(Some(&fields)).unwrap_err(),
+            CsvShape::flatten(Some(&fields), &LeafColumns::default()).unwrap_err(),
+        ] {
+            assert_eq!(error.column, "\u{feff}x");
+            assert!(error.message.contains("byte order mark"), "{error}");
         }
     }
 

@@ -3,7 +3,8 @@
 //! [`open`] takes a path (`-` for stdin) and returns the format it read and an iterator of
 //! [`Record`]s in input order. Records are read lazily and one at a time, so memory does not
 //! depend on the size of the file: at most one record of [`ReadOptions::max_record_bytes`] is
-//! held, plus fixed-size buffers.
+//! held, plus fixed-size buffers. [`from_reader`] reads any reader the same way, with a name
+//! standing for the file name.
 //!
 //! # Formats
 //!
@@ -265,18 +266,39 @@ pub fn open(
     } else {
         path.display().to_string()
     };
-    let read_failed = |source: io::Error| InputError::Read {
-        input: input.clone(),
-        source,
-    };
-
-    let mut raw: Box<dyn Read + Send> = if path == Path::new("-") {
+    let raw: Box<dyn Read + Send> = if path == Path::new("-") {
         Box::new(io::stdin())
     } else {
         Box::new(File::open(path).map_err(|source| InputError::Open {
             input: input.clone(),
             source,
         })?)
+    };
+    read_from(raw, input, NameHint::of(path), options)
+}
+
+/// As [`open`], from any reader: `name` stands for the file name (its extension decides the
+/// format under [`InputFormat::Auto`], and errors show it). Gzip is still recognised by its
+/// first bytes. The fuzz targets read their inputs through this, without a file.
+pub fn from_reader(
+    reader: impl Read + Send + 'static,
+    name: &str,
+    options: &ReadOptions,
+) -> Result<(InputFormat, Box<dyn Iterator<Item = Record> + Send>), InputError> {
+    let hint = NameHint::of(Path::new(name));
+    read_from(Box::new(reader), name.to_owned(), hint, options)
+}
+
+/// The reading behind [`open`] and [`from_reader`]: gzip, the BOM, the format, the records.
+fn read_from(
+    mut raw: Box<dyn Read + Send>,
+    input: String,
+    name: NameHint,
+    options: &ReadOptions,
+) -> Result<(InputFormat, Box<dyn Iterator<Item = Record> + Send>), InputError> {
+    let read_failed = |source: io::Error| InputError::Read {
+        input: input.clone(),
+        source,
     };
     let mut magic = Vec::with_capacity(2);
     (&mut raw)
@@ -285,7 +307,6 @@ pub fn open(
         .map_err(read_failed)?;
     let gzip = magic == [0x1f, 0x8b];
     let raw: Box<dyn Read + Send> = Box::new(Cursor::new(magic).chain(raw));
-    let name = NameHint::of(path);
     let mut text: Box<dyn Read + Send> = if gzip {
         Box::new(MultiGzDecoder::new(BufReader::new(raw)))
     } else if name.gzip {
@@ -2387,6 +2408,30 @@ mod tests {
         // Past the sniff limit the first byte is unknown: NDJSON, which skips blank lines.
         assert_eq!(format, InputFormat::Ndjson);
         assert_eq!(ok(&records[0]).0, SNIFF_LIMIT as u64 * 3 + 1);
+    }
+
+    #[test]
+    fn from_reader_reads_as_open_does_with_the_name_as_the_file_name() {
+        let bytes = b"user_id,email\nauth0|1,a@example.com\n";
+        let (format, records) = from_reader(
+            Cursor::new(bytes.to_vec()),
+            "users.csv",
+            &ReadOptions::default(),
+        )
+        .expect("readable");
+        let from_memory: Vec<Record> = records.collect();
+        assert_eq!(format, InputFormat::Csv);
+        let (_, from_file) = read_named("users.csv", bytes, &ReadOptions::default());
+        assert_eq!(from_memory.len(), 1);
+        assert_eq!(ok(&from_memory[0]), ok(&from_file[0]));
+        let error = from_reader(
+            Cursor::new(b"{}".to_vec()),
+            "users.csv.gz",
+            &options(InputFormat::Auto),
+        )
+        .err()
+        .expect("not gzip");
+        assert!(matches!(error, InputError::NotGzip { .. }), "{error}");
     }
 
     #[test]
