@@ -1281,8 +1281,9 @@ fn report(size: Size, only: &[String], sections: &[Section], took: Duration) -> 
     );
     let _ = writeln!(
         out,
-        "- The runner's own peak RSS: {:.1} MiB (a child inherits its parent's peak in \
-         `ru_maxrss` until it execs, so this is a floor under every peak below)\n",
+        "- The runner's own peak RSS: {:.1} MiB (for reference: a forked child counts its \
+         parent's resident memory at the fork in `ru_maxrss`, so the runner keeps little \
+         resident while it starts the tool)\n",
         own_peak_rss_mib()
     );
     let _ = writeln!(
