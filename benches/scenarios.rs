@@ -772,7 +772,7 @@ impl Bench {
             results.push(("export".into(), name.to_string(), export[i].clone()));
         }
         // Imports: creates into an empty tenant. The CSV carries the metadata as JSON cells.
-        let import_formats: Vec<usize> = self.size.pick(vec![0, 3], vec![0, 1, 2, 3]);
+        let import_formats: Vec<usize> = vec![0, 3];
         for &i in &import_formats {
             let (name, file, csv, gzip) = formats[i];
             let mut runs = Vec::new();

@@ -487,8 +487,10 @@ fn no_secret_or_token_in_what_a_killed_or_interrupted_run_leaves_and_its_resume(
     let root = tempfile::tempdir().unwrap();
     let mut evidence = Evidence::default();
 
-    // An export killed (SIGKILL) with part of its users saved, then resumed.
-    let slow = tenant(500, 60);
+    // An export killed (SIGKILL) with part of its users saved, then resumed. Several windows
+    // of users, so that the first checkpoint comes well before the end (with one window the
+    // run could finish before the kill).
+    let slow = tenant(3_000, 60);
     let dir = folder(root.path(), "killed export");
     let output = dir.join("users.ndjson");
     let command = || {
