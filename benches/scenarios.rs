@@ -29,14 +29,6 @@ enum Size {
 }
 
 impl Size {
-    /// One of two settings; the smoke run takes the quick one.
-    fn pick<T>(self, quick: T, full: T) -> T {
-        match self {
-            Size::Smoke | Size::Quick => quick,
-            Size::Full => full,
-        }
-    }
-
     /// A count of users or records; the smoke run takes a twentieth of the quick one.
     fn n(self, quick: usize, full: usize) -> usize {
         match self {
