@@ -29,7 +29,8 @@ use crate::support::live::{Gate, Live, user_id};
 // ---- helpers ----------------------------------------------------------------------------------
 
 /// A tenant that fails in every way at once, replayable from `seed`: Auth0's rate-limit
-/// headers on every answer (a bucket of 100 at 500/s) and a 429 storm every 1.5 s for 0.5 s; 3%
+/// headers on every answer (a bucket of 100 at 500/s) and a 429 storm every 1 s for 0.4 s
+/// (often enough that a run of a few seconds meets one even while its workers back off); 3%
 /// of requests start a burst of 3 failures (500, 502, 503, dropped, or truncated after being
 /// applied); 3% held 1.8 s longer, mostly more than the rest of a 2-second token's life;
 /// writes reach search 0.8 s late.
@@ -37,8 +38,8 @@ fn faulty(seed: u64) -> SandboxOptions {
     SandboxOptions {
         rate: Some(500.0),
         burst: Some(100),
-        storm_every: Duration::from_millis(1_500),
-        storm_for: Duration::from_millis(500),
+        storm_every: Duration::from_millis(1_000),
+        storm_for: Duration::from_millis(400),
         fault_rate: 0.03,
         fault_burst: 3,
         fault_seed: seed,

@@ -765,8 +765,9 @@ fn every_file_the_tool_creates_is_0600_and_every_state_directory_0700() {
     assert_private(&dir, &[dir.join("records.ndjson.state")]);
 
     // A flattened CSV export killed in its first pass: the scratch NDJSON in the state, the
-    // checkpoint and the lock are all private.
-    let slow = tenant(500, 60);
+    // checkpoint and the lock are all private. Several windows, so that the kill comes before
+    // the first pass ends.
+    let slow = tenant(3_000, 60);
     let dir = folder(root.path(), "killed flatten");
     let state = dir.join("users.csv.state");
     let running = Running::spawn(
