@@ -12,7 +12,7 @@ use std::time::Duration;
 use auth0_bulk::sandbox::SandboxOptions;
 use serde_json::{Value, json};
 
-use crate::support::child::{Running, run, wait_until};
+use crate::support::child::{Ran, Running, run, wait_until};
 use crate::support::exports::{
     User, assert_consistent, checkpoint, clean_export, expected_export, export, gunzip, read,
     state_of,
@@ -536,6 +536,23 @@ fn a_second_export_on_the_same_state_is_refused_at_once_while_the_first_runs_unh
     let tokens = token_requests(&live);
     let second = run(export(&live).arg("--output").arg(&output));
     let first_still_running = first.is_running();
+    assert_refused_at_once(&second, first_still_running, &state, &live, tokens);
+    let first = first.wait();
+    first.expect_code(0);
+    assert!(
+        String::from_utf8(read(&output)).unwrap() == expected_export(&live, |_| true),
+        "the first run's export is whole"
+    );
+}
+
+/// The second run of a job was refused by the lock, at once and before any request.
+fn assert_refused_at_once(
+    second: &Ran,
+    first_still_running: bool,
+    state: &Path,
+    live: &Live,
+    tokens: usize,
+) {
     second.expect_code(1);
     assert!(
         second
@@ -553,13 +570,7 @@ fn a_second_export_on_the_same_state_is_refused_at_once_while_the_first_runs_unh
         first_still_running,
         "the refusal did not wait for the first run"
     );
-    assert_eq!(token_requests(&live), tokens, "the second run sent nothing");
-    let first = first.wait();
-    first.expect_code(0);
-    assert!(
-        String::from_utf8(read(&output)).unwrap() == expected_export(&live, |_| true),
-        "the first run's export is whole"
-    );
+    assert_eq!(token_requests(live), tokens, "the second run sent nothing");
 }
 
 #[test]
@@ -578,24 +589,7 @@ fn a_second_import_on_the_same_state_is_refused_at_once_while_the_first_runs_unh
     let tokens = token_requests(&live);
     let second = run(import(&live).arg("--input").arg(&input).args(args));
     let first_still_running = first.is_running();
-    second.expect_code(1);
-    assert!(
-        second
-            .stderr
-            .contains("another run holds the state directory"),
-        "{}",
-        second.stderr
-    );
-    assert!(
-        second.stderr.contains(&state.display().to_string()),
-        "{}",
-        second.stderr
-    );
-    assert!(
-        first_still_running,
-        "the refusal did not wait for the first run"
-    );
-    assert_eq!(token_requests(&live), tokens, "the second run sent nothing");
+    assert_refused_at_once(&second, first_still_running, &state, &live, tokens);
     let first = first.wait();
     first.expect_code(0);
     let summary = first.summary();
