@@ -238,11 +238,18 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub target: TargetArgs,
 
-    /// Where to write: a file (`.gz` is gzipped), or `-` for stdout.
+    /// Where to write: a file (`.gz` is gzipped), or `-` for stdout. `{date}` and `{datetime}`
+    /// are filled in with the run's start in UTC (users-{date}.ndjson.gz), so nightly runs keep
+    /// one file each. An existing file is replaced only if this job's last run wrote it.
     #[arg(long, short, value_name = "PATH")]
     pub output: PathBuf,
 
-    /// Output format; default from the extension (`.csv`, `.csv.gz`), else ndjson.
+    /// Replace an existing --output file that no run of this job wrote.
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// Output format; default from the extension (`.csv`, `.csv.gz`), else ndjson. It must fit
+    /// the output's extension when it has one.
     #[arg(long, value_parser = ["ndjson", "csv"])]
     pub format: Option<String>,
 
@@ -269,11 +276,12 @@ pub struct ExportArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["query", "connection", "since"])]
     pub users: Option<PathBuf>,
 
-    /// Only these root fields, comma-separated (e.g. user_id,email,app_metadata).
+    /// Only these fields, comma-separated: root fields Auth0 returns, or paths in metadata
+    /// (user_id,email,app_metadata.plan). A path stays nested in NDJSON and is one CSV column.
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     pub fields: Vec<String>,
 
-    /// Leave these root fields out, comma-separated.
+    /// Leave these fields out, comma-separated: root fields or metadata paths.
     #[arg(
         long,
         value_delimiter = ',',

@@ -44,7 +44,7 @@ impl From<Exit> for ExitCode {
 pub struct UsageError(pub String);
 
 /// Maps a failed run to its exit code: usage errors anywhere in the chain are 2, and so is a
-/// damaged run state (running again cannot help; starting over is the user's call); all else 1.
+/// damaged run state or one of another tenant (running again cannot help; starting over is the user's call); all else 1.
 pub fn for_error(error: &anyhow::Error) -> Exit {
     let usage = error.chain().any(|e| {
         e.is::<UsageError>()
@@ -53,6 +53,7 @@ pub fn for_error(error: &anyhow::Error) -> Exit {
                 Some(
                     crate::state::StateError::Corrupt { .. }
                         | crate::state::StateError::Version { .. }
+                        | crate::state::StateError::OtherTenant { .. }
                 )
             )
     });

@@ -15,6 +15,7 @@ pub mod progress;
 pub mod rules;
 pub mod sandbox;
 pub mod state;
+pub mod suggest;
 pub mod target;
 
 mod commands;

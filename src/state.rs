@@ -27,6 +27,19 @@ pub enum StateError {
     )]
     Corrupt { path: PathBuf, message: String },
     #[error(
+        "the state in {path} belongs to {}, but this run is for {}. A state is bound to its \
+         tenant and is never used for another; pass another --state (or, to start over for \
+         {}, remove {path})",
+        tenant_name(saved),
+        tenant_name(this),
+        tenant_name(this)
+    )]
+    OtherTenant {
+        path: PathBuf,
+        saved: String,
+        this: String,
+    },
+    #[error(
         "the state file {path} is in format version {found}, but this auth0-bulk reads version \
          {expected}: {by}. Finish that run with the auth0-bulk that started it, or start over \
          with --fresh"
@@ -37,6 +50,37 @@ pub enum StateError {
         expected: &'static str,
         by: &'static str,
     },
+}
+
+/// How a tenant is named in messages: its URL, or the embedded sandbox.
+fn tenant_name(domain: &str) -> String {
+    if domain == EMBEDDED_SANDBOX {
+        "the embedded sandbox tenant (--domain sandbox)".into()
+    } else {
+        domain.to_string()
+    }
+}
+
+/// What a state records as its tenant for the embedded sandbox (`--domain sandbox`).
+pub const EMBEDDED_SANDBOX: &str = "sandbox";
+
+/// Refuses a state recorded for another tenant than `this`: it is never read, written or
+/// advanced by this run (`--fresh` included, which would overwrite it).
+pub fn check_tenant(dir: &Path, saved: Option<&str>, this: &str) -> Result<(), StateError> {
+    match saved {
+        Some(saved) if saved != this => Err(StateError::OtherTenant {
+            path: dir.to_path_buf(),
+            saved: saved.to_string(),
+            this: this.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The tenant a fingerprint line (`domain=… …`) of an older state names.
+pub fn tenant_of_fingerprint(fingerprint: &str) -> Option<String> {
+    let rest = fingerprint.strip_prefix("domain=")?;
+    Some(rest.split(' ').next()?.to_string())
 }
 
 /// An open, locked state directory.
@@ -99,43 +143,7 @@ impl StateDir {
         name: &str,
         version: &'static str,
     ) -> Result<Option<T>, StateError> {
-        let path = self.file(name);
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StateError::Io { path, source }),
-        };
-        serde_json::from_str(&text).map(Some).map_err(|e| {
-            let found = match serde_json::from_str::<serde_json::Value>(&text) {
-                Ok(serde_json::Value::Object(object)) => match object.get("version") {
-                    Some(serde_json::Value::String(v)) if v == version => None,
-                    Some(serde_json::Value::String(v)) => Some(v.clone()),
-                    Some(other) => Some(other.to_string()),
-                    // State files have had a version from the first release on.
-                    None => Some("none".to_string()),
-                },
-                _ => None,
-            };
-            match found {
-                Some(found) => {
-                    let by = match (found.parse::<u64>(), version.parse::<u64>()) {
-                        (Ok(f), Ok(v)) if f > v => "it was written by a newer auth0-bulk",
-                        (Ok(_), Ok(_)) => "it was written by an older auth0-bulk",
-                        _ => "it was not written by this auth0-bulk",
-                    };
-                    StateError::Version {
-                        path,
-                        found,
-                        expected: version,
-                        by,
-                    }
-                }
-                None => StateError::Corrupt {
-                    path,
-                    message: e.to_string(),
-                },
-            }
-        })
+        peek(&self.path, name, version)
     }
 
     /// Replaces a JSON state file atomically.
@@ -159,6 +167,52 @@ impl StateDir {
             Err(source) => Err(StateError::Io { path, source }),
         }
     }
+}
+
+/// Reads a JSON state file of `dir` as [`StateDir::load`] does, without creating or locking
+/// anything: what a run checks before it sends its first request (or touches the state).
+pub fn peek<T: DeserializeOwned>(
+    dir: &Path,
+    name: &str,
+    version: &'static str,
+) -> Result<Option<T>, StateError> {
+    let path = dir.join(name);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(StateError::Io { path, source }),
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        let found = match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::Object(object)) => match object.get("version") {
+                Some(serde_json::Value::String(v)) if v == version => None,
+                Some(serde_json::Value::String(v)) => Some(v.clone()),
+                Some(other) => Some(other.to_string()),
+                // State files have had a version from the first release on.
+                None => Some("none".to_string()),
+            },
+            _ => None,
+        };
+        match found {
+            Some(found) => {
+                let by = match (found.parse::<u64>(), version.parse::<u64>()) {
+                    (Ok(f), Ok(v)) if f > v => "it was written by a newer auth0-bulk",
+                    (Ok(_), Ok(_)) => "it was written by an older auth0-bulk",
+                    _ => "it was not written by this auth0-bulk",
+                };
+                StateError::Version {
+                    path,
+                    found,
+                    expected: version,
+                    by,
+                }
+            }
+            None => StateError::Corrupt {
+                path,
+                message: e.to_string(),
+            },
+        }
+    })
 }
 
 /// Open options for a file only its owner can read (mode 0600). Open with [`open_private`]:

@@ -1,7 +1,7 @@
 //! What every job command shares: resolving the target (or the embedded sandbox), the pace,
 //! signals, and the closing summary.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -13,6 +13,7 @@ use crate::cli::{PaceArgs, TargetArgs};
 use crate::exit::UsageError;
 use crate::net::throttle::{Rate, Throttle};
 use crate::sandbox::{Sandbox, SandboxOptions};
+use crate::state::EMBEDDED_SANDBOX;
 use crate::target::{Credentials, Target, parse_domain};
 
 /// A resolved target, with the embedded sandbox kept alive for the run when there is one.
@@ -38,7 +39,7 @@ pub async fn resolve_target(args: &TargetArgs) -> anyhow::Result<Resolved> {
         )
         .into());
     };
-    if domain == "sandbox" {
+    if domain == EMBEDDED_SANDBOX {
         let options = SandboxOptions {
             seed: args.sandbox_seed.clone(),
             generate: args.sandbox_generate,
@@ -57,7 +58,7 @@ pub async fn resolve_target(args: &TargetArgs) -> anyhow::Result<Resolved> {
         };
         return Ok(Resolved {
             target,
-            domain: "sandbox".into(),
+            domain: EMBEDDED_SANDBOX.into(),
             sandbox: Some(sandbox),
         });
     }
@@ -99,6 +100,26 @@ pub async fn resolve_target(args: &TargetArgs) -> anyhow::Result<Resolved> {
         target: Target { base, credentials },
         sandbox: None,
     })
+}
+
+/// True when the run goes to the embedded sandbox (`--domain sandbox`): a rehearsal.
+pub fn is_embedded_sandbox(args: &TargetArgs) -> bool {
+    args.domain.as_deref().map(str::trim) == Some(EMBEDDED_SANDBOX)
+}
+
+/// The rehearsal's own file beside a job's: `exports/users.ndjson.gz` →
+/// `exports/users.sandbox.ndjson.gz`, `state/nightly` → `state/nightly.sandbox`. The marker goes
+/// before the extensions, so the format is still read from the name.
+pub fn rehearsal_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (stem, extensions) = match name.find('.').filter(|&i| i > 0) {
+        Some(i) => name.split_at(i),
+        None => (name.as_str(), ""),
+    };
+    path.with_file_name(format!("{stem}.{EMBEDDED_SANDBOX}{extensions}"))
 }
 
 /// Refuses, before anything is sent, a file path the run could not write: an existing

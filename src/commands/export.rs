@@ -9,7 +9,8 @@ use crate::cli::ExportArgs;
 use crate::exit::{Exit, UsageError};
 use crate::export::encode::{Encoder, Shape};
 use crate::export::walk::canonical;
-use crate::export::{self, ExportError, ExportSpec, Output, Since};
+use crate::export::{self, ExportError, ExportSpec, Output, Since, checkpoint};
+use crate::format::fields;
 use crate::progress::Progress;
 
 use super::common;
@@ -17,21 +18,10 @@ use super::common;
 pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
     // Everything that can be checked offline is checked before the first request.
     let shape = shape(&args)?;
-    let output = if args.output.as_os_str() == "-" {
-        Output::Stdout
-    } else {
-        Output::File(args.output.clone())
-    };
     let name = args.output.to_string_lossy().to_lowercase();
     let gzip = name.ends_with(".gz");
-    let format = args.format.clone().unwrap_or_else(|| {
-        if name.ends_with(".csv") || name.ends_with(".csv.gz") {
-            "csv".into()
-        } else {
-            "ndjson".into()
-        }
-    });
-    let encoder = match format.as_str() {
+    let format = output_format(&name, args.format.as_deref())?;
+    let encoder = match format {
         "ndjson" => Encoder::ndjson(shape),
         _ => Encoder::csv(
             shape,
@@ -41,10 +31,19 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
         .map_err(|e| UsageError(format!("--fields: {e}")))?,
     };
     let since = args.since.as_deref().map(parse_since).transpose()?;
-    if since == Some(Since::Last) && args.run.state.is_none() && output == Output::Stdout {
+    // A rehearsal on the embedded sandbox writes files of its own, beside the job's, so it can
+    // never replace the job's output or move its --since last mark.
+    let rehearsal = common::is_embedded_sandbox(&args.target);
+    let template = match args.output.as_os_str() {
+        o if o == "-" => Output::Stdout,
+        _ if rehearsal => Output::File(common::rehearsal_path(&args.output)),
+        _ => Output::File(args.output.clone()),
+    };
+    if since == Some(Since::Last) && args.run.state.is_none() && template == Output::Stdout {
         return Err(UsageError("--since last needs a run state: pass --state DIR".into()).into());
     }
-    let state = match (&args.run.state, &output) {
+    let state = match (&args.run.state, &template) {
+        (Some(dir), _) if rehearsal => Some(common::rehearsal_path(dir)),
         (Some(dir), _) => Some(dir.clone()),
         (None, Output::File(path)) => Some(default_state(path)),
         (None, Output::Stdout) => None,
@@ -54,55 +53,59 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
     {
         return Err(UsageError(format!("--users {}: no such file", users.display())).into());
     }
-    if let Output::File(path) = &output {
+    if let Output::File(path) = &template {
         common::check_file_path("--output", path)?;
     }
     if let Some(dir) = &state {
         common::check_dir_path("--state", dir)?;
     }
     let resolved = common::resolve_target(&args.target).await?;
-    if let Some(sandbox) = &resolved.sandbox {
-        tracing::info!(
-            domain = sandbox.domain(),
-            "Running on an embedded sandbox tenant."
-        );
-    }
-    let cancel = common::cancel_on_signal();
-    let client = common::client(&resolved, &args.pace, &cancel)?;
-    let spec = ExportSpec {
+    let mut spec = ExportSpec {
         query: args.query.clone(),
         connection: args.connection.clone(),
         since,
         users_file: args.users.clone(),
         encoder,
         gzip,
-        output: output.clone(),
+        output: template.clone(),
+        template,
         state,
-        fresh: args.run.fresh,
+        // The embedded tenant lives only as long as this run: there is nothing to resume.
+        fresh: args.run.fresh || rehearsal,
         concurrency: args.pace.concurrency,
         index_lag: Duration::from_secs(args.index_lag),
         domain: resolved.domain.clone(),
     };
+    checkpoint::prepare(&mut spec, args.overwrite, Utc::now()).map_err(failure)?;
+    if rehearsal {
+        eprintln!(
+            "Rehearsal on an embedded sandbox tenant: writing {} (state in {}); the job's own \
+             output and state are not touched.",
+            display(&spec.output),
+            spec.state
+                .as_ref()
+                .map_or("no state".into(), |p| p.display().to_string())
+        );
+    }
+    let cancel = common::cancel_on_signal();
+    let client = common::client(&resolved, &args.pace, &cancel)?;
     eprintln!(
         "Exporting from {} to {}",
         resolved.target.display(),
-        args.output.display()
+        display(&spec.output)
     );
     let progress = Progress::new(args.run.quiet, "users");
     let result = export::run(&spec, &client, &progress, &cancel).await;
     progress.finish();
     let (summary, exit) = match result {
         Ok(done) => done,
-        Err(ExportError::Usage(message)) => return Err(UsageError(message).into()),
-        // The state itself is the problem (locked, unreadable): re-running alone cannot help.
-        Err(ExportError::State(e)) => return Err(e.into()),
-        Err(ExportError::Walk(crate::export::walk::WalkError::Api(e))) => {
-            return Err(common::api_failure(e));
+        // `| head` closed the pipe: the reader has what it wanted, as with ripgrep.
+        Err(ExportError::Output { source, .. })
+            if spec.output == Output::Stdout && source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            return Ok(Exit::Success);
         }
-        Err(e) => {
-            return Err(anyhow::Error::new(e)
-                .context("the export stopped; run the same command again to resume"));
-        }
+        Err(e) => return Err(failure(e)),
     };
     let mut lines = Vec::new();
     if summary.completed {
@@ -124,9 +127,60 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
             summary.users
         ));
     }
-    common::print_summary(&lines, &summary, args.run.json, output == Output::Stdout)?;
+    common::print_summary(
+        &lines,
+        &summary,
+        args.run.json,
+        spec.output == Output::Stdout,
+    )?;
     drop(resolved);
     Ok(exit)
+}
+
+/// How an export error ends the run: what re-running alone cannot fix is configuration.
+fn failure(error: ExportError) -> anyhow::Error {
+    match error {
+        ExportError::Usage(message) => UsageError(message).into(),
+        // The state itself is the problem (locked, unreadable): re-running alone cannot help.
+        ExportError::State(e) => e.into(),
+        ExportError::Walk(crate::export::walk::WalkError::Api(e)) => common::api_failure(e),
+        e => anyhow::Error::new(e)
+            .context("the export stopped; run the same command again to resume"),
+    }
+}
+
+fn display(output: &Output) -> String {
+    match output {
+        Output::Stdout => "-".into(),
+        Output::File(path) => path.display().to_string(),
+    }
+}
+
+/// The format: `--format`, else the name's extension (`.csv`, `.csv.gz`), else NDJSON. A
+/// `--format` that the name contradicts is refused: a `users.ndjson` holding CSV fools the
+/// next reader.
+fn output_format(name: &str, format: Option<&str>) -> Result<&'static str, UsageError> {
+    let base = name.strip_suffix(".gz").unwrap_or(name);
+    let named = if base.ends_with(".csv") {
+        Some("csv")
+    } else if [".ndjson", ".jsonl", ".json"]
+        .iter()
+        .any(|e| base.ends_with(e))
+    {
+        Some("ndjson")
+    } else {
+        None
+    };
+    match (format, named) {
+        (Some(f), Some(n)) if f != n => Err(UsageError(format!(
+            "--format {f} does not fit the output's name {name:?}, which says {n}; name the \
+             file for its format (users.{f}) or drop --format"
+        ))),
+        (Some("csv"), _) => Ok("csv"),
+        (Some(_), _) => Ok("ndjson"),
+        (None, Some(n)) => Ok(n),
+        (None, None) => Ok("ndjson"),
+    }
 }
 
 fn shape(args: &ExportArgs) -> Result<Shape, UsageError> {
@@ -152,13 +206,19 @@ fn shape(args: &ExportArgs) -> Result<Shape, UsageError> {
         rename.push((from.to_string(), to.to_string()));
     }
     let include = clean(&args.fields);
+    let exclude = clean(&args.exclude_fields);
+    // A name the tool cannot find would otherwise drop its column in silence.
+    if !include.is_empty() {
+        fields::check_selection("--fields", &include).map_err(UsageError)?;
+    }
+    fields::check_selection("--exclude-fields", &exclude).map_err(UsageError)?;
     Ok(Shape {
         include: if include.is_empty() {
             None
         } else {
             Some(include)
         },
-        exclude: clean(&args.exclude_fields),
+        exclude,
         rename,
     })
 }

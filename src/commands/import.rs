@@ -59,6 +59,19 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
         (None, false) => beside(&args.input, ".rejects.ndjson"),
         (None, true) => PathBuf::from("stdin.rejects.ndjson"),
     };
+    let mut plan_file = args.plan.clone();
+    // A rehearsal on the embedded sandbox keeps files of its own, beside the job's: it can never
+    // mark the job's records as done in its ledger, nor replace its rejects or plan.
+    let rehearsal = common::is_embedded_sandbox(&args.target);
+    let (state, rejects) = if rehearsal {
+        plan_file = plan_file.as_deref().map(common::rehearsal_path);
+        (
+            state.as_deref().map(common::rehearsal_path),
+            common::rehearsal_path(&rejects),
+        )
+    } else {
+        (state, rejects)
+    };
     if rejects == args.input {
         return Err(UsageError("--rejects must not be the input file".into()).into());
     }
@@ -68,7 +81,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
             common::check_dir_path("--state", dir)?;
         }
     }
-    if let Some(plan) = &args.plan {
+    if let Some(plan) = &plan_file {
         common::check_file_path("--plan", plan)?;
     }
     let resolved = common::resolve_target(&args.target).await?;
@@ -85,13 +98,30 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
         read,
         plan,
         dry_run: args.dry_run,
-        plan_file: args.plan.clone(),
+        plan_file,
         rejects,
         state,
-        fresh: args.run.fresh,
+        // The embedded tenant lives only as long as this run: there is nothing to resume.
+        fresh: args.run.fresh || rehearsal,
         concurrency: args.pace.concurrency,
         domain: resolved.domain.clone(),
     };
+    import::check_state(&spec).map_err(failure)?;
+    if rehearsal {
+        eprintln!(
+            "Rehearsal on an embedded sandbox tenant: rejects go to {}{}{}; the job's own \
+             state and files are not touched.",
+            spec.rejects.display(),
+            spec.state
+                .as_ref()
+                .map(|p| format!(", state to {}", p.display()))
+                .unwrap_or_default(),
+            spec.plan_file
+                .as_ref()
+                .map(|p| format!(", the plan to {}", p.display()))
+                .unwrap_or_default(),
+        );
+    }
     let verb = if args.dry_run {
         "Planning an import (dry run: nothing is written)"
     } else {
@@ -107,22 +137,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     progress.finish();
     let (summary, exit) = match result {
         Ok(done) => done,
-        Err(ImportError::Usage(message)) => return Err(UsageError(message).into()),
-        // The state itself is the problem (locked, unreadable): re-running alone cannot help.
-        Err(ImportError::State(e)) => return Err(e.into()),
-        Err(ImportError::Input(e)) => return Err(UsageError(e.to_string()).into()),
-        Err(ImportError::Api(e)) => return Err(common::api_failure(e)),
-        Err(e @ ImportError::InputCut { .. }) => {
-            return Err(anyhow::Error::new(e).context(
-                "the import stopped where its input breaks off; the records before that point \
-                 were applied. Replace the input with a complete copy and run the same command \
-                 again: it resumes after them",
-            ));
-        }
-        Err(e) => {
-            return Err(anyhow::Error::new(e)
-                .context("the import stopped; run the same command again to resume"));
-        }
+        Err(e) => return Err(failure(e)),
     };
     let would = if summary.dry_run { "would be " } else { "" };
     let mut lines = vec![format!(
@@ -156,6 +171,24 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     common::print_summary(&lines, &summary, args.run.json, false)?;
     drop(resolved);
     Ok(exit)
+}
+
+/// How an import error ends the run: what re-running alone cannot fix is configuration.
+fn failure(error: ImportError) -> anyhow::Error {
+    match error {
+        ImportError::Usage(message) => UsageError(message).into(),
+        // The state itself is the problem (locked, unreadable): re-running alone cannot help.
+        ImportError::State(e) => e.into(),
+        ImportError::Input(e) => UsageError(e.to_string()).into(),
+        ImportError::Api(e) => common::api_failure(e),
+        e @ ImportError::InputCut { .. } => anyhow::Error::new(e).context(
+            "the import stopped where its input breaks off; the records before that point \
+             were applied. Replace the input with a complete copy and run the same command \
+             again: it resumes after them",
+        ),
+        e => anyhow::Error::new(e)
+            .context("the import stopped; run the same command again to resume"),
+    }
 }
 
 /// `users.ndjson` + `.state` → `users.ndjson.state`.

@@ -9,9 +9,10 @@ use crate::format::csv::{CsvShape, LeafColumns};
 /// Which fields reach the output, and under what names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Shape {
-    /// Only these root fields (in the API's order), when given.
+    /// Only these fields (in the API's order), when given: root fields, or dotted paths in a
+    /// metadata object (`user_metadata.country`), checked by [`crate::format::fields::check_selection`].
     pub include: Option<Vec<String>>,
-    /// These root fields are left out.
+    /// These fields (root fields or metadata paths) are left out.
     pub exclude: Vec<String>,
     /// Root fields renamed on output (`app_metadata` → `metadata` for a custom database script).
     pub rename: Vec<(String, String)>,
@@ -19,13 +20,18 @@ pub struct Shape {
 
 impl Shape {
     /// The `fields`/`include_fields` to ask the API for. The walk needs `user_id` and
-    /// `created_at`, so they are always requested (and dropped again if not selected).
+    /// `created_at`, so they are always requested (and dropped again if not selected). A
+    /// metadata path asks for its whole object (the API selects root fields only).
     pub fn request_fields(&self) -> Option<(String, bool)> {
         if let Some(include) = &self.include {
-            let mut fields = include.clone();
-            for needed in ["user_id", "created_at"] {
-                if !fields.iter().any(|f| f == needed) {
-                    fields.push(needed.to_string());
+            let mut fields: Vec<&str> = Vec::new();
+            for root in include
+                .iter()
+                .map(|f| root_of(f))
+                .chain(["user_id", "created_at"])
+            {
+                if !fields.contains(&root) {
+                    fields.push(root);
                 }
             }
             return Some((fields.join(","), true));
@@ -34,7 +40,7 @@ impl Shape {
             .exclude
             .iter()
             .map(String::as_str)
-            .filter(|f| !matches!(*f, "user_id" | "created_at"))
+            .filter(|f| !f.contains('.') && !matches!(*f, "user_id" | "created_at"))
             .collect();
         if exclude.is_empty() {
             None
@@ -43,28 +49,62 @@ impl Shape {
         }
     }
 
-    /// Applies the selection and renames to one user.
+    /// Applies the selection and renames to one user. A selected metadata path keeps its
+    /// place nested under its object (`{"user_metadata":{"country":"NZ"}}`); an object none of
+    /// whose selected paths the user has is left out.
     pub fn apply(&self, user: &User) -> User {
-        let keep = |key: &str| {
-            self.include
-                .as_ref()
-                .is_none_or(|inc| inc.iter().any(|f| f == key))
-                && !self.exclude.iter().any(|f| f == key)
-        };
         let mut out = Map::with_capacity(user.len());
         for (key, value) in user {
-            if !keep(key) {
+            let Some(value) = self.select(key, value) else {
                 continue;
-            }
+            };
             let name = self
                 .rename
                 .iter()
                 .find(|(from, _)| from == key)
                 .map(|(_, to)| to.clone())
                 .unwrap_or_else(|| key.clone());
-            out.insert(name, value.clone());
+            out.insert(name, value);
         }
         out
+    }
+
+    /// What of the root field `key` reaches the output.
+    fn select(&self, key: &str, value: &Value) -> Option<Value> {
+        let below = |list: &'_ [String]| -> Vec<Vec<String>> {
+            list.iter()
+                .filter_map(|f| f.strip_prefix(key)?.strip_prefix('.'))
+                .map(|path| path.split('.').map(str::to_string).collect())
+                .collect()
+        };
+        let mut value = match &self.include {
+            Some(include) if !include.iter().any(|f| f == key) => {
+                let paths = below(include);
+                let Value::Object(object) = value else {
+                    return None;
+                };
+                let mut picked = Map::new();
+                for path in &paths {
+                    if let Some(found) = get_path(object, path) {
+                        set_path(&mut picked, path, found.clone());
+                    }
+                }
+                if picked.is_empty() {
+                    return None;
+                }
+                Value::Object(picked)
+            }
+            _ => value.clone(),
+        };
+        if self.exclude.iter().any(|f| f == key) {
+            return None;
+        }
+        if let Value::Object(object) = &mut value {
+            for path in below(&self.exclude) {
+                remove_path(object, &path);
+            }
+        }
+        Some(value)
     }
 
     fn is_identity(&self) -> bool {
@@ -177,6 +217,23 @@ impl Encoder {
         Ok(out)
     }
 
+    /// `ndjson`, `csv` (metadata as JSON cells) or `csv --csv-metadata flatten`, with
+    /// `--csv-escape-formulas` when on: the format as the user chose it.
+    pub fn format_name(&self) -> String {
+        match &self.format {
+            Format::Ndjson => "ndjson".into(),
+            Format::Csv {
+                escape_formulas, ..
+            } => format!("csv{}", escape_flag(*escape_formulas)),
+            Format::CsvFlatten { escape_formulas } => {
+                format!(
+                    "csv --csv-metadata flatten{}",
+                    escape_flag(*escape_formulas)
+                )
+            }
+        }
+    }
+
     /// A readable description for the state's fingerprint.
     pub fn describe(&self) -> String {
         let format = match &self.format {
@@ -190,6 +247,56 @@ impl Encoder {
         };
         format!("{format} {:?}", self.shape)
     }
+}
+
+fn escape_flag(on: bool) -> &'static str {
+    if on { " --csv-escape-formulas" } else { "" }
+}
+
+/// `user_metadata.country` → `user_metadata`.
+fn root_of(field: &str) -> &str {
+    field.split_once('.').map_or(field, |(root, _)| root)
+}
+
+fn get_path<'a>(object: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
+    let (last, parents) = path.split_last()?;
+    let mut object = object;
+    for key in parents {
+        object = object.get(key)?.as_object()?;
+    }
+    object.get(last)
+}
+
+/// Puts `value` at `path`, creating the objects on the way.
+fn set_path(object: &mut Map<String, Value>, path: &[String], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut object = object;
+    for key in parents {
+        let entry = object
+            .entry(key.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(inner) = entry else {
+            return;
+        };
+        object = inner;
+    }
+    object.insert(last.clone(), value);
+}
+
+fn remove_path(object: &mut Map<String, Value>, path: &[String]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut object = object;
+    for key in parents {
+        match object.get_mut(key) {
+            Some(Value::Object(inner)) => object = inner,
+            _ => return,
+        }
+    }
+    object.shift_remove(last);
 }
 
 fn user_id(user: &User) -> &str {

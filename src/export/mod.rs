@@ -5,6 +5,7 @@
 //! the run state records how far the output is good. A resumed run truncates the output to the
 //! checkpoint and goes on from its cursor, so its file is byte-identical to a clean run's.
 
+pub mod checkpoint;
 pub mod encode;
 pub mod sink;
 pub mod walk;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, Client, Listed, User};
@@ -23,6 +24,7 @@ use crate::exit::Exit;
 use crate::progress::Progress;
 use crate::state::{StateDir, StateError};
 
+use checkpoint::{Checkpoint, Options, Saved, Written};
 use encode::Encoder;
 use sink::Sink;
 use walk::{Cursor, Walk, WalkError};
@@ -50,14 +52,17 @@ pub struct ExportSpec {
     pub users_file: Option<PathBuf>,
     pub encoder: Encoder,
     pub gzip: bool,
+    /// The file this run writes (the template filled in by [`checkpoint::prepare`]), or stdout.
     pub output: Output,
+    /// `--output` as given, with any `{date}`/`{datetime}` placeholder: what the state belongs to.
+    pub template: Output,
     pub state: Option<PathBuf>,
     pub fresh: bool,
     pub concurrency: usize,
     /// How far back `--since last` reaches before the previous run's start, so a change the
     /// search index had not yet seen then is never lost between two runs.
     pub index_lag: Duration,
-    /// The domain, part of the fingerprint (a state belongs to one tenant).
+    /// The tenant (`sandbox` for the embedded one): a state belongs to one tenant.
     pub domain: String,
 }
 
@@ -98,44 +103,6 @@ pub enum ExportError {
     Usage(String),
 }
 
-/// The checkpoint of an export, in the run state as `export.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "version")]
-enum Saved {
-    #[serde(rename = "1")]
-    V1(Checkpoint),
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Checkpoint {
-    /// What this state belongs to: the options that decide the output.
-    fingerprint: String,
-    /// The exclusive upper bound on `created_at`: the run's start.
-    upper: String,
-    /// The `--since` mark this run used.
-    since: Option<String>,
-    /// Where the walk goes on; `None` once every window is written.
-    cursor: Option<Cursor>,
-    /// For `--users`: lines of the list done.
-    lines_done: u64,
-    /// Good bytes of the output (the `.partial` file).
-    bytes: u64,
-    users: u64,
-    not_found: u64,
-    windows: u64,
-    completed: bool,
-    /// Every batch is in the walk's output; only renaming it into place (and, for a flattened
-    /// CSV, the second pass) is left.
-    #[serde(default)]
-    written: bool,
-    /// The start of the last completed run, for `--since last`.
-    last_completed_upper: Option<String>,
-}
-
-const CHECKPOINT: &str = "export.json";
-/// The format version of [`Saved`] this build writes.
-const FORMAT: &str = "1";
-
 /// Runs an export. Returns the summary and how the run ended.
 pub async fn run(
     spec: &ExportSpec,
@@ -148,27 +115,18 @@ pub async fn run(
         Some(path) => Some(StateDir::open(path)?),
         None => None,
     };
-    let fingerprint = fingerprint(spec);
-    let saved: Option<Checkpoint> = match &state {
-        Some(state) if !spec.fresh => state
-            .load::<Saved>(CHECKPOINT, FORMAT)?
-            .map(|Saved::V1(c)| c),
-        _ => None,
+    // Read for its tenant even with --fresh: a state of another tenant is never overwritten.
+    let saved = match &state {
+        Some(state) => checkpoint::load(state, spec)?,
+        None => None,
     };
+    let saved = saved.filter(|_| !spec.fresh);
     let previous_upper = saved.as_ref().and_then(|c| c.last_completed_upper.clone());
+    let last_output = saved.as_ref().and_then(|c| c.last_output.clone());
     let resume = match saved {
         Some(c) if !c.completed => {
-            if c.fingerprint != fingerprint {
-                return Err(ExportError::Usage(format!(
-                    "the state in {} belongs to a different export:\n  saved:   {}\n  this run: {}\n\
-                     Run the same command to resume it, --fresh to start over, or pass another --state",
-                    spec.state
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    c.fingerprint,
-                    fingerprint
-                )));
+            if let Some(state) = &state {
+                checkpoint::check_same_export(&c, spec, state.path())?;
             }
             Some(c)
         }
@@ -178,7 +136,13 @@ pub async fn run(
     let mut checkpoint = match resume {
         Some(c) => c,
         None => Checkpoint {
-            fingerprint,
+            fingerprint: checkpoint::fingerprint(spec),
+            domain: Some(spec.domain.clone()),
+            options: Some(Options::of(spec)),
+            output_path: match &spec.output {
+                Output::File(path) => Some(path.clone()),
+                Output::Stdout => None,
+            },
             upper: walk::canonical(Utc::now()),
             since: since_mark(spec, previous_upper.as_deref())?,
             cursor: Some(Cursor::start()),
@@ -190,6 +154,7 @@ pub async fn run(
             completed: false,
             written: false,
             last_completed_upper: previous_upper,
+            last_output,
         },
     };
     if resumed {
@@ -252,7 +217,7 @@ pub async fn run(
     };
     let save = |checkpoint: &Checkpoint| -> Result<(), ExportError> {
         if let Some(state) = &state {
-            state.save(CHECKPOINT, &Saved::V1(checkpoint.clone()))?;
+            state.save(checkpoint::CHECKPOINT, &Saved::V1(checkpoint.clone()))?;
         }
         Ok(())
     };
@@ -347,6 +312,9 @@ pub async fn run(
     checkpoint.completed = true;
     checkpoint.cursor = None;
     checkpoint.last_completed_upper = Some(checkpoint.upper.clone());
+    if let Output::File(path) = &spec.output {
+        checkpoint.last_output = Written::of(path);
+    }
     save(&checkpoint)?;
     // The first pass holds user data: keep it no longer than needed (and only once the
     // checkpoint no longer needs it for a resume).
@@ -550,19 +518,4 @@ fn build_query(spec: &ExportSpec, since: Option<&str>) -> Option<String> {
     } else {
         Some(parts.join(" AND "))
     }
-}
-
-/// The options that decide an export's output, as a readable line.
-fn fingerprint(spec: &ExportSpec) -> String {
-    format!(
-        "domain={} query={:?} connection={:?} since={:?} users={:?} format={} gzip={} output={:?}",
-        spec.domain,
-        spec.query,
-        spec.connection,
-        spec.since,
-        spec.users_file,
-        spec.encoder.describe(),
-        spec.gzip,
-        spec.output,
-    )
 }

@@ -92,17 +92,20 @@ impl Sink {
         }
     }
 
+    fn gzip(&self) -> bool {
+        match self {
+            Sink::File(f) => f.gzip,
+            Sink::Stdout { gzip, .. } => *gzip,
+        }
+    }
+
     /// Writes one batch and makes it durable: one gzip member when gzipped.
     pub fn write_batch(&mut self, data: &[u8]) -> io::Result<()> {
         if data.is_empty() {
             return Ok(());
         }
-        let gzip = match self {
-            Sink::File(f) => f.gzip,
-            Sink::Stdout { gzip, .. } => *gzip,
-        };
         let compressed;
-        let chunk = if gzip {
+        let chunk = if self.gzip() {
             let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
             encoder.write_all(data)?;
             compressed = encoder.finish()?;
@@ -110,6 +113,11 @@ impl Sink {
         } else {
             data
         };
+        self.write_raw(chunk)
+    }
+
+    /// Writes bytes as they are and makes them durable.
+    fn write_raw(&mut self, chunk: &[u8]) -> io::Result<()> {
         match self {
             Sink::File(f) => {
                 f.file.write_all(chunk)?;
@@ -126,8 +134,14 @@ impl Sink {
         Ok(())
     }
 
-    /// Completes the output: the `.partial` file is renamed into place.
-    pub fn finish(self) -> io::Result<()> {
+    /// Completes the output: the `.partial` file is renamed into place. A gzipped output that
+    /// got no batch (an export of zero users) gets one empty gzip member first: a 0-byte file
+    /// is not gzip, and `gzip -t` (or any importer) would refuse it.
+    pub fn finish(mut self) -> io::Result<()> {
+        if self.gzip() && self.bytes() == 0 {
+            let empty = GzEncoder::new(Vec::new(), Compression::default()).finish()?;
+            self.write_raw(&empty)?;
+        }
         match self {
             Sink::File(f) => {
                 f.file.sync_all()?;

@@ -78,8 +78,11 @@
 //! When the export names its fields (for example `user_id,email,app_metadata`), the columns are
 //! exactly those fields in that order, and there is no `extra` column. In `flatten` mode a
 //! selected `user_metadata` or `app_metadata` expands in place to its whole column plus its leaf
-//! columns. Other keys of the user are not exported. A field list must not be empty and must not
-//! repeat a field. A field must not be empty, contain `.`, be `extra`, or start with a byte
+//! columns. A selected metadata path (`user_metadata.country`, as Auth0's own export job takes
+//! it) is one column in either mode, holding whatever sits at that path as a cell. Other keys
+//! of the user are not exported. A field list must not be empty, must not repeat a field, and
+//! must not select a path inside another selected field. A field must not be empty, contain `.`
+//! (except as such a path), be `extra`, or start with a byte
 //! order mark (U+FEFF: a CSV reader drops it from the start of a file, so a first column named
 //! that way would read back under another name).
 //!
@@ -464,6 +467,9 @@ enum EncodeColumn {
     Leaf,
     /// Every top-level key that is not a profile column, as one JSON object.
     Extra,
+    /// A selected path inside a metadata object (`user_metadata.country`), written with
+    /// [`encode_cell`] whatever it holds, in either metadata mode.
+    Path(Meta, Vec<String>),
 }
 
 /// The columns of an export, and how a user becomes a row of cells.
@@ -482,7 +488,11 @@ impl CsvShape {
     pub fn json(fields: Option<&[String]>) -> Result<CsvShape, CsvFieldError> {
         let mut shape = CsvShape::empty(MetadataMode::Json);
         for field in selected_fields(fields)? {
-            shape.push(field.to_owned(), EncodeColumn::Key(field.to_owned()));
+            let column = match metadata_path(field) {
+                Some((meta, path)) => EncodeColumn::Path(meta, path),
+                None => EncodeColumn::Key(field.to_owned()),
+            };
+            shape.push(field.to_owned(), column);
         }
         if fields.is_none() {
             shape.push(EXTRA_COLUMN.to_owned(), EncodeColumn::Extra);
@@ -498,6 +508,10 @@ impl CsvShape {
     ) -> Result<CsvShape, CsvFieldError> {
         let mut shape = CsvShape::empty(MetadataMode::Flatten);
         for field in selected_fields(fields)? {
+            if let Some((meta, path)) = metadata_path(field) {
+                shape.push(field.to_owned(), EncodeColumn::Path(meta, path));
+                continue;
+            }
             let Some(meta) = Meta::from_key(field) else {
                 shape.push(field.to_owned(), EncodeColumn::Key(field.to_owned()));
                 continue;
@@ -565,6 +579,15 @@ impl CsvShape {
                     }
                 }
                 EncodeColumn::Leaf => {}
+                EncodeColumn::Path(meta, path) => {
+                    let mut value = metadata_object(user, *meta)?.map(|o| o.get(&path[0]));
+                    for key in &path[1..] {
+                        value = value.map(|v| v.and_then(|v| v.get(key)));
+                    }
+                    if let Some(Some(value)) = value {
+                        *cell = encode_cell(value);
+                    }
+                }
                 EncodeColumn::Extra => {
                     let extra: Map<String, Value> = user
                         .iter()
@@ -620,9 +643,10 @@ fn selected_fields(fields: Option<&[String]>) -> Result<Vec<&str>, CsvFieldError
             Some("a selected field has no name")
         } else if field == EXTRA_COLUMN {
             Some("`extra` is the column of all other keys and cannot be selected")
-        } else if field.contains('.') {
+        } else if field.contains('.') && metadata_path(field).is_none() {
             Some(
-                "a selected field is a top-level key and cannot contain `.`; select the whole metadata object instead",
+                "a selected field with `.` must be a path in user_metadata or app_metadata \
+                 (user_metadata.country), with a name between every two dots",
             )
         } else if field.starts_with('\u{feff}') {
             Some(
@@ -639,7 +663,32 @@ fn selected_fields(fields: Option<&[String]>) -> Result<Vec<&str>, CsvFieldError
             return Err(CsvFieldError::new(field.clone(), problem));
         }
     }
+    // A column inside another selected one would repeat its data (and, flattened, its
+    // leaf columns): refuse the overlap rather than write one value twice.
+    for field in fields {
+        if let Some(outer) = fields.iter().find(|other| {
+            *other != field
+                && field
+                    .strip_prefix(other.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+        }) {
+            return Err(CsvFieldError::new(
+                field.clone(),
+                format!("this field lies inside {outer:?}, which is selected too; keep one"),
+            ));
+        }
+    }
     Ok(fields.iter().map(String::as_str).collect())
+}
+
+/// `user_metadata.a.b` → the object and the path below it; `None` for any other name (a
+/// top-level key, or a dotted name that is not a whole metadata path).
+fn metadata_path(field: &str) -> Option<(Meta, Vec<String>)> {
+    let (root, rest) = field.split_once('.')?;
+    let meta = Meta::from_key(root)?;
+    let path: Vec<String> = rest.split('.').map(str::to_owned).collect();
+    let fits = path.len() <= MAX_PATH_SEGMENTS && path.iter().all(|s| !s.is_empty());
+    fits.then_some((meta, path))
 }
 
 /// What an imported column holds.
@@ -1456,10 +1505,16 @@ mod tests {
             (vec![], "", "empty"),
             (vec!["user_id", "email", "user_id"], "user_id", "twice"),
             (vec!["extra"], "extra", "cannot be selected"),
+            (vec!["email.domain"], "email.domain", "must be a path"),
             (
-                vec!["user_metadata.plan"],
+                vec!["user_metadata..plan"],
+                "user_metadata..plan",
+                "must be a path",
+            ),
+            (
+                vec!["user_metadata", "user_metadata.plan"],
                 "user_metadata.plan",
-                "cannot contain `.`",
+                "lies inside",
             ),
             (vec!["user_id", ""], "", "no name"),
         ] {
@@ -1471,6 +1526,35 @@ mod tests {
                 assert_eq!(error.column, column);
                 assert!(error.message.contains(words), "{error}");
             }
+        }
+    }
+
+    #[test]
+    fn a_selected_metadata_path_is_one_column_that_reads_back_in_place() {
+        let user = object(
+            r#"{"user_id": "auth0|1", "user_metadata": {"country": "NZ", "address": {"city": "Akl"}}, "app_metadata": {"plan": "pro", "limits": {"seats": 5}}}"#,
+        );
+        let fields = strings(&[
+            "user_id",
+            "user_metadata.country",
+            "app_metadata.limits",
+            "app_metadata.missing",
+        ]);
+        for mode in [MetadataMode::Json, MetadataMode::Flatten] {
+            let shape = shape_for(std::slice::from_ref(&user), mode, Some(&fields));
+            assert_eq!(shape.header(), &fields[..]);
+            assert_eq!(
+                shape.encode(&user, false).unwrap(),
+                ["auth0|1", "NZ", r#"{"seats":5}"#, ""]
+            );
+            assert_eq!(
+                Value::Object(
+                    round_trip(std::slice::from_ref(&user), mode, Some(&fields), false).remove(0)
+                ),
+                json(
+                    r#"{"user_id": "auth0|1", "user_metadata": {"country": "NZ"}, "app_metadata": {"limits": {"seats": 5}}}"#
+                )
+            );
         }
     }
 

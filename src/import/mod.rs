@@ -110,7 +110,41 @@ enum Saved {
     V1 {
         fingerprint: String,
         completed: bool,
+        /// The tenant this state belongs to (older states name it in `fingerprint` only).
+        #[serde(default)]
+        domain: Option<String>,
     },
+}
+
+impl Saved {
+    fn tenant(&self) -> Option<String> {
+        let Saved::V1 {
+            fingerprint,
+            domain,
+            ..
+        } = self;
+        domain
+            .clone()
+            .or_else(|| crate::state::tenant_of_fingerprint(fingerprint))
+    }
+}
+
+/// Before anything is sent or created: refuses a run state that belongs to another tenant, so
+/// a rehearsal can never mark a real import's records as done (nor the reverse).
+pub fn check_state(spec: &ImportSpec) -> Result<(), ImportError> {
+    let Some(dir) = spec.state.as_ref().filter(|_| !spec.dry_run) else {
+        return Ok(());
+    };
+    match crate::state::peek::<Saved>(dir, CHECKPOINT, FORMAT) {
+        Ok(saved) => Ok(crate::state::check_tenant(
+            dir,
+            saved.and_then(|s| s.tenant()).as_deref(),
+            &spec.domain,
+        )?),
+        // --fresh is the way out of a damaged state; without it, the run says what is wrong.
+        Err(_) if spec.fresh => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 const CHECKPOINT: &str = "import.json";
@@ -135,15 +169,23 @@ pub async fn run(
     let fingerprint = fingerprint(spec);
     let mut resumed = false;
     if let Some(state) = &state {
-        let saved = if spec.fresh {
-            None
-        } else {
-            state.load::<Saved>(CHECKPOINT, FORMAT)?
+        // Read for its tenant even with --fresh: a state of another tenant is never overwritten.
+        let saved = match state.load::<Saved>(CHECKPOINT, FORMAT) {
+            Ok(saved) => saved,
+            Err(_) if spec.fresh => None,
+            Err(e) => return Err(e.into()),
         };
+        crate::state::check_tenant(
+            state.path(),
+            saved.as_ref().and_then(Saved::tenant).as_deref(),
+            &spec.domain,
+        )?;
+        let saved = saved.filter(|_| !spec.fresh);
         match saved {
             Some(Saved::V1 {
                 fingerprint: saved,
                 completed: false,
+                ..
             }) if saved != fingerprint => {
                 return Err(ImportError::Usage(format!(
                     "the state in {} belongs to a different import:\n  saved:   {saved}\n  this run: {fingerprint}\n\
@@ -163,6 +205,7 @@ pub async fn run(
             &Saved::V1 {
                 fingerprint: fingerprint.clone(),
                 completed: false,
+                domain: Some(spec.domain.clone()),
             },
         )?;
     }
@@ -405,6 +448,7 @@ pub async fn run(
             &Saved::V1 {
                 fingerprint,
                 completed: true,
+                domain: Some(spec.domain.clone()),
             },
         )?;
     }

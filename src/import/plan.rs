@@ -633,28 +633,7 @@ fn suggestion(name: &str) -> Option<&'static str> {
     let known = known_fields()
         .into_iter()
         .chain(READ_ONLY_FIELDS.iter().copied());
-    known
-        .map(|k| (edit_distance(&name.to_lowercase(), k), k))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
+    crate::suggest::closest(name, known)
 }
 
 /// A short description of a value for messages (strings are quoted and cut short).

@@ -1,0 +1,413 @@
+//! The export's checkpoint (`export.json` in the run state) and the checks made on it before
+//! anything is sent: which tenant the state belongs to, whether it is the same export, which
+//! file the run writes, and whether that file may be replaced.
+//!
+//! A state is bound to one tenant. A run for another tenant (or for the embedded sandbox) never
+//! reads, writes or advances it, so a rehearsal can never move a real job's `--since last`
+//! mark. A state of the same tenant but of other options is described option by option. An
+//! output that already exists is replaced only when this job's last completed run wrote it (the
+//! checkpoint records its path and size), or with `--overwrite`.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::state;
+
+use super::walk::Cursor;
+use super::{ExportError, ExportSpec, Output, Since};
+
+/// The file name of the checkpoint in the run state.
+pub const CHECKPOINT: &str = "export.json";
+/// The format version of [`Saved`] this build writes.
+pub const FORMAT: &str = "1";
+
+/// The checkpoint as stored, tagged with its format version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "version")]
+pub enum Saved {
+    #[serde(rename = "1")]
+    V1(Checkpoint),
+}
+
+/// The checkpoint of an export. Fields added after the first release default when absent, so
+/// a nightly job keeps its `--since last` mark across an upgrade.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// What this state belongs to: the options that decide the output, as one line.
+    pub fingerprint: String,
+    /// The tenant this state belongs to (`sandbox` for the embedded one). Older states carry
+    /// it only inside `fingerprint`.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// The same options, one by one, to say what changed.
+    #[serde(default)]
+    pub options: Option<Options>,
+    /// The file this run writes: `--output` with its `{date}` filled in at the run's start.
+    #[serde(default)]
+    pub output_path: Option<PathBuf>,
+    /// The exclusive upper bound on `created_at`: the run's start.
+    pub upper: String,
+    /// The `--since` mark this run used.
+    pub since: Option<String>,
+    /// Where the walk goes on; `None` once every window is written.
+    pub cursor: Option<Cursor>,
+    /// For `--users`: lines of the list done.
+    pub lines_done: u64,
+    /// Good bytes of the output (the `.partial` file).
+    pub bytes: u64,
+    pub users: u64,
+    pub not_found: u64,
+    pub windows: u64,
+    pub completed: bool,
+    /// Every batch is in the walk's output; only renaming it into place (and, for a flattened
+    /// CSV, the second pass) is left.
+    #[serde(default)]
+    pub written: bool,
+    /// The start of the last completed run, for `--since last`.
+    pub last_completed_upper: Option<String>,
+    /// The file the last completed run wrote, so the next run may replace it.
+    #[serde(default)]
+    pub last_output: Option<Written>,
+}
+
+/// A file a completed run wrote: its path and size when the run completed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Written {
+    pub path: PathBuf,
+    pub bytes: u64,
+}
+
+impl Written {
+    /// The file as it is now, if it is one.
+    pub fn of(path: &Path) -> Option<Written> {
+        let meta = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+        Some(Written {
+            path: path.to_path_buf(),
+            bytes: meta.len(),
+        })
+    }
+}
+
+impl Checkpoint {
+    /// The tenant this state belongs to; for a state written before the tenant had its own
+    /// field, the one its fingerprint names.
+    pub fn tenant(&self) -> Option<String> {
+        self.domain
+            .clone()
+            .or_else(|| state::tenant_of_fingerprint(&self.fingerprint))
+    }
+}
+
+/// The options that decide an export's output, one by one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Options {
+    pub output: String,
+    pub format: String,
+    pub gzip: bool,
+    pub query: Option<String>,
+    pub connection: Option<String>,
+    pub since: Option<String>,
+    pub users: Option<String>,
+    pub fields: Option<Vec<String>>,
+    pub exclude_fields: Vec<String>,
+    pub rename: Vec<String>,
+}
+
+impl Options {
+    pub fn of(spec: &ExportSpec) -> Options {
+        let shape = &spec.encoder.shape;
+        Options {
+            output: output_text(&spec.template),
+            format: spec.encoder.format_name(),
+            gzip: spec.gzip,
+            query: spec.query.clone(),
+            connection: spec.connection.clone(),
+            since: spec.since.as_ref().map(|since| match since {
+                Since::At(t) => t.clone(),
+                Since::Last => "last".into(),
+            }),
+            users: spec.users_file.as_ref().map(|p| p.display().to_string()),
+            fields: shape.include.clone(),
+            exclude_fields: shape.exclude.clone(),
+            rename: shape
+                .rename
+                .iter()
+                .map(|(from, to)| format!("{from}={to}"))
+                .collect(),
+        }
+    }
+
+    /// One line per option that differs: "`--fields` changed from `a,b` to `a,b,c`".
+    pub fn changes(&self, now: &Options) -> Vec<String> {
+        let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "(none)".to_string()
+            } else {
+                v.join(",")
+            }
+        };
+        let fields = |v: &Option<Vec<String>>| v.as_deref().map_or("(all)".into(), list);
+        let pairs = [
+            ("--output", self.output.clone(), now.output.clone()),
+            ("--format", self.format.clone(), now.format.clone()),
+            (
+                "gzip (the output's .gz)",
+                self.gzip.to_string(),
+                now.gzip.to_string(),
+            ),
+            ("--query", text(&self.query), text(&now.query)),
+            (
+                "--connection",
+                text(&self.connection),
+                text(&now.connection),
+            ),
+            ("--since", text(&self.since), text(&now.since)),
+            ("--users", text(&self.users), text(&now.users)),
+            ("--fields", fields(&self.fields), fields(&now.fields)),
+            (
+                "--exclude-fields",
+                list(&self.exclude_fields),
+                list(&now.exclude_fields),
+            ),
+            ("--rename", list(&self.rename), list(&now.rename)),
+        ];
+        pairs
+            .into_iter()
+            .filter(|(_, before, after)| before != after)
+            .map(|(flag, before, after)| format!("`{flag}` changed from `{before}` to `{after}`"))
+            .collect()
+    }
+}
+
+/// The output as given on the command line (with any `{date}` still in it).
+fn output_text(template: &Output) -> String {
+    match template {
+        Output::Stdout => "-".into(),
+        Output::File(path) => path.display().to_string(),
+    }
+}
+
+/// The options of an export, as one line (what older states compare by).
+pub fn fingerprint(spec: &ExportSpec) -> String {
+    format!(
+        "domain={} query={:?} connection={:?} since={:?} users={:?} format={} gzip={} output={:?}",
+        spec.domain,
+        spec.query,
+        spec.connection,
+        spec.since,
+        spec.users_file,
+        spec.encoder.describe(),
+        spec.gzip,
+        spec.template,
+    )
+}
+
+/// Refuses a state that belongs to another tenant (see [`state::check_tenant`]).
+pub fn check_tenant(saved: &Checkpoint, spec: &ExportSpec, dir: &Path) -> Result<(), ExportError> {
+    Ok(state::check_tenant(
+        dir,
+        saved.tenant().as_deref(),
+        &spec.domain,
+    )?)
+}
+
+/// Whether an unfinished checkpoint belongs to this same export; if not, says what changed.
+pub fn check_same_export(
+    saved: &Checkpoint,
+    spec: &ExportSpec,
+    dir: &Path,
+) -> Result<(), ExportError> {
+    let now = Options::of(spec);
+    let changes = match &saved.options {
+        Some(before) => before.changes(&now),
+        None if saved.fingerprint != fingerprint(spec) => vec![
+            "it was started by an earlier auth0-bulk with other options (it names them only as: \
+             {})"
+            .replace("{}", &saved.fingerprint),
+        ],
+        None => Vec::new(),
+    };
+    if changes.is_empty() {
+        return Ok(());
+    }
+    Err(ExportError::Usage(format!(
+        "the state in {} holds an unfinished export with other options:\n  {}\n\
+         Run the same command as before to finish it, add --fresh to start over, or pass \
+         another --state",
+        dir.display(),
+        changes.join("\n  ")
+    )))
+}
+
+/// Before anything is sent or created: reads the state (if any), checks its tenant and options,
+/// picks the file this run writes (a resumed run keeps the one it started, even past midnight),
+/// and refuses to replace a file that no run of this job wrote unless `overwrite`.
+pub fn prepare(
+    spec: &mut ExportSpec,
+    overwrite: bool,
+    now: DateTime<Utc>,
+) -> Result<(), ExportError> {
+    let saved = match &spec.state {
+        Some(dir) => match state::peek::<Saved>(dir, CHECKPOINT, FORMAT) {
+            Ok(saved) => saved.map(|Saved::V1(c)| c).map(|c| (dir.clone(), c)),
+            // --fresh is the way out of a damaged state; without it, the run says what is wrong.
+            Err(_) if spec.fresh => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    if let Some((dir, saved)) = &saved {
+        check_tenant(saved, spec, dir)?;
+    }
+    let resuming = saved.as_ref().filter(|(_, c)| !spec.fresh && !c.completed);
+    if let Some((dir, saved)) = resuming {
+        check_same_export(saved, spec, dir)?;
+    }
+    let Output::File(template) = &spec.template else {
+        spec.output = Output::Stdout;
+        return Ok(());
+    };
+    let path = match resuming.and_then(|(_, c)| c.output_path.clone()) {
+        Some(path) => path,
+        None => expand(template, now).map_err(ExportError::Usage)?,
+    };
+    if path.exists() && !overwrite {
+        let ours = saved.as_ref().is_some_and(|(_, c)| {
+            let last = c.last_output.as_ref();
+            last.is_some_and(|w| Some(w) == Written::of(&path).as_ref())
+                // Renamed into place by a run that died before it marked itself complete.
+                || (!spec.fresh && !c.completed && c.written && c.output_path.as_ref() == Some(&path))
+                // A state from before outputs were recorded: the same job wrote this file.
+                || (c.completed && last.is_none() && c.fingerprint == fingerprint(spec))
+        });
+        if !ours {
+            return Err(ExportError::Usage(format!(
+                "--output {}: the file exists and no run of this job wrote it; pass --overwrite \
+                 to replace it, or name another file (a {{date}} or {{datetime}} in --output \
+                 keeps one file per run)",
+                path.display()
+            )));
+        }
+    }
+    spec.output = Output::File(path);
+    Ok(())
+}
+
+/// Fills `{date}` (2024-01-31) and `{datetime}` (2024-01-31T020000Z) in with `now` in UTC, in
+/// forms every file system takes. Any other `{…}` is refused, so a typo never becomes a name.
+pub fn expand(template: &Path, now: DateTime<Utc>) -> Result<PathBuf, String> {
+    let text = template.to_string_lossy();
+    if !text.contains(['{', '}']) {
+        return Ok(template.to_path_buf());
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = &text[..];
+    while let Some(open) = rest.find(['{', '}']) {
+        out.push_str(&rest[..open]);
+        let tail = &rest[open..];
+        let close = tail.find('}').filter(|_| tail.starts_with('{'));
+        let Some(close) = close else {
+            return Err(format!(
+                "--output {text}: a lone `{}`; the placeholders are {{date}} and {{datetime}}",
+                &tail[..1]
+            ));
+        };
+        match &tail[1..close] {
+            "date" => out.push_str(&now.format("%Y-%m-%d").to_string()),
+            "datetime" => out.push_str(&now.format("%Y-%m-%dT%H%M%SZ").to_string()),
+            other => {
+                let hint = crate::suggest::closest(other, ["date", "datetime"])
+                    .map(|near| format!("; did you mean {{{near}}}?"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "--output {text}: unknown placeholder {{{other}}}{hint} (the placeholders \
+                     are {{date}} and {{datetime}}, in UTC)"
+                ));
+            }
+        }
+        rest = &tail[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(PathBuf::from(out))
+}
+
+/// Reads the checkpoint of an open state for the run (after [`prepare`] checked it).
+pub fn load(state: &state::StateDir, spec: &ExportSpec) -> Result<Option<Checkpoint>, ExportError> {
+    match state.load::<Saved>(CHECKPOINT, FORMAT) {
+        Ok(saved) => {
+            let saved = saved.map(|Saved::V1(c)| c);
+            if let Some(c) = &saved {
+                check_tenant(c, spec, state.path())?;
+            }
+            Ok(saved)
+        }
+        Err(_) if spec.fresh => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn placeholders_fill_in_utc_in_file_safe_forms() {
+        let now = Utc.with_ymd_and_hms(2024, 1, 31, 2, 3, 4).unwrap();
+        let expand = |t: &str| expand(Path::new(t), now);
+        assert_eq!(
+            expand("out/users-{date}.ndjson.gz").unwrap(),
+            PathBuf::from("out/users-2024-01-31.ndjson.gz")
+        );
+        assert_eq!(
+            expand("{datetime}.csv").unwrap(),
+            PathBuf::from("2024-01-31T020304Z.csv")
+        );
+        assert_eq!(
+            expand("plain.ndjson").unwrap(),
+            PathBuf::from("plain.ndjson")
+        );
+        let e = expand("users-{dat}.ndjson").unwrap_err();
+        assert!(e.contains("did you mean {date}"), "{e}");
+        assert!(expand("users-{date.ndjson").is_err());
+        assert!(expand("users-}.ndjson").is_err());
+    }
+
+    #[test]
+    fn the_tenant_of_an_older_state_is_read_from_its_fingerprint() {
+        let text = r#"{"version":"1","fingerprint":"domain=https://acme.auth0.com query=None","upper":"2024-01-01T00:00:00.000Z","since":null,"cursor":null,"lines_done":0,"bytes":0,"users":0,"not_found":0,"windows":0,"completed":true,"last_completed_upper":"2024-01-01T00:00:00.000Z"}"#;
+        let Saved::V1(c) = serde_json::from_str(text).unwrap();
+        assert_eq!(c.tenant().as_deref(), Some("https://acme.auth0.com"));
+        assert!(c.last_output.is_none() && c.options.is_none());
+    }
+
+    #[test]
+    fn changed_options_are_named_with_both_values() {
+        let before = Options {
+            output: "u.ndjson".into(),
+            format: "ndjson".into(),
+            gzip: false,
+            query: None,
+            connection: None,
+            since: None,
+            users: None,
+            fields: Some(vec!["a".into(), "b".into()]),
+            exclude_fields: vec![],
+            rename: vec![],
+        };
+        let mut after = before.clone();
+        after.fields = Some(vec!["a".into(), "b".into(), "c".into()]);
+        after.query = Some("email:x".into());
+        assert_eq!(
+            before.changes(&after),
+            [
+                "`--query` changed from `(none)` to `email:x`",
+                "`--fields` changed from `a,b` to `a,b,c`"
+            ]
+        );
+        assert!(before.changes(&before).is_empty());
+    }
+}
