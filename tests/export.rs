@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use crate::support::child::{self, Ran, Running, run, wait_until};
 use crate::support::exports::{
-    User, checkpoint, clean_export, expected_export, export, ndjson_users, parse, read, read_text,
-    slow_tenant, state_of,
+    self, User, checkpoint, clean_export, expected_export, export, ndjson_users, parse, read,
+    read_text, slow_tenant, state_of,
 };
 use crate::support::live::{Gate, Live, line_key, user_id};
 use crate::support::tenant::encode;
@@ -866,6 +866,8 @@ fn a_wrong_client_secret_is_refused_with_exit_2_and_no_api_request() {
     assert!(!dir.path().join("users.ndjson").exists());
 }
 
+/// Issue 10, item 8: the state of another export is explained option by option, in words,
+/// never as a dump of internal structs.
 #[test]
 fn an_unfinished_state_of_another_export_is_refused_with_exit_2_pointing_to_fresh() {
     let live = slow_tenant();
@@ -885,11 +887,16 @@ fn an_unfinished_state_of_another_export_is_refused_with_exit_2_pointing_to_fres
     let other = run(export(&live).arg("--output").arg(&output).args(free));
     other.expect_code(2);
     assert!(
-        other.stderr.contains("belongs to a different export"),
+        other.stderr.contains(
+            r#"`--query` changed from `app_metadata.plan:"pro"` to `app_metadata.plan:"free"`"#
+        ),
         "{}",
         other.stderr
     );
     assert!(other.stderr.contains("--fresh"), "{}", other.stderr);
+    for internal in ["Some(", "None", "File(", "Shape {", "fingerprint"] {
+        assert!(!other.stderr.contains(internal), "{}", other.stderr);
+    }
     assert_eq!(
         live.api_requests().len(),
         before,
@@ -1059,4 +1066,424 @@ fn a_cluster_deeper_than_twice_the_cap_is_split_by_user_id_prefix() {
         // Punctuated ids cost a probe per character tried, never an unbounded walk.
         assert!(sent <= if odd_ids { 160 } else { 60 }, "{sent} requests");
     }
+}
+
+// ---- 9. found by trying it as a new user (issue 10) -------------------------------------------
+
+/// A sandbox tenant in a process of its own (`auth0-bulk sandbox`), as a rehearsal's real
+/// tenant would be: killed when dropped.
+struct SandboxProcess {
+    child: std::process::Child,
+    domain: String,
+    client_id: String,
+    client_secret: String,
+}
+
+impl SandboxProcess {
+    fn start(generate: usize) -> SandboxProcess {
+        use std::io::BufRead;
+        let mut child = child::binary()
+            .args(["sandbox", "--generate", &generate.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the sandbox starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let announced: Value = serde_json::from_str(&line).expect("one JSON line");
+        let text = |key: &str| announced[key].as_str().unwrap().to_string();
+        SandboxProcess {
+            domain: text("domain"),
+            client_id: text("client_id"),
+            client_secret: text("client_secret"),
+            child,
+        }
+    }
+
+    /// `auth0-bulk run JOB` with this tenant in the environment, as a scheduler would run it.
+    fn job(&self, job: &Path, extra: &[&str]) -> Ran {
+        run(child::binary()
+            .arg("run")
+            .arg(job)
+            .args(extra)
+            .env("AUTH0_DOMAIN", &self.domain)
+            .env("AUTH0_CLIENT_ID", &self.client_id)
+            .env("AUTH0_CLIENT_SECRET", &self.client_secret))
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 10, item 1, end to end: a nightly `--since last` job, a user patched, a rehearsal of
+/// the same job file with `--domain sandbox`, then the real job again. The rehearsal writes its
+/// own files; the job's state and last output are the same bytes after it, and the real run
+/// still exports the patched user (the rehearsal did not move its mark).
+#[test]
+fn a_rehearsal_never_touches_the_real_jobs_state_or_output() {
+    let tenant = SandboxProcess::start(300);
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("nightly.toml");
+    std::fs::write(
+        &job,
+        "command = \"export\"\nsince = \"last\"\noutput = \"exports/changed.ndjson.gz\"\n\
+         state = \"state/nightly\"\n",
+    )
+    .unwrap();
+    let output = dir.path().join("exports/changed.ndjson.gz");
+    let state = dir.path().join("state/nightly/export.json");
+    tenant.job(&job, &["-q"]).expect_code(0);
+    let first = String::from_utf8(exports::gunzip(&read(&output))).unwrap();
+    assert_eq!(first.lines().count(), 300, "the first run exports everyone");
+
+    // A change after the first run, made through the tool itself.
+    let patched = user_id(&parse(first.lines().next().unwrap())).to_string();
+    let input = dir.path().join("patch.ndjson");
+    std::fs::write(
+        &input,
+        json!({"user_id": patched, "user_metadata": {"rehearsed": true}}).to_string() + "\n",
+    )
+    .unwrap();
+    run(
+        child::import(&tenant.domain, &tenant.client_id, &tenant.client_secret)
+            .arg("--input")
+            .arg(&input)
+            .args(["--mode", "update", "-q"]),
+    )
+    .expect_code(0);
+
+    let (state_before, output_before) = (read(&state), read(&output));
+    let rehearsal = tenant.job(&job, &["--domain", "sandbox", "--sandbox-generate", "20"]);
+    rehearsal.expect_code(0);
+    let own_output = dir.path().join("exports/changed.sandbox.ndjson.gz");
+    let own_state = dir.path().join("state/nightly.sandbox");
+    for path in [&own_output, &own_state] {
+        assert!(path.exists(), "{} was written", path.display());
+        assert!(
+            rehearsal.stderr.contains(&path.display().to_string()),
+            "the rehearsal names {} at the start:\n{}",
+            path.display(),
+            rehearsal.stderr
+        );
+    }
+    assert!(
+        rehearsal.stderr.contains("Rehearsal"),
+        "{}",
+        rehearsal.stderr
+    );
+    assert!(read(&state) == state_before, "the job's state is untouched");
+    assert!(
+        read(&output) == output_before,
+        "the job's output is untouched"
+    );
+
+    tenant.job(&job, &["-q"]).expect_code(0);
+    let second = String::from_utf8(exports::gunzip(&read(&output))).unwrap();
+    let ids: Vec<String> = ndjson_users(&second)
+        .iter()
+        .map(|u| user_id(u).to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        [patched],
+        "the real run exports the change made before the rehearsal"
+    );
+}
+
+/// Issue 10, item 1: a state recorded for one tenant is never read, written or advanced for
+/// another (not even with --fresh): exit 2 naming both tenants, before any request.
+#[test]
+fn a_state_of_another_tenant_is_refused_naming_both_before_any_request() {
+    let (a, b) = (Live::generated(50), Live::generated(60));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    run(export(&a)
+        .arg("--output")
+        .arg(dir.path().join("a.ndjson"))
+        .arg("--state")
+        .arg(&state)
+        .args(["--since", "last", "-q"]))
+    .expect_code(0);
+    let saved = read(&state.join("export.json"));
+    for extra in [&[][..], &["--fresh"][..]] {
+        let ran = run(export(&b)
+            .arg("--output")
+            .arg(dir.path().join("b.ndjson"))
+            .arg("--state")
+            .arg(&state)
+            .args(["--since", "last"])
+            .args(extra));
+        ran.expect_code(2);
+        for domain in [a.domain(), b.domain()] {
+            assert!(
+                ran.stderr.contains(domain),
+                "{domain} named:\n{}",
+                ran.stderr
+            );
+        }
+        assert!(
+            b.api_requests().is_empty(),
+            "nothing sent to the other tenant"
+        );
+        assert!(
+            read(&state.join("export.json")) == saved,
+            "the state is untouched"
+        );
+        assert!(!dir.path().join("b.ndjson").exists());
+    }
+}
+
+/// Issue 10, item 2: an export of zero users is a valid file: a gzip stream `gzip -t` and our
+/// importer accept, a CSV with its header; importing either reads 0 records, exit 0.
+#[test]
+fn an_export_of_zero_users_is_a_valid_file_that_imports_as_zero_records() {
+    let live = Live::generated(30);
+    let dir = tempfile::tempdir().unwrap();
+    let nobody = ["--query", r#"email:"nobody@example.invalid""#];
+    for (name, extra) in [
+        ("empty.ndjson.gz", &[][..]),
+        ("empty.csv", &[][..]),
+        ("empty-flat.csv.gz", &["--csv-metadata", "flatten"][..]),
+    ] {
+        let (bytes, _) = clean_export(&live, dir.path(), name, &[&nobody[..], extra].concat());
+        let text = if name.ends_with(".gz") {
+            assert!(!bytes.is_empty(), "{name}: a gzip stream, not 0 bytes");
+            String::from_utf8(exports::gunzip(&bytes)).unwrap()
+        } else {
+            String::from_utf8(bytes).unwrap()
+        };
+        if name.contains(".csv") {
+            assert!(
+                text.starts_with("user_id,email,"),
+                "{name}: the header: {text:?}"
+            );
+            assert_eq!(text.lines().count(), 1, "{name}: only the header");
+        } else {
+            assert_eq!(text, "", "{name}");
+        }
+        let path = dir.path().join(name);
+        if let Ok(status) = std::process::Command::new("gzip")
+            .arg("-t")
+            .arg(&path)
+            .status()
+            && name.ends_with(".gz")
+        {
+            assert!(status.success(), "gzip -t accepts {name}");
+        }
+        let ran = run(import(&live).arg("--input").arg(&path).arg("--json"));
+        ran.expect_code(0);
+        assert_eq!(ran.summary()["read"], 0, "{name}");
+    }
+}
+
+fn import(live: &Live) -> std::process::Command {
+    child::import(live.domain(), live.client_id(), live.client_secret())
+}
+
+/// Issue 10, item 3: dotted metadata paths are selected as Auth0's own export job takes them
+/// (nested in NDJSON, one column each in CSV), and a name that is neither a user field nor a
+/// metadata path is refused with a did-you-mean before any request, instead of an output
+/// that silently lacks it.
+#[test]
+fn fields_take_metadata_paths_and_refuse_names_they_cannot_find() {
+    let live = samples_tenant();
+    let dir = tempfile::tempdir().unwrap();
+    let fields = [
+        "--fields",
+        "user_id,app_metadata.plan,user_metadata.preferences.theme",
+    ];
+    let (bytes, _) = clean_export(&live, dir.path(), "paths.ndjson", &fields);
+    let pick = |user: &User, root: &str, path: &[&str]| -> Option<Value> {
+        let mut value = user.get(root)?;
+        for key in path {
+            value = value.get(key)?;
+        }
+        Some(value.clone())
+    };
+    let expected = expected_shaped(&live, |user| {
+        let mut out = User::new();
+        out.insert("user_id".into(), user["user_id"].clone());
+        if let Some(theme) = pick(&user, "user_metadata", &["preferences", "theme"]) {
+            out.insert(
+                "user_metadata".into(),
+                json!({"preferences": {"theme": theme}}),
+            );
+        }
+        if let Some(plan) = pick(&user, "app_metadata", &["plan"]) {
+            out.insert("app_metadata".into(), json!({"plan": plan}));
+        }
+        out
+    });
+    let got = ndjson_users(&String::from_utf8(bytes).unwrap());
+    assert_eq!(got, ndjson_users(&expected));
+    assert!(
+        got.iter()
+            .filter(|u| u.contains_key("app_metadata"))
+            .count()
+            > 100,
+        "the plan is there"
+    );
+
+    let (bytes, _) = clean_export(&live, dir.path(), "paths.csv", &fields);
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(text.starts_with("user_id,app_metadata.plan,user_metadata.preferences.theme\n"));
+    assert_eq!(
+        decode_csv(text.as_bytes(), false),
+        got,
+        "the CSV reads back to the same"
+    );
+
+    let (bytes, _) = clean_export(
+        &live,
+        dir.path(),
+        "minus.ndjson",
+        &["--exclude-fields", "identities,app_metadata.plan"],
+    );
+    let expected = expected_shaped(&live, |mut user| {
+        user.remove("identities");
+        if let Some(Value::Object(app)) = user.get_mut("app_metadata") {
+            app.shift_remove("plan");
+        }
+        user
+    });
+    assert_eq!(
+        ndjson_users(&String::from_utf8(bytes).unwrap()),
+        ndjson_users(&expected)
+    );
+
+    let before = live.api_requests().len();
+    for (flag, list, words) in [
+        ("--fields", "user_id,emial", "did you mean \"email\""),
+        (
+            "--fields",
+            "user_id,app_metdata.plan",
+            "did you mean \"app_metadata.plan\"",
+        ),
+        (
+            "--exclude-fields",
+            "identites",
+            "did you mean \"identities\"",
+        ),
+        ("--fields", "user_metadata,user_metadata.a", "overlap"),
+    ] {
+        let ran = run(export(&live)
+            .arg("--output")
+            .arg(dir.path().join("typo.ndjson"))
+            .args([flag, list]));
+        ran.expect_code(2);
+        assert!(ran.stderr.contains(words), "{list}: {}", ran.stderr);
+    }
+    assert_eq!(
+        live.api_requests().len(),
+        before,
+        "nothing sent for a refused list"
+    );
+}
+
+/// Issue 10, item 9: an existing file that no run of this job wrote is not replaced without
+/// --overwrite; the file the job's own last run wrote is.
+#[test]
+fn an_existing_output_that_no_run_of_this_job_wrote_needs_overwrite() {
+    let live = Live::generated(40);
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("users.ndjson");
+    std::fs::write(&output, "someone else's file\n").unwrap();
+    let ran = run(export(&live).arg("--output").arg(&output));
+    ran.expect_code(2);
+    assert!(ran.stderr.contains("--overwrite"), "{}", ran.stderr);
+    assert_eq!(read_text(&output), "someone else's file\n");
+    assert!(live.api_requests().is_empty());
+    run(export(&live)
+        .arg("--output")
+        .arg(&output)
+        .arg("--overwrite"))
+    .expect_code(0);
+    // The job's own file: the next run replaces it without being asked.
+    run(export(&live).arg("--output").arg(&output)).expect_code(0);
+    assert_eq!(read_text(&output), expected_export(&live, |_| true));
+    // Changed since (by another tool): no longer the job's file.
+    std::fs::write(&output, "edited\n").unwrap();
+    run(export(&live).arg("--output").arg(&output)).expect_code(2);
+}
+
+/// Issue 10, item 9: `{date}` and `{datetime}` in --output are filled in (UTC, file-name safe)
+/// so nightly runs keep history; an unknown placeholder is refused with a did-you-mean.
+#[test]
+fn a_date_template_in_the_output_names_one_file_per_run() {
+    let live = Live::generated(40);
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("users-{date}.ndjson");
+    let before = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    run(export(&live).arg("--output").arg(&template)).expect_code(0);
+    let after = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let written: Vec<PathBuf> = std::collections::BTreeSet::from([before, after])
+        .iter()
+        .map(|day| dir.path().join(format!("users-{day}.ndjson")))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(written.len(), 1, "one dated file");
+    assert_eq!(read_text(&written[0]), expected_export(&live, |_| true));
+
+    let stamped = dir.path().join("users-{datetime}.csv");
+    run(export(&live).arg("--output").arg(&stamped)).expect_code(0);
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("Z.csv"))
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(!names[0].contains(':'), "file-name safe: {}", names[0]);
+
+    let ran = run(export(&live)
+        .arg("--output")
+        .arg(dir.path().join("users-{dat}.ndjson")));
+    ran.expect_code(2);
+    assert!(ran.stderr.contains("did you mean {date}"), "{}", ran.stderr);
+}
+
+/// Issue 10, item 9: a --format the output's name contradicts is refused before any request.
+#[test]
+fn a_format_that_contradicts_the_output_name_is_refused() {
+    let live = Live::generated(10);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, format) in [("users.ndjson", "csv"), ("users.csv.gz", "ndjson")] {
+        let ran = run(export(&live)
+            .arg("--output")
+            .arg(dir.path().join(name))
+            .args(["--format", format]));
+        ran.expect_code(2);
+        assert!(ran.stderr.contains("does not fit"), "{}", ran.stderr);
+    }
+    assert!(live.api_requests().is_empty());
+}
+
+/// Issue 10, item 10: `--output - | head` ends quietly with exit 0, as ripgrep does, rather
+/// than with an error and a resume hint.
+#[test]
+fn stdout_into_a_closed_pipe_ends_quietly_with_exit_0() {
+    use std::io::{BufRead, BufReader};
+    let live = Live::generated(3_000);
+    let mut child = export(&live)
+        .args(["--output", "-", "-q"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is gone: the pipe is closed.
+    assert!(first.starts_with('{'));
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+    assert!(!stderr.contains("resume"), "{stderr}");
 }

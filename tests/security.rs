@@ -734,7 +734,8 @@ fn every_file_the_tool_creates_is_0600_and_every_state_directory_0700() {
         std::fs::write(&path, "").unwrap();
     }
     set_modes(&dir, 0o644, 0o755);
-    export(&dir, "users.ndjson", &[]);
+    // No run of this job wrote users.ndjson: replacing it takes --overwrite.
+    export(&dir, "users.ndjson", &["--overwrite"]);
     let import = |args: &[&str]| {
         run(
             child::import(live.domain(), live.client_id(), live.client_secret())
