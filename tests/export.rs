@@ -1487,3 +1487,85 @@ fn stdout_into_a_closed_pipe_ends_quietly_with_exit_0() {
     assert!(!stderr.contains("error"), "{stderr}");
     assert!(!stderr.contains("resume"), "{stderr}");
 }
+
+/// Issue 10, item 1, for imports: a rehearsal of an import job on the embedded sandbox keeps
+/// its ledger, rejects and plan apart, so it can never mark the real job's records as done or
+/// replace its rejects; a real run pointed at a rehearsal's state is refused, naming both.
+#[test]
+fn an_import_rehearsal_keeps_its_ledger_and_rejects_apart_from_the_jobs() {
+    let live = Live::generated(20);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("plans.ndjson");
+    let records = [
+        json!({"email": "new.one@example.com", "connection": "Username-Password-Authentication"}),
+        json!({"email": "not an email", "connection": "Username-Password-Authentication"}),
+    ];
+    std::fs::write(
+        &input,
+        records
+            .iter()
+            .map(|r| r.to_string() + "\n")
+            .collect::<String>(),
+    )
+    .unwrap();
+    let rejects = dir.path().join("plans.ndjson.rejects.ndjson");
+    let ledger = dir.path().join("plans.ndjson.state/ledger.ndjson");
+    let real = || {
+        let mut command = import(&live);
+        command.arg("--input").arg(&input).args([
+            "--match",
+            "email",
+            "--passwords",
+            "random",
+            "-q",
+        ]);
+        command
+    };
+    run(&mut real()).expect_code(3);
+    let (rejects_before, ledger_before) = (read(&rejects), read(&ledger));
+
+    let rehearsal = run(child::binary()
+        .arg("import")
+        .arg("--input")
+        .arg(&input)
+        .args([
+            "--domain",
+            "sandbox",
+            "--match",
+            "email",
+            "--passwords",
+            "random",
+        ]));
+    rehearsal.expect_code(3);
+    assert!(
+        rehearsal.stderr.contains("Rehearsal"),
+        "{}",
+        rehearsal.stderr
+    );
+    let own = dir.path().join("plans.sandbox.ndjson.rejects.ndjson");
+    assert!(
+        own.exists(),
+        "the rehearsal's rejects: {}",
+        rehearsal.stderr
+    );
+    assert!(dir.path().join("plans.sandbox.ndjson.state").is_dir());
+    assert!(
+        read(&rejects) == rejects_before,
+        "the job's rejects are untouched"
+    );
+    assert!(
+        read(&ledger) == ledger_before,
+        "the job's ledger is untouched"
+    );
+
+    let pointed = run(real()
+        .arg("--state")
+        .arg(dir.path().join("plans.sandbox.ndjson.state")));
+    pointed.expect_code(2);
+    assert!(
+        pointed.stderr.contains("embedded sandbox"),
+        "{}",
+        pointed.stderr
+    );
+    assert!(pointed.stderr.contains(live.domain()), "{}", pointed.stderr);
+}
