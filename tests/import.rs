@@ -1157,6 +1157,118 @@ fn gzipped_input_is_read_transparently_whatever_its_name() {
     }
 }
 
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// Issue 10, item 9: an input whose content contradicts its name or `--format` (NDJSON in a
+/// `.csv`, CSV in a `.ndjson`, gzipped or not) is refused whole with exit 2, naming what was
+/// found and what to pass, before any request and without writing anything.
+#[test]
+fn content_that_contradicts_the_input_name_or_format_is_refused_before_any_request() {
+    let live = empty_tenant();
+    let dir = tempfile::tempdir().unwrap();
+    let ndjson = format!(
+        "{}\n",
+        json!({"user_id": "m-1", "email": "m1@example.com", "connection": DB})
+    );
+    let csv = format!("user_id,email,connection\nm-1,m1@example.com,{DB}\n");
+    let file = |name: &str, bytes: Vec<u8>| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    // (input, extra args, what stderr must say)
+    let cases = [
+        (
+            file("users.csv", ndjson.clone().into_bytes()),
+            vec![],
+            "users.csv: the content looks like NDJSON (line 1 is a JSON object), not CSV; \
+             rename it or pass --format ndjson",
+        ),
+        (
+            file("users.ndjson", csv.clone().into_bytes()),
+            vec![],
+            "users.ndjson: the content looks like CSV (line 1 is the header \
+             `user_id,email,connection`, not a JSON object), not NDJSON; rename it or pass \
+             --format csv",
+        ),
+        (
+            file("users.csv.gz", gzip(ndjson.as_bytes())),
+            vec![],
+            "users.csv.gz: the content looks like NDJSON",
+        ),
+        (
+            file("users.ndjson.gz", gzip(csv.as_bytes())),
+            vec![],
+            "users.ndjson.gz: the content looks like CSV",
+        ),
+        (
+            file("export.txt", ndjson.clone().into_bytes()),
+            vec!["--format", "csv"],
+            "not CSV; pass --format ndjson instead of --format csv",
+        ),
+    ];
+    let listing = || {
+        let mut files = files_under(dir.path());
+        files.sort();
+        files
+    };
+    let before = listing();
+    for (input, args, says) in &cases {
+        let ran = run(import(&live)
+            .arg("--input")
+            .arg(input)
+            .args(args)
+            .args(["--passwords", "random"]));
+        assert_eq!(ran.code(), Some(2), "{}: {}", input.display(), ran.stderr);
+        assert!(
+            ran.stderr.contains(says),
+            "{} says {says:?}:\n{}",
+            input.display(),
+            ran.stderr
+        );
+    }
+    assert_eq!(
+        live.tenant.sandbox.requests().len(),
+        1,
+        "only the test's own token request reached the tenant"
+    );
+    assert_eq!(listing(), before, "nothing written");
+}
+
+/// Issue 10, item 9 (what stays): an empty export of either kind, a CSV that is only its
+/// header line and an `.ndjson.gz` that is an empty gzip stream, imports as 0 records, exit 0.
+#[test]
+fn empty_exports_of_either_kind_import_as_zero_records() {
+    let live = empty_tenant();
+    let source = Live::generated(1);
+    let dir = tempfile::tempdir().unwrap();
+    // This tool's CSV header, as an export of an empty tenant has it.
+    let one = dir.path().join("one.csv");
+    run(export(&source).arg("--output").arg(&one).arg("--quiet")).expect_code(0);
+    let header = read_text(&one).lines().next().unwrap().to_string() + "\n";
+    let inputs = [
+        ("empty.csv", header.clone().into_bytes()),
+        ("empty.csv.gz", gzip(header.as_bytes())),
+        ("empty.ndjson.gz", gzip(b"")),
+        ("empty.ndjson", Vec::new()),
+    ];
+    for (name, bytes) in inputs {
+        let input = dir.path().join(name);
+        std::fs::write(&input, bytes).unwrap();
+        let ran = import_file(&live, &input, &["--passwords", "random"]);
+        ran.expect_code(0);
+        let summary = ran.summary();
+        assert_eq!(count(&summary, "read"), 0, "{name}");
+        assert_adds_up(&summary);
+    }
+    assert!(tenant_users(&live).is_empty());
+}
+
 #[test]
 fn app_metadata_under_metadata_is_imported_as_app_metadata() {
     let source = Live::generated(300);
