@@ -2560,7 +2560,7 @@ mod tests {
 
     #[test]
     fn content_is_named_for_what_its_first_line_looks_like() {
-        let cases: [(&[u8], Content); 10] = [
+        let cases: [(&[u8], Content); 11] = [
             (b"", Content::Blank),
             (b" \n\r\n", Content::Blank),
             (
@@ -2602,6 +2602,8 @@ mod tests {
             // Broken NDJSON lines and JSON values stay records the reader rejects.
             (b"\"user_id\": \"a\", \"email\": \"b\"}\n", Content::Other),
             (b"42\n", Content::Other),
+            // Only ASCII names count as a one-column header.
+            (b"\xc2\xb9", Content::Other),
         ];
         for (bytes, want) in cases {
             assert_eq!(
