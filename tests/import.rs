@@ -299,6 +299,122 @@ fn re_running_a_completed_create_import_skips_every_user_as_already_there() {
     assert_eq!(tenant.tenant.sandbox.stats().writes.created, 5);
 }
 
+/// Issue 10, item 5: a legacy CSV of emails (no `user_id`) imported with `--mode create` and
+/// no `--match` creates every user (the default `--match auto` finds a record without a
+/// user_id by its email), and the same command again finds every user by email and skips it.
+#[test]
+fn a_legacy_csv_of_emails_creates_every_user_with_the_default_match_and_a_rerun_finds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("legacy.csv");
+    let mut text = String::from("email,given_name,app_metadata.plan\n");
+    for i in 0..40 {
+        text.push_str(&format!("Legacy.{i}@Example.com,Legacy {i},pro\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let tenant = empty_tenant();
+    let args = [
+        "--mode",
+        "create",
+        "--connection",
+        DB,
+        "--passwords",
+        "random",
+    ];
+
+    let first = import_file(&tenant, &csv, &args);
+    first.expect_code(0);
+    let summary = first.summary();
+    assert_eq!(
+        (count(&summary, "created"), count(&summary, "rejected")),
+        (40, 0),
+        "{summary}\n{}",
+        first.stderr
+    );
+    let users = tenant_users(&tenant);
+    let emails: BTreeSet<&str> = users
+        .values()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails.len(), 40);
+    assert!(emails.contains("legacy.7@example.com"));
+    for user in users.values() {
+        assert_eq!(connection_of(user), Some(DB));
+        assert_eq!(user["app_metadata"], json!({"plan": "pro"}));
+    }
+
+    let again = import_file(&tenant, &csv, &args);
+    again.expect_code(0);
+    let summary = again.summary();
+    assert_eq!(
+        (count(&summary, "created"), count(&summary, "skipped")),
+        (0, 40),
+        "every user found by email: {summary}"
+    );
+    assert_eq!(tenant.tenant.sandbox.stats().writes.created, 40);
+}
+
+/// Issue 10, item 5: under the default `--match auto` a create that a crash left in flight
+/// (marked started in the ledger, outcome lost) is looked up on resume by the record's own key,
+/// its user_id when it has one and else its email, and counted as created: nobody twice.
+#[test]
+fn creates_in_flight_at_a_crash_are_found_by_each_records_own_key_with_match_auto() {
+    let records: Vec<Value> = (0..30)
+        .map(|i| {
+            let email = format!("flight{i}@example.com");
+            if i % 2 == 0 {
+                json!({"user_id": format!("flight-{i}"), "email": email, "connection": DB})
+            } else {
+                json!({"email": email, "connection": DB})
+            }
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("users.ndjson");
+    write_ndjson(&input, &records);
+    let tenant = empty_tenant();
+    let args = ["--mode", "create", "--passwords", "random"];
+    let first = import_file(&tenant, &input, &args);
+    first.expect_code(0);
+    assert_eq!(count(&first.summary(), "created"), 30);
+
+    // What a kill just after each create was sent leaves: every record started, no outcome,
+    // the run not completed.
+    let state = beside(&input, ".state");
+    let ledger: String = (1..=30)
+        .map(|record| format!("{}\n", json!({"record": record, "started": true})))
+        .collect();
+    std::fs::write(state.join("ledger.ndjson"), ledger).unwrap();
+    let checkpoint = state.join("import.json");
+    let mut saved: Value = serde_json::from_str(&read_text(&checkpoint)).unwrap();
+    saved["completed"] = json!(false);
+    std::fs::write(&checkpoint, saved.to_string()).unwrap();
+    tenant.tenant.sandbox.reset_stats();
+
+    let resumed = import_file(&tenant, &input, &args);
+    resumed.expect_code(0);
+    let summary = resumed.summary();
+    assert_eq!(summary["resumed"], true);
+    assert_eq!(
+        (count(&summary, "created"), count(&summary, "skipped")),
+        (30, 0),
+        "{summary}"
+    );
+    assert_eq!(
+        tenant.tenant.sandbox.stats().writes.created,
+        0,
+        "nothing sent again"
+    );
+    assert_eq!(
+        routes(&tenant),
+        BTreeMap::from([
+            ("GET /api/v2/users-by-email".to_string(), 15),
+            ("GET /api/v2/users/{id}".to_string(), 15),
+        ]),
+        "one lookup per record, by its own key"
+    );
+    assert_eq!(tenant_users(&tenant).len(), 30);
+}
+
 // ---- 3. backfill ------------------------------------------------------------------------------
 
 #[test]

@@ -85,7 +85,6 @@ pub struct Context<'a> {
     pub client: &'a Client,
     pub ledger: Option<&'a Ledger>,
     pub mode: Mode,
-    pub match_by: MatchBy,
     pub metadata: MetadataStrategy,
     pub dry_run: bool,
 }
@@ -146,7 +145,7 @@ pub async fn apply(
             "not_found",
             format!(
                 "no user matches {} {} in the tenant",
-                match_name(ctx.match_by),
+                planned.match_by.name(),
                 planned.key
             ),
             Some(404),
@@ -163,8 +162,10 @@ enum Found {
 
 /// The user a record points at, by user_id or by email (within its connection, if known).
 async fn find(ctx: &Context<'_>, planned: &Planned) -> Result<Option<User>, Found> {
-    match ctx.match_by {
-        MatchBy::UserId => ctx.client.get_user(&planned.key).await.map_err(Found::Api),
+    match planned.match_by {
+        MatchBy::UserId | MatchBy::Auto => {
+            ctx.client.get_user(&planned.key).await.map_err(Found::Api)
+        }
         MatchBy::Email => {
             let users = ctx
                 .client
@@ -335,13 +336,6 @@ fn id_of(user: &User) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string()
-}
-
-fn match_name(by: MatchBy) -> &'static str {
-    match by {
-        MatchBy::UserId => "user_id",
-        MatchBy::Email => "email",
-    }
 }
 
 /// The `_error` object of a rejects-file entry.

@@ -232,7 +232,6 @@ pub async fn run(
         client,
         ledger: ledger.as_ref(),
         mode: spec.plan.mode,
-        match_by: spec.plan.match_by,
         metadata: spec.plan.metadata,
         dry_run: spec.dry_run,
     };
