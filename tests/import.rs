@@ -482,6 +482,144 @@ fn a_csv_backfill_by_email_sets_one_key_and_its_rerun_sends_only_lookups() {
     assert_eq!(tenant_users(&live), after);
 }
 
+/// Issue 10, item 4: with `--mode upsert --password-field`, only a record that will create a
+/// user needs a password. A mixed file (new users with one, existing users without) creates
+/// the new ones, updates the others and rejects none, and `--dry-run --plan` says the same; a
+/// new user without a password is rejected after its lookup, saying why.
+#[test]
+fn an_upsert_with_a_password_field_needs_a_password_only_for_users_it_creates() {
+    let existing: Vec<User> = generated(60, 31)
+        .into_iter()
+        .filter(|u| connection_of(u) == Some(DB) && u["email"].is_string())
+        .take(10)
+        .collect();
+    assert_eq!(existing.len(), 10);
+    let live = empty_tenant();
+    live.tenant.sandbox.insert_users(existing.iter().cloned());
+    let mut records: Vec<Value> = existing
+        .iter()
+        .map(|u| json!({"email": u["email"], "app_metadata": {"plan": "migrated"}}))
+        .collect();
+    for i in 0..5 {
+        records.push(
+            json!({"email": format!("upsert.new{i}@example.com"), "pw": STRONG,
+                            "app_metadata": {"plan": "migrated"}}),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("mixed.ndjson");
+    write_ndjson(&input, &records);
+    let plan = dir.path().join("plan.ndjson");
+    let args = [
+        "--mode",
+        "upsert",
+        "--match",
+        "email",
+        "--connection",
+        DB,
+        "--password-field",
+        "pw",
+    ];
+    let totals = |summary: &Value| ["created", "updated", "rejected"].map(|k| count(summary, k));
+
+    let dry = run(import(&live)
+        .arg("--input")
+        .arg(&input)
+        .args(args)
+        .args(["--dry-run", "--json", "--quiet", "--plan"])
+        .arg(&plan));
+    dry.expect_code(0);
+    assert_eq!(totals(&dry.summary()), [5, 10, 0], "{}", dry.stderr);
+    let actions: BTreeMap<String, usize> =
+        read_ndjson(&plan)
+            .iter()
+            .fold(BTreeMap::new(), |mut tally, entry| {
+                *tally
+                    .entry(entry["action"].as_str().unwrap().to_string())
+                    .or_default() += 1;
+                tally
+            });
+    assert_eq!(
+        actions,
+        BTreeMap::from([("would_create".into(), 5), ("would_update".into(), 10)])
+    );
+
+    let real = import_file(&live, &input, &args);
+    real.expect_code(0);
+    let summary = real.summary();
+    assert_eq!(totals(&summary), [5, 10, 0], "{}", real.stderr);
+    assert_adds_up(&summary);
+    let users = tenant_users(&live);
+    assert_eq!(users.len(), 15);
+    assert!(
+        users
+            .values()
+            .all(|u| u["app_metadata"]["plan"] == "migrated")
+    );
+
+    // A new user without a password: rejected once the lookup says it would be created.
+    let lone = dir.path().join("lone.ndjson");
+    write_ndjson(&lone, &[json!({"email": "upsert.nopw@example.com"})]);
+    let ran = import_file(&live, &lone, &args);
+    ran.expect_code(3);
+    let rejects = read_ndjson(&beside(&lone, ".rejects.ndjson"));
+    let error = &rejects[0]["_error"];
+    assert_eq!(
+        (&error["code"], &error["field"]),
+        (&json!("missing_password"), &json!("pw"))
+    );
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("no user matches email upsert.nopw@example.com")
+            && message.contains("would create one"),
+        "{message}"
+    );
+}
+
+/// Issue 10, item 11: matching by email within a connection, a record whose email exists only
+/// in another connection is rejected with where it does exist (users-by-email answers for every
+/// connection), in the real run and in the dry run's plan.
+#[test]
+fn an_email_missing_from_its_connection_is_said_to_exist_in_the_other_one() {
+    let legacy: User = generated(60, 32)
+        .into_iter()
+        .find(|u| connection_of(u) == Some("legacy-db") && u["email"].is_string())
+        .expect("a legacy-db user");
+    let email = legacy["email"].as_str().unwrap().to_string();
+    let live = empty_tenant();
+    live.tenant.sandbox.insert_users([legacy.clone()]);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("plans.ndjson");
+    write_ndjson(
+        &input,
+        &[json!({"email": email, "app_metadata": {"plan": "pro"}})],
+    );
+    let says = format!("no user with the email {email} in {DB}; it exists in legacy-db");
+    for matching in [["--match", "email"], ["--match", "auto"]] {
+        let args = [&["--mode", "update", "--connection", DB][..], &matching[..]].concat();
+        let plan = dir.path().join("plan.ndjson");
+        let dry = run(import(&live)
+            .arg("--input")
+            .arg(&input)
+            .args(&args)
+            .args(["--dry-run", "--json", "--quiet", "--plan"])
+            .arg(&plan));
+        dry.expect_code(3);
+        let planned = read_ndjson(&plan);
+        let reason = planned[0]["reason"]["message"].as_str().unwrap();
+        assert!(reason.contains(&says), "{matching:?}: {reason}");
+
+        let ran = import_file(&live, &input, &args);
+        ran.expect_code(3);
+        let rejects = read_ndjson(&beside(&input, ".rejects.ndjson"));
+        let error = &rejects[0]["_error"];
+        assert_eq!(error["code"], "not_found");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(&says), "{matching:?}: {message}");
+    }
+    assert_eq!(tenant_users(&live)[user_id(&legacy)], legacy, "left alone");
+}
+
 // ---- 4. metadata strategies -------------------------------------------------------------------
 
 /// One user with nested metadata, as the README's example has it.

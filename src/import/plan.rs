@@ -53,9 +53,13 @@
 //!   identity's is `read_only_connection` in create and upsert (those users arrive by logging
 //!   in). Passwordless connections count as read-only too (stricter than Auth0; the sandbox
 //!   creates only database users).
-//! - **Upsert needs what create needs** (connection, email, password, a creatable id): whether
-//!   the user exists is known only later, and a record that can be neither updated nor
-//!   created is better refused before any request.
+//! - **Upsert needs what create needs** (connection, email, a creatable id): whether the user
+//!   exists is known only later, and a record that can be neither updated nor created is
+//!   better refused before any request. **Except a password**: only a create needs one, and a
+//!   record for an existing user usually carries none (exports have no passwords). A missing
+//!   password is kept in [`Planned::create_refused`] and rejects the record only when the
+//!   lookup finds no user to update; a password that is there but weak or not a string is the
+//!   record's fault whatever the lookup finds, and is refused at once.
 //! - **Matching** (`--match`): `auto` (the default) finds each record by its `user_id` when it
 //!   has one, else by its email (within its connection); `user_id` or `email` forces one.
 //!   Either key keeps a resumed run exactly-once: the ledger marks a create as started before
@@ -180,9 +184,12 @@ pub struct Planned {
     pub match_by: MatchBy,
     /// The connection the user lives in (for creates, and to pick among users-by-email results).
     pub connection: Option<String>,
-    /// The `POST /api/v2/users` body (None when the mode cannot create). Holds a password when
-    /// one is needed and available.
+    /// The `POST /api/v2/users` body (None when the mode cannot create, or when
+    /// `create_refused` says why not). Holds a password when one is needed and available.
     pub create: Option<Value>,
+    /// Upsert only: why the record cannot be created (it has no password), which matters only
+    /// if the lookup finds no user; an existing user is updated without one.
+    pub create_refused: Option<Invalid>,
     /// The profile fields an update sets (root fields other than metadata, e.g. name,
     /// given_name, blocked, email_verified, picture, phone_number), after dropping read-only
     /// and create-only fields. A `null` deletes the field.
@@ -207,6 +214,7 @@ impl fmt::Debug for Planned {
             .field("match_by", &self.match_by)
             .field("connection", &self.connection)
             .field("create", &create)
+            .field("create_refused", &self.create_refused)
             .field("profile", &self.profile)
             .field("user_metadata", &self.user_metadata)
             .field("app_metadata", &self.app_metadata)
@@ -491,6 +499,7 @@ pub fn plan(record: &User, options: &PlanOptions) -> Result<Planned, Invalid> {
         },
     };
 
+    let mut create_refused = None;
     let create = if options.mode == Mode::Update {
         None
     } else {
@@ -535,17 +544,27 @@ pub fn plan(record: &User, options: &PlanOptions) -> Result<Planned, Invalid> {
                 format!("creating a user in database connection {connection} needs an `email`"),
             ));
         }
-        let password = creation_password(password, &options.passwords, connection)?;
-        Some(create_body(CreateParts {
-            profile: &profile,
-            user_id: user_id.as_deref(),
-            connection,
-            user_metadata: user_metadata.as_ref(),
-            app_metadata: app_metadata.as_ref(),
-            strategy: options.metadata,
-            password,
-            verify_email: verify_email.unwrap_or(false),
-        }))
+        match creation_password(password, &options.passwords, connection) {
+            Ok(password) => Some(create_body(CreateParts {
+                profile: &profile,
+                user_id: user_id.as_deref(),
+                connection,
+                user_metadata: user_metadata.as_ref(),
+                app_metadata: app_metadata.as_ref(),
+                strategy: options.metadata,
+                password,
+                verify_email: verify_email.unwrap_or(false),
+            })),
+            // Only a create needs a password, and whether an upsert creates is known after
+            // the lookup: an existing user is updated without one.
+            Err(missing)
+                if options.mode == Mode::Upsert && missing.code == code::MISSING_PASSWORD =>
+            {
+                create_refused = Some(missing);
+                None
+            }
+            Err(refused) => return Err(refused),
+        }
     };
 
     if let Some(body) = &create {
@@ -566,6 +585,7 @@ pub fn plan(record: &User, options: &PlanOptions) -> Result<Planned, Invalid> {
         match_by,
         connection,
         create,
+        create_refused,
         profile,
         user_metadata,
         app_metadata,
@@ -2180,12 +2200,8 @@ mod tests {
                 Mode::Create,
                 "missing_password",
             ),
-            (
-                Passwords::None,
-                base.clone(),
-                Mode::Upsert,
-                "missing_password",
-            ),
+            // Upsert: only a create needs one, known after the lookup.
+            (Passwords::None, base.clone(), Mode::Upsert, "deferred"),
             (
                 field.clone(),
                 base.clone(),
@@ -2198,11 +2214,14 @@ mod tests {
                 Mode::Create,
                 "missing_password",
             ),
+            (field.clone(), with(json!(null)), Mode::Upsert, "deferred"),
+            (field.clone(), base.clone(), Mode::Upsert, "deferred"),
+            // A password that is there but weak is the record's fault whatever the lookup finds.
             (
                 field.clone(),
-                with(json!(null)),
+                with(json!("short1A")),
                 Mode::Upsert,
-                "missing_password",
+                "weak_password",
             ),
             (
                 field.clone(),
@@ -2233,7 +2252,15 @@ mod tests {
             let mut o = options(mode, MatchBy::UserId);
             o.passwords = passwords.clone();
             match plan(&user(record.clone()), &o) {
-                Ok(_) => assert_eq!(code, "ok", "{record}"),
+                Ok(p) if code == "deferred" => {
+                    let refused = p.create_refused.expect("why it cannot be created");
+                    assert_eq!(refused.code, "missing_password", "{record}");
+                    assert!(p.create.is_none(), "{record}");
+                }
+                Ok(p) => {
+                    assert_eq!(code, "ok", "{record}");
+                    assert!(p.create_refused.is_none() && p.create.is_some());
+                }
                 Err(e) => {
                     assert_eq!(e.code, code, "{record}: {}", e.message);
                     if let Some(pw) = record.get("pw").and_then(Value::as_str)
