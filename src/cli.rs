@@ -183,8 +183,9 @@ pub struct ImportArgs {
     #[arg(long, default_value = "create", value_parser = ["create", "update", "upsert"])]
     pub mode: String,
 
-    /// How a record finds its user: by `user_id` or by `email` (within its connection).
-    #[arg(long = "match", default_value = "user_id", value_parser = ["user_id", "email"], value_name = "KEY")]
+    /// How a record finds its user: `auto` by its `user_id` when it has one, else by its email;
+    /// `user_id` or `email` (within the record's connection) for every record.
+    #[arg(long = "match", default_value = "auto", value_parser = ["auto", "user_id", "email"], value_name = "KEY")]
     pub match_by: String,
 
     /// The connection for creates, unless a record names one (`connection`, or

@@ -299,6 +299,122 @@ fn re_running_a_completed_create_import_skips_every_user_as_already_there() {
     assert_eq!(tenant.tenant.sandbox.stats().writes.created, 5);
 }
 
+/// Issue 10, item 5: a legacy CSV of emails (no `user_id`) imported with `--mode create` and
+/// no `--match` creates every user (the default `--match auto` finds a record without a
+/// user_id by its email), and the same command again finds every user by email and skips it.
+#[test]
+fn a_legacy_csv_of_emails_creates_every_user_with_the_default_match_and_a_rerun_finds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("legacy.csv");
+    let mut text = String::from("email,given_name,app_metadata.plan\n");
+    for i in 0..40 {
+        text.push_str(&format!("Legacy.{i}@Example.com,Legacy {i},pro\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let tenant = empty_tenant();
+    let args = [
+        "--mode",
+        "create",
+        "--connection",
+        DB,
+        "--passwords",
+        "random",
+    ];
+
+    let first = import_file(&tenant, &csv, &args);
+    first.expect_code(0);
+    let summary = first.summary();
+    assert_eq!(
+        (count(&summary, "created"), count(&summary, "rejected")),
+        (40, 0),
+        "{summary}\n{}",
+        first.stderr
+    );
+    let users = tenant_users(&tenant);
+    let emails: BTreeSet<&str> = users
+        .values()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails.len(), 40);
+    assert!(emails.contains("legacy.7@example.com"));
+    for user in users.values() {
+        assert_eq!(connection_of(user), Some(DB));
+        assert_eq!(user["app_metadata"], json!({"plan": "pro"}));
+    }
+
+    let again = import_file(&tenant, &csv, &args);
+    again.expect_code(0);
+    let summary = again.summary();
+    assert_eq!(
+        (count(&summary, "created"), count(&summary, "skipped")),
+        (0, 40),
+        "every user found by email: {summary}"
+    );
+    assert_eq!(tenant.tenant.sandbox.stats().writes.created, 40);
+}
+
+/// Issue 10, item 5: under the default `--match auto` a create that a crash left in flight
+/// (marked started in the ledger, outcome lost) is looked up on resume by the record's own key,
+/// its user_id when it has one and else its email, and counted as created: nobody twice.
+#[test]
+fn creates_in_flight_at_a_crash_are_found_by_each_records_own_key_with_match_auto() {
+    let records: Vec<Value> = (0..30)
+        .map(|i| {
+            let email = format!("flight{i}@example.com");
+            if i % 2 == 0 {
+                json!({"user_id": format!("flight-{i}"), "email": email, "connection": DB})
+            } else {
+                json!({"email": email, "connection": DB})
+            }
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("users.ndjson");
+    write_ndjson(&input, &records);
+    let tenant = empty_tenant();
+    let args = ["--mode", "create", "--passwords", "random"];
+    let first = import_file(&tenant, &input, &args);
+    first.expect_code(0);
+    assert_eq!(count(&first.summary(), "created"), 30);
+
+    // What a kill just after each create was sent leaves: every record started, no outcome,
+    // the run not completed.
+    let state = beside(&input, ".state");
+    let ledger: String = (1..=30)
+        .map(|record| format!("{}\n", json!({"record": record, "started": true})))
+        .collect();
+    std::fs::write(state.join("ledger.ndjson"), ledger).unwrap();
+    let checkpoint = state.join("import.json");
+    let mut saved: Value = serde_json::from_str(&read_text(&checkpoint)).unwrap();
+    saved["completed"] = json!(false);
+    std::fs::write(&checkpoint, saved.to_string()).unwrap();
+    tenant.tenant.sandbox.reset_stats();
+
+    let resumed = import_file(&tenant, &input, &args);
+    resumed.expect_code(0);
+    let summary = resumed.summary();
+    assert_eq!(summary["resumed"], true);
+    assert_eq!(
+        (count(&summary, "created"), count(&summary, "skipped")),
+        (30, 0),
+        "{summary}"
+    );
+    assert_eq!(
+        tenant.tenant.sandbox.stats().writes.created,
+        0,
+        "nothing sent again"
+    );
+    assert_eq!(
+        routes(&tenant),
+        BTreeMap::from([
+            ("GET /api/v2/users-by-email".to_string(), 15),
+            ("GET /api/v2/users/{id}".to_string(), 15),
+        ]),
+        "one lookup per record, by its own key"
+    );
+    assert_eq!(tenant_users(&tenant).len(), 30);
+}
+
 // ---- 3. backfill ------------------------------------------------------------------------------
 
 #[test]
@@ -364,6 +480,144 @@ fn a_csv_backfill_by_email_sets_one_key_and_its_rerun_sends_only_lookups() {
     );
     assert_eq!(live.tenant.sandbox.stats().writes.updated, 0);
     assert_eq!(tenant_users(&live), after);
+}
+
+/// Issue 10, item 4: with `--mode upsert --password-field`, only a record that will create a
+/// user needs a password. A mixed file (new users with one, existing users without) creates
+/// the new ones, updates the others and rejects none, and `--dry-run --plan` says the same; a
+/// new user without a password is rejected after its lookup, saying why.
+#[test]
+fn an_upsert_with_a_password_field_needs_a_password_only_for_users_it_creates() {
+    let existing: Vec<User> = generated(60, 31)
+        .into_iter()
+        .filter(|u| connection_of(u) == Some(DB) && u["email"].is_string())
+        .take(10)
+        .collect();
+    assert_eq!(existing.len(), 10);
+    let live = empty_tenant();
+    live.tenant.sandbox.insert_users(existing.iter().cloned());
+    let mut records: Vec<Value> = existing
+        .iter()
+        .map(|u| json!({"email": u["email"], "app_metadata": {"plan": "migrated"}}))
+        .collect();
+    for i in 0..5 {
+        records.push(
+            json!({"email": format!("upsert.new{i}@example.com"), "pw": STRONG,
+                            "app_metadata": {"plan": "migrated"}}),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("mixed.ndjson");
+    write_ndjson(&input, &records);
+    let plan = dir.path().join("plan.ndjson");
+    let args = [
+        "--mode",
+        "upsert",
+        "--match",
+        "email",
+        "--connection",
+        DB,
+        "--password-field",
+        "pw",
+    ];
+    let totals = |summary: &Value| ["created", "updated", "rejected"].map(|k| count(summary, k));
+
+    let dry = run(import(&live)
+        .arg("--input")
+        .arg(&input)
+        .args(args)
+        .args(["--dry-run", "--json", "--quiet", "--plan"])
+        .arg(&plan));
+    dry.expect_code(0);
+    assert_eq!(totals(&dry.summary()), [5, 10, 0], "{}", dry.stderr);
+    let actions: BTreeMap<String, usize> =
+        read_ndjson(&plan)
+            .iter()
+            .fold(BTreeMap::new(), |mut tally, entry| {
+                *tally
+                    .entry(entry["action"].as_str().unwrap().to_string())
+                    .or_default() += 1;
+                tally
+            });
+    assert_eq!(
+        actions,
+        BTreeMap::from([("would_create".into(), 5), ("would_update".into(), 10)])
+    );
+
+    let real = import_file(&live, &input, &args);
+    real.expect_code(0);
+    let summary = real.summary();
+    assert_eq!(totals(&summary), [5, 10, 0], "{}", real.stderr);
+    assert_adds_up(&summary);
+    let users = tenant_users(&live);
+    assert_eq!(users.len(), 15);
+    assert!(
+        users
+            .values()
+            .all(|u| u["app_metadata"]["plan"] == "migrated")
+    );
+
+    // A new user without a password: rejected once the lookup says it would be created.
+    let lone = dir.path().join("lone.ndjson");
+    write_ndjson(&lone, &[json!({"email": "upsert.nopw@example.com"})]);
+    let ran = import_file(&live, &lone, &args);
+    ran.expect_code(3);
+    let rejects = read_ndjson(&beside(&lone, ".rejects.ndjson"));
+    let error = &rejects[0]["_error"];
+    assert_eq!(
+        (&error["code"], &error["field"]),
+        (&json!("missing_password"), &json!("pw"))
+    );
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("no user matches email upsert.nopw@example.com")
+            && message.contains("would create one"),
+        "{message}"
+    );
+}
+
+/// Issue 10, item 11: matching by email within a connection, a record whose email exists only
+/// in another connection is rejected with where it does exist (users-by-email answers for every
+/// connection), in the real run and in the dry run's plan.
+#[test]
+fn an_email_missing_from_its_connection_is_said_to_exist_in_the_other_one() {
+    let legacy: User = generated(60, 32)
+        .into_iter()
+        .find(|u| connection_of(u) == Some("legacy-db") && u["email"].is_string())
+        .expect("a legacy-db user");
+    let email = legacy["email"].as_str().unwrap().to_string();
+    let live = empty_tenant();
+    live.tenant.sandbox.insert_users([legacy.clone()]);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("plans.ndjson");
+    write_ndjson(
+        &input,
+        &[json!({"email": email, "app_metadata": {"plan": "pro"}})],
+    );
+    let says = format!("no user with the email {email} in {DB}; it exists in legacy-db");
+    for matching in [["--match", "email"], ["--match", "auto"]] {
+        let args = [&["--mode", "update", "--connection", DB][..], &matching[..]].concat();
+        let plan = dir.path().join("plan.ndjson");
+        let dry = run(import(&live)
+            .arg("--input")
+            .arg(&input)
+            .args(&args)
+            .args(["--dry-run", "--json", "--quiet", "--plan"])
+            .arg(&plan));
+        dry.expect_code(3);
+        let planned = read_ndjson(&plan);
+        let reason = planned[0]["reason"]["message"].as_str().unwrap();
+        assert!(reason.contains(&says), "{matching:?}: {reason}");
+
+        let ran = import_file(&live, &input, &args);
+        ran.expect_code(3);
+        let rejects = read_ndjson(&beside(&input, ".rejects.ndjson"));
+        let error = &rejects[0]["_error"];
+        assert_eq!(error["code"], "not_found");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(&says), "{matching:?}: {message}");
+    }
+    assert_eq!(tenant_users(&live)[user_id(&legacy)], legacy, "left alone");
 }
 
 // ---- 4. metadata strategies -------------------------------------------------------------------
@@ -1155,6 +1409,118 @@ fn gzipped_input_is_read_transparently_whatever_its_name() {
             &input.display().to_string(),
         );
     }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// Issue 10, item 9: an input whose content contradicts its name or `--format` (NDJSON in a
+/// `.csv`, CSV in a `.ndjson`, gzipped or not) is refused whole with exit 2, naming what was
+/// found and what to pass, before any request and without writing anything.
+#[test]
+fn content_that_contradicts_the_input_name_or_format_is_refused_before_any_request() {
+    let live = empty_tenant();
+    let dir = tempfile::tempdir().unwrap();
+    let ndjson = format!(
+        "{}\n",
+        json!({"user_id": "m-1", "email": "m1@example.com", "connection": DB})
+    );
+    let csv = format!("user_id,email,connection\nm-1,m1@example.com,{DB}\n");
+    let file = |name: &str, bytes: Vec<u8>| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    // (input, extra args, what stderr must say)
+    let cases = [
+        (
+            file("users.csv", ndjson.clone().into_bytes()),
+            vec![],
+            "users.csv: the content looks like NDJSON (line 1 is a JSON object), not CSV; \
+             rename it or pass --format ndjson",
+        ),
+        (
+            file("users.ndjson", csv.clone().into_bytes()),
+            vec![],
+            "users.ndjson: the content looks like CSV (line 1 is the header \
+             `user_id,email,connection`, not a JSON object), not NDJSON; rename it or pass \
+             --format csv",
+        ),
+        (
+            file("users.csv.gz", gzip(ndjson.as_bytes())),
+            vec![],
+            "users.csv.gz: the content looks like NDJSON",
+        ),
+        (
+            file("users.ndjson.gz", gzip(csv.as_bytes())),
+            vec![],
+            "users.ndjson.gz: the content looks like CSV",
+        ),
+        (
+            file("export.txt", ndjson.clone().into_bytes()),
+            vec!["--format", "csv"],
+            "not CSV; pass --format ndjson instead of --format csv",
+        ),
+    ];
+    let listing = || {
+        let mut files = files_under(dir.path());
+        files.sort();
+        files
+    };
+    let before = listing();
+    for (input, args, says) in &cases {
+        let ran = run(import(&live)
+            .arg("--input")
+            .arg(input)
+            .args(args)
+            .args(["--passwords", "random"]));
+        assert_eq!(ran.code(), Some(2), "{}: {}", input.display(), ran.stderr);
+        assert!(
+            ran.stderr.contains(says),
+            "{} says {says:?}:\n{}",
+            input.display(),
+            ran.stderr
+        );
+    }
+    assert_eq!(
+        live.tenant.sandbox.requests().len(),
+        1,
+        "only the test's own token request reached the tenant"
+    );
+    assert_eq!(listing(), before, "nothing written");
+}
+
+/// Issue 10, item 9 (what stays): an empty export of either kind, a CSV that is only its
+/// header line and an `.ndjson.gz` that is an empty gzip stream, imports as 0 records, exit 0.
+#[test]
+fn empty_exports_of_either_kind_import_as_zero_records() {
+    let live = empty_tenant();
+    let source = Live::generated(1);
+    let dir = tempfile::tempdir().unwrap();
+    // This tool's CSV header, as an export of an empty tenant has it.
+    let one = dir.path().join("one.csv");
+    run(export(&source).arg("--output").arg(&one).arg("--quiet")).expect_code(0);
+    let header = read_text(&one).lines().next().unwrap().to_string() + "\n";
+    let inputs = [
+        ("empty.csv", header.clone().into_bytes()),
+        ("empty.csv.gz", gzip(header.as_bytes())),
+        ("empty.ndjson.gz", gzip(b"")),
+        ("empty.ndjson", Vec::new()),
+    ];
+    for (name, bytes) in inputs {
+        let input = dir.path().join(name);
+        std::fs::write(&input, bytes).unwrap();
+        let ran = import_file(&live, &input, &["--passwords", "random"]);
+        ran.expect_code(0);
+        let summary = ran.summary();
+        assert_eq!(count(&summary, "read"), 0, "{name}");
+        assert_adds_up(&summary);
+    }
+    assert!(tenant_users(&live).is_empty());
 }
 
 #[test]

@@ -22,10 +22,10 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
             "upsert" => Mode::Upsert,
             _ => Mode::Create,
         },
-        match_by: if args.match_by == "email" {
-            MatchBy::Email
-        } else {
-            MatchBy::UserId
+        match_by: match args.match_by.as_str() {
+            "user_id" => MatchBy::UserId,
+            "email" => MatchBy::Email,
+            _ => MatchBy::Auto,
         },
         connection: args.connection.clone(),
         passwords: match (&args.passwords, &args.password_field) {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::api::{ApiError, Client, User};
 
 use super::ledger::{Ledger, Outcome};
-use super::plan::{self, MatchBy, MetadataStrategy, Mode, Planned};
+use super::plan::{self, Invalid, MatchBy, MetadataStrategy, Mode, Planned};
 
 /// What applying a record came to.
 #[derive(Debug, Clone)]
@@ -85,7 +85,6 @@ pub struct Context<'a> {
     pub client: &'a Client,
     pub ledger: Option<&'a Ledger>,
     pub mode: Mode,
-    pub match_by: MatchBy,
     pub metadata: MetadataStrategy,
     pub dry_run: bool,
 }
@@ -110,8 +109,9 @@ pub async fn apply(
         return create(ctx, record, planned).await;
     }
     let found = find(ctx, planned).await;
-    let current = match found {
-        Ok(current) => current,
+    let (current, elsewhere) = match found {
+        Ok(Lookup::Found(user)) => (Some(user), Vec::new()),
+        Ok(Lookup::Missing { elsewhere }) => (None, elsewhere),
         Err(Found::Ambiguous(n)) => {
             return Ok(Applied::rejected(
                 "ambiguous_email",
@@ -144,13 +144,13 @@ pub async fn apply(
         )),
         (Mode::Update, None) => Ok(Applied::rejected(
             "not_found",
-            format!(
-                "no user matches {} {} in the tenant",
-                match_name(ctx.match_by),
-                planned.key
-            ),
+            not_found(planned, &elsewhere),
             Some(404),
         )),
+        (Mode::Upsert, None) if planned.create_refused.is_some() => {
+            let refused = planned.create_refused.clone().expect("checked");
+            Ok(cannot_create(planned, &elsewhere, refused))
+        }
         (Mode::Create | Mode::Upsert, None) => create(ctx, record, planned).await,
         (Mode::Update | Mode::Upsert, Some(user)) => update(ctx, planned, user).await,
     }
@@ -161,41 +161,107 @@ enum Found {
     Api(ApiError),
 }
 
+/// What a lookup found.
+#[derive(Debug, Clone, PartialEq)]
+enum Lookup {
+    Found(User),
+    /// No user; `elsewhere` names the other connections that hold a user with the email, when
+    /// the record was matched by email within its connection.
+    Missing {
+        elsewhere: Vec<String>,
+    },
+}
+
 /// The user a record points at, by user_id or by email (within its connection, if known).
-async fn find(ctx: &Context<'_>, planned: &Planned) -> Result<Option<User>, Found> {
-    match ctx.match_by {
-        MatchBy::UserId => ctx.client.get_user(&planned.key).await.map_err(Found::Api),
+async fn find(ctx: &Context<'_>, planned: &Planned) -> Result<Lookup, Found> {
+    match planned.match_by {
         MatchBy::Email => {
+            // Facts ("users-by-email"): every connection's users with the email, so the ones
+            // outside the record's connection can be named when it holds none.
             let users = ctx
                 .client
                 .users_by_email(&planned.key)
                 .await
                 .map_err(Found::Api)?;
-            let mut users: Vec<User> = match &planned.connection {
-                Some(connection) => users
-                    .into_iter()
-                    .filter(|u| {
-                        u.get("identities")
-                            .and_then(Value::as_array)
-                            .is_some_and(|ids| {
-                                ids.iter().any(|i| {
-                                    i.get("connection").and_then(Value::as_str) == Some(connection)
-                                })
-                            })
-                    })
-                    .collect(),
-                None => users,
-            };
-            match users.len() {
-                0 => Ok(None),
-                1 => Ok(users.pop()),
-                n => Err(Found::Ambiguous(n)),
-            }
+            pick(users, planned.connection.as_deref()).map_err(Found::Ambiguous)
         }
+        MatchBy::UserId | MatchBy::Auto => match ctx.client.get_user(&planned.key).await {
+            Ok(Some(user)) => Ok(Lookup::Found(user)),
+            Ok(None) => Ok(Lookup::Missing {
+                elsewhere: Vec::new(),
+            }),
+            Err(e) => Err(Found::Api(e)),
+        },
     }
 }
 
+/// Picks the user of `connection` (any, when none is known) among users-by-email results;
+/// `Err(n)` when `n` users qualify. When none does, names the connections the others are in.
+fn pick(users: Vec<User>, connection: Option<&str>) -> Result<Lookup, usize> {
+    let (mut mine, others): (Vec<User>, Vec<User>) = users.into_iter().partition(|user| {
+        connection.is_none_or(|connection| connections(user).any(|c| c == connection))
+    });
+    match mine.len() {
+        0 => {
+            let mut elsewhere: Vec<String> = others
+                .iter()
+                .flat_map(|user| connections(user).map(str::to_string).collect::<Vec<_>>())
+                .collect();
+            elsewhere.sort();
+            elsewhere.dedup();
+            Ok(Lookup::Missing { elsewhere })
+        }
+        1 => Ok(Lookup::Found(mine.pop().expect("one"))),
+        n => Err(n),
+    }
+}
+
+/// The connections a user has identities in.
+fn connections(user: &User) -> impl Iterator<Item = &str> {
+    user.get("identities")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|identity| identity.get("connection").and_then(Value::as_str))
+}
+
+/// Why a record found no user: its key, the connection it was looked for in, and where users
+/// with its email are instead (another connection's user is another user).
+fn not_found(planned: &Planned, elsewhere: &[String]) -> String {
+    let key = format!("{} {}", planned.match_by.name(), planned.key);
+    match (planned.match_by, planned.connection.as_deref()) {
+        (MatchBy::Email, Some(connection)) if !elsewhere.is_empty() => format!(
+            "no user with the email {} in {connection}; it exists in {} (a user of another \
+             connection is another user: to change that one, name its connection with \
+             --connection or the record's `connection`)",
+            planned.key,
+            elsewhere.join(", ")
+        ),
+        (MatchBy::Email, Some(connection)) => {
+            format!("no user matches {key} in connection {connection}")
+        }
+        _ => format!("no user matches {key} in the tenant"),
+    }
+}
+
+/// An upsert record that found no user and cannot be created (it has no password).
+fn cannot_create(planned: &Planned, elsewhere: &[String], refused: Invalid) -> Applied {
+    Applied::rejected(
+        refused.code,
+        format!(
+            "{}, so the record would create one: {}",
+            not_found(planned, elsewhere),
+            refused.message
+        ),
+        None,
+    )
+    .with_field(refused.field)
+}
+
 async fn create(ctx: &Context<'_>, record: u64, planned: &Planned) -> Result<Applied, ApiError> {
+    if let Some(refused) = &planned.create_refused {
+        return Ok(cannot_create(planned, &[], refused.clone()));
+    }
     let Some(body) = &planned.create else {
         return Ok(Applied::rejected(
             "cannot_create",
@@ -234,12 +300,10 @@ async fn create(ctx: &Context<'_>, record: u64, planned: &Planned) -> Result<App
             // meets its own user: that user is ours if it appeared after we first sent. Without
             // a lost attempt, a 409 means the user was there before.
             match find(ctx, planned).await {
-                Ok(Some(user)) if retried && created_since(&user, sent_at) => Ok(Applied::done(
-                    Outcome::Created,
-                    Some(id_of(&user)),
-                    Vec::new(),
-                )),
-                Ok(Some(user)) => Ok(Applied::skipped(
+                Ok(Lookup::Found(user)) if retried && created_since(&user, sent_at) => Ok(
+                    Applied::done(Outcome::Created, Some(id_of(&user)), Vec::new()),
+                ),
+                Ok(Lookup::Found(user)) => Ok(Applied::skipped(
                     Some(id_of(&user)),
                     "already_exists",
                     format!("the user {} already exists in the tenant", id_of(&user)),
@@ -337,13 +401,6 @@ fn id_of(user: &User) -> String {
         .to_string()
 }
 
-fn match_name(by: MatchBy) -> &'static str {
-    match by {
-        MatchBy::UserId => "user_id",
-        MatchBy::Email => "email",
-    }
-}
-
 /// The `_error` object of a rejects-file entry.
 pub fn error_object(line: u64, reason: &Reason) -> Value {
     let mut error = json!({"line": line, "code": reason.code, "message": reason.message});
@@ -359,6 +416,67 @@ pub fn error_object(line: u64, reason: &Reason) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn user(id: &str, connections: &[&str]) -> User {
+        let identities: Vec<Value> = connections
+            .iter()
+            .map(|c| json!({"connection": c, "provider": "auth0"}))
+            .collect();
+        match json!({"user_id": id, "identities": identities}) {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn users_by_email_results_give_the_connections_user_or_name_the_others() {
+        let legacy = user("auth0|1", &["legacy-db"]);
+        let other = user("auth0|2", &["other-db", "legacy-db"]);
+        let mine = user("auth0|3", &["db"]);
+        assert_eq!(
+            pick(vec![legacy.clone(), mine.clone()], Some("db")),
+            Ok(Lookup::Found(mine.clone()))
+        );
+        assert_eq!(
+            pick(vec![legacy.clone(), other.clone()], Some("db")),
+            Ok(Lookup::Missing {
+                elsewhere: vec!["legacy-db".into(), "other-db".into()]
+            })
+        );
+        assert_eq!(
+            pick(Vec::new(), Some("db")),
+            Ok(Lookup::Missing { elsewhere: vec![] })
+        );
+        // Without a connection every user qualifies.
+        assert_eq!(pick(vec![legacy.clone(), mine], None), Err(2));
+        assert_eq!(pick(vec![legacy.clone()], None), Ok(Lookup::Found(legacy)));
+    }
+
+    #[test]
+    fn a_user_missing_from_its_connection_is_said_to_exist_in_another() {
+        let options = plan::PlanOptions {
+            mode: Mode::Update,
+            match_by: MatchBy::Email,
+            connection: Some("Username-Password-Authentication".into()),
+            passwords: plan::Passwords::None,
+            metadata: MetadataStrategy::Merge,
+        };
+        let record = match json!({"email": "Ann@example.com"}) {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        let planned = plan::plan(&record, &options).expect("planned");
+        assert_eq!(
+            not_found(&planned, &["legacy-db".into()]),
+            "no user with the email ann@example.com in Username-Password-Authentication; it \
+             exists in legacy-db (a user of another connection is another user: to change that \
+             one, name its connection with --connection or the record's `connection`)"
+        );
+        assert_eq!(
+            not_found(&planned, &[]),
+            "no user matches email ann@example.com in connection Username-Password-Authentication"
+        );
+    }
 
     #[test]
     fn the_error_object_names_the_field_and_the_status_only_when_known() {

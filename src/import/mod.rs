@@ -275,7 +275,6 @@ pub async fn run(
         client,
         ledger: ledger.as_ref(),
         mode: spec.plan.mode,
-        match_by: spec.plan.match_by,
         metadata: spec.plan.metadata,
         dry_run: spec.dry_run,
     };
@@ -470,7 +469,7 @@ enum Prepared {
     /// Refused before any request; the original object when there was one.
     Reject(Applied, Option<Value>),
     /// To apply; true when an earlier run's create for it was in flight.
-    Apply(Planned, bool),
+    Apply(Box<Planned>, bool),
 }
 
 fn prepare(
@@ -542,7 +541,7 @@ fn prepare(
     if let Some(outcome) = done {
         return Prepared::Done(outcome);
     }
-    Prepared::Apply(planned, recovered.in_flight.contains(&ordinal))
+    Prepared::Apply(Box::new(planned), recovered.in_flight.contains(&ordinal))
 }
 
 /// One rejects-file entry: the original record plus `_error` (`_raw` holds the text of a

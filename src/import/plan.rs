@@ -53,12 +53,20 @@
 //!   identity's is `read_only_connection` in create and upsert (those users arrive by logging
 //!   in). Passwordless connections count as read-only too (stricter than Auth0; the sandbox
 //!   creates only database users).
-//! - **Upsert needs what create needs** (connection, email, password, a creatable id): whether
-//!   the user exists is known only later, and a record that can be neither updated nor
-//!   created is better refused before any request.
-//! - **Matching by user_id needs a user_id in every mode**, create included: without one
-//!   Auth0 picks the id, and a resumed run could not find the user it created (use
-//!   `--match email`).
+//! - **Upsert needs what create needs** (connection, email, a creatable id): whether the user
+//!   exists is known only later, and a record that can be neither updated nor created is
+//!   better refused before any request. **Except a password**: only a create needs one, and a
+//!   record for an existing user usually carries none (exports have no passwords). A missing
+//!   password is kept in [`Planned::create_refused`] and rejects the record only when the
+//!   lookup finds no user to update; a password that is there but weak or not a string is the
+//!   record's fault whatever the lookup finds, and is refused at once.
+//! - **Matching** (`--match`): `auto` (the default) finds each record by its `user_id` when it
+//!   has one, else by its email (within its connection); `user_id` or `email` forces one.
+//!   Either key keeps a resumed run exactly-once: the ledger marks a create as started before
+//!   it is sent, and after a crash the record's own key (immediately consistent by id and by
+//!   email) finds the user it may have created. **Forcing user_id needs a user_id in every
+//!   mode**, create included: without one Auth0 picks the id, and a resumed run could not
+//!   find the user it created.
 //! - **Email**: required to create (a database connection needs one). Lower-cased unless the
 //!   record is known to live in a non-database connection (facts: database connections store
 //!   emails lower-cased; `users-by-email` is an exact match), so `Planned::key` for email
@@ -109,8 +117,32 @@ pub enum Mode {
 /// How a record finds its user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchBy {
+    /// Per record: by `user_id` when it has one, else by email (the default). A [`Planned`]
+    /// holds the one chosen, never `Auto`.
+    Auto,
     UserId,
     Email,
+}
+
+impl MatchBy {
+    /// The key a record is matched by: the one forced, or under `Auto` its `user_id` when it
+    /// has one, else its email.
+    pub fn for_record(self, has_user_id: bool) -> MatchBy {
+        match self {
+            MatchBy::Auto if has_user_id => MatchBy::UserId,
+            MatchBy::Auto => MatchBy::Email,
+            forced => forced,
+        }
+    }
+
+    /// The name on the command line and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            MatchBy::Auto => "auto",
+            MatchBy::UserId => "user_id",
+            MatchBy::Email => "email",
+        }
+    }
 }
 
 /// How a record's metadata is applied to a user's (see the module docs).
@@ -148,11 +180,16 @@ pub struct Planned {
     /// The key that finds the user: the user_id as the tenant knows it (with its `auth0|`
     /// prefix) or the email (lower-cased unless the user lives in a non-database connection).
     pub key: String,
+    /// What `key` is: `UserId` or `Email`, never `Auto`.
+    pub match_by: MatchBy,
     /// The connection the user lives in (for creates, and to pick among users-by-email results).
     pub connection: Option<String>,
-    /// The `POST /api/v2/users` body (None when the mode cannot create). Holds a password when
-    /// one is needed and available.
+    /// The `POST /api/v2/users` body (None when the mode cannot create, or when
+    /// `create_refused` says why not). Holds a password when one is needed and available.
     pub create: Option<Value>,
+    /// Upsert only: why the record cannot be created (it has no password), which matters only
+    /// if the lookup finds no user; an existing user is updated without one.
+    pub create_refused: Option<Invalid>,
     /// The profile fields an update sets (root fields other than metadata, e.g. name,
     /// given_name, blocked, email_verified, picture, phone_number), after dropping read-only
     /// and create-only fields. A `null` deletes the field.
@@ -174,8 +211,10 @@ impl fmt::Debug for Planned {
         });
         f.debug_struct("Planned")
             .field("key", &self.key)
+            .field("match_by", &self.match_by)
             .field("connection", &self.connection)
             .field("create", &create)
+            .field("create_refused", &self.create_refused)
             .field("profile", &self.profile)
             .field("user_metadata", &self.user_metadata)
             .field("app_metadata", &self.app_metadata)
@@ -420,34 +459,47 @@ pub fn plan(record: &User, options: &PlanOptions) -> Result<Planned, Invalid> {
         .and_then(Value::as_str)
         .map(str::to_string);
 
-    let key = match options.match_by {
+    let match_by = options.match_by.for_record(user_id.is_some());
+    let key = match match_by {
         MatchBy::Email => email.clone().ok_or_else(|| {
-            invalid(
-                code::MISSING_FIELD,
-                "email",
-                "matching by email (--match email) needs an `email` in every record",
-            )
+            if options.match_by == MatchBy::Auto {
+                // The first key auto looks for is the one named.
+                invalid(
+                    code::MISSING_FIELD,
+                    "user_id",
+                    "the record has neither a `user_id` nor an `email`, so nothing can find its \
+                     user (--match auto takes the user_id when there is one, else the email)",
+                )
+            } else {
+                invalid(
+                    code::MISSING_FIELD,
+                    "email",
+                    "matching by email (--match email) needs an `email` in every record",
+                )
+            }
         })?,
-        MatchBy::UserId => match &user_id {
+        MatchBy::UserId | MatchBy::Auto => match &user_id {
             // Facts ("POST /users"): a database user's id is `auth0|` plus the id given.
             Some(id) if id.contains('|') => id.clone(),
             Some(id) => format!("auth0|{id}"),
             None => {
                 let hint = if options.mode == Mode::Update {
-                    "add the user_id, or match by email (--match email)"
+                    "add the user_id, or match by email (--match auto or --match email)"
                 } else {
                     "without one Auth0 picks the id, and a re-run could not find the user it \
-                     created; add the user_id, or match by email (--match email)"
+                     created; add the user_id, or match by email (--match auto, the default, \
+                     does for records without a user_id)"
                 };
                 return Err(invalid(
                     code::MISSING_FIELD,
                     "user_id",
-                    format!("matching by user_id (the default) needs a `user_id`: {hint}"),
+                    format!("matching by user_id (--match user_id) needs a `user_id`: {hint}"),
                 ));
             }
         },
     };
 
+    let mut create_refused = None;
     let create = if options.mode == Mode::Update {
         None
     } else {
@@ -492,17 +544,27 @@ pub fn plan(record: &User, options: &PlanOptions) -> Result<Planned, Invalid> {
                 format!("creating a user in database connection {connection} needs an `email`"),
             ));
         }
-        let password = creation_password(password, &options.passwords, connection)?;
-        Some(create_body(CreateParts {
-            profile: &profile,
-            user_id: user_id.as_deref(),
-            connection,
-            user_metadata: user_metadata.as_ref(),
-            app_metadata: app_metadata.as_ref(),
-            strategy: options.metadata,
-            password,
-            verify_email: verify_email.unwrap_or(false),
-        }))
+        match creation_password(password, &options.passwords, connection) {
+            Ok(password) => Some(create_body(CreateParts {
+                profile: &profile,
+                user_id: user_id.as_deref(),
+                connection,
+                user_metadata: user_metadata.as_ref(),
+                app_metadata: app_metadata.as_ref(),
+                strategy: options.metadata,
+                password,
+                verify_email: verify_email.unwrap_or(false),
+            })),
+            // Only a create needs a password, and whether an upsert creates is known after
+            // the lookup: an existing user is updated without one.
+            Err(missing)
+                if options.mode == Mode::Upsert && missing.code == code::MISSING_PASSWORD =>
+            {
+                create_refused = Some(missing);
+                None
+            }
+            Err(refused) => return Err(refused),
+        }
     };
 
     if let Some(body) = &create {
@@ -520,8 +582,10 @@ pub fn plan(record: &User, options: &PlanOptions) -> Result<Planned, Invalid> {
 
     Ok(Planned {
         key,
+        match_by,
         connection,
         create,
+        create_refused,
         profile,
         user_metadata,
         app_metadata,
@@ -1830,6 +1894,53 @@ mod tests {
     }
 
     #[test]
+    fn auto_matching_takes_the_user_id_when_there_is_one_else_the_email() {
+        let mut o = options(Mode::Create, MatchBy::Auto);
+        o.connection = Some("db".into());
+        let by_id = planned(json!({"user_id": "abc", "email": "A@example.com"}), &o);
+        assert_eq!(
+            (by_id.match_by, by_id.key.as_str()),
+            (MatchBy::UserId, "auth0|abc")
+        );
+        let by_email = planned(json!({"email": "A@example.com"}), &o);
+        assert_eq!(
+            (by_email.match_by, by_email.key.as_str()),
+            (MatchBy::Email, "a@example.com")
+        );
+        assert!(by_email.create.unwrap().get("user_id").is_none());
+        for mode in [Mode::Update, Mode::Upsert] {
+            o.mode = mode;
+            assert_eq!(
+                planned(json!({"email": "a@example.com"}), &o).match_by,
+                MatchBy::Email
+            );
+            assert_eq!(
+                planned(json!({"user_id": "abc", "email": "a@example.com"}), &o).match_by,
+                MatchBy::UserId
+            );
+        }
+        // Neither key: nothing can find the user.
+        let e = refused(
+            json!({"name": "Nobody"}),
+            &options(Mode::Update, MatchBy::Auto),
+        );
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("missing_field", Some("user_id"))
+        );
+        assert!(
+            e.message.contains("neither a `user_id` nor an `email`"),
+            "{}",
+            e.message
+        );
+        // A forced key is taken for every record.
+        assert_eq!(MatchBy::UserId.for_record(false), MatchBy::UserId);
+        assert_eq!(MatchBy::Email.for_record(true), MatchBy::Email);
+        assert_eq!(MatchBy::Auto.for_record(true), MatchBy::UserId);
+        assert_eq!(MatchBy::Auto.for_record(false), MatchBy::Email);
+    }
+
+    #[test]
     fn emails_are_lower_cased_for_database_users() {
         let p = planned(
             json!({"email": "MiXeD@Example.COM", "identities": [{"connection": "db", "provider": "auth0"}]}),
@@ -2068,12 +2179,8 @@ mod tests {
                 Mode::Create,
                 "missing_password",
             ),
-            (
-                Passwords::None,
-                base.clone(),
-                Mode::Upsert,
-                "missing_password",
-            ),
+            // Upsert: only a create needs one, known after the lookup.
+            (Passwords::None, base.clone(), Mode::Upsert, "deferred"),
             (
                 field.clone(),
                 base.clone(),
@@ -2086,11 +2193,14 @@ mod tests {
                 Mode::Create,
                 "missing_password",
             ),
+            (field.clone(), with(json!(null)), Mode::Upsert, "deferred"),
+            (field.clone(), base.clone(), Mode::Upsert, "deferred"),
+            // A password that is there but weak is the record's fault whatever the lookup finds.
             (
                 field.clone(),
-                with(json!(null)),
+                with(json!("short1A")),
                 Mode::Upsert,
-                "missing_password",
+                "weak_password",
             ),
             (
                 field.clone(),
@@ -2121,7 +2231,15 @@ mod tests {
             let mut o = options(mode, MatchBy::UserId);
             o.passwords = passwords.clone();
             match plan(&user(record.clone()), &o) {
-                Ok(_) => assert_eq!(code, "ok", "{record}"),
+                Ok(p) if code == "deferred" => {
+                    let refused = p.create_refused.expect("why it cannot be created");
+                    assert_eq!(refused.code, "missing_password", "{record}");
+                    assert!(p.create.is_none(), "{record}");
+                }
+                Ok(p) => {
+                    assert_eq!(code, "ok", "{record}");
+                    assert!(p.create_refused.is_none() && p.create.is_some());
+                }
                 Err(e) => {
                     assert_eq!(e.code, code, "{record}: {}", e.message);
                     if let Some(pw) = record.get("pw").and_then(Value::as_str)

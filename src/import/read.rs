@@ -31,6 +31,14 @@
 //! `{` is alone on its line, the input is one pretty-printed JSON object, not NDJSON, and
 //! `Auto` refuses it (an [`InputError`]) rather than reject every line of it.
 //!
+//! A format chosen without looking (by a `.csv` or `.ndjson`/`.jsonl` name, with or without
+//! `.gz`, or by `--format csv|ndjson`) is checked against the first line that is not blank:
+//! CSV whose first line starts with `{` (NDJSON) or `[` (a JSON array), and NDJSON whose first
+//! line is a CSV header (text with no JSON bracket or key, comma-separated or one plain name)
+//! are refused whole ([`InputError::Mismatch`]), naming what was found. The check is cautious:
+//! a broken NDJSON line or a JSON array in an NDJSON file stays records the reader rejects, and
+//! blank content is no records in every format.
+//!
 //! # Line numbers
 //!
 //! [`Record::line`] is the 1-based physical line (counted by `\n`) where the record starts:
@@ -59,8 +67,9 @@
 //! input ends inside of, or, when the last element is complete, an extra record at the last
 //! line that says the array was not closed. An input that cannot be read at all is an
 //! [`InputError`] from [`open`], before any record: a missing file, a `.gz` name on data that is
-//! not gzip, a read error before the first record, a CSV header that cannot be used, a JSON
-//! input that does not start with `[` or holds nothing after it.
+//! not gzip, a read error before the first record, content that contradicts its name or
+//! `--format`, a CSV header that cannot be used, a JSON input that does not start with `[` or
+//! holds nothing after it.
 //!
 //! [`RecordError::raw`] holds the record's text (its bytes as lossy UTF-8, at most
 //! `max_record_bytes` of them) so a rejects file can keep it for fixing: the NDJSON line, the
@@ -84,6 +93,9 @@ use crate::rules::MAX_JSON_DEPTH;
 
 /// The default of [`ReadOptions::max_record_bytes`]: 10 MiB.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 10 * 1024 * 1024;
+
+/// How errors name standard input.
+const STDIN: &str = "standard input";
 
 /// The stable codes of [`RecordError::code`], as they appear in rejects files.
 pub mod code {
@@ -252,6 +264,19 @@ pub enum InputError {
         line: u64,
         message: String,
     },
+    /// The content is not the format its name or `--format` says (NDJSON in a `.csv`, CSV in
+    /// a `.ndjson`): refused whole, rather than reject every record of it.
+    #[error("--input {input}: the content looks like {found}, not {expected}; {fix}")]
+    Mismatch {
+        /// The path as given, or `-` for stdin.
+        input: String,
+        /// What the content looks like, and why (`NDJSON (line 1 is a JSON object)`).
+        found: String,
+        /// The format that was expected (`CSV`, `NDJSON`).
+        expected: &'static str,
+        /// What to do.
+        fix: String,
+    },
 }
 
 /// Opens PATH (`-` = stdin) and returns the format read (never `Auto`) and an iterator of
@@ -262,7 +287,7 @@ pub fn open(
     options: &ReadOptions,
 ) -> Result<(InputFormat, Box<dyn Iterator<Item = Record> + Send>), InputError> {
     let input = if path == Path::new("-") {
-        "standard input".to_owned()
+        STDIN.to_owned()
     } else {
         path.display().to_string()
     };
@@ -331,6 +356,7 @@ fn read_from(
     }
     let first = prefix.iter().copied().find(|byte| !is_blank(*byte));
     let spread = spread_object(&prefix);
+    let content = Content::of(&prefix);
     let source: Source = Box::new(BufReader::with_capacity(
         READ_BUFFER,
         Cursor::new(prefix).chain(text),
@@ -350,6 +376,39 @@ fn read_from(
         },
         (explicit, _) => explicit,
     };
+    // The name or `--format` chose the format without looking: check that the content agrees.
+    let chosen_by = if options.format != InputFormat::Auto {
+        Some(format!("--format {}", options.format))
+    } else if matches!(name.format, NamedFormat::Ndjson | NamedFormat::Csv) {
+        Some("its name".to_owned())
+    } else {
+        None
+    };
+    if let Some(chosen_by) = chosen_by
+        && let Some(found) = content_mismatch(format, &content)
+    {
+        let fix = if options.format == InputFormat::Auto {
+            format!("rename it or pass --format {}", found.format)
+        } else {
+            format!(
+                "pass --format {} instead of {chosen_by}, or check that this is the right file",
+                found.format
+            )
+        };
+        return Err(InputError::Mismatch {
+            input: if input == STDIN {
+                "-".to_owned()
+            } else {
+                input
+            },
+            found: found.looks,
+            expected: match format {
+                InputFormat::Csv => "CSV",
+                _ => "NDJSON",
+            },
+            fix,
+        });
+    }
     if let (InputFormat::Auto, InputFormat::Ndjson, Some(line)) = (options.format, format, spread) {
         return Err(InputError::Json {
             input,
@@ -430,8 +489,9 @@ impl NameHint {
     }
 }
 
-/// Reads the start of the text: up to the first byte that is not blank and not part of a BOM,
-/// the end of the input, or [`SNIFF_LIMIT`] bytes.
+/// Reads the start of the text: up to the end of the first line that is not blank (after a
+/// BOM), the end of the input, or [`SNIFF_LIMIT`] bytes. That line decides the format under
+/// `Auto` and is checked against a format chosen by name ([`Content`]).
 fn read_prefix(reader: &mut dyn Read) -> io::Result<Vec<u8>> {
     let mut prefix = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -442,7 +502,11 @@ fn read_prefix(reader: &mut dyn Read) -> io::Result<Vec<u8>> {
             &prefix[..]
         };
         let settled = prefix.len() >= BOM.len() || !BOM.starts_with(&prefix);
-        if (settled && body.iter().any(|byte| !is_blank(*byte))) || prefix.len() >= SNIFF_LIMIT {
+        let line_read = body
+            .iter()
+            .position(|byte| !is_blank(*byte))
+            .is_some_and(|start| body[start..].contains(&b'\n'));
+        if (settled && line_read) || prefix.len() >= SNIFF_LIMIT {
             return Ok(prefix);
         }
         match reader.read(&mut chunk) {
@@ -471,6 +535,106 @@ fn spread_object(prefix: &[u8]) -> Option<u64> {
             .filter(|byte| **byte == b'\n')
             .count() as u64
     })
+}
+
+/// What the start of the text looks like: enough to tell NDJSON from CSV from a JSON array,
+/// so a file whose name (or `--format`) says one and whose content is another is refused whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Content {
+    /// Nothing but blanks: no records in any format.
+    Blank,
+    /// Line `line` starts with `{`; `whole` when that line is one whole JSON object.
+    Object { line: u64, whole: bool },
+    /// Line `line` starts with `[`.
+    Array { line: u64 },
+    /// Line `line` reads as a CSV header and not as JSON (`text` is the line, cut short).
+    CsvHeader { line: u64, text: String },
+    /// Anything else (a broken JSON line, binary): the reader's per-record errors say more.
+    Other,
+}
+
+impl Content {
+    /// The longest header shown in a message, in characters.
+    const SHOWN: usize = 60;
+
+    fn of(prefix: &[u8]) -> Content {
+        let Some(start) = prefix.iter().position(|byte| !is_blank(*byte)) else {
+            return Content::Blank;
+        };
+        let line = 1 + prefix[..start]
+            .iter()
+            .filter(|byte| **byte == b'\n')
+            .count() as u64;
+        let rest = &prefix[start..];
+        let text = match rest.iter().position(|byte| *byte == b'\n') {
+            Some(end) => &rest[..end],
+            None => rest,
+        };
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        match text[0] {
+            b'{' => Content::Object {
+                line,
+                whole: serde_json::from_slice::<Map<String, Value>>(text).is_ok(),
+            },
+            b'[' => Content::Array { line },
+            _ => match csv_header(text) {
+                Some(header) => {
+                    let mut shown: String = header.chars().take(Self::SHOWN).collect();
+                    if header.chars().count() > Self::SHOWN {
+                        shown.push_str("...");
+                    }
+                    Content::CsvHeader { line, text: shown }
+                }
+                None => Content::Other,
+            },
+        }
+    }
+}
+
+/// The line as a CSV header, when it reads as one: UTF-8 text that is not JSON, holds none of
+/// JSON's brackets and no `":` (a JSON key), and is either comma-separated or one plain column
+/// name. Cautious on purpose: a broken NDJSON line must stay a record the reader rejects, not
+/// turn the whole file into "CSV".
+fn csv_header(line: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(line).ok()?;
+    let json_like = text.contains(['{', '}', '[', ']'])
+        || text.contains("\":")
+        || text.chars().any(|c| c.is_control() && c != '\t')
+        || serde_json::from_str::<Value>(text).is_ok();
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '$' | ' ');
+    let header = text.contains(',') || text.chars().all(plain);
+    (!json_like && header).then_some(text)
+}
+
+/// Why content is not the format chosen for it: what it looks like, and the `--format` to read
+/// it with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Mismatch {
+    looks: String,
+    format: &'static str,
+}
+
+/// The mismatch between a format chosen by name or `--format` (CSV or NDJSON) and the content,
+/// if there is one. Blank content is no records in either format, never a mismatch.
+fn content_mismatch(format: InputFormat, content: &Content) -> Option<Mismatch> {
+    let (looks, format) = match (format, content) {
+        (InputFormat::Csv, Content::Object { line, whole: true }) => {
+            (format!("NDJSON (line {line} is a JSON object)"), "ndjson")
+        }
+        (InputFormat::Csv, Content::Object { line, whole: false }) => {
+            (format!("JSON (line {line} starts with `{{`)"), "ndjson")
+        }
+        (InputFormat::Csv, Content::Array { line }) => (
+            format!("a JSON array (line {line} starts with `[`)"),
+            "json",
+        ),
+        (InputFormat::Ndjson, Content::CsvHeader { line, text }) => (
+            format!("CSV (line {line} is the header `{text}`, not a JSON object)"),
+            "csv",
+        ),
+        _ => return None,
+    };
+    Some(Mismatch { looks, format })
 }
 
 /// `fill_buf`, retried when interrupted.
@@ -2323,7 +2487,7 @@ mod tests {
         let cases: [(&str, &[u8], InputFormat); 11] = [
             ("a.ndjson", b"[1]\n", InputFormat::Ndjson),
             ("a.JSONL", NDJSON, InputFormat::Ndjson),
-            ("a.csv", b"{x}\n", InputFormat::Csv),
+            ("a.csv", b"x,{y}\n", InputFormat::Csv),
             ("a.json", JSON, InputFormat::Json),
             // Auth0's export job writes NDJSON into `.json.gz` files.
             ("tenant.json", NDJSON, InputFormat::Ndjson),
@@ -2392,6 +2556,181 @@ mod tests {
         assert_eq!(ok(&records[2]).0, 3);
         let records = read("u.json", b"[{\"a\":1},\n\xEF\xBB\xBF{\"b\":2}]");
         assert!(err(&records[1]).1.message.contains("byte order mark"));
+    }
+
+    #[test]
+    fn content_is_named_for_what_its_first_line_looks_like() {
+        let cases: [(&[u8], Content); 11] = [
+            (b"", Content::Blank),
+            (b" \n\r\n", Content::Blank),
+            (
+                b"\n{\"a\":1}\n",
+                Content::Object {
+                    line: 2,
+                    whole: true,
+                },
+            ),
+            (
+                b"{\"a\":1}\r\nmore",
+                Content::Object {
+                    line: 1,
+                    whole: true,
+                },
+            ),
+            (
+                b"{\n  \"a\": 1\n}\n",
+                Content::Object {
+                    line: 1,
+                    whole: false,
+                },
+            ),
+            (b"[{\"a\":1}]", Content::Array { line: 1 }),
+            (
+                b"email,app_metadata.plan\na@example.com,pro\n",
+                Content::CsvHeader {
+                    line: 1,
+                    text: "email,app_metadata.plan".into(),
+                },
+            ),
+            (
+                b"email\r\n",
+                Content::CsvHeader {
+                    line: 1,
+                    text: "email".into(),
+                },
+            ),
+            // Broken NDJSON lines and JSON values stay records the reader rejects.
+            (b"\"user_id\": \"a\", \"email\": \"b\"}\n", Content::Other),
+            (b"42\n", Content::Other),
+            // Only ASCII names count as a one-column header.
+            (b"\xc2\xb9", Content::Other),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(
+                Content::of(bytes),
+                want,
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        let long = format!("{}\n", vec!["column"; 20].join(","));
+        match Content::of(long.as_bytes()) {
+            Content::CsvHeader { text, .. } => {
+                assert!(text.ends_with("...") && text.chars().count() == Content::SHOWN + 3)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_format_chosen_by_name_that_the_content_contradicts_is_a_mismatch() {
+        let object = Content::Object {
+            line: 1,
+            whole: true,
+        };
+        let header = Content::CsvHeader {
+            line: 3,
+            text: "email,name".into(),
+        };
+        let found = content_mismatch(InputFormat::Csv, &object).expect("NDJSON in a CSV");
+        assert_eq!(
+            (found.looks.as_str(), found.format),
+            ("NDJSON (line 1 is a JSON object)", "ndjson")
+        );
+        let found =
+            content_mismatch(InputFormat::Csv, &Content::Array { line: 2 }).expect("an array");
+        assert_eq!(found.format, "json");
+        let found = content_mismatch(InputFormat::Ndjson, &header).expect("CSV in NDJSON");
+        assert_eq!(found.format, "csv");
+        assert!(
+            found.looks.contains("line 3 is the header `email,name`"),
+            "{}",
+            found.looks
+        );
+        for (format, content) in [
+            (InputFormat::Csv, &header),
+            (InputFormat::Ndjson, &object),
+            (InputFormat::Csv, &Content::Blank),
+            (InputFormat::Ndjson, &Content::Blank),
+            (InputFormat::Ndjson, &Content::Other),
+            // A JSON array in an NDJSON file reads as records the reader rejects, as before.
+            (InputFormat::Ndjson, &Content::Array { line: 1 }),
+        ] {
+            assert_eq!(
+                content_mismatch(format, content),
+                None,
+                "{format} {content:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn content_that_contradicts_its_name_or_format_is_refused_before_any_record() {
+        let ndjson = b"{\"user_id\":\"a\",\"email\":\"a@example.com\"}\n";
+        let csv = b"user_id,email\nauth0|1,a@example.com\n";
+        let auto = ReadOptions::default();
+        // (name, bytes, options, what the message says)
+        let cases: [(&str, Vec<u8>, ReadOptions, &str); 6] = [
+            (
+                "users.csv",
+                ndjson.to_vec(),
+                auto.clone(),
+                "looks like NDJSON (line 1 is a JSON object), not CSV; rename it or pass --format ndjson",
+            ),
+            (
+                "users.csv.gz",
+                gzip(ndjson),
+                auto.clone(),
+                "not CSV; rename it or pass --format ndjson",
+            ),
+            (
+                "users.ndjson",
+                csv.to_vec(),
+                auto.clone(),
+                "looks like CSV (line 1 is the header `user_id,email`, not a JSON object), not NDJSON; rename it or pass --format csv",
+            ),
+            (
+                "users.ndjson.gz",
+                gzip(csv),
+                auto.clone(),
+                "not NDJSON; rename it or pass --format csv",
+            ),
+            (
+                "data",
+                ndjson.to_vec(),
+                options(InputFormat::Csv),
+                "pass --format ndjson instead of --format csv",
+            ),
+            (
+                "users.json",
+                csv.to_vec(),
+                options(InputFormat::Ndjson),
+                "pass --format csv instead of --format ndjson",
+            ),
+        ];
+        for (name, bytes, options, says) in cases {
+            let error = open_error(name, &bytes, &options);
+            assert!(
+                matches!(error, InputError::Mismatch { .. }),
+                "{name}: {error}"
+            );
+            let message = error.to_string();
+            assert!(message.starts_with("--input "), "{message}");
+            assert!(
+                message.contains(name) && message.contains(says),
+                "{name}: {message}"
+            );
+        }
+        // What the content is, read as what it is.
+        assert_eq!(read("users.csv", csv).len(), 1);
+        assert_eq!(read("users.ndjson", ndjson).len(), 1);
+        let (format, records) = read_named("users.csv", ndjson, &options(InputFormat::Ndjson));
+        assert_eq!((format, records.len()), (InputFormat::Ndjson, 1));
+        // Empty inputs of either kind: a CSV export's lone header, an empty gzip stream.
+        assert!(read("users.csv", b"user_id,email\n").is_empty());
+        assert!(read("users.csv.gz", &gzip(b"user_id,email\n")).is_empty());
+        assert!(read("users.ndjson.gz", &gzip(b"")).is_empty());
+        assert!(read("users.ndjson", b"\n").is_empty());
     }
 
     #[test]
@@ -2586,6 +2925,14 @@ mod tests {
                 if index + 1 < file.len() || final_newline {
                     bytes.extend_from_slice(if *crlf { b"\r\n" } else { b"\n" });
                 }
+            }
+            // A first line that reads as a CSV header is refused whole (the content check).
+            if let Content::CsvHeader { .. } = Content::of(&bytes) {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let opened = open(&write(&dir, "input", &bytes), &options(InputFormat::Ndjson));
+                let refused = matches!(opened, Err(InputError::Mismatch { .. }));
+                prop_assert!(refused, "a CSV header first is refused whole");
+                return Ok(());
             }
             let records = read_bytes(&bytes, &options(InputFormat::Ndjson)).expect("opens");
             prop_assert_eq!(records.len(), expected.len());
