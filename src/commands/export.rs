@@ -88,6 +88,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
         resolved.target.display(),
         args.output.display()
     );
+    common::reach(&client, spec.state.as_deref()).await?;
     let progress = Progress::new(args.run.quiet, "users");
     let result = export::run(&spec, &client, &progress, &cancel).await;
     progress.finish();
