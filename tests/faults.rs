@@ -879,14 +879,20 @@ fn an_import_to_a_tenant_that_cannot_be_reached_ends_at_once_with_exit_2_and_lea
             .arg(&input)
             .args(["--passwords", "random"]));
         refused_as_unreachable(&token, &says);
-        assert_eq!(only_the_input(), ["users.ndjson"], "{domain}: nothing written");
+        assert_eq!(
+            only_the_input(),
+            ["users.ndjson"],
+            "{domain}: nothing written"
+        );
     }
 
     let live = Live::start(SandboxOptions::default());
-    let ran = run(import(&live)
-        .arg("--input")
-        .arg(&input)
-        .args(["--passwords", "random", "--quiet", "--json"]));
+    let ran = run(import(&live).arg("--input").arg(&input).args([
+        "--passwords",
+        "random",
+        "--quiet",
+        "--json",
+    ]));
     ran.expect_code(0);
     assert_eq!(ran.summary()["resumed"], false);
     assert_eq!(count(&ran.summary(), "created"), 20);

@@ -73,7 +73,11 @@ async fn token_endpoint_takes_json_and_form_and_refuses_a_wrong_secret() {
 #[tokio::test]
 async fn token_endpoint_takes_the_https_api_identifier_the_official_sdks_send() {
     let tenant = Tenant::generated(0).await;
-    let host = tenant.sandbox.domain().trim_start_matches("http://").to_string();
+    let host = tenant
+        .sandbox
+        .domain()
+        .trim_start_matches("http://")
+        .to_string();
     let with_audience = |audience: String| {
         let mut body = tenant.credentials();
         body["audience"] = audience.into();
@@ -903,7 +907,9 @@ async fn every_api_response_carries_rate_limit_headers_even_without_a_rate() {
         ),
         (
             "by email",
-            tenant.get("/users-by-email?email=headers%40example.com").await,
+            tenant
+                .get("/users-by-email?email=headers%40example.com")
+                .await,
         ),
         ("404", tenant.get("/users/auth0%7Cnobody").await),
         ("400", tenant.get("/users?per_page=101").await),

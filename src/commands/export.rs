@@ -11,6 +11,7 @@ use crate::export::encode::{Encoder, Shape};
 use crate::export::walk::canonical;
 use crate::export::{self, ExportError, ExportSpec, Output, Since};
 use crate::progress::Progress;
+use crate::query::Query;
 
 use super::common;
 
@@ -40,6 +41,10 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
         )
         .map_err(|e| UsageError(format!("--fields: {e}")))?,
     };
+    if let Some(q) = &args.query {
+        // Auth0 would refuse it with a 400 on the first page; the column is in the user's text.
+        Query::parse(q).map_err(|e| UsageError(format!("--query: {e} (in `{q}`)")))?;
+    }
     let since = args.since.as_deref().map(parse_since).transpose()?;
     if since == Some(Since::Last) && args.run.state.is_none() && output == Output::Stdout {
         return Err(UsageError("--since last needs a run state: pass --state DIR".into()).into());
