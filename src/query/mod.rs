@@ -3,8 +3,8 @@
 //! Shared by both ends of `GET /api/v2/users?q=...`: the CLI parses a `--query` before any
 //! request, so a bad one is refused with the column in the user's own text, and the sandbox
 //! parses every `q` it is sent and matches users against the result (its matcher is
-//! `sandbox::query`; this module knows nothing of users). [`lex`] cuts the text into tokens,
-//! [`parse`] builds the tree and refuses what Auth0 would not take.
+//! `sandbox::query`; this module knows nothing of users). `lex` cuts the text into tokens,
+//! `parse` builds the tree and refuses what Auth0 would not take.
 //!
 //! It implements the subset of Lucene syntax that Auth0 documents for user search v3:
 //! `field:value`, quoted values, `field:(a OR b)` groups, `AND` / `OR` / `NOT` / `-`, parentheses,
