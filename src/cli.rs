@@ -331,7 +331,8 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "S", default_value_t = 1)]
     pub gen_seed: u64,
 
-    /// Rate limit in requests per second (a token bucket like Auth0's); off when not given.
+    /// Rate limit in requests per second (a token bucket like Auth0's). When not given, a
+    /// bucket of 10,000 at 10,000/s that no client meets; its x-ratelimit-* headers are sent.
     #[arg(long, value_name = "R")]
     pub rate: Option<f64>,
 

@@ -4,7 +4,7 @@
 //! |------|---------|
 //! | 0    | finished; every record applied, skipped or unchanged |
 //! | 1    | fatal error (tenant down past the retry budget, I/O failure); the run can resume |
-//! | 2    | bad usage or configuration, found before any request was sent |
+//! | 2    | bad usage or configuration (flags, files, refused credentials, a tenant never reached), found before anything is written |
 //! | 3    | finished, but some records were rejected (see the rejects file) |
 //! | 130  | interrupted (Ctrl-C or SIGTERM) after saving the checkpoint |
 
@@ -38,7 +38,7 @@ impl From<Exit> for ExitCode {
     }
 }
 
-/// Bad usage or configuration: a clear message and exit code 2, before any request is sent.
+/// Bad usage or configuration: a clear message and exit code 2, before anything is written.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);

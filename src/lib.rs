@@ -1,7 +1,8 @@
 //! auth0-bulk: move Auth0 users and their metadata in bulk.
 //!
 //! The library does the work; `main.rs` only parses the command line and calls [`run`].
-//! Folders follow the pipeline: `sandbox` is the local tenant every test runs against.
+//! Folders follow the pipeline: `sandbox` is the local tenant every test runs against; `query`
+//! is the search language both the CLI and the sandbox read.
 
 pub mod api;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod fsutil;
 pub mod import;
 pub mod net;
 pub mod progress;
+pub mod query;
 pub mod rules;
 pub mod sandbox;
 pub mod state;

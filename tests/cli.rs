@@ -115,3 +115,61 @@ fn help_lists_the_commands_and_exit_codes() {
         assert!(help.contains(flag), "{flag} missing from sandbox --help");
     }
 }
+
+/// Issue 10, item 7: a `--query` Auth0 would refuse is refused before any request, with exit 2
+/// and the column counted in the user's own text (not in the query the export builds around
+/// it with `--connection` and `--since`), and nothing is written.
+#[test]
+fn a_bad_query_is_refused_before_any_request_with_the_column_in_the_users_own_text() {
+    let live = crate::support::live::Live::generated(10);
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            r#"app_metadata.plan:"pro"#,
+            r#"the '"' at column 19 is never closed"#,
+        ),
+        (
+            "logins_count:[1 TO five]",
+            "'five' at column 20 is not a valid bound",
+        ),
+        (
+            "email:a AND name:b OR name:c",
+            "AND (column 9) and OR (column 20)",
+        ),
+    ];
+    for (query, says) in cases {
+        let ran = crate::support::child::run(
+            crate::support::child::export(live.domain(), live.client_id(), live.client_secret())
+                .arg("--output")
+                .arg(dir.path().join("users.ndjson"))
+                .args([
+                    "--query",
+                    query,
+                    "--connection",
+                    "Username-Password-Authentication",
+                ])
+                .args(["--since", "2024-01-01"]),
+        );
+        ran.expect_code(2);
+        assert!(ran.stderr.contains("--query"), "{query}: {}", ran.stderr);
+        assert!(
+            ran.stderr.contains(says),
+            "{query}: {says:?}\n{}",
+            ran.stderr
+        );
+        assert!(
+            !ran.stderr.contains("run the same command again"),
+            "{query}: not called resumable:\n{}",
+            ran.stderr
+        );
+    }
+    assert!(
+        live.tenant.sandbox.requests().len() == 1,
+        "only the test's own token request reached the tenant"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}

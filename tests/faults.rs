@@ -782,3 +782,118 @@ fn a_ledger_damaged_before_its_end_is_refused_not_skipped_and_fresh_recovers() {
         "the tenant after --fresh",
     );
 }
+
+// ---- 7. a tenant that cannot be reached -------------------------------------------------------
+
+/// Domains no connection can be made to, each with what the error must name: a name that does
+/// not resolve (`.invalid` never does, RFC 6761, and fails at once offline) and a loopback
+/// port nothing listens on (bound, noted and closed again: the connection is refused).
+fn unreachable_domains() -> Vec<(String, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    vec![
+        (
+            "acme.eu.auth0.invalid".to_string(),
+            "cannot reach https://acme.eu.auth0.invalid: ".to_string(),
+        ),
+        (
+            format!("http://127.0.0.1:{port}"),
+            format!("cannot reach http://127.0.0.1:{port}: "),
+        ),
+    ]
+}
+
+/// A run against an unreachable tenant: exit 2 within 10 s, `says` on stderr, and neither
+/// called resumable nor retried.
+fn refused_as_unreachable(ran: &Ran, says: &str) {
+    ran.expect_code(2);
+    assert!(ran.stderr.contains(says), "{says:?}:\n{}", ran.stderr);
+    assert!(ran.stderr.contains("check --domain"), "{}", ran.stderr);
+    assert!(
+        !ran.stderr.contains("run the same command again"),
+        "not called resumable:\n{}",
+        ran.stderr
+    );
+    assert!(
+        ran.elapsed < Duration::from_secs(10),
+        "ended at once, not after retries: {:?}",
+        ran.elapsed
+    );
+}
+
+/// Issue 10, item 6: a `--domain` that does not resolve, or refuses the connection, is a
+/// configuration error found before anything is written: exit 2 at once, no `.partial`, no
+/// run state, so the corrected command runs as if the wrong one never had (no `--fresh`).
+#[test]
+fn an_export_to_a_tenant_that_cannot_be_reached_ends_at_once_with_exit_2_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("users.ndjson");
+    for (domain, says) in unreachable_domains() {
+        let ran = run(child::export(&domain, "client-id", "client-secret")
+            .arg("--output")
+            .arg(&output));
+        refused_as_unreachable(&ran, &says);
+        let token = run(child::binary()
+            .args(["export", "--domain", &domain, "--token", "a-ready-token"])
+            .arg("--output")
+            .arg(&output));
+        refused_as_unreachable(&token, &says);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{domain}: nothing written, found {left:?}");
+    }
+
+    // The corrected command starts clean.
+    let live = Live::generated(50);
+    let ran = run(export(&live).arg("--output").arg(&output).arg("--json"));
+    ran.expect_code(0);
+    assert_eq!(ran.summary()["resumed"], false);
+    assert_eq!(ran.summary()["users"], 50);
+}
+
+/// Issue 10, item 6: the same for an import: exit 2 at once, and no run state or rejects file
+/// beside the input.
+#[test]
+fn an_import_to_a_tenant_that_cannot_be_reached_ends_at_once_with_exit_2_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("users.ndjson");
+    write_ndjson(&input, &generated(20, 48));
+    let only_the_input = || {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    for (domain, says) in unreachable_domains() {
+        let ran = run(child::import(&domain, "client-id", "client-secret")
+            .arg("--input")
+            .arg(&input)
+            .args(["--passwords", "random"]));
+        refused_as_unreachable(&ran, &says);
+        let token = run(child::binary()
+            .args(["import", "--domain", &domain, "--token", "a-ready-token"])
+            .arg("--input")
+            .arg(&input)
+            .args(["--passwords", "random"]));
+        refused_as_unreachable(&token, &says);
+        assert_eq!(
+            only_the_input(),
+            ["users.ndjson"],
+            "{domain}: nothing written"
+        );
+    }
+
+    let live = Live::start(SandboxOptions::default());
+    let ran = run(import(&live).arg("--input").arg(&input).args([
+        "--passwords",
+        "random",
+        "--quiet",
+        "--json",
+    ]));
+    ran.expect_code(0);
+    assert_eq!(ran.summary()["resumed"], false);
+    assert_eq!(count(&ran.summary(), "created"), 20);
+}

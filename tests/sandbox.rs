@@ -67,6 +67,50 @@ async fn token_endpoint_takes_json_and_form_and_refuses_a_wrong_secret() {
     );
 }
 
+/// Issue 10, item 12: Auth0's API identifier is `https://{domain}/api/v2/` (facts, "Token"),
+/// and that is what the official SDKs send as the audience, also for a loopback domain. The
+/// sandbox takes it, the `http://` form of its own address too, and nothing else.
+#[tokio::test]
+async fn token_endpoint_takes_the_https_api_identifier_the_official_sdks_send() {
+    let tenant = Tenant::generated(0).await;
+    let host = tenant
+        .sandbox
+        .domain()
+        .trim_start_matches("http://")
+        .to_string();
+    let with_audience = |audience: String| {
+        let mut body = tenant.credentials();
+        body["audience"] = audience.into();
+        body
+    };
+    for audience in [
+        format!("https://{host}/api/v2/"),
+        format!("http://{host}/api/v2/"),
+    ] {
+        let granted = tenant.token_request(&with_audience(audience.clone())).await;
+        assert_eq!(granted.status, 200, "{audience}: {:?}", granted.body);
+        let token = granted.body["access_token"].as_str().expect("a token");
+        let listed = tenant
+            .http
+            .get(tenant.url("/api/v2/users"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), 200, "{audience}: the token works");
+    }
+    for audience in [
+        format!("https://{host}/api/v2"),
+        format!("https://{host}/"),
+        "https://acme.eu.auth0.com/api/v2/".to_string(),
+        format!("ftp://{host}/api/v2/"),
+    ] {
+        let refused = tenant.token_request(&with_audience(audience.clone())).await;
+        assert_eq!(refused.status, 403, "{audience}: {:?}", refused.body);
+        assert_eq!(refused.body["error"], "access_denied", "{audience}");
+    }
+}
+
 #[tokio::test]
 async fn api_calls_need_a_valid_unexpired_token() {
     let tenant = Tenant::start(SandboxOptions {
@@ -832,6 +876,71 @@ async fn writes_reach_search_only_after_the_lag_but_reads_by_id_and_email_at_onc
         .get("/users?include_totals=true&page=0&per_page=10")
         .await;
     assert_eq!(listed.body["total"], 1);
+}
+
+/// Issue 10, item 13: Auth0 sends `x-ratelimit-limit`, `-remaining` and `-reset` (epoch
+/// seconds) on every API response (facts, "Rate limits"), so a sandbox started without a rate
+/// sends them too, from a bucket so generous that no client meets it.
+#[tokio::test]
+async fn every_api_response_carries_rate_limit_headers_even_without_a_rate() {
+    let tenant = Tenant::generated(5).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let email = "headers@example.com";
+    let created = tenant.post("/users", &new_user(email)).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["user_id"].as_str().unwrap().to_string();
+    let answers = [
+        ("list", tenant.get("/users?page=0&per_page=5").await),
+        ("create", created),
+        ("get", tenant.get(&format!("/users/{}", encode(&id))).await),
+        (
+            "update",
+            tenant
+                .patch(
+                    &format!("/users/{}", encode(&id)),
+                    &json!({"user_metadata": {"x": 1}}),
+                )
+                .await,
+        ),
+        (
+            "by email",
+            tenant
+                .get("/users-by-email?email=headers%40example.com")
+                .await,
+        ),
+        ("404", tenant.get("/users/auth0%7Cnobody").await),
+        ("400", tenant.get("/users?per_page=101").await),
+    ];
+    for (what, reply) in &answers {
+        let number = |name: &str| -> u64 {
+            reply
+                .header(name)
+                .unwrap_or_else(|| panic!("{what} ({}): no {name}", reply.status))
+                .parse()
+                .unwrap_or_else(|e| panic!("{what}: {name} is not a number: {e}"))
+        };
+        let (limit, remaining, reset) = (
+            number("x-ratelimit-limit"),
+            number("x-ratelimit-remaining"),
+            number("x-ratelimit-reset"),
+        );
+        assert!(limit >= 1_000, "{what}: a generous bucket, not {limit}");
+        assert!(
+            remaining < limit && remaining >= limit - 20,
+            "{what}: {remaining} of {limit} left"
+        );
+        assert!(
+            (now..=now + 60).contains(&reset),
+            "{what}: reset {reset} is an epoch second soon after {now}"
+        );
+    }
+    // The token endpoint has limits of its own; its answers carry none of these.
+    let token = tenant.token_request(&tenant.credentials()).await;
+    assert_eq!(token.header("x-ratelimit-limit"), None);
+    assert_eq!(tenant.sandbox.stats().throttled, 0);
 }
 
 #[tokio::test]

@@ -8,9 +8,15 @@
 //! Two failures end a call at once, because no retry can fix them and both mean `--domain`
 //! is wrong: a redirect (never followed: it could carry the token, or the client secret, to
 //! another host) and a TLS certificate the platform's trust store refuses.
+//!
+//! A third does so only until the tenant has answered once: a connection that cannot be made
+//! at all (the name does not resolve, the connection is refused, the TLS handshake fails) is
+//! [`ApiError::Unreachable`], a wrong `--domain` or no network, which retrying for minutes
+//! would only hide. Once any answer has come, the same failure is a tenant in trouble and is
+//! retried like a 5xx. [`Client::reach`] makes that first contact before a run creates files.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -66,6 +72,11 @@ pub enum ApiError {
          verifies certificates: check --domain"
     )]
     Certificate { what: String, detail: String },
+    /// No connection to the tenant could be made, and it has never answered this client: the
+    /// name does not resolve, the connection is refused or times out, or the TLS handshake
+    /// fails. Not retried: it means `--domain` (or the network) is wrong.
+    #[error("cannot reach {base}: {detail}; check --domain (or AUTH0_DOMAIN) and the network")]
+    Unreachable { base: String, detail: String },
     /// The answer was not what the API documents.
     #[error("unexpected answer to {what}: {message}")]
     Decode { what: String, message: String },
@@ -212,7 +223,14 @@ pub struct Client {
     token: tokio::sync::Mutex<Option<Token>>,
     metrics: Metrics,
     cancel: CancellationToken,
+    /// The tenant has answered at least once (any status): from then on a connection that
+    /// fails is transient, not a wrong domain.
+    answered: AtomicBool,
 }
+
+/// The user id [`Client::reach`] looks up with a ready token: a cheap read that needs no
+/// user to exist (an unknown id is a 404, which proves the tenant answers just as well).
+const REACH_PROBE_ID: &str = "auth0|auth0-bulk-reachability-check";
 
 impl Client {
     pub fn new(target: Target, throttle: Arc<Throttle>, cancel: CancellationToken) -> Client {
@@ -233,7 +251,39 @@ impl Client {
             token: tokio::sync::Mutex::new(None),
             metrics: Metrics::default(),
             cancel,
+            answered: AtomicBool::new(false),
         }
+    }
+
+    /// Makes first contact with the tenant, so that a run finds a tenant it cannot reach
+    /// ([`ApiError::Unreachable`]) or credentials it refuses before it creates any file. With
+    /// client credentials the token request is that contact (the run needs the token anyway,
+    /// so nothing more is sent); with a ready token, one lookup of a user that does not exist.
+    /// Any answer of the API proves the tenant is there: a 403 or 404 is for the run to meet.
+    pub async fn reach(&self) -> Result<(), ApiError> {
+        match &self.target.credentials {
+            Credentials::Client { .. } => self.bearer().await.map(drop),
+            Credentials::Token(_) => match self.get_user(REACH_PROBE_ID).await {
+                Ok(_) | Err(ApiError::Status { .. }) => Ok(()),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// The error for a transport failure that ends the call at once, if it does: an untrusted
+    /// certificate always; a connection that could not be made, until the tenant has answered.
+    fn fatal_transport(&self, what: &str, error: &reqwest::Error) -> Option<ApiError> {
+        if refused_certificate(error) {
+            return Some(ApiError::Certificate {
+                what: what.to_string(),
+                detail: describe(error),
+            });
+        }
+        let answered = self.answered.load(Ordering::Relaxed);
+        unreachable(error.is_connect(), answered).then(|| ApiError::Unreachable {
+            base: self.target.base.as_str().trim_end_matches('/').to_string(),
+            detail: describe(error),
+        })
     }
 
     /// Sets the retry schedule for transient failures.
@@ -314,6 +364,7 @@ impl Client {
                     return Err(redirect("POST /oauth/token", &response));
                 }
                 Ok(response) => {
+                    self.answered.store(true, Ordering::Relaxed);
                     let status = response.status();
                     let bytes = response.bytes().await;
                     match (status, bytes) {
@@ -338,13 +389,10 @@ impl Client {
                         (_, Err(e)) => format!("POST /oauth/token: {e}"),
                     }
                 }
-                Err(e) if refused_certificate(&e) => {
-                    return Err(ApiError::Certificate {
-                        what: "POST /oauth/token".into(),
-                        detail: describe(&e),
-                    });
-                }
-                Err(e) => format!("POST /oauth/token: {}", describe(&e)),
+                Err(e) => match self.fatal_transport("POST /oauth/token", &e) {
+                    Some(fatal) => return Err(fatal),
+                    None => format!("POST /oauth/token: {}", describe(&e)),
+                },
             };
             if attempt >= self.backoff.max_attempts {
                 return Err(ApiError::Exhausted {
@@ -404,13 +452,8 @@ impl Client {
             }
             self.metrics.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = match request.send().await {
-                Err(e) if refused_certificate(&e) => {
-                    return Err(ApiError::Certificate {
-                        what,
-                        detail: describe(&e),
-                    });
-                }
                 Ok(response) => {
+                    self.answered.store(true, Ordering::Relaxed);
                     let status = response.status().as_u16();
                     let headers = response.headers().clone();
                     self.throttle.observe(status, &headers);
@@ -422,7 +465,10 @@ impl Client {
                         Err(e) => Err(format!("{what}: the answer broke off: {}", describe(&e))),
                     }
                 }
-                Err(e) => Err(format!("{what}: {}", describe(&e))),
+                Err(e) => match self.fatal_transport(&what, &e) {
+                    Some(fatal) => return Err(fatal),
+                    None => Err(format!("{what}: {}", describe(&e))),
+                },
             };
             let (class, last, retry_after) = match &outcome {
                 Ok((status, headers, _)) => (
@@ -578,6 +624,15 @@ impl Client {
     }
 }
 
+/// Whether a transport failure means the tenant cannot be reached at all, which no retry
+/// fixes: the connection could not be made (the name did not resolve, it was refused or timed
+/// out, the TLS handshake failed) and the tenant has never answered this client. After an
+/// answer, the same failure is a tenant in trouble and is retried; a connection that broke
+/// after it was made (dropped, a body cut short) is retried either way.
+fn unreachable(connect_failed: bool, answered_before: bool) -> bool {
+    connect_failed && !answered_before
+}
+
 /// A uniform draw in [0, 1) for backoff jitter.
 fn jitter() -> f64 {
     rand::rng().random()
@@ -677,5 +732,63 @@ fn describe(error: &reqwest::Error) -> String {
         kind.to_string()
     } else {
         format!("{kind} ({detail})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::throttle::Rate;
+    use crate::sandbox::{Sandbox, SandboxOptions};
+
+    fn client_for(sandbox: &Sandbox) -> Client {
+        let target = Target {
+            base: crate::target::parse_domain(sandbox.domain()).expect("a loopback URL"),
+            credentials: Credentials::Client {
+                client_id: sandbox.client_id().to_string(),
+                client_secret: SecretString::from(sandbox.client_secret().to_string()),
+            },
+        };
+        Client::new(
+            target,
+            Arc::new(Throttle::new(Rate::Unlimited)),
+            CancellationToken::new(),
+        )
+        .with_backoff(Backoff {
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(10),
+            max_attempts: 2,
+        })
+    }
+
+    #[test]
+    fn only_a_connection_never_made_to_a_tenant_never_heard_is_unreachable() {
+        assert!(unreachable(true, false));
+        assert!(!unreachable(true, true), "after an answer: retried");
+        assert!(!unreachable(false, false), "a dropped answer: retried");
+        assert!(!unreachable(false, true));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_unreachable_before_the_first_answer_and_retried_after_it() {
+        let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
+        let never_answered = client_for(&sandbox);
+        let answered = client_for(&sandbox);
+        answered.reach().await.expect("the sandbox answers");
+        sandbox.shutdown().await;
+
+        match never_answered.reach().await {
+            Err(ApiError::Unreachable { base, detail }) => {
+                assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+                assert!(detail.contains("could not connect"), "{detail}");
+            }
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+        assert_eq!(never_answered.metrics().retries, 0, "not retried");
+        match answered.get_user("auth0|x").await {
+            Err(ApiError::Exhausted { attempts: 2, .. }) => {}
+            other => panic!("expected the retries of today, got {other:?}"),
+        }
+        assert_eq!(answered.metrics().retries, 1);
     }
 }

@@ -229,15 +229,27 @@ pub async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Maps an API error that ends a run to the right exit: refused credentials, a redirect and an
-/// untrusted certificate are configuration.
+/// Makes first contact with the tenant ([`Client::reach`]) before a run that would create its
+/// state: a tenant that cannot be reached, or refuses the credentials, then ends the run with
+/// exit 2 and nothing written, so the corrected command starts clean. A state that exists
+/// already is read first, offline, by the run (a damaged or locked one is refused before any
+/// request); such a run meets the same errors at its first request, its state as it was.
+pub async fn reach(client: &Client, state: Option<&Path>) -> anyhow::Result<()> {
+    if state.is_some_and(Path::exists) {
+        return Ok(());
+    }
+    client.reach().await.map_err(api_failure)
+}
+
+/// Maps an API error that ends a run to the right exit: refused credentials, a redirect, an
+/// untrusted certificate and a tenant never reached are configuration.
 pub fn api_failure(error: ApiError) -> anyhow::Error {
     match error {
         ApiError::Auth(message) => UsageError(message).into(),
-        // Both mean --domain does not name the tenant it should; a re-run cannot help.
-        e @ (ApiError::Redirect { .. } | ApiError::Certificate { .. }) => {
-            UsageError(e.to_string()).into()
-        }
+        // Each means --domain does not name the tenant it should; a re-run cannot help.
+        e @ (ApiError::Redirect { .. }
+        | ApiError::Certificate { .. }
+        | ApiError::Unreachable { .. }) => UsageError(e.to_string()).into(),
         other => anyhow::Error::new(other)
             .context("the run stopped; run the same command again to resume"),
     }

@@ -12,6 +12,7 @@ use crate::export::walk::canonical;
 use crate::export::{self, ExportError, ExportSpec, Output, Since, checkpoint};
 use crate::format::fields;
 use crate::progress::Progress;
+use crate::query::Query;
 
 use super::common;
 
@@ -30,6 +31,10 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
         )
         .map_err(|e| UsageError(format!("--fields: {e}")))?,
     };
+    if let Some(q) = &args.query {
+        // Auth0 would refuse it with a 400 on the first page; the column is in the user's text.
+        Query::parse(q).map_err(|e| UsageError(format!("--query: {e} (in `{q}`)")))?;
+    }
     let since = args.since.as_deref().map(parse_since).transpose()?;
     // A rehearsal on the embedded sandbox writes files of its own, beside the job's, so it can
     // never replace the job's output or move its --since last mark.
@@ -94,6 +99,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
         resolved.target.display(),
         display(&spec.output)
     );
+    common::reach(&client, spec.state.as_deref()).await?;
     let progress = Progress::new(args.run.quiet, "users");
     let result = export::run(&spec, &client, &progress, &cancel).await;
     progress.finish();

@@ -162,6 +162,11 @@ pub async fn run(
     let started = Instant::now();
     // An unreadable input is found before any request.
     let (_format, records) = read::open(&spec.input, &spec.read)?;
+    // Then a tenant that cannot be reached (or refuses the credentials), before the first
+    // file is written; an existing state is read first, offline (`commands::common::reach`).
+    if spec.dry_run || !spec.state.as_deref().is_some_and(std::path::Path::exists) {
+        client.reach().await?;
+    }
     let state = match (&spec.state, spec.dry_run) {
         (Some(path), false) => Some(StateDir::open(path)?),
         _ => None,

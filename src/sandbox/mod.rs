@@ -39,6 +39,16 @@ pub use store::User;
 use ratelimit::TokenBucket;
 use store::Store;
 
+/// The bucket of a sandbox started without `rate`: requests per second, and its size.
+///
+/// Facts ("Rate limits"): every response carries the `x-ratelimit-*` headers, so a tenant with
+/// no limit to rehearse still sends them, from a bucket no single client meets: a test or a
+/// benchmark on one machine sends far fewer than 10,000 requests a second. (Auth0's largest
+/// plan allows 50 at once and 16/s.) A client that learns the limit from the headers (`--rate
+/// auto`) then sees a full bucket on every answer, so it never waits.
+pub const DEFAULT_RATE: f64 = 10_000.0;
+pub const DEFAULT_BURST: u32 = 10_000;
+
 /// How a sandbox behaves. `Default` is a quiet, unlimited, fault-free tenant on `127.0.0.1:0`.
 #[derive(Debug, Clone)]
 pub struct SandboxOptions {
@@ -50,7 +60,8 @@ pub struct SandboxOptions {
     pub generate: usize,
     /// The seed of the synthetic users.
     pub gen_seed: u64,
-    /// Requests per second of the token bucket; `None` means no rate limit.
+    /// Requests per second of the token bucket; `None` means [`DEFAULT_RATE`], a bucket
+    /// generous enough never to be met by one client, whose headers are still sent.
     pub rate: Option<f64>,
     /// The bucket size (defaults to the rate, rounded up).
     pub burst: Option<u32>,
@@ -180,7 +191,7 @@ pub(crate) struct State {
     pub(crate) client_secret: String,
     pub(crate) domain: String,
     pub(crate) options: SandboxOptions,
-    pub(crate) bucket: Option<TokenBucket>,
+    pub(crate) bucket: TokenBucket,
     pub(crate) faults: Mutex<server::FaultDice>,
     pub(crate) spikes: Mutex<ChaCha8Rng>,
     pub(crate) started: Instant,
@@ -280,10 +291,10 @@ impl Sandbox {
             addr: options.listen,
             source,
         })?;
-        let bucket = options.rate.map(|rate| {
-            let burst = options.burst.unwrap_or(rate.ceil() as u32);
-            TokenBucket::new(rate, burst)
-        });
+        let bucket = match options.rate {
+            Some(rate) => TokenBucket::new(rate, options.burst.unwrap_or(rate.ceil() as u32)),
+            None => TokenBucket::new(DEFAULT_RATE, DEFAULT_BURST),
+        };
         let state = Arc::new(State {
             store: Mutex::new(store),
             tokens: Mutex::new(HashMap::new()),

@@ -58,17 +58,15 @@ async fn api_gate(AxState(state): AxState<Shared>, request: Request, next: Next)
     if !state.options.latency.is_zero() {
         tokio::time::sleep(state.options.latency).await;
     }
-    let decision = state.bucket.as_ref().map(|b| b.take());
-    let mut response = if decision.is_some_and(|d| !d.allowed) {
+    let decision = state.bucket.take();
+    let mut response = if !decision.allowed {
         ApiError::too_many_requests().into_response()
     } else if let Err(e) = authorize(&state, request.headers()) {
         e.into_response()
     } else {
         next.run(request).await
     };
-    if let Some(d) = decision {
-        rate_headers(&state, &mut response, d);
-    }
+    rate_headers(&state, &mut response, decision);
     response
 }
 
@@ -89,9 +87,7 @@ fn rate_headers(state: &State, response: &mut Response, d: Decision) {
 /// limits").
 pub(crate) fn storm_response(state: &State) -> Response {
     let mut response = ApiError::too_many_requests().into_response();
-    if let Some(bucket) = &state.bucket {
-        rate_headers(state, &mut response, bucket.drain());
-    }
+    rate_headers(state, &mut response, state.bucket.drain());
     response
 }
 
@@ -166,10 +162,9 @@ async fn token(AxState(state): AxState<Shared>, headers: HeaderMap, body: Bytes)
     {
         return oauth_error(StatusCode::UNAUTHORIZED, "access_denied", "Unauthorized");
     }
-    let audience = format!("{}/api/v2/", state.domain);
-    if field("audience") != Some(audience.as_str()) {
-        // Stricter than silence: the audience must name this tenant's API exactly.
+    if !field("audience").is_some_and(|given| is_own_api(&state, given)) {
         let given = field("audience").unwrap_or("");
+        let audience = api_identifier(&state);
         return oauth_error(
             StatusCode::FORBIDDEN,
             "access_denied",
@@ -190,6 +185,20 @@ async fn token(AxState(state): AxState<Shared>, headers: HeaderMap, body: Bytes)
         "token_type": "Bearer",
     }))
     .into_response()
+}
+
+/// The Management API's identifier: facts ("Token"), `https://{domain}/api/v2/`, with its
+/// trailing slash. The sandbox's domain is its loopback address.
+fn api_identifier(state: &State) -> String {
+    let host = state.domain.trim_start_matches("http://");
+    format!("https://{host}/api/v2/")
+}
+
+/// Whether a token request's `audience` names this tenant's API: Auth0's identifier (what the
+/// official SDKs send, built from the domain they are given), or the same with `http://`, the
+/// scheme the sandbox is reached by. Stricter than silence: no other host, path or spelling.
+fn is_own_api(state: &State, audience: &str) -> bool {
+    audience == api_identifier(state) || audience == format!("{}/api/v2/", state.domain)
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
