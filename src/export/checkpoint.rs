@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::state;
 
-use super::walk::Cursor;
+use super::walk::{self, Cursor};
 use super::{ExportError, ExportSpec, Output, Since};
 
 /// The file name of the checkpoint in the run state.
@@ -100,6 +100,91 @@ impl Checkpoint {
     }
 }
 
+impl Checkpoint {
+    /// The checkpoint of a new run, which keeps the last completed run's `--since last` mark
+    /// and output from `previous`.
+    fn new(spec: &ExportSpec, previous: Option<Checkpoint>) -> Result<Checkpoint, ExportError> {
+        let previous_upper = previous
+            .as_ref()
+            .and_then(|c| c.last_completed_upper.clone());
+        Ok(Checkpoint {
+            fingerprint: fingerprint(spec),
+            domain: Some(spec.domain.clone()),
+            options: Some(Options::of(spec)),
+            output_path: match &spec.output {
+                Output::File(path) => Some(path.clone()),
+                Output::Stdout => None,
+            },
+            upper: walk::canonical(Utc::now()),
+            since: since_mark(spec, previous_upper.as_deref())?,
+            cursor: Some(Cursor::start()),
+            lines_done: 0,
+            bytes: 0,
+            users: 0,
+            not_found: 0,
+            windows: 0,
+            completed: false,
+            written: false,
+            last_completed_upper: previous_upper,
+            last_output: previous.and_then(|c| c.last_output),
+        })
+    }
+}
+
+/// The checkpoint a run starts from, and whether it resumes: the saved one of an unfinished
+/// run of this same export, or a new one.
+pub fn begin(
+    state: Option<&state::StateDir>,
+    spec: &ExportSpec,
+) -> Result<(Checkpoint, bool), ExportError> {
+    // Read for its tenant even with --fresh: a state of another tenant is never overwritten.
+    let saved = match state {
+        Some(state) => load(state, spec)?.map(|c| (state, c)),
+        None => None,
+    };
+    match saved.filter(|_| !spec.fresh) {
+        Some((state, saved)) if !saved.completed => {
+            check_same_export(&saved, spec, state.path())?;
+            Ok((saved, true))
+        }
+        previous => Ok((Checkpoint::new(spec, previous.map(|(_, c)| c))?, false)),
+    }
+}
+
+/// Saves the checkpoint in the run state, if the run has one.
+pub fn save(state: Option<&state::StateDir>, checkpoint: &Checkpoint) -> Result<(), ExportError> {
+    if let Some(state) = state {
+        state.save(CHECKPOINT, &Saved::V1(checkpoint.clone()))?;
+    }
+    Ok(())
+}
+
+/// The `--since` mark: a time given, or the last completed run's start less the index lag.
+fn since_mark(
+    spec: &ExportSpec,
+    previous_upper: Option<&str>,
+) -> Result<Option<String>, ExportError> {
+    match &spec.since {
+        None => Ok(None),
+        Some(Since::At(t)) => Ok(Some(t.clone())),
+        Some(Since::Last) => match previous_upper {
+            None => {
+                tracing::info!(
+                    "No completed run in this state yet: --since last exports every user."
+                );
+                Ok(None)
+            }
+            Some(upper) => {
+                let upper = DateTime::parse_from_rfc3339(upper)
+                    .map_err(|e| ExportError::Usage(format!("bad mark in the state: {e}")))?
+                    .with_timezone(&Utc);
+                let lag = chrono::Duration::from_std(spec.index_lag).unwrap_or_default();
+                Ok(Some(walk::canonical(upper - lag)))
+            }
+        },
+    }
+}
+
 /// The options that decide an export's output, one by one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Options {
@@ -119,7 +204,8 @@ impl Options {
     pub fn of(spec: &ExportSpec) -> Options {
         let shape = &spec.encoder.shape;
         Options {
-            output: output_text(&spec.template),
+            // As given on the command line, with any `{date}` still in it.
+            output: spec.template.name(),
             format: spec.encoder.format_name(),
             gzip: spec.gzip,
             query: spec.query.clone(),
@@ -179,14 +265,6 @@ impl Options {
             .filter(|(_, before, after)| before != after)
             .map(|(flag, before, after)| format!("`{flag}` changed from `{before}` to `{after}`"))
             .collect()
-    }
-}
-
-/// The output as given on the command line (with any `{date}` still in it).
-fn output_text(template: &Output) -> String {
-    match template {
-        Output::Stdout => "-".into(),
-        Output::File(path) => path.display().to_string(),
     }
 }
 

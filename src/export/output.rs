@@ -1,0 +1,185 @@
+//! The run's output from open to finish: where the walk writes (the output itself, or a
+//! flattened CSV's NDJSON first pass), the tail every batch shares whether it came from the walk
+//! or the `--users` list (encode, write durably, checkpoint, progress), and the steps that
+//! finish the file (rename into place, second pass, the completed checkpoint).
+
+use crate::api::Listed;
+use crate::progress::Progress;
+use crate::state::StateDir;
+
+use super::checkpoint::{self, Checkpoint, Written};
+use super::encode::{self, Encoder};
+use super::sink::{self, Sink};
+use super::{ExportError, ExportSpec, Output};
+
+/// Where the walk writes its batches.
+pub(super) struct WalkOutput {
+    output: Output,
+    gzip: bool,
+    // A flattened CSV's first pass without a state lives here, removed with it.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+impl WalkOutput {
+    /// The output itself; for a flattened CSV, which needs every user's keys before its header
+    /// (see `encode::flatten`), an NDJSON first pass in the state (or a temporary folder).
+    pub(super) fn of(
+        spec: &ExportSpec,
+        state: Option<&StateDir>,
+    ) -> Result<WalkOutput, ExportError> {
+        if !spec.encoder.needs_second_pass() {
+            return Ok(WalkOutput {
+                output: spec.output.clone(),
+                gzip: spec.gzip,
+                _scratch: None,
+            });
+        }
+        let (dir, scratch) = match state {
+            Some(state) => (state.path().to_path_buf(), None),
+            None => {
+                let scratch = tempfile::tempdir().map_err(|source| ExportError::Output {
+                    path: "a temporary folder".into(),
+                    source,
+                })?;
+                (scratch.path().to_path_buf(), Some(scratch))
+            }
+        };
+        Ok(WalkOutput {
+            output: Output::File(dir.join("flatten.ndjson")),
+            gzip: false,
+            _scratch: scratch,
+        })
+    }
+
+    /// Opens the walk's sink, truncated to the checkpoint when resumed; a new run writes the
+    /// header and checkpoints it. `None` when a run that died after its output was renamed into
+    /// place has nothing left to write.
+    pub(super) fn open(
+        &self,
+        spec: &ExportSpec,
+        state: Option<&StateDir>,
+        checkpoint: &mut Checkpoint,
+        resumed: bool,
+        walk_done: bool,
+    ) -> Result<Option<Sink>, ExportError> {
+        let mut sink = match &self.output {
+            Output::File(path)
+                if walk_done && !sink::partial_path(path).exists() && path.exists() =>
+            {
+                return Ok(None);
+            }
+            Output::Stdout => Sink::stdout(self.gzip),
+            // Nothing was sent yet: an output that cannot be opened (or no longer matches its
+            // checkpoint) is the user's to fix, and running again alone would not help.
+            Output::File(path) => Sink::file(path, self.gzip, resumed.then_some(checkpoint.bytes))
+                .map_err(|e| {
+                    ExportError::Usage(format!(
+                        "cannot write {}: {e}",
+                        sink::partial_path(path).display()
+                    ))
+                })?,
+        };
+        if !resumed {
+            sink.write_batch(&spec.encoder.walk_encoder().header())
+                .map_err(output_error(spec))?;
+            checkpoint.bytes = sink.bytes();
+            checkpoint::save(state, checkpoint)?;
+        }
+        Ok(Some(sink))
+    }
+
+    /// Once every batch is written: renames the walk's output into place, writes a flattened
+    /// CSV's second pass, and marks the checkpoint completed (the next `--since last` mark).
+    pub(super) fn finish(
+        self,
+        spec: &ExportSpec,
+        state: Option<&StateDir>,
+        checkpoint: &mut Checkpoint,
+        sink: Option<Sink>,
+    ) -> Result<(), ExportError> {
+        if !checkpoint.written {
+            checkpoint.written = true;
+            checkpoint::save(state, checkpoint)?;
+        }
+        if let Some(sink) = sink {
+            sink.finish().map_err(output_error(spec))?;
+        }
+        let mut first_pass = None;
+        if let (
+            Encoder {
+                shape,
+                format: encode::Format::CsvFlatten { escape_formulas },
+            },
+            Output::File(pass1),
+        ) = (&spec.encoder, &self.output)
+        {
+            let mut out = match &spec.output {
+                Output::Stdout => Sink::stdout(spec.gzip),
+                Output::File(path) => {
+                    Sink::file(path, spec.gzip, None).map_err(output_error(spec))?
+                }
+            };
+            let mut write = |bytes: &[u8]| out.write_batch(bytes);
+            encode::flatten(pass1, shape, *escape_formulas, &mut write)
+                .map_err(ExportError::Usage)?;
+            out.finish().map_err(output_error(spec))?;
+            first_pass = Some(pass1);
+        }
+        checkpoint.completed = true;
+        checkpoint.cursor = None;
+        checkpoint.last_completed_upper = Some(checkpoint.upper.clone());
+        if let Output::File(path) = &spec.output {
+            checkpoint.last_output = Written::of(path);
+        }
+        checkpoint::save(state, checkpoint)?;
+        // The first pass holds user data: keep it no longer than needed (and only once the
+        // checkpoint no longer needs it for a resume).
+        if let Some(pass1) = first_pass {
+            let _ = std::fs::remove_file(pass1);
+        }
+        Ok(())
+    }
+}
+
+/// A failed write, named by the output the user asked for.
+fn output_error(spec: &ExportSpec) -> impl Fn(std::io::Error) -> ExportError + '_ {
+    |source| ExportError::Output {
+        path: spec.output.name(),
+        source,
+    }
+}
+
+/// The tail every batch shares, from the walk or the `--users` list.
+pub(super) struct Batches<'a> {
+    pub encoder: Encoder,
+    pub sink: &'a mut Sink,
+    pub checkpoint: &'a mut Checkpoint,
+    pub state: Option<&'a StateDir>,
+    pub progress: &'a Progress,
+}
+
+impl Batches<'_> {
+    /// Encodes `users` and writes them durably, then records them in the checkpoint (with what
+    /// `record` adds: the walk's cursor, the list's lines) and saves it, and only then moves
+    /// the progress on by `done`. A checkpoint never counts a byte that is not on disk.
+    pub fn write(
+        &mut self,
+        users: &[Listed],
+        done: u64,
+        record: impl FnOnce(&mut Checkpoint),
+    ) -> Result<(), ExportError> {
+        let bytes = self.encoder.encode(users).map_err(ExportError::Usage)?;
+        self.sink
+            .write_batch(&bytes)
+            .map_err(|source| ExportError::Output {
+                path: self.sink.name(),
+                source,
+            })?;
+        self.checkpoint.bytes = self.sink.bytes();
+        self.checkpoint.users += users.len() as u64;
+        record(self.checkpoint);
+        checkpoint::save(self.state, self.checkpoint)?;
+        self.progress.inc(done);
+        Ok(())
+    }
+}
