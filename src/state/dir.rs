@@ -1,5 +1,8 @@
-//! The run state: a private, locked directory holding small, versioned, human-readable files
-//! that are replaced atomically (write a temp file, fsync, rename, fsync the directory).
+//! The state directory and its files: created private (0700, files 0600) and locked for the
+//! life of a run; small, versioned JSON files replaced atomically (write a temp file, fsync,
+//! rename, fsync the directory), and read back with a message that says which version wrote a
+//! file this build cannot read. The private-file helpers serve every file that holds users'
+//! data, in the state or not.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -8,80 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// What can go wrong with the state.
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("cannot use the state directory {path}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "another run holds the state directory {0} (a second run of the same job would corrupt \
-         it); wait for it to finish, or use another --state"
-    )]
-    Locked(PathBuf),
-    #[error(
-        "the state file {path} is unreadable ({message}); it may be from another version of \
-         auth0-bulk or damaged. Start over with --fresh"
-    )]
-    Corrupt { path: PathBuf, message: String },
-    #[error(
-        "the state in {path} belongs to {}, but this run is for {}. A state is bound to its \
-         tenant and is never used for another; pass another --state (or, to start over for \
-         {}, remove {path})",
-        tenant_name(saved),
-        tenant_name(this),
-        tenant_name(this)
-    )]
-    OtherTenant {
-        path: PathBuf,
-        saved: String,
-        this: String,
-    },
-    #[error(
-        "the state file {path} is in format version {found}, but this auth0-bulk reads version \
-         {expected}: {by}. Finish that run with the auth0-bulk that started it, or start over \
-         with --fresh"
-    )]
-    Version {
-        path: PathBuf,
-        found: String,
-        expected: &'static str,
-        by: &'static str,
-    },
-}
-
-/// How a tenant is named in messages: its URL, or the embedded sandbox.
-fn tenant_name(domain: &str) -> String {
-    if domain == EMBEDDED_SANDBOX {
-        "the embedded sandbox tenant (--domain sandbox)".into()
-    } else {
-        domain.to_string()
-    }
-}
-
-/// What a state records as its tenant for the embedded sandbox (`--domain sandbox`).
-pub const EMBEDDED_SANDBOX: &str = "sandbox";
-
-/// Refuses a state recorded for another tenant than `this`: it is never read, written or
-/// advanced by this run (`--fresh` included, which would overwrite it).
-pub fn check_tenant(dir: &Path, saved: Option<&str>, this: &str) -> Result<(), StateError> {
-    match saved {
-        Some(saved) if saved != this => Err(StateError::OtherTenant {
-            path: dir.to_path_buf(),
-            saved: saved.to_string(),
-            this: this.to_string(),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// The tenant a fingerprint line (`domain=… …`) of an older state names.
-pub fn tenant_of_fingerprint(fingerprint: &str) -> Option<String> {
-    let rest = fingerprint.strip_prefix("domain=")?;
-    Some(rest.split(' ').next()?.to_string())
-}
+use super::StateError;
 
 /// An open, locked state directory.
 #[derive(Debug)]
