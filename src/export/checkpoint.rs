@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::state;
+use crate::state::{self, resume, resume::JobOptions};
 
 use super::walk::{self, Cursor};
 use super::{ExportError, ExportSpec, Output, Since};
@@ -227,44 +227,26 @@ impl Options {
 
     /// One line per option that differs: "`--fields` changed from `a,b` to `a,b,c`".
     pub fn changes(&self, now: &Options) -> Vec<String> {
-        let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
-        let list = |v: &[String]| {
-            if v.is_empty() {
-                "(none)".to_string()
-            } else {
-                v.join(",")
-            }
+        self.named().changes(&now.named())
+    }
+
+    /// The options under their flags, as messages name them.
+    pub fn named(&self) -> JobOptions {
+        let named = JobOptions::new()
+            .with("--output", self.output.clone())
+            .with("--format", self.format.clone())
+            .with("gzip (the output's .gz)", self.gzip.to_string())
+            .with_optional("--query", self.query.as_deref())
+            .with_optional("--connection", self.connection.as_deref())
+            .with_optional("--since", self.since.as_deref())
+            .with_optional("--users", self.users.as_deref());
+        let named = match &self.fields {
+            Some(fields) => named.with_list("--fields", fields),
+            None => named.with("--fields", "(all)"),
         };
-        let fields = |v: &Option<Vec<String>>| v.as_deref().map_or("(all)".into(), list);
-        let pairs = [
-            ("--output", self.output.clone(), now.output.clone()),
-            ("--format", self.format.clone(), now.format.clone()),
-            (
-                "gzip (the output's .gz)",
-                self.gzip.to_string(),
-                now.gzip.to_string(),
-            ),
-            ("--query", text(&self.query), text(&now.query)),
-            (
-                "--connection",
-                text(&self.connection),
-                text(&now.connection),
-            ),
-            ("--since", text(&self.since), text(&now.since)),
-            ("--users", text(&self.users), text(&now.users)),
-            ("--fields", fields(&self.fields), fields(&now.fields)),
-            (
-                "--exclude-fields",
-                list(&self.exclude_fields),
-                list(&now.exclude_fields),
-            ),
-            ("--rename", list(&self.rename), list(&now.rename)),
-        ];
-        pairs
-            .into_iter()
-            .filter(|(_, before, after)| before != after)
-            .map(|(flag, before, after)| format!("`{flag}` changed from `{before}` to `{after}`"))
-            .collect()
+        named
+            .with_list("--exclude-fields", &self.exclude_fields)
+            .with_list("--rename", &self.rename)
     }
 }
 
@@ -298,26 +280,14 @@ pub fn check_same_export(
     spec: &ExportSpec,
     dir: &Path,
 ) -> Result<(), ExportError> {
-    let now = Options::of(spec);
-    let changes = match &saved.options {
-        Some(before) => before.changes(&now),
-        None if saved.fingerprint != fingerprint(spec) => vec![
-            "it was started by an earlier auth0-bulk with other options (it names them only as: \
-             {})"
-            .replace("{}", &saved.fingerprint),
-        ],
-        None => Vec::new(),
-    };
-    if changes.is_empty() {
-        return Ok(());
-    }
-    Err(ExportError::Usage(format!(
-        "the state in {} holds an unfinished export with other options:\n  {}\n\
-         Run the same command as before to finish it, add --fresh to start over, or pass \
-         another --state",
-        dir.display(),
-        changes.join("\n  ")
-    )))
+    let before = saved.options.as_ref().map(Options::named);
+    let changes = resume::changes(
+        before.as_ref(),
+        &saved.fingerprint,
+        &Options::of(spec).named(),
+        &fingerprint(spec),
+    );
+    resume::check_same_job(dir, "export", changes).map_err(|e| ExportError::Usage(e.to_string()))
 }
 
 /// Before anything is sent or created: reads the state (if any), checks its tenant and options,
