@@ -29,6 +29,8 @@ use crate::api::{ApiError, Client, ListQuery, Listed};
 pub const PER_PAGE: u32 = 100;
 /// The deepest a query can page (facts: "The 1000 cap").
 pub const CAP: u64 = 1000;
+/// The page that holds the 1,000th user.
+const LAST_PAGE: u32 = (CAP / PER_PAGE as u64) as u32 - 1;
 
 /// Where the walk goes on from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,49 +165,14 @@ impl Walk<'_> {
         // The 1,000th user: when its whole page is one instant, a cluster reaches that deep.
         // Read on from page 1 only until the cluster starts (all before it is complete) and
         // read the instant whole, instead of the pages in between.
-        let last_page = (CAP / u64::from(PER_PAGE)) as u32 - 1;
-        let probe = self.list_page(&range, None, last_page).await?.users;
+        let probe = self.list_page(&range, None, LAST_PAGE).await?.users;
         if let Some(t) = single_instant(&probe)? {
-            let reaches = |page: &[Listed]| {
-                page.iter()
-                    .any(|u| created_at(u).ok().flatten().as_deref() == Some(t.as_str()))
-            };
-            let mut batch: Vec<Listed> = Vec::new();
-            let mut page_users = users;
-            let mut page = 0;
-            let mut windows = 2;
-            loop {
-                let found = reaches(&page_users);
-                batch.extend(
-                    page_users
-                        .into_iter()
-                        .filter(|u| created_at(u).ok().flatten().as_deref() < Some(t.as_str())),
-                );
-                page += 1;
-                if found || page >= last_page {
-                    break;
-                }
-                page_users = self.list_page(&range, None, page).await?.users;
-                windows += 1;
-            }
-            let (instant, instant_windows) = self.read_instant(&t).await?;
-            batch.extend(instant);
-            sort_users(&mut batch)?;
-            let next = Some(Cursor {
-                from: Some(t),
-                inclusive: false,
-            });
-            return Ok(Batch {
-                users: batch,
-                next,
-                windows: windows + instant_windows,
-                remaining: total,
-            });
+            return self.read_up_to_cluster(&range, users, t, total).await;
         }
         let known = Known {
             total,
             first: users,
-            page: Some((last_page, probe)),
+            page: Some((LAST_PAGE, probe)),
         };
         let (_, mut users) = self
             .read_window(&range, None, Depth::Cap, Some(known))
@@ -242,6 +209,52 @@ impl Walk<'_> {
                 inclusive: false,
             }),
             windows: windows + 1,
+            remaining: total,
+        })
+    }
+
+    /// A window whose 1,000th user is in a cluster at instant `t`: the pages from `first`
+    /// (page 0) on until the cluster starts, then the instant read whole.
+    async fn read_up_to_cluster(
+        &self,
+        range: &str,
+        first: Vec<Listed>,
+        t: String,
+        total: u64,
+    ) -> Result<Batch, WalkError> {
+        let reaches = |page: &[Listed]| {
+            page.iter()
+                .any(|u| created_at(u).ok().flatten().as_deref() == Some(t.as_str()))
+        };
+        let mut batch: Vec<Listed> = Vec::new();
+        let mut page_users = first;
+        let mut page = 0;
+        let mut windows = 2;
+        loop {
+            let found = reaches(&page_users);
+            batch.extend(
+                page_users
+                    .into_iter()
+                    .filter(|u| created_at(u).ok().flatten().as_deref() < Some(t.as_str())),
+            );
+            page += 1;
+            if found || page >= LAST_PAGE {
+                break;
+            }
+            page_users = self.list_page(range, None, page).await?.users;
+            windows += 1;
+        }
+        let (instant, instant_windows) = self.read_instant(&t).await?;
+        batch.extend(instant);
+        sort_users(&mut batch)?;
+        let next = Some(Cursor {
+            from: Some(t),
+            inclusive: false,
+        });
+        Ok(Batch {
+            users: batch,
+            next,
+            windows: windows + instant_windows,
             remaining: total,
         })
     }
@@ -411,10 +424,7 @@ impl Walk<'_> {
 
     /// The largest user_id matching `range` (with the user's query).
     async fn largest_user_id(&self, range: &str) -> Result<String, WalkError> {
-        let q = match &self.query {
-            Some(user_query) => format!("({user_query}) AND {range}"),
-            None => range.to_string(),
-        };
+        let q = self.with_query(range);
         let query = ListQuery {
             q: Some(q),
             sort: Some("user_id:-1".into()),
@@ -440,10 +450,7 @@ impl Walk<'_> {
         depth: Depth,
         mut known: Option<Known>,
     ) -> Result<(u64, Vec<Listed>), WalkError> {
-        let q = match &self.query {
-            Some(user_query) => format!("({user_query}) AND {range}"),
-            None => range.to_string(),
-        };
+        let q = self.with_query(range);
         let sort = sort.unwrap_or("created_at:1").to_string();
         let list = |page: u32| {
             let query = ListQuery {
