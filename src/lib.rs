@@ -9,7 +9,6 @@ pub mod cli;
 pub mod exit;
 pub mod export;
 pub mod format;
-pub mod fsutil;
 pub mod import;
 pub mod net;
 pub mod progress;

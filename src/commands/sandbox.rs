@@ -6,8 +6,8 @@ use anyhow::Context;
 
 use crate::cli::SandboxArgs;
 use crate::exit::{Exit, UsageError};
-use crate::fsutil;
 use crate::sandbox::{Sandbox, SandboxError};
+use crate::state::create_private;
 
 pub async fn run(args: SandboxArgs) -> anyhow::Result<Exit> {
     let sandbox = Sandbox::start(args.options()).await.map_err(|e| match e {
@@ -33,7 +33,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<Exit> {
     }
     tracing::info!("Sandbox tenant is stopping.");
     if let Some(path) = &args.dump {
-        let mut file = fsutil::create_private(path)
+        let mut file = create_private(path)
             .with_context(|| format!("cannot create dump file {}", path.display()))?;
         sandbox
             .write_users(&mut file)

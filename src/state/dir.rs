@@ -1,11 +1,11 @@
 //! The state directory and its files: created private (0700, files 0600) and locked for the
 //! life of a run; small, versioned JSON files replaced atomically (write a temp file, fsync,
 //! rename, fsync the directory), and read back with a message that says which version wrote a
-//! file this build cannot read. The private-file helpers serve every file that holds users'
-//! data, in the state or not.
+//! file this build cannot read. The private-file helpers (0600) serve every file that holds
+//! users' data, in the state or not: outputs, ledgers, rejects, plans, the sandbox's dump.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -172,6 +172,16 @@ pub fn open_private(options: &OpenOptions, path: &Path) -> std::io::Result<File>
     Ok(file)
 }
 
+/// Creates (or truncates) a private file (see [`open_private`]), buffered: for users' data
+/// written outside the state, such as the sandbox's `--dump`.
+pub fn create_private(path: &Path) -> std::io::Result<BufWriter<File>> {
+    let file = open_private(
+        private_options().write(true).create(true).truncate(true),
+        path,
+    )?;
+    Ok(BufWriter::new(file))
+}
+
 /// Writes `bytes` to `path` atomically: temp file beside it (0600), fsync, rename, fsync dir.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
@@ -233,6 +243,22 @@ mod tests {
             state.load::<serde_json::Value>("bad.json", "1"),
             Err(StateError::Corrupt { .. })
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_created_file_is_private_even_when_it_was_readable_by_all() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.ndjson");
+        fs::write(&path, "old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let mut file = create_private(&path).unwrap();
+        file.write_all(b"new").unwrap();
+        drop(file);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]

@@ -12,7 +12,9 @@ pub mod resume;
 
 use std::path::PathBuf;
 
-pub use dir::{StateDir, open_private, peek, private_options, sync_dir, write_atomic};
+pub use dir::{
+    StateDir, create_private, open_private, peek, private_options, sync_dir, write_atomic,
+};
 pub use resume::{EMBEDDED_SANDBOX, check_tenant, tenant_of_fingerprint};
 
 /// What can go wrong with the state.
