@@ -7,6 +7,10 @@
 //! mark. A state of the same tenant but of other options is described option by option. An
 //! output that already exists is replaced only when this job's last completed run wrote it (the
 //! checkpoint records its path and size), or with `--overwrite`.
+//!
+//! Once the run holds the state's lock, [`begin`] picks the checkpoint it starts from (the
+//! unfinished one of this export, or a new one that keeps the `--since last` mark) and [`save`]
+//! replaces it after every batch.
 
 use std::path::{Path, PathBuf};
 
@@ -98,9 +102,7 @@ impl Checkpoint {
             .clone()
             .or_else(|| state::tenant_of_fingerprint(&self.fingerprint))
     }
-}
 
-impl Checkpoint {
     /// The checkpoint of a new run, which keeps the last completed run's `--since last` mark
     /// and output from `previous`.
     fn new(spec: &ExportSpec, previous: Option<Checkpoint>) -> Result<Checkpoint, ExportError> {
@@ -128,60 +130,6 @@ impl Checkpoint {
             last_completed_upper: previous_upper,
             last_output: previous.and_then(|c| c.last_output),
         })
-    }
-}
-
-/// The checkpoint a run starts from, and whether it resumes: the saved one of an unfinished
-/// run of this same export, or a new one.
-pub fn begin(
-    state: Option<&state::StateDir>,
-    spec: &ExportSpec,
-) -> Result<(Checkpoint, bool), ExportError> {
-    // Read for its tenant even with --fresh: a state of another tenant is never overwritten.
-    let saved = match state {
-        Some(state) => load(state, spec)?.map(|c| (state, c)),
-        None => None,
-    };
-    match saved.filter(|_| !spec.fresh) {
-        Some((state, saved)) if !saved.completed => {
-            check_same_export(&saved, spec, state.path())?;
-            Ok((saved, true))
-        }
-        previous => Ok((Checkpoint::new(spec, previous.map(|(_, c)| c))?, false)),
-    }
-}
-
-/// Saves the checkpoint in the run state, if the run has one.
-pub fn save(state: Option<&state::StateDir>, checkpoint: &Checkpoint) -> Result<(), ExportError> {
-    if let Some(state) = state {
-        state.save(CHECKPOINT, &Saved::V1(checkpoint.clone()))?;
-    }
-    Ok(())
-}
-
-/// The `--since` mark: a time given, or the last completed run's start less the index lag.
-fn since_mark(
-    spec: &ExportSpec,
-    previous_upper: Option<&str>,
-) -> Result<Option<String>, ExportError> {
-    match &spec.since {
-        None => Ok(None),
-        Some(Since::At(t)) => Ok(Some(t.clone())),
-        Some(Since::Last) => match previous_upper {
-            None => {
-                tracing::info!(
-                    "No completed run in this state yet: --since last exports every user."
-                );
-                Ok(None)
-            }
-            Some(upper) => {
-                let upper = DateTime::parse_from_rfc3339(upper)
-                    .map_err(|e| ExportError::Usage(format!("bad mark in the state: {e}")))?
-                    .with_timezone(&Utc);
-                let lag = chrono::Duration::from_std(spec.index_lag).unwrap_or_default();
-                Ok(Some(walk::canonical(upper - lag)))
-            }
-        },
     }
 }
 
@@ -394,6 +342,60 @@ pub fn load(state: &state::StateDir, spec: &ExportSpec) -> Result<Option<Checkpo
         }
         Err(_) if spec.fresh => Ok(None),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The checkpoint a run starts from, and whether it resumes: the saved one of an unfinished
+/// run of this same export, or a new one.
+pub fn begin(
+    state: Option<&state::StateDir>,
+    spec: &ExportSpec,
+) -> Result<(Checkpoint, bool), ExportError> {
+    // Read for its tenant even with --fresh: a state of another tenant is never overwritten.
+    let saved = match state {
+        Some(state) => load(state, spec)?.map(|c| (state, c)),
+        None => None,
+    };
+    match saved.filter(|_| !spec.fresh) {
+        Some((state, saved)) if !saved.completed => {
+            check_same_export(&saved, spec, state.path())?;
+            Ok((saved, true))
+        }
+        previous => Ok((Checkpoint::new(spec, previous.map(|(_, c)| c))?, false)),
+    }
+}
+
+/// Saves the checkpoint in the run state, if the run has one.
+pub fn save(state: Option<&state::StateDir>, checkpoint: &Checkpoint) -> Result<(), ExportError> {
+    if let Some(state) = state {
+        state.save(CHECKPOINT, &Saved::V1(checkpoint.clone()))?;
+    }
+    Ok(())
+}
+
+/// The `--since` mark: a time given, or the last completed run's start less the index lag.
+fn since_mark(
+    spec: &ExportSpec,
+    previous_upper: Option<&str>,
+) -> Result<Option<String>, ExportError> {
+    match &spec.since {
+        None => Ok(None),
+        Some(Since::At(t)) => Ok(Some(t.clone())),
+        Some(Since::Last) => match previous_upper {
+            None => {
+                tracing::info!(
+                    "No completed run in this state yet: --since last exports every user."
+                );
+                Ok(None)
+            }
+            Some(upper) => {
+                let upper = DateTime::parse_from_rfc3339(upper)
+                    .map_err(|e| ExportError::Usage(format!("bad mark in the state: {e}")))?
+                    .with_timezone(&Utc);
+                let lag = chrono::Duration::from_std(spec.index_lag).unwrap_or_default();
+                Ok(Some(walk::canonical(upper - lag)))
+            }
+        },
     }
 }
 
