@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{ApiError, Client};
 use crate::cli::{PaceArgs, TargetArgs};
 use crate::exit::UsageError;
-use crate::net::throttle::{Rate, Throttle};
+use crate::net::throttle::Throttle;
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::state::EMBEDDED_SANDBOX;
 use crate::target::{Credentials, Target, parse_domain};
@@ -164,20 +164,6 @@ fn check_parent(flag: &str, path: &Path) -> Result<(), UsageError> {
     Ok(())
 }
 
-/// `--rate auto|N`.
-pub fn parse_rate(raw: &str) -> Result<Rate, UsageError> {
-    match raw.trim() {
-        "auto" => Ok(Rate::Auto),
-        "unlimited" => Ok(Rate::Unlimited),
-        n => match n.parse::<f64>() {
-            Ok(r) if r.is_finite() && r > 0.0 => Ok(Rate::PerSecond(r)),
-            _ => Err(UsageError(format!(
-                "--rate must be `auto` or a positive number of requests per second, not {n:?}"
-            ))),
-        },
-    }
-}
-
 /// The client for a run, with the shared budget.
 pub fn client(
     resolved: &Resolved,
@@ -191,7 +177,7 @@ pub fn client(
         ))
         .into());
     }
-    let throttle = Arc::new(Throttle::new(parse_rate(&pace.rate)?));
+    let throttle = Arc::new(Throttle::new(pace.rate));
     Ok(Client::new(
         resolved.target.clone(),
         throttle,

@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::ImportArgs;
+use crate::cli::{ImportArgs, PasswordsFlag};
 use crate::exit::{Exit, UsageError};
-use crate::import::plan::{MatchBy, MetadataStrategy, Mode, Passwords, PlanOptions};
-use crate::import::read::{InputFormat, ReadOptions};
+use crate::import::plan::{Passwords, PlanOptions};
+use crate::import::read::ReadOptions;
 use crate::import::{self, ImportError, ImportSpec};
 use crate::progress::Progress;
 
@@ -17,35 +17,18 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
         return Err(UsageError(format!("--input {}: {problem}", args.input.display())).into());
     }
     let plan = PlanOptions {
-        mode: match args.mode.as_str() {
-            "update" => Mode::Update,
-            "upsert" => Mode::Upsert,
-            _ => Mode::Create,
-        },
-        match_by: match args.match_by.as_str() {
-            "user_id" => MatchBy::UserId,
-            "email" => MatchBy::Email,
-            _ => MatchBy::Auto,
-        },
+        mode: args.mode.into(),
+        match_by: args.match_by.into(),
         connection: args.connection.clone(),
-        passwords: match (&args.passwords, &args.password_field) {
-            (Some(_), _) => Passwords::Random,
+        passwords: match (args.passwords, &args.password_field) {
+            (Some(PasswordsFlag::Random), _) => Passwords::Random,
             (None, Some(field)) => Passwords::Field(field.clone()),
             (None, None) => Passwords::None,
         },
-        metadata: match args.metadata.as_str() {
-            "deep" => MetadataStrategy::Deep,
-            "replace" => MetadataStrategy::Replace,
-            _ => MetadataStrategy::Merge,
-        },
+        metadata: args.metadata.into(),
     };
     let read = ReadOptions {
-        format: match args.format.as_str() {
-            "ndjson" => InputFormat::Ndjson,
-            "csv" => InputFormat::Csv,
-            "json" => InputFormat::Json,
-            _ => InputFormat::Auto,
-        },
+        format: args.format.into(),
         unescape_formulas: args.csv_escape_formulas,
         ..ReadOptions::default()
     };
