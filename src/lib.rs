@@ -25,26 +25,46 @@ mod commands;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use exit::Exit;
+use anyhow::Context;
 
-/// Runs a parsed command line and decides the exit code.
+use cli::Command;
+use exit::Outcome;
+
+/// Runs a parsed command line; [`exit::code`] turns how it ended into the exit code.
 pub fn run(cli: cli::Cli) -> ExitCode {
     init_logging(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let result = commands::job::expand(cli.command)
+        .map_err(anyhow::Error::from)
+        .and_then(execute);
+    if let Err(error) = &result {
+        eprintln!("error: {error:#}");
+    }
+    exit::code(&result)
+}
+
+/// Runs one command (never `run JOB.toml`: that is expanded first) on a runtime of its own.
+fn execute(command: Command) -> anyhow::Result<Outcome> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return Exit::Fatal.into();
+        .context("cannot start the async runtime")?;
+    let interrupt = commands::Interrupt::default();
+    let mut command = Box::pin(commands::dispatch(command, interrupt.clone()));
+    let finished = runtime.block_on(async {
+        tokio::select! {
+            result = &mut command => Some(result),
+            () = interrupt.forced() => None,
         }
-    };
-    match runtime.block_on(commands::dispatch(cli.command)) {
-        Ok(exit) => exit.into(),
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            exit::for_error(&error).into()
+    });
+    match finished {
+        Some(result) => result,
+        None => {
+            // A second signal: the user wants out now, not after the batch. The command is
+            // abandoned where it stands, as a crash would leave it (its files are crash-safe),
+            // rather than dropped: its clean-up is exactly what the user declined to wait for.
+            std::mem::forget(command);
+            runtime.shutdown_background();
+            Ok(Outcome::Interrupted)
         }
     }
 }

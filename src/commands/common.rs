@@ -1,5 +1,5 @@
 //! What every job command shares: resolving the target (or the embedded sandbox), the pace,
-//! signals, and the closing summary.
+//! and the closing summary.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -183,36 +183,6 @@ pub fn client(
         throttle,
         cancel.clone(),
     ))
-}
-
-/// Cancels the run on SIGINT or SIGTERM; a second signal ends the process at once.
-pub fn cancel_on_signal() -> CancellationToken {
-    let cancel = CancellationToken::new();
-    let token = cancel.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::warn!(
-            "Interrupted: finishing the current batch and saving the checkpoint (again to quit now)."
-        );
-        token.cancel();
-        wait_for_signal().await;
-        std::process::exit(130);
-    });
-    cancel
-}
-
-pub async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Makes first contact with the tenant ([`Client::reach`]) before a run that would create its

@@ -1,4 +1,4 @@
-//! `auth0-bulk export`: flags → a validated [`ExportSpec`] → the export → summary and exit code.
+//! `auth0-bulk export`: flags → a validated [`ExportSpec`] → the export → the summary and its outcome.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use crate::cli::{CsvMetadata, ExportArgs, OutputFormat};
-use crate::exit::{Exit, UsageError};
+use crate::exit::{Outcome, UsageError};
 use crate::export::encode::{Encoder, Shape};
 use crate::export::{self, ExportError, ExportSpec, Output, Since, checkpoint};
 use crate::format::fields;
@@ -14,8 +14,9 @@ use crate::progress::Progress;
 use crate::query::Query;
 
 use super::common;
+use super::signal::Interrupt;
 
-pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
+pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<Outcome> {
     // Everything that can be checked offline is checked before the first request.
     let shape = shape(&args)?;
     let name = args.output.to_string_lossy().to_lowercase();
@@ -93,7 +94,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
                 .map_or("no state".into(), |p| p.display().to_string())
         );
     }
-    let cancel = common::cancel_on_signal();
+    let cancel = interrupt.arm();
     let client = common::client(&resolved, &args.pace, &cancel)?;
     eprintln!(
         "Exporting from {} to {}",
@@ -104,13 +105,13 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
     let progress = Progress::new(args.run.quiet, "users");
     let result = export::run(&spec, &client, &progress, &cancel).await;
     progress.finish();
-    let (summary, exit) = match result {
+    let (summary, outcome) = match result {
         Ok(done) => done,
         // `| head` closed the pipe: the reader has what it wanted, as with ripgrep.
         Err(ExportError::Output { source, .. })
             if spec.output == Output::Stdout && source.kind() == std::io::ErrorKind::BrokenPipe =>
         {
-            return Ok(Exit::Success);
+            return Ok(Outcome::Success);
         }
         Err(e) => return Err(failure(e)),
     };
@@ -141,7 +142,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
         spec.output == Output::Stdout,
     )?;
     drop(resolved);
-    Ok(exit)
+    Ok(outcome)
 }
 
 /// How an export error ends the run: what re-running alone cannot fix is configuration.

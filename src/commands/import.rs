@@ -1,17 +1,18 @@
-//! `auth0-bulk import`: flags → a validated [`ImportSpec`] → the import → summary and exit code.
+//! `auth0-bulk import`: flags → a validated [`ImportSpec`] → the import → the summary and its outcome.
 
 use std::path::{Path, PathBuf};
 
 use crate::cli::{ImportArgs, PasswordsFlag};
-use crate::exit::{Exit, UsageError};
+use crate::exit::{Outcome, UsageError};
 use crate::import::plan::{Passwords, PlanOptions};
 use crate::import::read::ReadOptions;
 use crate::import::{self, ImportError, ImportSpec};
 use crate::progress::Progress;
 
 use super::common;
+use super::signal::Interrupt;
 
-pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
+pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<Outcome> {
     let stdin = args.input.as_os_str() == "-";
     if !stdin && let Some(problem) = input_problem(&args.input) {
         return Err(UsageError(format!("--input {}: {problem}", args.input.display())).into());
@@ -74,7 +75,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
             "Running on an embedded sandbox tenant."
         );
     }
-    let cancel = common::cancel_on_signal();
+    let cancel = interrupt.arm();
     let client = common::client(&resolved, &args.pace, &cancel)?;
     let spec = ImportSpec {
         input: args.input.clone(),
@@ -118,7 +119,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     let progress = Progress::new(args.run.quiet, "records");
     let result = import::run(&spec, &client, &progress, &cancel).await;
     progress.finish();
-    let (summary, exit) = match result {
+    let (summary, outcome) = match result {
         Ok(done) => done,
         Err(e) => return Err(failure(e)),
     };
@@ -153,7 +154,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     }
     common::print_summary(&lines, &summary, args.run.json, false)?;
     drop(resolved);
-    Ok(exit)
+    Ok(outcome)
 }
 
 /// How an import error ends the run: what re-running alone cannot fix is configuration.
