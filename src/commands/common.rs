@@ -14,7 +14,7 @@ use crate::exit::UsageError;
 use crate::net::throttle::Throttle;
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::state::EMBEDDED_SANDBOX;
-use crate::target::{Credentials, Target, parse_domain};
+use crate::target::{Credentials, Target, TargetError, parse_domain};
 
 /// A resolved target, with the embedded sandbox kept alive for the run when there is one.
 pub struct Resolved {
@@ -50,7 +50,7 @@ pub async fn resolve_target(args: &TargetArgs) -> anyhow::Result<Resolved> {
             .await
             .map_err(|e| UsageError(format!("cannot start the embedded sandbox: {e}")))?;
         let target = Target {
-            base: parse_domain(sandbox.domain())?,
+            base: parse_domain(sandbox.domain()).map_err(usage)?,
             credentials: Credentials::Client {
                 client_id: sandbox.client_id().to_string(),
                 client_secret: SecretString::from(sandbox.client_secret().to_string()),
@@ -68,7 +68,7 @@ pub async fn resolve_target(args: &TargetArgs) -> anyhow::Result<Resolved> {
         )
         .into());
     }
-    let base = parse_domain(domain)?;
+    let base = parse_domain(domain).map_err(usage)?;
     let credentials = match (&args.token, &args.client_id, &args.client_secret) {
         (Some(token), _, _) if !token.is_empty() => {
             Credentials::Token(SecretString::from(token.clone()))
@@ -100,6 +100,11 @@ pub async fn resolve_target(args: &TargetArgs) -> anyhow::Result<Resolved> {
         target: Target { base, credentials },
         sandbox: None,
     })
+}
+
+/// A tenant that cannot be: bad usage, found before any request.
+fn usage(error: TargetError) -> UsageError {
+    UsageError(error.to_string())
 }
 
 /// True when the run goes to the embedded sandbox (`--domain sandbox`): a rehearsal.
