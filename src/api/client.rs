@@ -358,27 +358,30 @@ impl Client {
                 }
                 Class::Unauthorized | Class::Permanent => {
                     let (status, _, bytes) = outcome.expect("an error status has an answer");
-                    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                    let error_code = body["errorCode"].as_str().unwrap_or("").to_string();
-                    let message =
-                        body["message"]
-                            .as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| {
-                                String::from_utf8_lossy(&bytes).chars().take(300).collect()
-                            });
-                    if status == 401 {
-                        return Err(ApiError::Auth(format!("{what} answered 401: {message}")));
-                    }
-                    return Err(ApiError::Status {
-                        status,
-                        error_code,
-                        message,
-                        retried: transient > 0,
-                    });
+                    return Err(error_answer(&what, status, &bytes, transient > 0));
                 }
             }
         }
+    }
+}
+
+/// The error for an answer the caller must handle: a 401 past the renewals is refused
+/// credentials; anything else keeps the API's status, `errorCode` and message.
+fn error_answer(what: &str, status: u16, bytes: &[u8], retried: bool) -> ApiError {
+    let body: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    let error_code = body["errorCode"].as_str().unwrap_or("").to_string();
+    let message = body["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(bytes).chars().take(300).collect());
+    if status == 401 {
+        return ApiError::Auth(format!("{what} answered 401: {message}"));
+    }
+    ApiError::Status {
+        status,
+        error_code,
+        message,
+        retried,
     }
 }
 

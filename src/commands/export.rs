@@ -8,7 +8,7 @@ use chrono::Utc;
 use crate::cli::{CsvMetadata, ExportArgs, OutputFormat};
 use crate::exit::{Outcome, UsageError};
 use crate::export::encode::{Encoder, Shape};
-use crate::export::{self, ExportError, ExportSpec, Output, Since, checkpoint};
+use crate::export::{self, ExportError, ExportSpec, ExportSummary, Output, Since, checkpoint};
 use crate::format::fields;
 use crate::progress::Progress;
 use crate::query::Query;
@@ -18,21 +18,9 @@ use super::signal::Interrupt;
 
 pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<Outcome> {
     // Everything that can be checked offline is checked before the first request.
-    let shape = shape(&args)?;
     let name = args.output.to_string_lossy().to_lowercase();
     let gzip = name.ends_with(".gz");
-    let format = output_format(&name, args.format)?;
-    let encoder = match format {
-        OutputFormat::Ndjson => Encoder::ndjson(shape),
-        OutputFormat::Csv => {
-            let flatten = match args.csv_metadata {
-                CsvMetadata::Json => false,
-                CsvMetadata::Flatten => true,
-            };
-            Encoder::csv(shape, flatten, args.csv_escape_formulas)
-                .map_err(|e| UsageError(format!("--fields: {e}")))?
-        }
-    };
+    let encoder = encoder(&args, &name)?;
     if let Some(q) = &args.query {
         // Auth0 would refuse it with a 400 on the first page; the column is in the user's text.
         Query::parse(q).map_err(|e| UsageError(format!("--query: {e} (in `{q}`)")))?;
@@ -115,6 +103,18 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<Outc
         }
         Err(e) => return Err(failure(e)),
     };
+    common::print_summary(
+        &summary_lines(&summary),
+        &summary,
+        args.run.json,
+        spec.output == Output::Stdout,
+    )?;
+    drop(resolved);
+    Ok(outcome)
+}
+
+/// The closing summary in words.
+fn summary_lines(summary: &ExportSummary) -> Vec<String> {
     let mut lines = Vec::new();
     if summary.completed {
         lines.push(format!(
@@ -135,14 +135,24 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<Outc
             summary.users
         ));
     }
-    common::print_summary(
-        &lines,
-        &summary,
-        args.run.json,
-        spec.output == Output::Stdout,
-    )?;
-    drop(resolved);
-    Ok(outcome)
+    lines
+}
+
+/// How users are written: the fields (`--fields`, `--exclude-fields`, `--rename`) and the
+/// format (`--format` or the output's `name`, `--csv-metadata`, `--csv-escape-formulas`).
+fn encoder(args: &ExportArgs, name: &str) -> Result<Encoder, UsageError> {
+    let shape = shape(args)?;
+    match output_format(name, args.format)? {
+        OutputFormat::Ndjson => Ok(Encoder::ndjson(shape)),
+        OutputFormat::Csv => {
+            let flatten = match args.csv_metadata {
+                CsvMetadata::Json => false,
+                CsvMetadata::Flatten => true,
+            };
+            Encoder::csv(shape, flatten, args.csv_escape_formulas)
+                .map_err(|e| UsageError(format!("--fields: {e}")))
+        }
+    }
 }
 
 /// How an export error ends the run: what re-running alone cannot fix is configuration.
