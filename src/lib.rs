@@ -1,8 +1,34 @@
 //! auth0-bulk: move Auth0 users and their metadata in bulk.
 //!
-//! The library does the work; `main.rs` only parses the command line and calls [`run`].
-//! Folders follow the pipeline: `sandbox` is the local tenant every test runs against; `query`
-//! is the search language both the CLI and the sandbox read.
+//! The library does the work; `main.rs` parses the command line and calls [`run`], which
+//! expands a job file, runs the command and lets [`exit`] choose the code.
+//!
+//! | module | holds |
+//! |--------|-------|
+//! | [`cli`] | the flags, parsed into typed values |
+//! | `commands` | one file per subcommand: flags → a validated spec → a stage → an [`exit::Outcome`] |
+//! | [`exit`] | the exit codes, and the only mapping to them |
+//! | [`target`] | the tenant: its URL and credentials, validated |
+//! | [`api`] | the Management API client: token, send loop, users calls |
+//! | [`net`] | the network policy: the shared throttle and the retry rules |
+//! | [`export`] | walk → encode → sink, with a checkpoint |
+//! | [`import`] | read → plan → apply, with a ledger |
+//! | [`state`] | the run state directory the checkpoint and ledger live in |
+//! | [`format`](mod@format), [`query`], [`rules`] | the CSV shape and field names, the search language, Auth0's limits |
+//! | [`sandbox`] | the local tenant every test (and a rehearsal) runs against |
+//! | [`progress`], [`fsutil`], [`suggest`] | progress output, private files, did-you-mean |
+//!
+//! One user through an **export**: [`api::Client::list_users`] returns it in a page as an
+//! [`api::Listed`] (the JSON text the tenant sent, with its `user_id` and `created_at`);
+//! [`export::walk`] places it in a `created_at` window; [`export::encode`] turns the batch into
+//! NDJSON lines or CSV rows; [`export::sink`] writes the batch durably, and only then does the
+//! checkpoint count it.
+//!
+//! One record through an **import**: [`import::read`] yields it as a numbered record;
+//! [`import::plan`] validates it into what to send; [`import::apply`] looks the user up through
+//! [`api::Client`] and creates, patches or leaves it (an [`api::User`] comes back); the
+//! [`import::ledger`] records the outcome before the next run could repeat it, and a rejected
+//! record goes to the rejects file with its reason.
 
 pub mod api;
 pub mod cli;
