@@ -459,4 +459,32 @@ mod tests {
     fn the_command_line_is_consistent() {
         super::Cli::command().debug_assert();
     }
+
+    #[test]
+    fn flag_values_keep_their_documented_spelling() {
+        use clap::Parser;
+        let cli = super::Cli::try_parse_from([
+            "auth0-bulk",
+            "import",
+            "--input",
+            "users.csv",
+            "--match",
+            "user_id",
+            "--mode",
+            "upsert",
+            "--passwords",
+            "random",
+        ])
+        .expect("parses");
+        let super::Command::Import(args) = cli.command else {
+            panic!("an import")
+        };
+        assert_eq!(args.match_by, super::MatchFlag::UserId);
+        assert_eq!(args.mode, super::ModeFlag::Upsert);
+        assert_eq!(args.passwords, Some(super::PasswordsFlag::Random));
+        assert!(
+            super::Cli::try_parse_from(["auth0-bulk", "import", "-i", "u", "--match", "user-id"])
+                .is_err()
+        );
+    }
 }

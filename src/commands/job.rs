@@ -175,6 +175,23 @@ mod tests {
     }
 
     #[test]
+    fn a_job_becomes_its_command_and_cannot_run_another_job() {
+        let (_dir, path) = job("command = \"export\"\noutput = \"users.ndjson\"\n");
+        let run = |path: &Path, overrides: Vec<String>| {
+            Command::Run(crate::cli::RunArgs {
+                job: path.to_path_buf(),
+                overrides,
+            })
+        };
+        assert!(matches!(expand(run(&path, vec![])), Ok(Command::Export(_))));
+        // The job is positional: a job file can only name it through the overrides.
+        let (_dir, nested) = job("command = \"run\"\n");
+        let other = path.to_string_lossy().into_owned();
+        let e = expand(run(&nested, vec![other])).unwrap_err();
+        assert!(e.0.contains("a job cannot run another job"), "{e}");
+    }
+
+    #[test]
     fn command_line_options_override_the_file() {
         let (_dir, path) = job("command = \"export\"\nconcurrency = 8\n");
         let argv = job_argv(&path, &["--concurrency".into(), "2".into()]).unwrap();
