@@ -8,14 +8,15 @@
 //! | 3    | finished, but some records were rejected (see the rejects file) |
 //! | 130  | interrupted (Ctrl-C or SIGTERM) after saving the checkpoint |
 //!
-//! Commands and stages say what happened (an [`Outcome`], or an error such as [`UsageError`]);
-//! only [`code`] and [`for_clap`] turn that into a number.
+//! Commands and stages say what happened (a [`RunOutcome`], or an error such as [`UsageError`]);
+//! only [`code`] and [`for_clap`] turn that into a number. (Named for the run, not `Outcome`:
+//! that is a record's outcome in `import`.)
 
 use std::process::ExitCode;
 
 /// How a run ended when no error stopped it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum RunOutcome {
     /// Finished; every record applied, skipped or unchanged.
     Success,
     /// Finished, but some records were rejected (or listed users not found).
@@ -24,9 +25,9 @@ pub enum Outcome {
     Interrupted,
 }
 
-/// The name the stages (`export::run`, `import::run`) still use for an [`Outcome`]. It names an
-/// outcome, never a code; kept so those modules compile unchanged until they say `Outcome`.
-pub type Exit = Outcome;
+/// The name the stages (`export::run`, `import::run`) still use for a [`RunOutcome`]. It names
+/// an outcome, never a code; kept so those modules compile unchanged until they say `RunOutcome`.
+pub type Exit = RunOutcome;
 
 /// Bad usage or configuration: a clear message and exit code 2, before anything is written.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +35,7 @@ pub type Exit = Outcome;
 pub struct UsageError(pub String);
 
 /// The exit code of a command: its outcome, or the error that stopped it.
-pub fn code(result: &anyhow::Result<Outcome>) -> ExitCode {
+pub fn code(result: &anyhow::Result<RunOutcome>) -> ExitCode {
     ExitCode::from(number(result))
 }
 
@@ -43,11 +44,11 @@ pub fn for_clap(error: &clap::Error) -> ExitCode {
     ExitCode::from(if error.use_stderr() { 2 } else { 0 })
 }
 
-fn number(result: &anyhow::Result<Outcome>) -> u8 {
+fn number(result: &anyhow::Result<RunOutcome>) -> u8 {
     match result {
-        Ok(Outcome::Success) => 0,
-        Ok(Outcome::Rejected) => 3,
-        Ok(Outcome::Interrupted) => 130,
+        Ok(RunOutcome::Success) => 0,
+        Ok(RunOutcome::Rejected) => 3,
+        Ok(RunOutcome::Interrupted) => 130,
         Err(error) if is_usage(error) => 2,
         Err(_) => 1,
     }
@@ -75,11 +76,11 @@ mod tests {
 
     #[test]
     fn outcomes_and_errors_map_to_the_documented_codes() {
-        assert_eq!(number(&Ok(Outcome::Success)), 0);
+        assert_eq!(number(&Ok(RunOutcome::Success)), 0);
         assert_eq!(number(&Err(anyhow::anyhow!("tenant down"))), 1);
         let usage = anyhow::Error::new(UsageError("bad flag".into())).context("while starting");
         assert_eq!(number(&Err(usage)), 2);
-        assert_eq!(number(&Ok(Outcome::Rejected)), 3);
-        assert_eq!(number(&Ok(Outcome::Interrupted)), 130);
+        assert_eq!(number(&Ok(RunOutcome::Rejected)), 3);
+        assert_eq!(number(&Ok(RunOutcome::Interrupted)), 130);
     }
 }

@@ -6,7 +6,7 @@
 //! | module | holds |
 //! |--------|-------|
 //! | [`cli`] | the flags, parsed into typed values |
-//! | `commands` | one file per subcommand: flags → a validated spec → a stage → an [`exit::Outcome`] |
+//! | `commands` | one file per subcommand: flags → a validated spec → a stage → an [`exit::RunOutcome`] |
 //! | [`exit`] | the exit codes, and the only mapping to them |
 //! | [`target`] | the tenant: its URL and credentials, validated |
 //! | [`api`] | the Management API client: token, send loop, users calls |
@@ -54,7 +54,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use cli::Command;
-use exit::Outcome;
+use exit::RunOutcome;
 
 /// Runs a parsed command line; [`exit::code`] turns how it ended into the exit code.
 pub fn run(cli: cli::Cli) -> ExitCode {
@@ -69,7 +69,7 @@ pub fn run(cli: cli::Cli) -> ExitCode {
 }
 
 /// Runs one command (never `run JOB.toml`: that is expanded first) on a runtime of its own.
-fn execute(command: Command) -> anyhow::Result<Outcome> {
+fn execute(command: Command) -> anyhow::Result<RunOutcome> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -90,7 +90,7 @@ fn execute(command: Command) -> anyhow::Result<Outcome> {
             // rather than dropped: its clean-up is exactly what the user declined to wait for.
             std::mem::forget(command);
             runtime.shutdown_background();
-            Ok(Outcome::Interrupted)
+            Ok(RunOutcome::Interrupted)
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use crate::cli::{CsvMetadata, ExportArgs, OutputFormat};
-use crate::exit::{Outcome, UsageError};
+use crate::exit::{RunOutcome, UsageError};
 use crate::export::encode::{Encoder, Shape};
 use crate::export::{self, ExportError, ExportSpec, ExportSummary, Output, Since, checkpoint};
 use crate::format::fields;
@@ -16,7 +16,7 @@ use crate::query::Query;
 use super::common;
 use super::signal::Interrupt;
 
-pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<Outcome> {
+pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunOutcome> {
     // Everything that can be checked offline is checked before the first request.
     let name = args.output.to_string_lossy().to_lowercase();
     let gzip = name.ends_with(".gz");
@@ -99,7 +99,7 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<Outc
         Err(ExportError::Output { source, .. })
             if spec.output == Output::Stdout && source.kind() == std::io::ErrorKind::BrokenPipe =>
         {
-            return Ok(Outcome::Success);
+            return Ok(RunOutcome::Success);
         }
         Err(e) => return Err(failure(e)),
     };

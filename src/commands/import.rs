@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::{ImportArgs, PasswordsFlag};
-use crate::exit::{Outcome, UsageError};
+use crate::exit::{RunOutcome, UsageError};
 use crate::import::plan::{Passwords, PlanOptions};
 use crate::import::read::ReadOptions;
 use crate::import::{self, ImportError, ImportSpec, ImportSummary};
@@ -19,7 +19,7 @@ struct Files {
     plan: Option<PathBuf>,
 }
 
-pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<Outcome> {
+pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunOutcome> {
     // Everything that can be checked offline is checked before the first request.
     let stdin = args.input.as_os_str() == "-";
     if !stdin && let Some(problem) = input_problem(&args.input) {

@@ -1,4 +1,4 @@
-//! The subcommands: each turns its flags into a run of the library and names its [`Outcome`].
+//! The subcommands: each turns its flags into a run of the library and names its [`RunOutcome`].
 
 mod common;
 mod export;
@@ -8,12 +8,12 @@ mod sandbox;
 pub mod signal;
 
 use crate::cli::Command;
-use crate::exit::{Outcome, UsageError};
+use crate::exit::{RunOutcome, UsageError};
 
 pub use signal::Interrupt;
 
 /// Runs one command. A job file is expanded by [`job::expand`] before it gets here.
-pub async fn dispatch(command: Command, interrupt: Interrupt) -> anyhow::Result<Outcome> {
+pub async fn dispatch(command: Command, interrupt: Interrupt) -> anyhow::Result<RunOutcome> {
     match command {
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Export(args) => export::run(*args, &interrupt).await,

@@ -5,11 +5,11 @@ use std::io::Write;
 use anyhow::Context;
 
 use crate::cli::SandboxArgs;
-use crate::exit::{Outcome, UsageError};
+use crate::exit::{RunOutcome, UsageError};
 use crate::fsutil;
 use crate::sandbox::{Sandbox, SandboxError};
 
-pub async fn run(args: SandboxArgs) -> anyhow::Result<Outcome> {
+pub async fn run(args: SandboxArgs) -> anyhow::Result<RunOutcome> {
     let sandbox = Sandbox::start(args.options()).await.map_err(|e| match e {
         SandboxError::Bind { .. } => anyhow::Error::new(e),
         other => anyhow::Error::new(UsageError(other.to_string())),
@@ -43,7 +43,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<Outcome> {
         tracing::info!(path = %path.display(), users = sandbox.user_count(), "Wrote the dump.");
     }
     sandbox.shutdown().await;
-    Ok(Outcome::Success)
+    Ok(RunOutcome::Success)
 }
 
 /// Talks to the sandbox as a client would and prints each answer.

@@ -2,7 +2,7 @@
 //!
 //! A job command arms the [`Interrupt`] once its flags are checked: from then on the first
 //! signal cancels the run's token (the stage finishes its batch, saves, and reports
-//! [`Outcome::Interrupted`](crate::exit::Outcome)), and a second one resolves
+//! [`RunOutcome::Interrupted`](crate::exit::RunOutcome)), and a second one resolves
 //! [`Interrupt::forced`], on which `lib::run` stops waiting for the command and returns the
 //! interrupted code. Nothing here ends the process.
 
