@@ -6,7 +6,15 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::export::Since;
+use crate::net::throttle::Rate;
 use crate::sandbox::SandboxOptions;
+
+mod values;
+
+pub use values::{
+    CsvMetadata, InputFormatFlag, MatchFlag, MetadataFlag, ModeFlag, OutputFormat, PasswordsFlag,
+};
 
 /// Move Auth0 users and their metadata in bulk: rate-limited, resumable export and import.
 ///
@@ -133,8 +141,8 @@ pub struct TargetArgs {
 pub struct PaceArgs {
     /// Requests per second: `auto` learns the tenant's limit from its x-ratelimit-* headers;
     /// a number paces to it. All workers share one budget; a 429 pauses them all.
-    #[arg(long, default_value = "auto", value_name = "auto|N")]
-    pub rate: String,
+    #[arg(long, default_value = "auto", value_name = "auto|N", value_parser = values::parse_rate)]
+    pub rate: Rate,
 
     /// Requests in flight at once.
     #[arg(long, default_value_t = 4, value_name = "N")]
@@ -175,18 +183,18 @@ pub struct ImportArgs {
 
     /// Input format: `auto` (from the name, else the first byte), `ndjson`, `csv`, or `json`
     /// (a JSON array, the format of Auth0's bulk-import files).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "ndjson", "csv", "json"])]
-    pub format: String,
+    #[arg(long, value_enum, default_value_t = InputFormatFlag::Auto)]
+    pub format: InputFormatFlag,
 
     /// `create` adds new users and never touches existing ones (they are skipped); `update`
     /// changes existing users only (unknown ones are rejected); `upsert` does both.
-    #[arg(long, default_value = "create", value_parser = ["create", "update", "upsert"])]
-    pub mode: String,
+    #[arg(long, value_enum, default_value_t = ModeFlag::Create)]
+    pub mode: ModeFlag,
 
     /// How a record finds its user: `auto` by its `user_id` when it has one, else by its email;
     /// `user_id` or `email` (within the record's connection) for every record.
-    #[arg(long = "match", default_value = "auto", value_parser = ["auto", "user_id", "email"], value_name = "KEY")]
-    pub match_by: String,
+    #[arg(long = "match", value_enum, default_value_t = MatchFlag::Auto, value_name = "KEY")]
+    pub match_by: MatchFlag,
 
     /// The connection for creates, unless a record names one (`connection`, or
     /// `identities[0].connection` in an export).
@@ -195,8 +203,13 @@ pub struct ImportArgs {
 
     /// `random`: give each created user a strong random password that meets the connection's
     /// policy (never logged or stored; users set their own through a password reset).
-    #[arg(long, value_parser = ["random"], value_name = "random", conflicts_with = "password_field")]
-    pub passwords: Option<String>,
+    #[arg(
+        long,
+        value_enum,
+        value_name = "random",
+        conflicts_with = "password_field"
+    )]
+    pub passwords: Option<PasswordsFlag>,
 
     /// Take each created user's password from this input field.
     #[arg(long, value_name = "NAME")]
@@ -205,8 +218,8 @@ pub struct ImportArgs {
     /// `merge`: Auth0's PATCH (top-level keys merged, nested objects replaced); `deep`: nested
     /// objects merged too; `replace`: each metadata object the record carries becomes exactly
     /// the record's (keys it lacks are removed).
-    #[arg(long, default_value = "merge", value_parser = ["merge", "deep", "replace"])]
-    pub metadata: String,
+    #[arg(long, value_enum, default_value_t = MetadataFlag::Merge)]
+    pub metadata: MetadataFlag,
 
     /// Send no write: print what each record would do (create; update with the changed fields
     /// and metadata keys; unchanged; reject with the reason) and the totals.
@@ -251,13 +264,13 @@ pub struct ExportArgs {
 
     /// Output format; default from the extension (`.csv`, `.csv.gz`), else ndjson. It must fit
     /// the output's extension when it has one.
-    #[arg(long, value_parser = ["ndjson", "csv"])]
-    pub format: Option<String>,
+    #[arg(long, value_enum)]
+    pub format: Option<OutputFormat>,
 
     /// CSV metadata columns: `json` (each metadata object as one JSON cell, lossless) or
     /// `flatten` (one column per leaf, `user_metadata.hobby`, cells keep their JSON type).
-    #[arg(long, default_value = "json", value_parser = ["json", "flatten"])]
-    pub csv_metadata: String,
+    #[arg(long, value_enum, default_value_t = CsvMetadata::Json)]
+    pub csv_metadata: CsvMetadata,
 
     /// Prefix CSV cells that start with = + - @ (or ') with a ' against CSV injection, as
     /// Auth0's own exports do; `import --csv-escape-formulas` undoes it.
@@ -292,13 +305,13 @@ pub struct ExportArgs {
     pub exclude_fields: Vec<String>,
 
     /// Rename a root field on output, e.g. app_metadata=metadata (repeatable).
-    #[arg(long, value_name = "FROM=TO")]
-    pub rename: Vec<String>,
+    #[arg(long, value_name = "FROM=TO", value_parser = values::parse_rename)]
+    pub rename: Vec<(String, String)>,
 
     /// Only users updated at or after TIME (2024-01-31 or an ISO timestamp); `last`: since the
     /// last completed run with the same state (less --index-lag), for nightly incremental runs.
-    #[arg(long, value_name = "TIME|last")]
-    pub since: Option<String>,
+    #[arg(long, value_name = "TIME|last", value_parser = values::parse_since)]
+    pub since: Option<Since>,
 
     /// With --since last: seconds to reach back before the previous run's start, so a change
     /// the search index had not yet seen then falls into this run.
@@ -445,5 +458,33 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flag_values_keep_their_documented_spelling() {
+        use clap::Parser;
+        let cli = super::Cli::try_parse_from([
+            "auth0-bulk",
+            "import",
+            "--input",
+            "users.csv",
+            "--match",
+            "user_id",
+            "--mode",
+            "upsert",
+            "--passwords",
+            "random",
+        ])
+        .expect("parses");
+        let super::Command::Import(args) = cli.command else {
+            panic!("an import")
+        };
+        assert_eq!(args.match_by, super::MatchFlag::UserId);
+        assert_eq!(args.mode, super::ModeFlag::Upsert);
+        assert_eq!(args.passwords, Some(super::PasswordsFlag::Random));
+        assert!(
+            super::Cli::try_parse_from(["auth0-bulk", "import", "-i", "u", "--match", "user-id"])
+                .is_err()
+        );
     }
 }

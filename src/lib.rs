@@ -1,8 +1,34 @@
 //! auth0-bulk: move Auth0 users and their metadata in bulk.
 //!
-//! The library does the work; `main.rs` only parses the command line and calls [`run`].
-//! Folders follow the pipeline: `sandbox` is the local tenant every test runs against; `query`
-//! is the search language both the CLI and the sandbox read.
+//! The library does the work; `main.rs` parses the command line and calls [`run`], which
+//! expands a job file, runs the command and lets [`exit`] choose the code.
+//!
+//! | module | holds |
+//! |--------|-------|
+//! | [`cli`] | the flags, parsed into typed values |
+//! | `commands` | one file per subcommand: flags → a validated spec → a stage → an [`exit::RunOutcome`] |
+//! | [`exit`] | the exit codes, and the only mapping to them |
+//! | [`target`] | the tenant: its URL and credentials, validated |
+//! | [`api`] | the Management API client: token, send loop, users calls |
+//! | [`net`] | the network policy: the shared throttle and the retry rules |
+//! | [`export`] | walk → encode → sink, with a checkpoint |
+//! | [`import`] | read → plan → apply, with a ledger |
+//! | [`state`] | the run state directory the checkpoint and ledger live in |
+//! | [`format`](mod@format), [`query`], [`rules`] | the CSV shape and field names, the search language, Auth0's limits |
+//! | [`sandbox`] | the local tenant every test (and a rehearsal) runs against |
+//! | [`progress`], [`suggest`] | progress output, did-you-mean |
+//!
+//! One user through an **export**: [`api::Client::list_users`] returns it in a page as an
+//! [`api::Listed`] (the JSON text the tenant sent, with its `user_id` and `created_at`);
+//! [`export::walk`] places it in a `created_at` window; [`export::encode`] turns the batch into
+//! NDJSON lines or CSV rows; [`export::sink`] writes the batch durably, and only then does the
+//! checkpoint count it.
+//!
+//! One record through an **import**: [`import::read`] yields it as a numbered record;
+//! [`import::plan`] validates it into what to send; [`import::apply`] looks the user up through
+//! [`api::Client`] and creates, patches or leaves it (an [`api::User`] comes back); the
+//! [`import::ledger`] records the outcome before the next run could repeat it, and a rejected
+//! record goes to the rejects file with its reason.
 
 pub mod api;
 pub mod cli;
@@ -24,26 +50,46 @@ mod commands;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use exit::Exit;
+use anyhow::Context;
 
-/// Runs a parsed command line and decides the exit code.
+use cli::Command;
+use exit::RunOutcome;
+
+/// Runs a parsed command line; [`exit::code`] turns how it ended into the exit code.
 pub fn run(cli: cli::Cli) -> ExitCode {
     init_logging(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let result = commands::job::expand(cli.command)
+        .map_err(anyhow::Error::from)
+        .and_then(execute);
+    if let Err(error) = &result {
+        eprintln!("error: {error:#}");
+    }
+    exit::code(&result)
+}
+
+/// Runs one command (never `run JOB.toml`: that is expanded first) on a runtime of its own.
+fn execute(command: Command) -> anyhow::Result<RunOutcome> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return Exit::Fatal.into();
+        .context("cannot start the async runtime")?;
+    let interrupt = commands::Interrupt::default();
+    let mut command = Box::pin(commands::dispatch(command, interrupt.clone()));
+    let finished = runtime.block_on(async {
+        tokio::select! {
+            result = &mut command => Some(result),
+            () = interrupt.forced() => None,
         }
-    };
-    match runtime.block_on(commands::dispatch(cli.command)) {
-        Ok(exit) => exit.into(),
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            exit::for_error(&error).into()
+    });
+    match finished {
+        Some(result) => result,
+        None => {
+            // A second signal: the user wants out now, not after the batch. The command is
+            // abandoned where it stands, as a crash would leave it (its files are crash-safe),
+            // rather than dropped: its clean-up is exactly what the user declined to wait for.
+            std::mem::forget(command);
+            runtime.shutdown_background();
+            Ok(RunOutcome::Interrupted)
         }
     }
 }

@@ -5,6 +5,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = auth0_bulk::cli::Cli::parse();
-    auth0_bulk::run(cli)
+    match auth0_bulk::cli::Cli::try_parse() {
+        Ok(cli) => auth0_bulk::run(cli),
+        Err(error) => {
+            // Help and version go to stdout, a refused command line to stderr, as clap does.
+            let _ = error.print();
+            auth0_bulk::exit::for_clap(&error)
+        }
+    }
 }

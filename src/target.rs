@@ -6,8 +6,6 @@ use std::net::IpAddr;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::exit::UsageError;
-
 /// How the job authenticates.
 #[derive(Clone)]
 pub enum Credentials {
@@ -58,53 +56,66 @@ impl Target {
     }
 }
 
+/// Why a `--domain` cannot be a tenant. The CLI reports it as bad usage (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("the tenant domain is empty; pass --domain or set AUTH0_DOMAIN")]
+    Empty,
+    #[error("--domain {domain:?} is not a host name or URL: {source}")]
+    NotAUrl {
+        domain: String,
+        source: url::ParseError,
+    },
+    #[error(
+        "--domain {domain}: plain http:// is allowed only for loopback addresses \
+         (127.0.0.1, ::1, localhost); use https://"
+    )]
+    PlainHttp { domain: String },
+    #[error("--domain {domain}: unsupported scheme {scheme}://")]
+    Scheme { domain: String, scheme: String },
+    #[error("--domain {domain} has no host")]
+    NoHost { domain: String },
+    #[error("--domain {domain}: give the tenant without a path (not {path})")]
+    Path { domain: String, path: String },
+    #[error("--domain must not carry credentials; use --client-id/--client-secret")]
+    Credentials,
+}
+
 /// Parses `--domain`: a tenant host (`acme.eu.auth0.com`) or a full URL. Plain `http://` is
 /// accepted only for loopback addresses, so a token never crosses a network in clear text.
-pub fn parse_domain(domain: &str) -> Result<Url, UsageError> {
+pub fn parse_domain(domain: &str) -> Result<Url, TargetError> {
     let domain = domain.trim();
     if domain.is_empty() {
-        return Err(UsageError(
-            "the tenant domain is empty; pass --domain or set AUTH0_DOMAIN".into(),
-        ));
+        return Err(TargetError::Empty);
     }
     let with_scheme = if domain.contains("://") {
         domain.to_string()
     } else {
         format!("https://{domain}")
     };
-    let url = Url::parse(&with_scheme).map_err(|e| {
-        UsageError(format!(
-            "--domain {domain:?} is not a host name or URL: {e}"
-        ))
+    let url = Url::parse(&with_scheme).map_err(|source| TargetError::NotAUrl {
+        domain: domain.to_string(),
+        source,
     })?;
+    let domain = domain.to_string();
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) => {}
-        "http" => {
-            return Err(UsageError(format!(
-                "--domain {domain}: plain http:// is allowed only for loopback addresses \
-                 (127.0.0.1, ::1, localhost); use https://"
-            )));
-        }
+        "http" => return Err(TargetError::PlainHttp { domain }),
         other => {
-            return Err(UsageError(format!(
-                "--domain {domain}: unsupported scheme {other}://"
-            )));
+            let scheme = other.to_string();
+            return Err(TargetError::Scheme { domain, scheme });
         }
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(UsageError(format!("--domain {domain} has no host")));
+        return Err(TargetError::NoHost { domain });
     }
     if url.path() != "/" && !url.path().is_empty() {
-        return Err(UsageError(format!(
-            "--domain {domain}: give the tenant without a path (not {})",
-            url.path()
-        )));
+        let path = url.path().to_string();
+        return Err(TargetError::Path { domain, path });
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(UsageError(
-            "--domain must not carry credentials; use --client-id/--client-secret".into(),
-        ));
+        return Err(TargetError::Credentials);
     }
     Ok(url)
 }
@@ -150,7 +161,7 @@ mod tests {
             "http://192.168.1.1:80",
         ] {
             let e = parse_domain(bad).unwrap_err();
-            assert!(e.0.contains("loopback"), "{bad}: {e}");
+            assert!(e.to_string().contains("loopback"), "{bad}: {e}");
         }
     }
 

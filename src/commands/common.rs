@@ -1,5 +1,5 @@
 //! What every job command shares: resolving the target (or the embedded sandbox), the pace,
-//! signals, and the closing summary.
+//! and the closing summary.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,10 +11,10 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{ApiError, Client};
 use crate::cli::{PaceArgs, TargetArgs};
 use crate::exit::UsageError;
-use crate::net::throttle::{Rate, Throttle};
+use crate::net::throttle::Throttle;
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::state::EMBEDDED_SANDBOX;
-use crate::target::{Credentials, Target, parse_domain};
+use crate::target::{Credentials, Target, TargetError, parse_domain};
 
 /// A resolved target, with the embedded sandbox kept alive for the run when there is one.
 pub struct Resolved {
@@ -50,7 +50,7 @@ pub async fn resolve_target(args: &TargetArgs) -> anyhow::Result<Resolved> {
             .await
             .map_err(|e| UsageError(format!("cannot start the embedded sandbox: {e}")))?;
         let target = Target {
-            base: parse_domain(sandbox.domain())?,
+            base: parse_domain(sandbox.domain()).map_err(usage)?,
             credentials: Credentials::Client {
                 client_id: sandbox.client_id().to_string(),
                 client_secret: SecretString::from(sandbox.client_secret().to_string()),
@@ -68,7 +68,7 @@ pub async fn resolve_target(args: &TargetArgs) -> anyhow::Result<Resolved> {
         )
         .into());
     }
-    let base = parse_domain(domain)?;
+    let base = parse_domain(domain).map_err(usage)?;
     let credentials = match (&args.token, &args.client_id, &args.client_secret) {
         (Some(token), _, _) if !token.is_empty() => {
             Credentials::Token(SecretString::from(token.clone()))
@@ -100,6 +100,11 @@ pub async fn resolve_target(args: &TargetArgs) -> anyhow::Result<Resolved> {
         target: Target { base, credentials },
         sandbox: None,
     })
+}
+
+/// A tenant that cannot be: bad usage, found before any request.
+fn usage(error: TargetError) -> UsageError {
+    UsageError(error.to_string())
 }
 
 /// True when the run goes to the embedded sandbox (`--domain sandbox`): a rehearsal.
@@ -164,20 +169,6 @@ fn check_parent(flag: &str, path: &Path) -> Result<(), UsageError> {
     Ok(())
 }
 
-/// `--rate auto|N`.
-pub fn parse_rate(raw: &str) -> Result<Rate, UsageError> {
-    match raw.trim() {
-        "auto" => Ok(Rate::Auto),
-        "unlimited" => Ok(Rate::Unlimited),
-        n => match n.parse::<f64>() {
-            Ok(r) if r.is_finite() && r > 0.0 => Ok(Rate::PerSecond(r)),
-            _ => Err(UsageError(format!(
-                "--rate must be `auto` or a positive number of requests per second, not {n:?}"
-            ))),
-        },
-    }
-}
-
 /// The client for a run, with the shared budget.
 pub fn client(
     resolved: &Resolved,
@@ -191,42 +182,12 @@ pub fn client(
         ))
         .into());
     }
-    let throttle = Arc::new(Throttle::new(parse_rate(&pace.rate)?));
+    let throttle = Arc::new(Throttle::new(pace.rate));
     Ok(Client::new(
         resolved.target.clone(),
         throttle,
         cancel.clone(),
     ))
-}
-
-/// Cancels the run on SIGINT or SIGTERM; a second signal ends the process at once.
-pub fn cancel_on_signal() -> CancellationToken {
-    let cancel = CancellationToken::new();
-    let token = cancel.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::warn!(
-            "Interrupted: finishing the current batch and saving the checkpoint (again to quit now)."
-        );
-        token.cancel();
-        wait_for_signal().await;
-        std::process::exit(130);
-    });
-    cancel
-}
-
-pub async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Makes first contact with the tenant ([`Client::reach`]) before a run that would create its

@@ -1,41 +1,31 @@
-//! `auth0-bulk export`: flags → a validated [`ExportSpec`] → the export → summary and exit code.
+//! `auth0-bulk export`: flags → a validated [`ExportSpec`] → the export → the summary and its outcome.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 
-use crate::cli::ExportArgs;
-use crate::exit::{Exit, UsageError};
+use crate::cli::{CsvMetadata, ExportArgs, OutputFormat};
+use crate::exit::{RunOutcome, UsageError};
 use crate::export::encode::{Encoder, Shape};
-use crate::export::walk::canonical;
-use crate::export::{self, ExportError, ExportSpec, Output, Since, checkpoint};
+use crate::export::{self, ExportError, ExportSpec, ExportSummary, Output, Since, checkpoint};
 use crate::format::fields;
 use crate::progress::Progress;
 use crate::query::Query;
 
 use super::common;
+use super::signal::Interrupt;
 
-pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
+pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunOutcome> {
     // Everything that can be checked offline is checked before the first request.
-    let shape = shape(&args)?;
     let name = args.output.to_string_lossy().to_lowercase();
     let gzip = name.ends_with(".gz");
-    let format = output_format(&name, args.format.as_deref())?;
-    let encoder = match format {
-        "ndjson" => Encoder::ndjson(shape),
-        _ => Encoder::csv(
-            shape,
-            args.csv_metadata == "flatten",
-            args.csv_escape_formulas,
-        )
-        .map_err(|e| UsageError(format!("--fields: {e}")))?,
-    };
+    let encoder = encoder(&args, &name)?;
     if let Some(q) = &args.query {
         // Auth0 would refuse it with a 400 on the first page; the column is in the user's text.
         Query::parse(q).map_err(|e| UsageError(format!("--query: {e} (in `{q}`)")))?;
     }
-    let since = args.since.as_deref().map(parse_since).transpose()?;
+    let since = args.since.clone();
     // A rehearsal on the embedded sandbox writes files of its own, beside the job's, so it can
     // never replace the job's output or move its --since last mark.
     let rehearsal = common::is_embedded_sandbox(&args.target);
@@ -92,7 +82,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
                 .map_or("no state".into(), |p| p.display().to_string())
         );
     }
-    let cancel = common::cancel_on_signal();
+    let cancel = interrupt.arm();
     let client = common::client(&resolved, &args.pace, &cancel)?;
     eprintln!(
         "Exporting from {} to {}",
@@ -103,16 +93,28 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
     let progress = Progress::new(args.run.quiet, "users");
     let result = export::run(&spec, &client, &progress, &cancel).await;
     progress.finish();
-    let (summary, exit) = match result {
+    let (summary, outcome) = match result {
         Ok(done) => done,
         // `| head` closed the pipe: the reader has what it wanted, as with ripgrep.
         Err(ExportError::Output { source, .. })
             if spec.output == Output::Stdout && source.kind() == std::io::ErrorKind::BrokenPipe =>
         {
-            return Ok(Exit::Success);
+            return Ok(RunOutcome::Success);
         }
         Err(e) => return Err(failure(e)),
     };
+    common::print_summary(
+        &summary_lines(&summary),
+        &summary,
+        args.run.json,
+        spec.output == Output::Stdout,
+    )?;
+    drop(resolved);
+    Ok(outcome)
+}
+
+/// The closing summary in words.
+fn summary_lines(summary: &ExportSummary) -> Vec<String> {
     let mut lines = Vec::new();
     if summary.completed {
         lines.push(format!(
@@ -133,14 +135,24 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
             summary.users
         ));
     }
-    common::print_summary(
-        &lines,
-        &summary,
-        args.run.json,
-        spec.output == Output::Stdout,
-    )?;
-    drop(resolved);
-    Ok(exit)
+    lines
+}
+
+/// How users are written: the fields (`--fields`, `--exclude-fields`, `--rename`) and the
+/// format (`--format` or the output's `name`, `--csv-metadata`, `--csv-escape-formulas`).
+fn encoder(args: &ExportArgs, name: &str) -> Result<Encoder, UsageError> {
+    let shape = shape(args)?;
+    match output_format(name, args.format)? {
+        OutputFormat::Ndjson => Ok(Encoder::ndjson(shape)),
+        OutputFormat::Csv => {
+            let flatten = match args.csv_metadata {
+                CsvMetadata::Json => false,
+                CsvMetadata::Flatten => true,
+            };
+            Encoder::csv(shape, flatten, args.csv_escape_formulas)
+                .map_err(|e| UsageError(format!("--fields: {e}")))
+        }
+    }
 }
 
 /// How an export error ends the run: what re-running alone cannot fix is configuration.
@@ -165,27 +177,29 @@ fn display(output: &Output) -> String {
 /// The format: `--format`, else the name's extension (`.csv`, `.csv.gz`), else NDJSON. A
 /// `--format` that the name contradicts is refused: a `users.ndjson` holding CSV fools the
 /// next reader.
-fn output_format(name: &str, format: Option<&str>) -> Result<&'static str, UsageError> {
+fn output_format(name: &str, format: Option<OutputFormat>) -> Result<OutputFormat, UsageError> {
     let base = name.strip_suffix(".gz").unwrap_or(name);
     let named = if base.ends_with(".csv") {
-        Some("csv")
+        Some(OutputFormat::Csv)
     } else if [".ndjson", ".jsonl", ".json"]
         .iter()
         .any(|e| base.ends_with(e))
     {
-        Some("ndjson")
+        Some(OutputFormat::Ndjson)
     } else {
         None
     };
     match (format, named) {
-        (Some(f), Some(n)) if f != n => Err(UsageError(format!(
-            "--format {f} does not fit the output's name {name:?}, which says {n}; name the \
-             file for its format (users.{f}) or drop --format"
-        ))),
-        (Some("csv"), _) => Ok("csv"),
-        (Some(_), _) => Ok("ndjson"),
+        (Some(f), Some(n)) if f != n => {
+            let (f, n) = (f.name(), n.name());
+            Err(UsageError(format!(
+                "--format {f} does not fit the output's name {name:?}, which says {n}; name the \
+                 file for its format (users.{f}) or drop --format"
+            )))
+        }
+        (Some(f), _) => Ok(f),
         (None, Some(n)) => Ok(n),
-        (None, None) => Ok("ndjson"),
+        (None, None) => Ok(OutputFormat::Ndjson),
     }
 }
 
@@ -196,21 +210,7 @@ fn shape(args: &ExportArgs) -> Result<Shape, UsageError> {
             .filter(|f| !f.is_empty())
             .collect()
     };
-    let mut rename = Vec::new();
-    for pair in &args.rename {
-        let Some((from, to)) = pair.split_once('=') else {
-            return Err(UsageError(format!(
-                "--rename {pair:?}: expected FROM=TO, e.g. app_metadata=metadata"
-            )));
-        };
-        let (from, to) = (from.trim(), to.trim());
-        if from.is_empty() || to.is_empty() {
-            return Err(UsageError(format!(
-                "--rename {pair:?}: both names are needed"
-            )));
-        }
-        rename.push((from.to_string(), to.to_string()));
-    }
+    let rename = args.rename.clone();
     let include = clean(&args.fields);
     let exclude = clean(&args.exclude_fields);
     // A name the tool cannot find would otherwise drop its column in silence.
@@ -227,24 +227,6 @@ fn shape(args: &ExportArgs) -> Result<Shape, UsageError> {
         exclude,
         rename,
     })
-}
-
-/// `--since`: `last`, a date, or an ISO timestamp, as a canonical UTC timestamp.
-fn parse_since(raw: &str) -> Result<Since, UsageError> {
-    let raw = raw.trim();
-    if raw == "last" {
-        return Ok(Since::Last);
-    }
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
-        return Ok(Since::At(canonical(t.with_timezone(&Utc))));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-        let t = d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
-        return Ok(Since::At(canonical(t)));
-    }
-    Err(UsageError(format!(
-        "--since {raw:?}: expected `last`, a date (2024-01-31) or an ISO timestamp (2024-01-31T12:00:00Z)"
-    )))
 }
 
 /// `exports/users.ndjson` → `exports/users.ndjson.state`.

@@ -1,89 +1,32 @@
-//! `auth0-bulk import`: flags → a validated [`ImportSpec`] → the import → summary and exit code.
+//! `auth0-bulk import`: flags → a validated [`ImportSpec`] → the import → the summary and its outcome.
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::ImportArgs;
-use crate::exit::{Exit, UsageError};
-use crate::import::plan::{MatchBy, MetadataStrategy, Mode, Passwords, PlanOptions};
-use crate::import::read::{InputFormat, ReadOptions};
-use crate::import::{self, ImportError, ImportSpec};
+use crate::cli::{ImportArgs, PasswordsFlag};
+use crate::exit::{RunOutcome, UsageError};
+use crate::import::plan::{Passwords, PlanOptions};
+use crate::import::read::ReadOptions;
+use crate::import::{self, ImportError, ImportSpec, ImportSummary};
 use crate::progress::Progress;
 
 use super::common;
+use super::signal::Interrupt;
 
-pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
+/// The files a run writes, named from the flags (and beside the input by default).
+struct Files {
+    state: Option<PathBuf>,
+    rejects: PathBuf,
+    plan: Option<PathBuf>,
+}
+
+pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunOutcome> {
+    // Everything that can be checked offline is checked before the first request.
     let stdin = args.input.as_os_str() == "-";
     if !stdin && let Some(problem) = input_problem(&args.input) {
         return Err(UsageError(format!("--input {}: {problem}", args.input.display())).into());
     }
-    let plan = PlanOptions {
-        mode: match args.mode.as_str() {
-            "update" => Mode::Update,
-            "upsert" => Mode::Upsert,
-            _ => Mode::Create,
-        },
-        match_by: match args.match_by.as_str() {
-            "user_id" => MatchBy::UserId,
-            "email" => MatchBy::Email,
-            _ => MatchBy::Auto,
-        },
-        connection: args.connection.clone(),
-        passwords: match (&args.passwords, &args.password_field) {
-            (Some(_), _) => Passwords::Random,
-            (None, Some(field)) => Passwords::Field(field.clone()),
-            (None, None) => Passwords::None,
-        },
-        metadata: match args.metadata.as_str() {
-            "deep" => MetadataStrategy::Deep,
-            "replace" => MetadataStrategy::Replace,
-            _ => MetadataStrategy::Merge,
-        },
-    };
-    let read = ReadOptions {
-        format: match args.format.as_str() {
-            "ndjson" => InputFormat::Ndjson,
-            "csv" => InputFormat::Csv,
-            "json" => InputFormat::Json,
-            _ => InputFormat::Auto,
-        },
-        unescape_formulas: args.csv_escape_formulas,
-        ..ReadOptions::default()
-    };
-    let state = match (&args.run.state, stdin) {
-        (Some(dir), _) => Some(dir.clone()),
-        (None, false) => Some(beside(&args.input, ".state")),
-        (None, true) => None,
-    };
-    let rejects = match (&args.rejects, stdin) {
-        (Some(path), _) => path.clone(),
-        (None, false) => beside(&args.input, ".rejects.ndjson"),
-        (None, true) => PathBuf::from("stdin.rejects.ndjson"),
-    };
-    let mut plan_file = args.plan.clone();
-    // A rehearsal on the embedded sandbox keeps files of its own, beside the job's: it can never
-    // mark the job's records as done in its ledger, nor replace its rejects or plan.
     let rehearsal = common::is_embedded_sandbox(&args.target);
-    let (state, rejects) = if rehearsal {
-        plan_file = plan_file.as_deref().map(common::rehearsal_path);
-        (
-            state.as_deref().map(common::rehearsal_path),
-            common::rehearsal_path(&rejects),
-        )
-    } else {
-        (state, rejects)
-    };
-    if rejects == args.input {
-        return Err(UsageError("--rejects must not be the input file".into()).into());
-    }
-    if !args.dry_run {
-        common::check_file_path("--rejects", &rejects)?;
-        if let Some(dir) = &state {
-            common::check_dir_path("--state", dir)?;
-        }
-    }
-    if let Some(plan) = &plan_file {
-        common::check_file_path("--plan", plan)?;
-    }
+    let files = files(&args, stdin, rehearsal)?;
     let resolved = common::resolve_target(&args.target).await?;
     if let Some(sandbox) = &resolved.sandbox {
         tracing::info!(
@@ -91,16 +34,20 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
             "Running on an embedded sandbox tenant."
         );
     }
-    let cancel = common::cancel_on_signal();
+    let cancel = interrupt.arm();
     let client = common::client(&resolved, &args.pace, &cancel)?;
     let spec = ImportSpec {
         input: args.input.clone(),
-        read,
-        plan,
+        read: ReadOptions {
+            format: args.format.into(),
+            unescape_formulas: args.csv_escape_formulas,
+            ..ReadOptions::default()
+        },
+        plan: plan_options(&args),
         dry_run: args.dry_run,
-        plan_file,
-        rejects,
-        state,
+        plan_file: files.plan,
+        rejects: files.rejects,
+        state: files.state,
         // The embedded tenant lives only as long as this run: there is nothing to resume.
         fresh: args.run.fresh || rehearsal,
         concurrency: args.pace.concurrency,
@@ -108,19 +55,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     };
     import::check_state(&spec).map_err(failure)?;
     if rehearsal {
-        eprintln!(
-            "Rehearsal on an embedded sandbox tenant: rejects go to {}{}{}; the job's own \
-             state and files are not touched.",
-            spec.rejects.display(),
-            spec.state
-                .as_ref()
-                .map(|p| format!(", state to {}", p.display()))
-                .unwrap_or_default(),
-            spec.plan_file
-                .as_ref()
-                .map(|p| format!(", the plan to {}", p.display()))
-                .unwrap_or_default(),
-        );
+        eprintln!("{}", rehearsal_notice(&spec));
     }
     let verb = if args.dry_run {
         "Planning an import (dry run: nothing is written)"
@@ -135,10 +70,87 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     let progress = Progress::new(args.run.quiet, "records");
     let result = import::run(&spec, &client, &progress, &cancel).await;
     progress.finish();
-    let (summary, exit) = match result {
-        Ok(done) => done,
-        Err(e) => return Err(failure(e)),
+    let (summary, outcome) = result.map_err(failure)?;
+    common::print_summary(&summary_lines(&summary), &summary, args.run.json, false)?;
+    drop(resolved);
+    Ok(outcome)
+}
+
+/// How records are planned: the typed flags, mapped to the library's options.
+fn plan_options(args: &ImportArgs) -> PlanOptions {
+    PlanOptions {
+        mode: args.mode.into(),
+        match_by: args.match_by.into(),
+        connection: args.connection.clone(),
+        passwords: match (args.passwords, &args.password_field) {
+            (Some(PasswordsFlag::Random), _) => Passwords::Random,
+            (None, Some(field)) => Passwords::Field(field.clone()),
+            (None, None) => Passwords::None,
+        },
+        metadata: args.metadata.into(),
+    }
+}
+
+/// The state, rejects and plan files, checked before anything is sent.
+fn files(args: &ImportArgs, stdin: bool, rehearsal: bool) -> Result<Files, UsageError> {
+    let state = match (&args.run.state, stdin) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, false) => Some(beside(&args.input, ".state")),
+        (None, true) => None,
     };
+    let rejects = match (&args.rejects, stdin) {
+        (Some(path), _) => path.clone(),
+        (None, false) => beside(&args.input, ".rejects.ndjson"),
+        (None, true) => PathBuf::from("stdin.rejects.ndjson"),
+    };
+    let mut files = Files {
+        state,
+        rejects,
+        plan: args.plan.clone(),
+    };
+    // A rehearsal on the embedded sandbox keeps files of its own, beside the job's: it can never
+    // mark the job's records as done in its ledger, nor replace its rejects or plan.
+    if rehearsal {
+        files = Files {
+            state: files.state.as_deref().map(common::rehearsal_path),
+            rejects: common::rehearsal_path(&files.rejects),
+            plan: files.plan.as_deref().map(common::rehearsal_path),
+        };
+    }
+    if files.rejects == args.input {
+        return Err(UsageError("--rejects must not be the input file".into()));
+    }
+    if !args.dry_run {
+        common::check_file_path("--rejects", &files.rejects)?;
+        if let Some(dir) = &files.state {
+            common::check_dir_path("--state", dir)?;
+        }
+    }
+    if let Some(plan) = &files.plan {
+        common::check_file_path("--plan", plan)?;
+    }
+    Ok(files)
+}
+
+/// Where a rehearsal writes instead of the job's own files.
+fn rehearsal_notice(spec: &ImportSpec) -> String {
+    format!(
+        "Rehearsal on an embedded sandbox tenant: rejects go to {}{}{}; the job's own \
+         state and files are not touched.",
+        spec.rejects.display(),
+        spec.state
+            .as_ref()
+            .map(|p| format!(", state to {}", p.display()))
+            .unwrap_or_default(),
+        spec.plan_file
+            .as_ref()
+            .map(|p| format!(", the plan to {}", p.display()))
+            .unwrap_or_default(),
+    )
+}
+
+/// The closing summary in words.
+fn summary_lines(summary: &ImportSummary) -> Vec<String> {
     let would = if summary.dry_run { "would be " } else { "" };
     let mut lines = vec![format!(
         "Read {} records: {} {would}created, {} {would}updated, {} unchanged, {} skipped, {} rejected ({} requests, {} throttled, {} retries, {:.1}s{}).",
@@ -168,9 +180,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
         lines
             .push("Interrupted; the ledger is saved. Run the same command again to resume.".into());
     }
-    common::print_summary(&lines, &summary, args.run.json, false)?;
-    drop(resolved);
-    Ok(exit)
+    lines
 }
 
 /// How an import error ends the run: what re-running alone cannot fix is configuration.

@@ -1,13 +1,14 @@
 //! `auth0-bulk run JOB.toml`: a job file is the command line written down. Each key is a long
 //! option of the command; the file is turned into arguments and parsed by the same parser, so
-//! a job file and a command line can never mean different things.
+//! a job file and a command line can never mean different things. `lib::run` expands the job
+//! before dispatch.
 
 use std::path::Path;
 
 use clap::Parser;
 
-use crate::cli::{Cli, RunArgs};
-use crate::exit::{Exit, UsageError};
+use crate::cli::{Cli, Command};
+use crate::exit::UsageError;
 
 /// Options that hold paths: relative ones are taken from the job file's folder.
 const PATH_KEYS: &[&str] = &[
@@ -22,7 +23,13 @@ const PATH_KEYS: &[&str] = &[
 /// Options a job file must not hold: secrets live in the environment, never in files in git.
 const SECRET_KEYS: &[&str] = &["client-secret", "token"];
 
-pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
+/// The command to run: a job file (`run JOB.toml`) becomes the command it writes down, parsed
+/// from its argv by the same parser; any other command is itself. This happens before dispatch,
+/// so no command runs another.
+pub fn expand(command: Command) -> Result<Command, UsageError> {
+    let Command::Run(args) = command else {
+        return Ok(command);
+    };
     let argv = job_argv(&args.job, &args.overrides)?;
     let cli = Cli::try_parse_from(&argv).map_err(|e| {
         let rendered = e.render().to_string();
@@ -32,14 +39,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
             rendered.trim()
         ))
     })?;
-    if matches!(cli.command, crate::cli::Command::Run(_)) {
+    if matches!(cli.command, Command::Run(_)) {
         return Err(UsageError(format!(
             "job file {}: a job cannot run another job",
             args.job.display()
-        ))
-        .into());
+        )));
     }
-    super::dispatch(cli.command).await
+    Ok(cli.command)
 }
 
 /// The argument list a job file stands for, with `overrides` replacing the file's options.
@@ -166,6 +172,23 @@ mod tests {
         let (_dir, path) = job("command = \"export\"\nclient_secret = \"s3cr3t\"\n");
         let e = job_argv(&path, &[]).unwrap_err();
         assert!(e.0.contains("never read from job files") && !e.0.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn a_job_becomes_its_command_and_cannot_run_another_job() {
+        let (_dir, path) = job("command = \"export\"\noutput = \"users.ndjson\"\n");
+        let run = |path: &Path, overrides: Vec<String>| {
+            Command::Run(crate::cli::RunArgs {
+                job: path.to_path_buf(),
+                overrides,
+            })
+        };
+        assert!(matches!(expand(run(&path, vec![])), Ok(Command::Export(_))));
+        // The job is positional: a job file can only name it through the overrides.
+        let (_dir, nested) = job("command = \"run\"\n");
+        let other = path.to_string_lossy().into_owned();
+        let e = expand(run(&nested, vec![other])).unwrap_err();
+        assert!(e.0.contains("a job cannot run another job"), "{e}");
     }
 
     #[test]

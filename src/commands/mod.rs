@@ -1,23 +1,28 @@
-//! The subcommands: each turns its flags into a run of the library and an exit code.
+//! The subcommands: each turns its flags into a run of the library and names its [`RunOutcome`].
 
 mod common;
 mod export;
 mod import;
-mod job;
+pub mod job;
 mod sandbox;
+pub mod signal;
 
 use crate::cli::Command;
-use crate::exit::Exit;
+use crate::exit::{RunOutcome, UsageError};
 
-pub fn dispatch(
-    command: Command,
-) -> futures::future::LocalBoxFuture<'static, anyhow::Result<Exit>> {
-    Box::pin(async move {
-        match command {
-            Command::Sandbox(args) => sandbox::run(args).await,
-            Command::Export(args) => export::run(*args).await,
-            Command::Import(args) => import::run(*args).await,
-            Command::Run(args) => job::run(args).await,
-        }
-    })
+pub use signal::Interrupt;
+
+/// Runs one command. A job file is expanded by [`job::expand`] before it gets here.
+pub async fn dispatch(command: Command, interrupt: Interrupt) -> anyhow::Result<RunOutcome> {
+    match command {
+        Command::Sandbox(args) => sandbox::run(args).await,
+        Command::Export(args) => export::run(*args, &interrupt).await,
+        Command::Import(args) => import::run(*args, &interrupt).await,
+        // `lib::run` expands every job first, and `job::expand` refuses one that names `run`.
+        Command::Run(args) => Err(UsageError(format!(
+            "job file {}: a job cannot run another job",
+            args.job.display()
+        ))
+        .into()),
+    }
 }

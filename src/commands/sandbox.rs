@@ -5,11 +5,11 @@ use std::io::Write;
 use anyhow::Context;
 
 use crate::cli::SandboxArgs;
-use crate::exit::{Exit, UsageError};
+use crate::exit::{RunOutcome, UsageError};
 use crate::sandbox::{Sandbox, SandboxError};
 use crate::state::create_private;
 
-pub async fn run(args: SandboxArgs) -> anyhow::Result<Exit> {
+pub async fn run(args: SandboxArgs) -> anyhow::Result<RunOutcome> {
     let sandbox = Sandbox::start(args.options()).await.map_err(|e| match e {
         SandboxError::Bind { .. } => anyhow::Error::new(e),
         other => anyhow::Error::new(UsageError(other.to_string())),
@@ -29,7 +29,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<Exit> {
     if args.self_check {
         self_check(&sandbox).await?;
     } else {
-        super::common::wait_for_signal().await;
+        super::signal::wait_for_signal().await;
     }
     tracing::info!("Sandbox tenant is stopping.");
     if let Some(path) = &args.dump {
@@ -43,7 +43,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<Exit> {
         tracing::info!(path = %path.display(), users = sandbox.user_count(), "Wrote the dump.");
     }
     sandbox.shutdown().await;
-    Ok(Exit::Success)
+    Ok(RunOutcome::Success)
 }
 
 /// Talks to the sandbox as a client would and prints each answer.

@@ -540,6 +540,11 @@ impl State {
     }
 
     /// Auto: corrects the mirror from a response and refines the rate.
+    ///
+    /// Long on purpose: its steps (the mirror, the consumption bound, the reset bound, the
+    /// choice between them, the 429 correction, the anchors) read the same snapshot of this
+    /// answer (`remaining`, `overtaken`, `tokens_max`, `unanswered`), and each is commented
+    /// where it starts; split, they would pass that snapshot around and hide the order.
     fn learn(&mut self, seen: &Seen, now: Instant, sent: Instant, epoch: &Epoch) {
         let (Some(limit), Some(remaining)) = (self.limit, seen.remaining) else {
             return;

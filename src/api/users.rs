@@ -1,0 +1,184 @@
+//! The users calls of the Management API, and what they return: a [`User`] map, or for list
+//! pages a [`Listed`] user kept as the JSON text the tenant sent.
+
+use reqwest::Method;
+use serde_json::{Map, Value};
+
+use super::{ApiError, Client};
+
+/// A user object exactly as the API returns it. The one name for it in the crate's API layer.
+pub type User = Map<String, Value>;
+
+/// One page of `GET /api/v2/users` with `include_totals=true`.
+#[derive(Debug)]
+pub struct UsersPage {
+    pub total: u64,
+    pub users: Vec<Listed>,
+}
+
+/// A user from a list page, kept as the JSON text the tenant sent. The export walk orders
+/// users by `user_id` and `created_at` alone, and NDJSON writes the text as it came, so a map
+/// is built only when a format needs one: parsing and re-serializing every user was most of
+/// the export's CPU time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listed {
+    pub user_id: String,
+    /// `created_at` as sent, when it is a string.
+    pub created_at: Option<String>,
+    json: Box<str>,
+}
+
+impl Listed {
+    /// Reads the two keys out of one user's JSON object text.
+    pub fn from_json(json: &str) -> Result<Listed, String> {
+        #[derive(serde::Deserialize)]
+        struct Keys {
+            #[serde(default)]
+            user_id: Option<Value>,
+            #[serde(default)]
+            created_at: Option<Value>,
+        }
+        if !json.trim_start().starts_with('{') {
+            return Err("a user is not an object".into());
+        }
+        let keys: Keys = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        let text = |v: Option<Value>| match v {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        Ok(Listed {
+            user_id: text(keys.user_id).unwrap_or_default(),
+            created_at: text(keys.created_at),
+            json: json.into(),
+        })
+    }
+
+    /// A user already held as a map.
+    pub fn from_user(user: &User) -> Listed {
+        let json = serde_json::to_string(user).expect("a JSON map always serializes");
+        let text = |key: &str| user.get(key).and_then(Value::as_str).map(str::to_string);
+        Listed {
+            user_id: text("user_id").unwrap_or_default(),
+            created_at: text("created_at"),
+            json: json.into(),
+        }
+    }
+
+    /// The user's JSON text as the tenant sent it.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// The user as a map.
+    pub fn user(&self) -> Result<User, String> {
+        serde_json::from_str(&self.json).map_err(|e| format!("user {}: {e}", self.user_id))
+    }
+}
+
+/// A list/search request.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub q: Option<String>,
+    pub sort: Option<String>,
+    pub page: u32,
+    pub per_page: u32,
+    /// `fields` and `include_fields`.
+    pub fields: Option<(String, bool)>,
+}
+
+impl Client {
+    /// `GET /api/v2/users` with `include_totals=true&search_engine=v3`.
+    pub async fn list_users(&self, query: &ListQuery) -> Result<UsersPage, ApiError> {
+        let mut params = vec![
+            ("page", query.page.to_string()),
+            ("per_page", query.per_page.to_string()),
+            ("include_totals", "true".to_string()),
+            ("search_engine", "v3".to_string()),
+        ];
+        if let Some(q) = &query.q {
+            params.push(("q", q.clone()));
+        }
+        if let Some(sort) = &query.sort {
+            params.push(("sort", sort.clone()));
+        }
+        if let Some((fields, include)) = &query.fields {
+            params.push(("fields", fields.clone()));
+            params.push(("include_fields", include.to_string()));
+        }
+        let (_, bytes) = self.send(Method::GET, "/users", &params, None).await?;
+        let decode = |message: String| ApiError::Decode {
+            what: "GET /api/v2/users".into(),
+            message,
+        };
+        #[derive(serde::Deserialize)]
+        struct Body<'a> {
+            total: Option<Value>,
+            #[serde(borrow)]
+            users: Option<Vec<&'a serde_json::value::RawValue>>,
+        }
+        let body: Body = serde_json::from_slice(&bytes).map_err(|e| decode(e.to_string()))?;
+        let total = body
+            .total
+            .as_ref()
+            .and_then(Value::as_u64)
+            .ok_or_else(|| decode("no total".into()))?;
+        let users = body
+            .users
+            .ok_or_else(|| decode("no users array".into()))?
+            .into_iter()
+            .map(|raw| Listed::from_json(raw.get()).map_err(decode))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(UsersPage { total, users })
+    }
+
+    /// `GET /api/v2/users/{id}`; `None` for 404.
+    pub async fn get_user(&self, user_id: &str) -> Result<Option<User>, ApiError> {
+        let path = format!("/users/{}", encode_segment(user_id));
+        match self.send(Method::GET, &path, &[], None).await {
+            Ok((_, bytes)) => decode_user(&bytes, "GET /api/v2/users/{id}").map(Some),
+            Err(ApiError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /api/v2/users-by-email` (immediately consistent).
+    pub async fn users_by_email(&self, email: &str) -> Result<Vec<User>, ApiError> {
+        let (_, bytes) = self
+            .send(
+                Method::GET,
+                "/users-by-email",
+                &[("email", email.to_string())],
+                None,
+            )
+            .await?;
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
+            what: "GET /api/v2/users-by-email".into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// `POST /api/v2/users`.
+    pub async fn create_user(&self, body: &Value) -> Result<User, ApiError> {
+        let (_, bytes) = self.send(Method::POST, "/users", &[], Some(body)).await?;
+        decode_user(&bytes, "POST /api/v2/users")
+    }
+
+    /// `PATCH /api/v2/users/{id}`.
+    pub async fn update_user(&self, user_id: &str, body: &Value) -> Result<User, ApiError> {
+        let path = format!("/users/{}", encode_segment(user_id));
+        let (_, bytes) = self.send(Method::PATCH, &path, &[], Some(body)).await?;
+        decode_user(&bytes, "PATCH /api/v2/users/{id}")
+    }
+}
+
+fn decode_user(bytes: &[u8], what: &str) -> Result<User, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::Decode {
+        what: what.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Percent-encodes a path segment: user ids hold `|` and other reserved characters.
+pub fn encode_segment(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
