@@ -130,13 +130,8 @@ pub async fn run(
         spec.rejects.display().to_string(),
     );
     let ledger = state.ledger.as_ref();
-    let outcomes = outcomes::Outcomes::open(
-        spec,
-        ledger,
-        state.rejects_resume_at(),
-        summary,
-        progress,
-    )?;
+    let outcomes =
+        outcomes::Outcomes::open(spec, ledger, state.rejects_resume_at(), summary, progress)?;
     let applier = apply::PerUser {
         client,
         ledger,

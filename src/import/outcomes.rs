@@ -91,10 +91,13 @@ impl<'a> Outcomes<'a> {
         let rejects_len = if applied.outcome == Outcome::Rejected {
             let reason = applied.reason.as_ref().expect("rejections carry a reason");
             let entry = rejects::entry(original, record, reason, self.passwords);
-            let len = self.rejects.write(&entry).map_err(|source| ApiError::Local {
-                what: format!("the rejects file {}", self.rejects_path.display()),
-                message: source.to_string(),
-            })?;
+            let len = self
+                .rejects
+                .write(&entry)
+                .map_err(|source| ApiError::Local {
+                    what: format!("the rejects file {}", self.rejects_path.display()),
+                    message: source.to_string(),
+                })?;
             Some(len)
         } else {
             None
@@ -177,4 +180,3 @@ fn report(
         let _ = out.write_all(b"\n");
     }
 }
-

@@ -92,12 +92,21 @@ pub(super) async fn run(
                             .await
                             .and_then(|applied| {
                                 let original = record.result.as_ref().ok().cloned();
-                                outcomes.finish(ordinal, &record, &applied, original.map(Value::Object))
+                                outcomes.finish(
+                                    ordinal,
+                                    &record,
+                                    &applied,
+                                    original.map(Value::Object),
+                                )
                             })
                     }
                 };
                 if let Err(error) = finished {
-                    stopped.lock().expect("stop lock").fatal.get_or_insert(error);
+                    stopped
+                        .lock()
+                        .expect("stop lock")
+                        .fatal
+                        .get_or_insert(error);
                 }
             }
         })
