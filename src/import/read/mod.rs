@@ -110,7 +110,8 @@ use csv::CsvRecords;
 use json_array::JsonArrayRecords;
 use ndjson::NdjsonRecords;
 use sniff::{
-    BOM, Content, NameHint, NamedFormat, content_mismatch, is_blank, read_prefix, spread_object,
+    BOM, Content, NameHint, NamedFormat, content_mismatch, decide, is_blank, read_prefix,
+    spread_object,
 };
 
 /// The default of [`ReadOptions::max_record_bytes`]: 10 MiB.
@@ -384,53 +385,8 @@ fn read_from(
         Cursor::new(prefix).chain(text),
     ));
 
-    let format = match (options.format, name.format) {
-        (InputFormat::Auto, NamedFormat::Ndjson) => InputFormat::Ndjson,
-        (InputFormat::Auto, NamedFormat::Csv) => InputFormat::Csv,
-        (InputFormat::Auto, NamedFormat::Json) => match first {
-            Some(b'{') => InputFormat::Ndjson,
-            _ => InputFormat::Json,
-        },
-        (InputFormat::Auto, NamedFormat::Unknown) => match first {
-            Some(b'[') => InputFormat::Json,
-            Some(b'{') | None => InputFormat::Ndjson,
-            Some(_) => InputFormat::Csv,
-        },
-        (explicit, _) => explicit,
-    };
-    // The name or `--format` chose the format without looking: check that the content agrees.
-    let chosen_by = if options.format != InputFormat::Auto {
-        Some(format!("--format {}", options.format))
-    } else if matches!(name.format, NamedFormat::Ndjson | NamedFormat::Csv) {
-        Some("its name".to_owned())
-    } else {
-        None
-    };
-    if let Some(chosen_by) = chosen_by
-        && let Some(found) = content_mismatch(format, &content)
-    {
-        let fix = if options.format == InputFormat::Auto {
-            format!("rename it or pass --format {}", found.format)
-        } else {
-            format!(
-                "pass --format {} instead of {chosen_by}, or check that this is the right file",
-                found.format
-            )
-        };
-        return Err(InputError::Mismatch {
-            input: if input == STDIN {
-                "-".to_owned()
-            } else {
-                input
-            },
-            found: found.looks,
-            expected: match format {
-                InputFormat::Csv => "CSV",
-                _ => "NDJSON",
-            },
-            fix,
-        });
-    }
+    let format = decide(options.format, name.format, first);
+    check_agrees(&input, options.format, name.format, format, &content)?;
     if let (InputFormat::Auto, InputFormat::Ndjson, Some(line)) = (options.format, format, spread) {
         return Err(InputError::Json {
             input,
@@ -455,6 +411,49 @@ fn read_from(
         InputFormat::Json => Box::new(JsonArrayRecords::open(source, cap, &input)?),
     };
     Ok((format, records))
+}
+
+/// Refuses content that contradicts the format its name or `--format` chose without looking.
+fn check_agrees(
+    input: &str,
+    chosen: InputFormat,
+    named: NamedFormat,
+    format: InputFormat,
+    content: &Content,
+) -> Result<(), InputError> {
+    let chosen_by = if chosen != InputFormat::Auto {
+        Some(format!("--format {}", chosen))
+    } else if matches!(named, NamedFormat::Ndjson | NamedFormat::Csv) {
+        Some("its name".to_owned())
+    } else {
+        None
+    };
+    if let Some(chosen_by) = chosen_by
+        && let Some(found) = content_mismatch(format, content)
+    {
+        let fix = if chosen == InputFormat::Auto {
+            format!("rename it or pass --format {}", found.format)
+        } else {
+            format!(
+                "pass --format {} instead of {chosen_by}, or check that this is the right file",
+                found.format
+            )
+        };
+        return Err(InputError::Mismatch {
+            input: if input == STDIN {
+                "-".to_owned()
+            } else {
+                input.to_owned()
+            },
+            found: found.looks,
+            expected: match format {
+                InputFormat::Csv => "CSV",
+                _ => "NDJSON",
+            },
+            fix,
+        });
+    }
+    Ok(())
 }
 
 /// The decoded text, buffered.

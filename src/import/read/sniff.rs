@@ -202,3 +202,22 @@ pub(super) fn content_mismatch(format: InputFormat, content: &Content) -> Option
     };
     Some(Mismatch { looks, format })
 }
+
+/// The format to read: the one chosen (`--format`), else the name's, else the first byte that
+/// is not blank decides (see the module docs of `read`).
+pub(super) fn decide(chosen: InputFormat, named: NamedFormat, first: Option<u8>) -> InputFormat {
+    match (chosen, named) {
+        (InputFormat::Auto, NamedFormat::Ndjson) => InputFormat::Ndjson,
+        (InputFormat::Auto, NamedFormat::Csv) => InputFormat::Csv,
+        (InputFormat::Auto, NamedFormat::Json) => match first {
+            Some(b'{') => InputFormat::Ndjson,
+            _ => InputFormat::Json,
+        },
+        (InputFormat::Auto, NamedFormat::Unknown) => match first {
+            Some(b'[') => InputFormat::Json,
+            Some(b'{') | None => InputFormat::Ndjson,
+            Some(_) => InputFormat::Csv,
+        },
+        (explicit, _) => explicit,
+    }
+}
