@@ -1,5 +1,5 @@
 //! The import's run state: a checkpoint that names the import and its tenant, and the
-//! [`ledger`](super::ledger) a resumed run picks up from.
+//! [`ledger`] a resumed run picks up from.
 //!
 //! The checkpoint (`import.json`) holds a fingerprint of the options that decide the result
 //! (input, format, mode, matching, connection, metadata, passwords) and the tenant. On open:
