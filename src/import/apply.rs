@@ -1,5 +1,7 @@
-//! Applies one planned record to the tenant: look the user up, then create, patch, or leave it,
-//! and say what happened. Dry runs stop before any write.
+//! Applies planned records one user at a time through the Management API ([`PerUser`], the
+//! import's one [`Apply`](super::Apply) today): look the user up, then create, patch, or leave
+//! it, and say what happened ([`Applied`], shared by every way of applying). Dry runs stop
+//! before any write.
 
 use std::time::Duration;
 
@@ -80,8 +82,8 @@ impl Applied {
     }
 }
 
-/// What every record's application shares.
-pub struct Context<'a> {
+/// Applies each record with its own requests: a lookup, then a create or a patch.
+pub struct PerUser<'a> {
     pub client: &'a Client,
     pub ledger: Option<&'a Ledger>,
     pub mode: Mode,
@@ -95,11 +97,20 @@ const CLOCK_SLACK: Duration = Duration::from_secs(120);
 /// How often a deep merge is recomputed when the user changed under it.
 const DEEP_ATTEMPTS: u32 = 3;
 
-/// Applies one record. `Err` is fatal for the run (the tenant is down past the retry budget,
-/// the credentials were refused, or the run was interrupted); everything about the record
-/// itself is an [`Applied`].
-pub async fn apply(
-    ctx: &Context<'_>,
+impl super::Apply for PerUser<'_> {
+    async fn apply(
+        &self,
+        ordinal: u64,
+        planned: &Planned,
+        was_in_flight: bool,
+    ) -> Result<Applied, ApiError> {
+        apply(self, ordinal, planned, was_in_flight).await
+    }
+}
+
+/// Applies one record (see [`super::Apply::apply`]).
+async fn apply(
+    ctx: &PerUser<'_>,
     record: u64,
     planned: &Planned,
     was_in_flight: bool,
@@ -173,7 +184,7 @@ enum Lookup {
 }
 
 /// The user a record points at, by user_id or by email (within its connection, if known).
-async fn find(ctx: &Context<'_>, planned: &Planned) -> Result<Lookup, Found> {
+async fn find(ctx: &PerUser<'_>, planned: &Planned) -> Result<Lookup, Found> {
     match planned.match_by {
         MatchBy::Email => {
             // Facts ("users-by-email"): every connection's users with the email, so the ones
@@ -258,7 +269,7 @@ fn cannot_create(planned: &Planned, elsewhere: &[String], refused: Invalid) -> A
     .with_field(refused.field)
 }
 
-async fn create(ctx: &Context<'_>, record: u64, planned: &Planned) -> Result<Applied, ApiError> {
+async fn create(ctx: &PerUser<'_>, record: u64, planned: &Planned) -> Result<Applied, ApiError> {
     if let Some(refused) = &planned.create_refused {
         return Ok(cannot_create(planned, &[], refused.clone()));
     }
@@ -320,7 +331,7 @@ async fn create(ctx: &Context<'_>, record: u64, planned: &Planned) -> Result<App
 }
 
 async fn update(
-    ctx: &Context<'_>,
+    ctx: &PerUser<'_>,
     planned: &Planned,
     mut current: User,
 ) -> Result<Applied, ApiError> {

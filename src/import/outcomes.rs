@@ -1,0 +1,182 @@
+//! Where each record's outcome is written, whichever way it was applied: the rejects file,
+//! the ledger, the log and the dry-run plan file, the summary and the progress bar.
+//!
+//! The order matters: a rejected record's entry is durable in the rejects file before the
+//! ledger counts it (the ledger keeps the file's length after it, so a resumed run never
+//! lists a record twice), and the summary counts a record only once everything about it is
+//! written.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde_json::{Value, json};
+
+use super::apply::Applied;
+use super::ledger::{Ledger, Outcome};
+use super::plan::Passwords;
+use super::read::Record;
+use super::rejects::{self, Rejects};
+use super::summary::ImportSummary;
+use super::{ImportError, ImportSpec};
+use crate::api::ApiError;
+use crate::progress::Progress;
+use crate::state::{open_private, private_options};
+
+/// Everything a finished record is written to.
+pub(super) struct Outcomes<'a> {
+    rejects: Rejects,
+    rejects_path: &'a Path,
+    passwords: &'a Passwords,
+    plan_file: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
+    ledger: Option<&'a Ledger>,
+    summary: Mutex<ImportSummary>,
+    progress: &'a Progress,
+    dry_run: bool,
+}
+
+impl<'a> Outcomes<'a> {
+    /// Opens the rejects file (cut back to `rejects_at` when resuming) and the plan file.
+    pub fn open(
+        spec: &'a ImportSpec,
+        ledger: Option<&'a Ledger>,
+        rejects_at: Option<u64>,
+        summary: ImportSummary,
+        progress: &'a Progress,
+    ) -> Result<Outcomes<'a>, ImportError> {
+        let write_failed = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| ImportError::Write { path, source }
+        };
+        let rejects = Rejects::open(&spec.rejects, rejects_at, spec.dry_run)
+            .map_err(write_failed(&spec.rejects))?;
+        let plan_file = match &spec.plan_file {
+            Some(path) => Some(Mutex::new(
+                open_private(
+                    private_options().write(true).create(true).truncate(true),
+                    path,
+                )
+                .map(std::io::BufWriter::new)
+                .map_err(write_failed(path))?,
+            )),
+            None => None,
+        };
+        Ok(Outcomes {
+            rejects,
+            rejects_path: &spec.rejects,
+            passwords: &spec.plan.passwords,
+            plan_file,
+            ledger,
+            summary: Mutex::new(summary),
+            progress,
+            dry_run: spec.dry_run,
+        })
+    }
+
+    /// Counts a record an earlier run finished.
+    pub fn done_earlier(&self, outcome: Outcome) {
+        self.summary.lock().expect("summary lock").add(outcome);
+        self.progress.inc(1);
+    }
+
+    /// Writes what became of record `ordinal`; `original` is the object it was read as, for
+    /// the rejects file. `Err` (the rejects file cannot be written) ends the run.
+    pub fn finish(
+        &self,
+        ordinal: u64,
+        record: &Record,
+        applied: &Applied,
+        original: Option<Value>,
+    ) -> Result<(), ApiError> {
+        let rejects_len = if applied.outcome == Outcome::Rejected {
+            let reason = applied.reason.as_ref().expect("rejections carry a reason");
+            let entry = rejects::entry(original, record, reason, self.passwords);
+            let len = self
+                .rejects
+                .write(&entry)
+                .map_err(|source| ApiError::Local {
+                    what: format!("the rejects file {}", self.rejects_path.display()),
+                    message: source.to_string(),
+                })?;
+            Some(len)
+        } else {
+            None
+        };
+        if let Some(ledger) = self.ledger
+            && !self.dry_run
+        {
+            ledger.done(
+                ordinal,
+                applied.outcome,
+                applied.user_id.as_deref(),
+                rejects_len,
+            );
+        }
+        report(record.line, applied, self.plan_file.as_ref(), self.dry_run);
+        self.done_earlier(applied.outcome);
+        Ok(())
+    }
+
+    /// Flushes the plan file; returns the summary so far.
+    pub fn close(self) -> ImportSummary {
+        if let Some(plan_file) = self.plan_file {
+            let _ = plan_file.into_inner().expect("plan lock").flush();
+        }
+        self.summary.into_inner().expect("summary lock")
+    }
+}
+
+/// Logs what happened to a record (and writes the dry-run plan line).
+fn report(
+    line: u64,
+    applied: &Applied,
+    plan_file: Option<&Mutex<std::io::BufWriter<std::fs::File>>>,
+    dry_run: bool,
+) {
+    let action = match (applied.outcome, dry_run) {
+        (Outcome::Created, true) => "would create",
+        (Outcome::Updated, true) => "would update",
+        (Outcome::Created, false) => "created",
+        (Outcome::Updated, false) => "updated",
+        (Outcome::Unchanged, _) => "unchanged",
+        (Outcome::Skipped, _) => "skipped",
+        (Outcome::Rejected, _) => "rejected",
+    };
+    let user = applied.user_id.as_deref().unwrap_or("-");
+    match &applied.reason {
+        Some(reason) if applied.outcome == Outcome::Rejected => {
+            tracing::warn!(
+                "Line {line}: rejected ({}): {}",
+                reason.code,
+                reason.message
+            );
+        }
+        Some(reason) => tracing::info!(
+            "Line {line}: skipped {user} ({}): {}",
+            reason.code,
+            reason.message
+        ),
+        None if dry_run => {
+            let changes = if applied.changes.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", applied.changes.join(", "))
+            };
+            tracing::info!("Line {line}: {action} {user}{changes}");
+        }
+        None => tracing::debug!("Line {line}: {action} {user}"),
+    }
+    if let Some(out) = plan_file {
+        let mut entry =
+            json!({"line": line, "action": action.replace(' ', "_"), "user_id": applied.user_id});
+        if !applied.changes.is_empty() {
+            entry["changes"] = json!(applied.changes);
+        }
+        if let Some(reason) = &applied.reason {
+            entry["reason"] = json!({"code": reason.code, "message": reason.message});
+        }
+        let mut out = out.lock().expect("plan lock");
+        let _ = serde_json::to_writer(&mut *out, &entry);
+        let _ = out.write_all(b"\n");
+    }
+}

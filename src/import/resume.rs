@@ -1,0 +1,214 @@
+//! The import's run state: a checkpoint that names the import and its tenant, and the
+//! [`ledger`] a resumed run picks up from.
+//!
+//! The checkpoint (`import.json`) holds a fingerprint of the options that decide the result
+//! (input, format, mode, matching, connection, metadata, passwords) and the tenant. On open:
+//! a state of another tenant is refused whatever the flags (so a rehearsal never marks a real
+//! import's records as done, nor the reverse); an unfinished state of another import is
+//! refused with what to do; an unfinished state of this import resumes; a finished one (or
+//! `--fresh`) starts over with an empty ledger. The checkpoint is marked complete only when
+//! every record has an outcome.
+
+use serde::{Deserialize, Serialize};
+
+use super::ledger::{self, Ledger};
+use super::plan::Passwords;
+use super::{ImportError, ImportSpec};
+use crate::state::{StateDir, StateError};
+
+const CHECKPOINT: &str = "import.json";
+/// The format version of [`Saved`] this build writes.
+const FORMAT: &str = "1";
+const LEDGER: &str = "ledger.ndjson";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "version")]
+enum Saved {
+    #[serde(rename = "1")]
+    V1 {
+        fingerprint: String,
+        completed: bool,
+        /// The tenant this state belongs to (older states name it in `fingerprint` only).
+        #[serde(default)]
+        domain: Option<String>,
+    },
+}
+
+impl Saved {
+    fn tenant(&self) -> Option<String> {
+        let Saved::V1 {
+            fingerprint,
+            domain,
+            ..
+        } = self;
+        domain
+            .clone()
+            .or_else(|| crate::state::tenant_of_fingerprint(fingerprint))
+    }
+}
+
+/// Before anything is sent or created: refuses a run state that belongs to another tenant, so
+/// a rehearsal can never mark a real import's records as done (nor the reverse).
+pub fn check_state(spec: &ImportSpec) -> Result<(), ImportError> {
+    let Some(dir) = spec.state.as_ref().filter(|_| !spec.dry_run) else {
+        return Ok(());
+    };
+    match crate::state::peek::<Saved>(dir, CHECKPOINT, FORMAT) {
+        Ok(saved) => Ok(crate::state::check_tenant(
+            dir,
+            saved.and_then(|s| s.tenant()).as_deref(),
+            &spec.domain,
+        )?),
+        // --fresh is the way out of a damaged state; without it, the run says what is wrong.
+        Err(_) if spec.fresh => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// An open run state (none for a dry run or without `--state`): the ledger to write, and what
+/// an earlier run left in it.
+pub(super) struct RunState {
+    dir: Option<StateDir>,
+    fingerprint: String,
+    domain: String,
+    pub ledger: Option<Ledger>,
+    pub recovered: ledger::Recovered,
+    pub resumed: bool,
+}
+
+impl RunState {
+    /// Opens the state, decides whether this run resumes, marks it unfinished and opens the
+    /// ledger.
+    pub fn open(spec: &ImportSpec) -> Result<RunState, ImportError> {
+        let dir = match (&spec.state, spec.dry_run) {
+            (Some(path), false) => Some(StateDir::open(path)?),
+            _ => None,
+        };
+        let mut state = RunState {
+            dir,
+            fingerprint: fingerprint(spec),
+            domain: spec.domain.clone(),
+            ledger: None,
+            recovered: ledger::Recovered::default(),
+            resumed: false,
+        };
+        let Some(dir) = &state.dir else {
+            return Ok(state);
+        };
+        state.resumed = state.claim(dir, spec.fresh)?;
+        let path = dir.file(LEDGER);
+        let (ledger, recovered) = Ledger::open(&path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::InvalidData {
+                ImportError::State(StateError::Corrupt {
+                    path: path.clone(),
+                    message: source.to_string(),
+                })
+            } else {
+                ImportError::Write {
+                    path: path.display().to_string(),
+                    source,
+                }
+            }
+        })?;
+        if state.resumed {
+            tracing::info!(
+                done = recovered.done.len(),
+                in_flight = recovered.in_flight.len(),
+                "Resuming the import from its ledger."
+            );
+        }
+        state.ledger = Some(ledger);
+        state.recovered = recovered;
+        Ok(state)
+    }
+
+    /// Checks the saved checkpoint and saves this run's, unfinished; true when this run
+    /// resumes an earlier one (else its ledger is removed).
+    fn claim(&self, dir: &StateDir, fresh: bool) -> Result<bool, ImportError> {
+        // Read for its tenant even with --fresh: a state of another tenant is never overwritten.
+        let saved = match dir.load::<Saved>(CHECKPOINT, FORMAT) {
+            Ok(saved) => saved,
+            Err(_) if fresh => None,
+            Err(e) => return Err(e.into()),
+        };
+        crate::state::check_tenant(
+            dir.path(),
+            saved.as_ref().and_then(Saved::tenant).as_deref(),
+            &self.domain,
+        )?;
+        let resumed = match saved.filter(|_| !fresh) {
+            Some(Saved::V1 {
+                fingerprint: saved,
+                completed: false,
+                ..
+            }) if saved != self.fingerprint => {
+                return Err(ImportError::Usage(format!(
+                    "the state in {} belongs to a different import:\n  saved:   {saved}\n  this run: {}\n\
+                     Run the same command to resume it, --fresh to start over, or pass another --state",
+                    dir.path().display(),
+                    self.fingerprint
+                )));
+            }
+            Some(Saved::V1 {
+                completed: false, ..
+            }) => true,
+            _ => {
+                dir.remove(LEDGER)?;
+                false
+            }
+        };
+        self.save(dir, false)?;
+        Ok(resumed)
+    }
+
+    /// Where a resumed run's rejects file is cut back to: the length the ledger vouches for.
+    pub fn rejects_resume_at(&self) -> Option<u64> {
+        self.resumed.then_some(self.recovered.rejects_len)
+    }
+
+    /// Flushes and closes the ledger (outcomes are written by its own thread).
+    pub fn close_ledger(&mut self) {
+        if let Some(ledger) = self.ledger.take() {
+            ledger.close();
+        }
+    }
+
+    /// Marks the import complete: the next run with this state starts over.
+    pub fn complete(&self) -> Result<(), ImportError> {
+        match &self.dir {
+            Some(dir) => self.save(dir, true),
+            None => Ok(()),
+        }
+    }
+
+    fn save(&self, dir: &StateDir, completed: bool) -> Result<(), ImportError> {
+        dir.save(
+            CHECKPOINT,
+            &Saved::V1 {
+                fingerprint: self.fingerprint.clone(),
+                completed,
+                domain: Some(self.domain.clone()),
+            },
+        )?;
+        Ok(())
+    }
+}
+
+/// The options that decide an import's result, as a readable line.
+fn fingerprint(spec: &ImportSpec) -> String {
+    format!(
+        "domain={} input={:?} format={:?} mode={:?} match={:?} connection={:?} metadata={:?} passwords={}",
+        spec.domain,
+        spec.input,
+        spec.read.format,
+        spec.plan.mode,
+        spec.plan.match_by,
+        spec.plan.connection,
+        spec.plan.metadata,
+        match &spec.plan.passwords {
+            Passwords::None => "none".to_string(),
+            Passwords::Random => "random".to_string(),
+            Passwords::Field(f) => format!("field:{f}"),
+        }
+    )
+}

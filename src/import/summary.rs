@@ -1,0 +1,71 @@
+//! What an import did, counted as records finish: `read` always equals the sum of the
+//! outcomes, whichever run of a resumed import decided them.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::ledger::Outcome;
+use crate::api::Counts;
+use crate::exit::Exit;
+
+/// What the import did; `read` always equals the sum of the outcomes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportSummary {
+    pub command: &'static str,
+    pub dry_run: bool,
+    pub read: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub skipped: u64,
+    pub rejected: u64,
+    pub requests: u64,
+    pub throttled: u64,
+    pub retries: u64,
+    pub elapsed_seconds: f64,
+    pub resumed: bool,
+    pub rejects: String,
+    pub completed: bool,
+}
+
+impl ImportSummary {
+    pub(super) fn new(dry_run: bool, resumed: bool, rejects: String) -> ImportSummary {
+        ImportSummary {
+            command: "import",
+            dry_run,
+            resumed,
+            rejects,
+            ..Default::default()
+        }
+    }
+
+    pub(super) fn add(&mut self, outcome: Outcome) {
+        self.read += 1;
+        match outcome {
+            Outcome::Created => self.created += 1,
+            Outcome::Updated => self.updated += 1,
+            Outcome::Unchanged => self.unchanged += 1,
+            Outcome::Skipped => self.skipped += 1,
+            Outcome::Rejected => self.rejected += 1,
+        }
+    }
+
+    /// Adds the client's request counts and the run's duration.
+    pub(super) fn add_run(&mut self, counts: Counts, elapsed: Duration) {
+        self.requests = counts.requests;
+        self.throttled = counts.throttled;
+        self.retries = counts.retries;
+        self.elapsed_seconds = elapsed.as_secs_f64();
+    }
+
+    /// Marks a run that gave every record an outcome; says how it ended.
+    pub(super) fn complete(&mut self) -> Exit {
+        self.completed = true;
+        if self.rejected > 0 {
+            Exit::Rejected
+        } else {
+            Exit::Success
+        }
+    }
+}
