@@ -1,13 +1,16 @@
 //! The command line: every subcommand, flag and its help text.
 
+#[cfg(feature = "sandbox")]
 use std::net::SocketAddr;
 use std::path::PathBuf;
+#[cfg(feature = "sandbox")]
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::export::Since;
 use crate::net::throttle::Rate;
+#[cfg(feature = "sandbox")]
 use crate::sandbox::SandboxOptions;
 
 mod values;
@@ -42,6 +45,7 @@ pub enum Command {
     /// Prints one JSON line on stdout once it listens:
     /// {"domain":"http://127.0.0.1:PORT","client_id":"...","client_secret":"..."}
     /// and serves until SIGINT or SIGTERM. Logs go to stderr.
+    #[cfg(feature = "sandbox")]
     Sandbox(SandboxArgs),
 
     /// Export users with their metadata to NDJSON or CSV, past the 1,000-result cap.
@@ -326,6 +330,7 @@ pub struct ExportArgs {
 }
 
 /// Options of `auth0-bulk sandbox`.
+#[cfg(feature = "sandbox")]
 #[derive(Debug, Clone, Args)]
 pub struct SandboxArgs {
     /// Address to listen on; port 0 picks a free port.
@@ -416,6 +421,7 @@ pub struct SandboxArgs {
     pub self_check: bool,
 }
 
+#[cfg(feature = "sandbox")]
 impl SandboxArgs {
     /// The library options these flags describe.
     pub fn options(&self) -> SandboxOptions {
@@ -447,6 +453,7 @@ impl SandboxArgs {
 
 /// Seconds from the command line; what is not a finite, non-negative number becomes zero
 /// (refused by the sandbox's own checks where zero is not allowed).
+#[cfg(feature = "sandbox")]
 fn seconds(value: f64) -> Duration {
     Duration::try_from_secs_f64(value).unwrap_or(Duration::ZERO)
 }

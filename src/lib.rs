@@ -40,6 +40,7 @@ pub mod net;
 pub mod progress;
 pub mod query;
 pub mod rules;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod state;
 pub mod suggest;

@@ -484,7 +484,7 @@ fn describe(error: &reqwest::Error) -> String {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sandbox"))]
 mod tests {
     use super::*;
     use crate::net::throttle::Rate;

@@ -12,7 +12,6 @@ use crate::api::{ApiError, Client};
 use crate::cli::{PaceArgs, TargetArgs};
 use crate::exit::UsageError;
 use crate::net::throttle::Throttle;
-use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::state::EMBEDDED_SANDBOX;
 use crate::target::{Credentials, Target, TargetError, parse_domain};
 
@@ -20,7 +19,8 @@ use crate::target::{Credentials, Target, TargetError, parse_domain};
 pub struct Resolved {
     pub target: Target,
     pub domain: String,
-    pub sandbox: Option<Sandbox>,
+    /// Held only to keep the embedded tenant serving for the run.
+    pub _embedded: Option<Embedded>,
 }
 
 /// Turns the target flags into a validated target. Bad configuration is a [`UsageError`]
@@ -40,27 +40,7 @@ pub async fn resolve_target(args: &TargetArgs) -> anyhow::Result<Resolved> {
         .into());
     };
     if domain == EMBEDDED_SANDBOX {
-        let options = SandboxOptions {
-            seed: args.sandbox_seed.clone(),
-            generate: args.sandbox_generate,
-            request_log: false,
-            ..Default::default()
-        };
-        let sandbox = Sandbox::start(options)
-            .await
-            .map_err(|e| UsageError(format!("cannot start the embedded sandbox: {e}")))?;
-        let target = Target {
-            base: parse_domain(sandbox.domain()).map_err(usage)?,
-            credentials: Credentials::Client {
-                client_id: sandbox.client_id().to_string(),
-                client_secret: SecretString::from(sandbox.client_secret().to_string()),
-            },
-        };
-        return Ok(Resolved {
-            target,
-            domain: EMBEDDED_SANDBOX.into(),
-            sandbox: Some(sandbox),
-        });
+        return embedded(args).await;
     }
     if !args.sandbox_seed.is_empty() || args.sandbox_generate > 0 {
         return Err(UsageError(
@@ -98,9 +78,57 @@ pub async fn resolve_target(args: &TargetArgs) -> anyhow::Result<Resolved> {
     Ok(Resolved {
         domain: base.as_str().trim_end_matches('/').to_string(),
         target: Target { base, credentials },
-        sandbox: None,
+        _embedded: None,
     })
 }
+
+/// The embedded sandbox tenant, started for this run and kept alive by the [`Resolved`].
+#[cfg(feature = "sandbox")]
+async fn embedded(args: &TargetArgs) -> anyhow::Result<Resolved> {
+    use crate::sandbox::{Sandbox, SandboxOptions};
+    let options = SandboxOptions {
+        seed: args.sandbox_seed.clone(),
+        generate: args.sandbox_generate,
+        request_log: false,
+        ..Default::default()
+    };
+    let sandbox = Sandbox::start(options)
+        .await
+        .map_err(|e| UsageError(format!("cannot start the embedded sandbox: {e}")))?;
+    tracing::info!(
+        domain = sandbox.domain(),
+        "Running on an embedded sandbox tenant."
+    );
+    let target = Target {
+        base: parse_domain(sandbox.domain()).map_err(usage)?,
+        credentials: Credentials::Client {
+            client_id: sandbox.client_id().to_string(),
+            client_secret: SecretString::from(sandbox.client_secret().to_string()),
+        },
+    };
+    Ok(Resolved {
+        target,
+        domain: EMBEDDED_SANDBOX.into(),
+        _embedded: Some(sandbox),
+    })
+}
+
+/// A build without the `sandbox` feature has no tenant to embed.
+#[cfg(not(feature = "sandbox"))]
+async fn embedded(_: &TargetArgs) -> anyhow::Result<Resolved> {
+    Err(UsageError(
+        "--domain sandbox: this auth0-bulk was built without the embedded sandbox (cargo \
+         feature `sandbox`); point --domain at a tenant, or build with default features"
+            .into(),
+    )
+    .into())
+}
+
+/// What keeps the embedded sandbox alive; nothing can be one in a build without it.
+#[cfg(feature = "sandbox")]
+pub type Embedded = crate::sandbox::Sandbox;
+#[cfg(not(feature = "sandbox"))]
+pub enum Embedded {}
 
 /// A tenant that cannot be: bad usage, found before any request.
 fn usage(error: TargetError) -> UsageError {

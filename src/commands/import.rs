@@ -28,12 +28,6 @@ pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     let rehearsal = common::is_embedded_sandbox(&args.target);
     let files = files(&args, stdin, rehearsal)?;
     let resolved = common::resolve_target(&args.target).await?;
-    if let Some(sandbox) = &resolved.sandbox {
-        tracing::info!(
-            domain = sandbox.domain(),
-            "Running on an embedded sandbox tenant."
-        );
-    }
     let cancel = interrupt.arm();
     let client = common::client(&resolved, &args.pace, &cancel)?;
     let spec = ImportSpec {

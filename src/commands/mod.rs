@@ -4,6 +4,7 @@ mod common;
 mod export;
 mod import;
 pub mod job;
+#[cfg(feature = "sandbox")]
 mod sandbox;
 pub mod signal;
 
@@ -15,6 +16,7 @@ pub use signal::Interrupt;
 /// Runs one command. A job file is expanded by [`job::expand`] before it gets here.
 pub async fn dispatch(command: Command, interrupt: Interrupt) -> anyhow::Result<RunOutcome> {
     match command {
+        #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Export(args) => export::run(*args, &interrupt).await,
         Command::Import(args) => import::run(*args, &interrupt).await,
