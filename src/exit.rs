@@ -25,10 +25,6 @@ pub enum RunOutcome {
     Interrupted,
 }
 
-/// The name the stages (`export::run`, `import::run`) still use for a [`RunOutcome`]. It names
-/// an outcome, never a code; kept so those modules compile unchanged until they say `RunOutcome`.
-pub type Exit = RunOutcome;
-
 /// Bad usage or configuration: a clear message and exit code 2, before anything is written.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

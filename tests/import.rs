@@ -1842,3 +1842,51 @@ fn every_write_moves_updated_at_even_within_one_millisecond() {
         repeated.first()
     );
 }
+
+/// An unfinished import is never resumed with other options: the refusal names each changed
+/// option in words (as an export's does), never a dump of internal structs.
+#[test]
+fn an_unfinished_import_with_other_options_is_refused_naming_what_changed() {
+    let live = empty_tenant();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("users.ndjson");
+    write_ndjson(
+        &input,
+        &[json!({"email": "a@example.com", "connection": DB})],
+    );
+    let state = beside(&input, ".state");
+    // A first run that stopped before it completed: its state says so.
+    run(import(&live)
+        .arg("--input")
+        .arg(&input)
+        .args(["--passwords", "random", "-q"]))
+    .expect_code(0);
+    let checkpoint = state.join("import.json");
+    let mut saved: Value = serde_json::from_str(&read_text(&checkpoint)).unwrap();
+    saved["completed"] = json!(false);
+    std::fs::write(&checkpoint, saved.to_string()).unwrap();
+    let before = live.api_requests().len();
+
+    let ran = run(import(&live).arg("--input").arg(&input).args([
+        "--passwords",
+        "random",
+        "--mode",
+        "upsert",
+    ]));
+    ran.expect_code(2);
+    assert!(
+        ran.stderr
+            .contains("`--mode` changed from `create` to `upsert`"),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("--fresh"), "{}", ran.stderr);
+    for internal in ["Some(", "Upsert", "fingerprint"] {
+        assert!(!ran.stderr.contains(internal), "{}", ran.stderr);
+    }
+    assert_eq!(
+        live.api_requests().len(),
+        before,
+        "refused before any request"
+    );
+}

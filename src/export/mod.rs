@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, Client};
-use crate::exit::Exit;
+use crate::exit::RunOutcome;
 use crate::progress::Progress;
 use crate::state::{StateDir, StateError};
 
@@ -120,7 +120,7 @@ pub async fn run(
     client: &Client,
     progress: &Progress,
     cancel: &CancellationToken,
-) -> Result<(ExportSummary, Exit), ExportError> {
+) -> Result<(ExportSummary, RunOutcome), ExportError> {
     let started = Instant::now();
     let state = spec.state.as_deref().map(StateDir::open).transpose()?;
     let state = state.as_ref();
@@ -155,7 +155,7 @@ pub async fn run(
     match outcome {
         Ok(()) => {}
         Err(ExportError::Walk(WalkError::Api(ApiError::Cancelled))) => {
-            return Ok((summary, Exit::Interrupted));
+            return Ok((summary, RunOutcome::Interrupted));
         }
         Err(e) => return Err(e),
     }
@@ -163,9 +163,9 @@ pub async fn run(
     summary.completed = true;
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     let exit = if checkpoint.not_found > 0 {
-        Exit::Rejected
+        RunOutcome::Rejected
     } else {
-        Exit::Success
+        RunOutcome::Success
     };
     Ok((summary, exit))
 }

@@ -45,7 +45,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, Client};
-use crate::exit::Exit;
+use crate::exit::RunOutcome;
 use crate::progress::Progress;
 use crate::state::StateError;
 
@@ -114,7 +114,7 @@ pub async fn run(
     client: &Client,
     progress: &Progress,
     cancel: &CancellationToken,
-) -> Result<(ImportSummary, Exit), ImportError> {
+) -> Result<(ImportSummary, RunOutcome), ImportError> {
     let started = Instant::now();
     // An unreadable input is found before any request.
     let (_format, records) = read::open(&spec.input, &spec.read)?;
@@ -148,12 +148,12 @@ pub async fn run(
     state.close_ledger();
     if let Some(error) = stopped.fatal {
         return match error {
-            ApiError::Cancelled => Ok((summary, Exit::Interrupted)),
+            ApiError::Cancelled => Ok((summary, RunOutcome::Interrupted)),
             other => Err(ImportError::Api(other)),
         };
     }
     if cancel.is_cancelled() {
-        return Ok((summary, Exit::Interrupted));
+        return Ok((summary, RunOutcome::Interrupted));
     }
     if let Some(message) = stopped.input_cut {
         return Err(ImportError::InputCut {

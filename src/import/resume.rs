@@ -12,8 +12,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::ledger::{self, Ledger};
-use super::plan::Passwords;
+use super::plan::{MatchBy, Passwords};
 use super::{ImportError, ImportSpec};
+use crate::state::resume::{self, JobOptions};
 use crate::state::{StateDir, StateError};
 
 const CHECKPOINT: &str = "import.json";
@@ -31,6 +32,9 @@ enum Saved {
         /// The tenant this state belongs to (older states name it in `fingerprint` only).
         #[serde(default)]
         domain: Option<String>,
+        /// The options one by one, to say what changed (older states have only `fingerprint`).
+        #[serde(default)]
+        options: Option<JobOptions>,
     },
 }
 
@@ -70,6 +74,7 @@ pub fn check_state(spec: &ImportSpec) -> Result<(), ImportError> {
 pub(super) struct RunState {
     dir: Option<StateDir>,
     fingerprint: String,
+    options: JobOptions,
     domain: String,
     pub ledger: Option<Ledger>,
     pub recovered: ledger::Recovered,
@@ -87,6 +92,7 @@ impl RunState {
         let mut state = RunState {
             dir,
             fingerprint: fingerprint(spec),
+            options: options(spec),
             domain: spec.domain.clone(),
             ledger: None,
             recovered: ledger::Recovered::default(),
@@ -138,20 +144,21 @@ impl RunState {
         )?;
         let resumed = match saved.filter(|_| !fresh) {
             Some(Saved::V1 {
-                fingerprint: saved,
+                fingerprint,
+                options,
                 completed: false,
                 ..
-            }) if saved != self.fingerprint => {
-                return Err(ImportError::Usage(format!(
-                    "the state in {} belongs to a different import:\n  saved:   {saved}\n  this run: {}\n\
-                     Run the same command to resume it, --fresh to start over, or pass another --state",
-                    dir.path().display(),
-                    self.fingerprint
-                )));
+            }) => {
+                let changes = resume::changes(
+                    options.as_ref(),
+                    &fingerprint,
+                    &self.options,
+                    &self.fingerprint,
+                );
+                resume::check_same_job(dir.path(), "import", changes)
+                    .map_err(|e| ImportError::Usage(e.to_string()))?;
+                true
             }
-            Some(Saved::V1 {
-                completed: false, ..
-            }) => true,
             _ => {
                 dir.remove(LEDGER)?;
                 false
@@ -188,10 +195,43 @@ impl RunState {
                 fingerprint: self.fingerprint.clone(),
                 completed,
                 domain: Some(self.domain.clone()),
+                options: Some(self.options.clone()),
             },
         )?;
         Ok(())
     }
+}
+
+/// The options that decide an import's result, one by one, as the user spells them.
+fn options(spec: &ImportSpec) -> JobOptions {
+    JobOptions::new()
+        .with("--input", spec.input.display().to_string())
+        .with("--format", format!("{:?}", spec.read.format).to_lowercase())
+        .with("--mode", format!("{:?}", spec.plan.mode).to_lowercase())
+        .with("--match", match_name(&spec.plan.match_by))
+        .with_optional("--connection", spec.plan.connection.as_deref())
+        .with(
+            "--metadata",
+            format!("{:?}", spec.plan.metadata).to_lowercase(),
+        )
+        .with(
+            "--passwords / --password-field",
+            match &spec.plan.passwords {
+                Passwords::None => "(none)".to_string(),
+                Passwords::Random => "random".to_string(),
+                Passwords::Field(f) => format!("--password-field {f}"),
+            },
+        )
+}
+
+/// `--match` as the user spells it.
+fn match_name(by: &MatchBy) -> String {
+    match by {
+        MatchBy::Auto => "auto",
+        MatchBy::UserId => "user_id",
+        MatchBy::Email => "email",
+    }
+    .to_string()
 }
 
 /// The options that decide an import's result, as a readable line.

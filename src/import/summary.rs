@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::ledger::Outcome;
 use crate::api::Counts;
-use crate::exit::Exit;
+use crate::exit::RunOutcome;
 
 /// What the import did; `read` always equals the sum of the outcomes.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -60,12 +60,12 @@ impl ImportSummary {
     }
 
     /// Marks a run that gave every record an outcome; says how it ended.
-    pub(super) fn complete(&mut self) -> Exit {
+    pub(super) fn complete(&mut self) -> RunOutcome {
         self.completed = true;
         if self.rejected > 0 {
-            Exit::Rejected
+            RunOutcome::Rejected
         } else {
-            Exit::Success
+            RunOutcome::Success
         }
     }
 }

@@ -122,7 +122,7 @@ pub use password::random_password;
 pub use patch::{apply_patch, check_patch, diff, update_body};
 
 /// A user object, or an input record, as JSON.
-pub type User = Map<String, Value>;
+pub use crate::api::User;
 
 /// What an import does with each record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
