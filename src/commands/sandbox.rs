@@ -75,14 +75,7 @@ async fn self_check(sandbox: &Sandbox) -> anyhow::Result<()> {
         "/api/v2/users?page=10&per_page=100&search_engine=v3",
     ];
     for path in calls {
-        let response = http
-            .get(format!("{domain}{path}"))
-            .bearer_auth(bearer)
-            .send()
-            .await?;
-        let status = response.status().as_u16();
-        let body: serde_json::Value = response.json().await?;
-        eprintln!("GET {path}\n  -> {status} {body}");
+        show(&http, domain, bearer, path).await?;
     }
     if let Some(email) = sandbox
         .users()
@@ -93,18 +86,29 @@ async fn self_check(sandbox: &Sandbox) -> anyhow::Result<()> {
             "/api/v2/users-by-email?email={}&fields=user_id,email",
             urlencode(&email)
         );
-        let response = http
-            .get(format!("{domain}{path}"))
-            .bearer_auth(bearer)
-            .send()
-            .await?;
-        let status = response.status().as_u16();
-        let body: serde_json::Value = response.json().await?;
-        eprintln!("GET {path}\n  -> {status} {body}");
+        show(&http, domain, bearer, &path).await?;
     }
     eprintln!(
         "The sandbox tenant answers like Auth0. Run `auth0-bulk sandbox --help` for its options."
     );
+    Ok(())
+}
+
+/// One GET of the self-check, printed with what the sandbox answered.
+async fn show(
+    http: &reqwest::Client,
+    domain: &str,
+    bearer: &str,
+    path: &str,
+) -> anyhow::Result<()> {
+    let response = http
+        .get(format!("{domain}{path}"))
+        .bearer_auth(bearer)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await?;
+    eprintln!("GET {path}\n  -> {status} {body}");
     Ok(())
 }
 

@@ -337,7 +337,8 @@ impl Kind {
     }
 }
 
-fn describe_value(value: &Value) -> &'static str {
+/// What kind of JSON value this is, for messages (`a string`, `an object`, ...).
+pub fn describe_value(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -187,10 +187,10 @@ pub(crate) fn canonical_ms(ms: i64) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn error(q: &str) -> String {
+    pub(crate) fn error(q: &str) -> String {
         match Query::parse(q) {
             Ok(parsed) => panic!("query {q:?} should be refused, parsed as {parsed:?}"),
             Err(e) => e.message,
@@ -198,7 +198,7 @@ mod tests {
     }
 
     /// Asserts each `(query, fragment)`: the query is refused with a message containing it.
-    fn check_errors(cases: &[(&str, &str)]) {
+    pub(crate) fn check_errors(cases: &[(&str, &str)]) {
         for (q, fragment) in cases {
             let message = error(q);
             assert!(

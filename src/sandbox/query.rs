@@ -421,13 +421,6 @@ mod tests {
         Query::parse(q).unwrap_or_else(|e| panic!("query {q:?} should parse: {e}"))
     }
 
-    fn error(q: &str) -> String {
-        match Query::parse(q) {
-            Ok(parsed) => panic!("query {q:?} should be refused, parsed as {parsed:?}"),
-            Err(e) => e.message,
-        }
-    }
-
     /// Asserts each `(query, expected)` against `user`.
     fn check(user: &Map<String, Value>, cases: &[(&str, bool)]) {
         for (q, expected) in cases {
@@ -435,16 +428,7 @@ mod tests {
         }
     }
 
-    /// Asserts each `(query, fragment)`: the query is refused with a message containing it.
-    fn check_errors(cases: &[(&str, &str)]) {
-        for (q, fragment) in cases {
-            let message = error(q);
-            assert!(
-                message.contains(fragment),
-                "query {q:?}: {message:?} lacks {fragment:?}"
-            );
-        }
-    }
+    use crate::query::tests::{check_errors, error};
 
     fn range(q: &str) -> Option<(Bound<String>, Bound<String>)> {
         parse(q).created_at_range()

@@ -118,13 +118,4 @@ pub(super) fn json_error_message(error: &serde_json::Error, origin: Origin) -> S
     format!("not valid JSON (line {line}, column {column}): {reason}{hint}")
 }
 
-pub(super) fn describe(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+pub(super) use crate::format::csv::describe_value as describe;
