@@ -13,15 +13,15 @@ See https://auth0.com/docs/users/search/v3/view-search-results-by-page#limitatio
 
 /// An error the Management API answers with.
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub struct ErrorReply {
     pub status: StatusCode,
     pub message: String,
     pub error_code: &'static str,
 }
 
-impl ApiError {
+impl ErrorReply {
     pub fn new(status: StatusCode, error_code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
+        ErrorReply {
             status,
             message: message.into(),
             error_code,
@@ -118,7 +118,7 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for ErrorReply {
     fn into_response(self) -> Response {
         (self.status, axum::Json(self.body())).into_response()
     }

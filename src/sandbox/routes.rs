@@ -16,14 +16,14 @@ use http_body_util::BodyExt;
 use rand::Rng;
 use serde_json::{Map, Value, json};
 
-use super::error::ApiError;
+use super::error::ErrorReply;
 use super::query::{Query, canonical_time};
 use super::ratelimit::Decision;
 use super::store::{Sort, Strategy, User, connections_of, identities};
 use super::{State, random_token, validate};
 
 type Shared = Arc<State>;
-type ApiResult = Result<Response, ApiError>;
+type ApiResult = Result<Response, ErrorReply>;
 
 /// Facts ("Metadata rules"): every request body is limited to 1 MB.
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -39,7 +39,7 @@ pub(crate) fn router(state: Shared) -> Router {
             "/users/{id}",
             get(get_user).patch(update_user).delete(delete_user),
         )
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not Found") })
+        .fallback(|| async { ErrorReply::new(StatusCode::NOT_FOUND, "not_found", "Not Found") })
         .layer(middleware::from_fn_with_state(state.clone(), api_gate));
     Router::new()
         .route("/oauth/token", post(token))
@@ -60,7 +60,7 @@ async fn api_gate(AxState(state): AxState<Shared>, request: Request, next: Next)
     }
     let decision = state.bucket.take();
     let mut response = if !decision.allowed {
-        ApiError::too_many_requests().into_response()
+        ErrorReply::too_many_requests().into_response()
     } else if let Err(e) = authorize(&state, request.headers()) {
         e.into_response()
     } else {
@@ -86,25 +86,25 @@ fn rate_headers(state: &State, response: &mut Response, d: Decision) {
 /// took every token), and the request gets Auth0's exact 429 body and headers (facts: "Rate
 /// limits").
 pub(crate) fn storm_response(state: &State) -> Response {
-    let mut response = ApiError::too_many_requests().into_response();
+    let mut response = ErrorReply::too_many_requests().into_response();
     rate_headers(state, &mut response, state.bucket.drain());
     response
 }
 
 /// Facts ("Token"): every /api/v2 call needs a valid, unexpired bearer token.
-fn authorize(state: &State, headers: &HeaderMap) -> Result<(), ApiError> {
+fn authorize(state: &State, headers: &HeaderMap) -> Result<(), ErrorReply> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(ApiError::missing_token());
+        return Err(ErrorReply::missing_token());
     };
     let token = value
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(ApiError::invalid_token)?;
+        .ok_or_else(ErrorReply::invalid_token)?;
     let tokens = state.tokens.lock().expect("token lock");
     match tokens.get(token) {
         Some(expiry) if *expiry > Instant::now() => Ok(()),
-        _ => Err(ApiError::invalid_token()),
+        _ => Err(ErrorReply::invalid_token()),
     }
 }
 
@@ -216,16 +216,16 @@ fn is_form(headers: &HeaderMap) -> bool {
 struct Params(BTreeMap<String, String>);
 
 impl Params {
-    fn parse(raw: Option<String>, allowed: &[&str]) -> Result<Params, ApiError> {
+    fn parse(raw: Option<String>, allowed: &[&str]) -> Result<Params, ErrorReply> {
         let mut map = BTreeMap::new();
         for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
             if !allowed.contains(&key.as_ref()) {
-                return Err(ApiError::invalid_query(format!(
+                return Err(ErrorReply::invalid_query(format!(
                     "Query validation error: 'Additional properties not allowed: {key}'."
                 )));
             }
             if map.insert(key.to_string(), value.to_string()).is_some() {
-                return Err(ApiError::invalid_query(format!(
+                return Err(ErrorReply::invalid_query(format!(
                     "Query validation error: 'Expected type string but found type array' on property {key}."
                 )));
             }
@@ -237,43 +237,43 @@ impl Params {
         self.0.get(key).map(String::as_str)
     }
 
-    fn integer(&self, key: &str, min: i64, max: Option<i64>) -> Result<Option<i64>, ApiError> {
+    fn integer(&self, key: &str, min: i64, max: Option<i64>) -> Result<Option<i64>, ErrorReply> {
         let Some(raw) = self.get(key) else {
             return Ok(None);
         };
         let value: i64 = raw.parse().map_err(|_| {
-            ApiError::invalid_query(format!(
+            ErrorReply::invalid_query(format!(
                 "Query validation error: 'Expected type integer but found type string' on property {key}."
             ))
         })?;
         if value < min {
-            return Err(ApiError::invalid_query(format!(
+            return Err(ErrorReply::invalid_query(format!(
                 "Query validation error: 'Value {value} is less than minimum {min}' on property {key}."
             )));
         }
         if let Some(max) = max
             && value > max
         {
-            return Err(ApiError::invalid_query(format!(
+            return Err(ErrorReply::invalid_query(format!(
                 "Query validation error: 'Value {value} is greater than maximum {max}' on property {key}."
             )));
         }
         Ok(Some(value))
     }
 
-    fn boolean(&self, key: &str) -> Result<Option<bool>, ApiError> {
+    fn boolean(&self, key: &str) -> Result<Option<bool>, ErrorReply> {
         match self.get(key) {
             None => Ok(None),
             Some("true") => Ok(Some(true)),
             Some("false") => Ok(Some(false)),
-            Some(_) => Err(ApiError::invalid_query(format!(
+            Some(_) => Err(ErrorReply::invalid_query(format!(
                 "Query validation error: 'Expected type boolean but found type string' on property {key}."
             ))),
         }
     }
 
     /// `fields` + `include_fields` (spec: a comma list; include_fields defaults to true).
-    fn projection(&self) -> Result<Projection, ApiError> {
+    fn projection(&self) -> Result<Projection, ErrorReply> {
         let include = self.boolean("include_fields")?.unwrap_or(true);
         let fields: Vec<String> = self
             .get("fields")
@@ -347,19 +347,19 @@ async fn list_users(AxState(state): AxState<Shared>, RawQuery(raw): RawQuery) ->
         None | Some("v3") => {}
         // Spec lists v1 and v2, but both are retired on today's tenants (stricter).
         Some(engine @ ("v1" | "v2")) => {
-            return Err(ApiError::invalid_query(format!(
+            return Err(ErrorReply::invalid_query(format!(
                 "The search engine {engine} is no longer available for this tenant; use search_engine=v3."
             )));
         }
         Some(other) => {
-            return Err(ApiError::invalid_query(format!(
+            return Err(ErrorReply::invalid_query(format!(
                 "Query validation error: 'No enum match for: \"{other}\"' on property search_engine (The version of the search engine)."
             )));
         }
     }
     if params.get("connection").is_some() {
         // Spec: `connection` only applies to search_engine=v1.
-        return Err(ApiError::invalid_query(
+        return Err(ErrorReply::invalid_query(
             "The connection parameter only applies to search_engine=v1; with v3 use \
              q=identities.connection:\"NAME\".",
         ));
@@ -375,11 +375,11 @@ async fn list_users(AxState(state): AxState<Shared>, RawQuery(raw): RawQuery) ->
     };
     // Facts ("The 1000 cap"): whatever the real number of matches.
     if (page + 1) * per_page > 1000 {
-        return Err(ApiError::invalid_paging());
+        return Err(ErrorReply::invalid_paging());
     }
     let sort = parse_sort(params.get("sort"))?;
     let query = Query::parse(params.get("q").unwrap_or(""))
-        .map_err(|e| ApiError::invalid_query(format!("Query validation error: {e}")))?;
+        .map_err(|e| ErrorReply::invalid_query(format!("Query validation error: {e}")))?;
     let projection = params.projection()?;
     let (offset, limit) = ((page * per_page) as usize, per_page as usize);
     let result = state
@@ -403,12 +403,12 @@ async fn list_users(AxState(state): AxState<Shared>, RawQuery(raw): RawQuery) ->
     Ok(axum::Json(body).into_response())
 }
 
-fn parse_sort(raw: Option<&str>) -> Result<Sort, ApiError> {
+fn parse_sort(raw: Option<&str>) -> Result<Sort, ErrorReply> {
     let Some(raw) = raw else {
         return Ok(Sort::default());
     };
     let invalid = || {
-        ApiError::invalid_query(format!(
+        ErrorReply::invalid_query(format!(
             "Query validation error: 'String does not match pattern ^(([a-zA-Z0-9_\\.]+))\\:(1|-1)$: {raw}' on property sort."
         ))
     };
@@ -419,7 +419,7 @@ fn parse_sort(raw: Option<&str>) -> Result<Sort, ApiError> {
         _ => return Err(invalid()),
     };
     if !SORTABLE.contains(&field) {
-        return Err(ApiError::invalid_query(format!(
+        return Err(ErrorReply::invalid_query(format!(
             "Sorting by {field} is not supported; sort by one of: {}.",
             SORTABLE.join(", ")
         )));
@@ -437,7 +437,7 @@ fn parse_sort(raw: Option<&str>) -> Result<Sort, ApiError> {
 async fn users_by_email(AxState(state): AxState<Shared>, RawQuery(raw): RawQuery) -> ApiResult {
     let params = Params::parse(raw, &["email", "fields", "include_fields"])?;
     let Some(email) = params.get("email").filter(|e| !e.is_empty()) else {
-        return Err(ApiError::invalid_query(
+        return Err(ErrorReply::invalid_query(
             "Query validation error: 'Missing required property: email'.",
         ));
     };
@@ -459,7 +459,7 @@ async fn get_user(
         .lock()
         .expect("store lock")
         .get(&id)
-        .ok_or_else(ApiError::user_not_found)?;
+        .ok_or_else(ErrorReply::user_not_found)?;
     Ok(axum::Json(projection.apply(&user)).into_response())
 }
 
@@ -475,11 +475,11 @@ async fn delete_user(AxState(state): AxState<Shared>, Path(id): Path<String>) ->
 // Bodies
 
 /// Reads a JSON (or form) body of at most 1 MB.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Value, ErrorReply> {
     let limited = http_body_util::Limited::new(body, BODY_LIMIT);
     let bytes = match limited.collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => return Err(ApiError::payload_too_large(BODY_LIMIT)),
+        Err(_) => return Err(ErrorReply::payload_too_large(BODY_LIMIT)),
     };
     if is_form(headers) {
         // Spec: create and update also accept form bodies; every value arrives as a string.
@@ -489,7 +489,7 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
         return Ok(Value::Object(map));
     }
     serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::invalid_body(format!("Payload validation error: 'Invalid JSON: {e}'."))
+        ErrorReply::invalid_body(format!("Payload validation error: 'Invalid JSON: {e}'."))
     })
 }
 
@@ -503,7 +503,7 @@ async fn create_user(AxState(state): AxState<Shared>, headers: HeaderMap, body: 
     let connection_name = text("connection").unwrap_or_default();
     let mut store = state.store.lock().expect("store lock");
     let connection = store.connection(connection_name).cloned().ok_or_else(|| {
-        ApiError::new(
+        ErrorReply::new(
             StatusCode::BAD_REQUEST,
             "inexistent_connection",
             "The connection does not exist.",
@@ -511,7 +511,7 @@ async fn create_user(AxState(state): AxState<Shared>, headers: HeaderMap, body: 
     })?;
     let Strategy::Database { policy } = connection.strategy else {
         // Stricter than silence: social and enterprise users arrive by logging in.
-        return Err(ApiError::new(
+        return Err(ErrorReply::new(
             StatusCode::BAD_REQUEST,
             "operation_not_supported",
             format!(
@@ -520,23 +520,23 @@ async fn create_user(AxState(state): AxState<Shared>, headers: HeaderMap, body: 
         ));
     };
     if input.contains_key("username") && !connection.requires_username {
-        return Err(ApiError::invalid_body(
+        return Err(ErrorReply::invalid_body(
             "Cannot set username for connection without requires_username",
         ));
     }
     let Some(email) = text("email") else {
-        return Err(ApiError::invalid_body(
+        return Err(ErrorReply::invalid_body(
             "Payload validation error: 'Missing required property: email'.",
         ));
     };
     // Facts ("POST /users"): a database connection needs a password that meets its policy.
     let Some(password) = text("password") else {
-        return Err(ApiError::invalid_body(
+        return Err(ErrorReply::invalid_body(
             "Payload validation error: 'Missing required property: password'.",
         ));
     };
     if !policy.accepts(password) {
-        return Err(ApiError::invalid_body(
+        return Err(ErrorReply::invalid_body(
             "PasswordStrengthError: Password is too weak",
         ));
     }
@@ -549,7 +549,7 @@ async fn create_user(AxState(state): AxState<Shared>, headers: HeaderMap, body: 
     let user_id = format!("auth0|{local_id}");
     // Facts: 409 for an existing user_id or an existing email in the connection.
     if store.contains(&user_id) || store.email_owner(connection_name, &email).is_some() {
-        return Err(ApiError::user_exists());
+        return Err(ErrorReply::user_exists());
     }
     let now = canonical_time(Utc::now());
     let mut user = Map::new();
@@ -652,13 +652,13 @@ async fn update_user(
     let body = read_body(&headers, body).await?;
     let input = validate::update_body(&body)?;
     let mut store = state.store.lock().expect("store lock");
-    let current = store.get(&id).ok_or_else(ApiError::user_not_found)?;
+    let current = store.get(&id).ok_or_else(ErrorReply::user_not_found)?;
     let mut user: User = current;
     let connections = connections_of(&user);
     if let Some(Value::String(target)) = input.get("connection")
         && !connections.contains(target)
     {
-        return Err(ApiError::invalid_body(format!(
+        return Err(ErrorReply::invalid_body(format!(
             "The user has no identity in connection {target}."
         )));
     }
@@ -674,20 +674,20 @@ async fn update_user(
             "password" => {
                 let Some(Strategy::Database { policy }) = database.as_ref().map(|c| c.strategy)
                 else {
-                    return Err(ApiError::invalid_body(
+                    return Err(ErrorReply::invalid_body(
                         "Cannot change the password of a user without a database identity.",
                     ));
                 };
                 if let Some(password) = value.as_str()
                     && !policy.accepts(password)
                 {
-                    return Err(ApiError::invalid_body(
+                    return Err(ErrorReply::invalid_body(
                         "PasswordStrengthError: Password is too weak",
                     ));
                 }
             }
             "username" if !database.as_ref().is_some_and(|c| c.requires_username) => {
-                return Err(ApiError::invalid_body(
+                return Err(ErrorReply::invalid_body(
                     "Cannot set username for connection without requires_username",
                 ));
             }
@@ -705,7 +705,7 @@ async fn update_user(
                         .email_owner(connection, &email)
                         .is_some_and(|owner| owner != id)
                     {
-                        return Err(ApiError::user_exists());
+                        return Err(ErrorReply::user_exists());
                     }
                 }
                 user.insert(key.clone(), email.into());

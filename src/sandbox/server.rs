@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use super::error::ApiError;
+use super::error::ErrorReply;
 use super::{RequestRecord, State, routes};
 
 /// A fault injected in place of (or on top of) the real answer.
@@ -237,7 +237,7 @@ async fn handle(
         Some(f @ Fault::Status(code)) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             record(code, Some(f));
-            Ok(ApiError::server(status).into_response())
+            Ok(ErrorReply::server(status).into_response())
         }
         Some(f @ Fault::Drop) => {
             let _ = run(request).await;

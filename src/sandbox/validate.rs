@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::{Map, Value};
 
-use super::error::ApiError;
+use super::error::ErrorReply;
 
 /// What a body field may hold.
 #[derive(Clone, Copy)]
@@ -232,8 +232,8 @@ use crate::rules::{EMAIL_PATTERN, PHONE_PATTERN, REFUSED_TOGETHER, RESERVED_APP_
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| Regex::new(EMAIL_PATTERN).expect("valid regex"));
 static PHONE: LazyLock<Regex> = LazyLock::new(|| Regex::new(PHONE_PATTERN).expect("valid regex"));
 
-fn payload_error(reason: &str, field: &str, description: &str) -> ApiError {
-    ApiError::invalid_body(format!(
+fn payload_error(reason: &str, field: &str, description: &str) -> ErrorReply {
+    ErrorReply::invalid_body(format!(
         "Payload validation error: '{reason}' on property {field} ({description})."
     ))
 }
@@ -250,7 +250,10 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 /// Checks `body` against a field table: no unknown keys, types, lengths and formats.
-fn check_fields(body: &Map<String, Value>, fields: &[(&str, Kind, &str)]) -> Result<(), ApiError> {
+fn check_fields(
+    body: &Map<String, Value>,
+    fields: &[(&str, Kind, &str)],
+) -> Result<(), ErrorReply> {
     let unknown: Vec<&str> = body
         .keys()
         .map(String::as_str)
@@ -258,7 +261,7 @@ fn check_fields(body: &Map<String, Value>, fields: &[(&str, Kind, &str)]) -> Res
         .collect();
     if !unknown.is_empty() {
         // Facts: read-only and unknown keys are "Additional properties not allowed".
-        return Err(ApiError::invalid_body(format!(
+        return Err(ErrorReply::invalid_body(format!(
             "Payload validation error: 'Additional properties not allowed: {}'.",
             unknown.join(",")
         )));
@@ -310,7 +313,7 @@ fn check_fields(body: &Map<String, Value>, fields: &[(&str, Kind, &str)]) -> Res
     Ok(())
 }
 
-fn check_format(s: &str, format: Format, name: &str, description: &str) -> Result<(), ApiError> {
+fn check_format(s: &str, format: Format, name: &str, description: &str) -> Result<(), ErrorReply> {
     let ok = match format {
         Format::Plain => true,
         Format::Email => EMAIL.is_match(s),
@@ -333,8 +336,8 @@ fn check_format(s: &str, format: Format, name: &str, description: &str) -> Resul
 /// Facts ("Metadata rules"): keys must not contain `.` or `$` (checked at every depth: the
 /// store behind metadata refuses them anywhere, so the stricter reading), and `app_metadata`
 /// must not use the reserved names at its top level.
-pub fn check_metadata(field: &str, metadata: &Map<String, Value>) -> Result<(), ApiError> {
-    fn walk(field: &str, path: &str, value: &Value) -> Result<(), ApiError> {
+pub fn check_metadata(field: &str, metadata: &Map<String, Value>) -> Result<(), ErrorReply> {
+    fn walk(field: &str, path: &str, value: &Value) -> Result<(), ErrorReply> {
         match value {
             Value::Object(map) => {
                 for (key, inner) in map {
@@ -344,7 +347,7 @@ pub fn check_metadata(field: &str, metadata: &Map<String, Value>) -> Result<(), 
                         format!("{path}.{key}")
                     };
                     if key.contains('.') || key.contains('$') {
-                        return Err(ApiError::invalid_body(format!(
+                        return Err(ErrorReply::invalid_body(format!(
                             "Payload validation error: 'Invalid key \"{key}\" at {field}.{here}: \
                              metadata keys must not contain \".\" or \"$\"' on property {field}."
                         )));
@@ -362,7 +365,7 @@ pub fn check_metadata(field: &str, metadata: &Map<String, Value>) -> Result<(), 
             .keys()
             .find(|k| RESERVED_APP_METADATA.contains(&k.as_str()))
     {
-        return Err(ApiError::invalid_body(format!(
+        return Err(ErrorReply::invalid_body(format!(
             "Payload validation error: '\"{key}\" is a reserved name and cannot be used in \
              app_metadata' on property app_metadata."
         )));
@@ -370,7 +373,7 @@ pub fn check_metadata(field: &str, metadata: &Map<String, Value>) -> Result<(), 
     walk(field, "", &Value::Object(metadata.clone()))
 }
 
-fn check_all_metadata(body: &Map<String, Value>) -> Result<(), ApiError> {
+fn check_all_metadata(body: &Map<String, Value>) -> Result<(), ErrorReply> {
     for field in ["user_metadata", "app_metadata"] {
         if let Some(Value::Object(m)) = body.get(field) {
             check_metadata(field, m)?;
@@ -380,16 +383,16 @@ fn check_all_metadata(body: &Map<String, Value>) -> Result<(), ApiError> {
 }
 
 /// Validates a create body's shape (connection rules are checked against the store later).
-pub fn create_body(body: &Value) -> Result<&Map<String, Value>, ApiError> {
+pub fn create_body(body: &Value) -> Result<&Map<String, Value>, ErrorReply> {
     let Value::Object(map) = body else {
-        return Err(ApiError::invalid_body(format!(
+        return Err(ErrorReply::invalid_body(format!(
             "Payload validation error: 'Expected type object but found type {}'.",
             type_name(body)
         )));
     };
     check_fields(map, CREATE_FIELDS)?;
     if !map.contains_key("connection") {
-        return Err(ApiError::invalid_body(
+        return Err(ErrorReply::invalid_body(
             "Payload validation error: 'Missing required property: connection'.",
         ));
     }
@@ -398,23 +401,23 @@ pub fn create_body(body: &Value) -> Result<&Map<String, Value>, ApiError> {
 }
 
 /// Validates an update body.
-pub fn update_body(body: &Value) -> Result<&Map<String, Value>, ApiError> {
+pub fn update_body(body: &Value) -> Result<&Map<String, Value>, ErrorReply> {
     let Value::Object(map) = body else {
-        return Err(ApiError::invalid_body(format!(
+        return Err(ErrorReply::invalid_body(format!(
             "Payload validation error: 'Expected type object but found type {}'.",
             type_name(body)
         )));
     };
     if map.is_empty() {
         // Spec: an update needs at least one property (stricter where the spec is silent).
-        return Err(ApiError::invalid_body(
+        return Err(ErrorReply::invalid_body(
             "Payload validation error: 'Too few properties defined (0), minimum 1'.",
         ));
     }
     check_fields(map, UPDATE_FIELDS)?;
     for (a, b) in REFUSED_TOGETHER {
         if map.contains_key(*a) && map.contains_key(*b) {
-            return Err(ApiError::invalid_body(format!(
+            return Err(ErrorReply::invalid_body(format!(
                 "Cannot update {a} and {b} simultaneously"
             )));
         }
