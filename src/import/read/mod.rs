@@ -646,7 +646,7 @@ mod tests {
 
     #[test]
     fn content_is_named_for_what_its_first_line_looks_like() {
-        let cases: [(&[u8], Content); 11] = [
+        let cases: [(&[u8], Content); 13] = [
             (b"", Content::Blank),
             (b" \n\r\n", Content::Blank),
             (
@@ -688,6 +688,10 @@ mod tests {
             // Broken NDJSON lines and JSON values stay records the reader rejects.
             (b"\"user_id\": \"a\", \"email\": \"b\"}\n", Content::Other),
             (b"42\n", Content::Other),
+            // A first line cut to a word, over JSON records: a broken record, not a header
+            // (found by the long mutation run).
+            (b"s2c\n{\"a\":1}\n", Content::Other),
+            (b"s2c\r\n\n  {\"a\":1}\n", Content::Other),
             // Only ASCII names count as a one-column header.
             (b"\xc2\xb9", Content::Other),
         ];

@@ -55,7 +55,7 @@ impl NameHint {
     }
 }
 
-/// Reads the start of the text: up to the end of the first line that is not blank (after a
+/// Reads the start of the text: up to the end of the second line that is not blank (after a
 /// BOM), the end of the input, or [`SNIFF_LIMIT`] bytes. That line decides the format under
 /// `Auto` and is checked against a format chosen by name ([`Content`]).
 pub(super) fn read_prefix(reader: &mut dyn Read) -> io::Result<Vec<u8>> {
@@ -68,10 +68,9 @@ pub(super) fn read_prefix(reader: &mut dyn Read) -> io::Result<Vec<u8>> {
             &prefix[..]
         };
         let settled = prefix.len() >= BOM.len() || !BOM.starts_with(&prefix);
-        let line_read = body
-            .iter()
-            .position(|byte| !is_blank(*byte))
-            .is_some_and(|start| body[start..].contains(&b'\n'));
+        // Two lines that are not blank, whole: the first decides, the second tells a CSV
+        // header from a broken first NDJSON record (see `Content::of`).
+        let line_read = whole_lines(body) >= 2;
         if (settled && line_read) || prefix.len() >= SNIFF_LIMIT {
             return Ok(prefix);
         }
@@ -82,6 +81,17 @@ pub(super) fn read_prefix(reader: &mut dyn Read) -> io::Result<Vec<u8>> {
             Err(error) => return Err(error),
         }
     }
+}
+
+/// How many lines that are not blank `body` holds whole (ended by `\n`).
+fn whole_lines(body: &[u8]) -> usize {
+    let Some(last) = body.iter().rposition(|byte| *byte == b'\n') else {
+        return 0;
+    };
+    body[..last]
+        .split(|byte| *byte == b'\n')
+        .filter(|line| line.iter().any(|byte| !is_blank(*byte)))
+        .count()
 }
 
 /// The line of the text's first `{` when nothing else is on that line: the start of one JSON
@@ -144,6 +154,9 @@ impl Content {
             },
             b'[' => Content::Array { line },
             _ => match csv_header(text) {
+                // A JSON object on the next line: NDJSON whose first record is broken (the
+                // reader rejects that line), not a CSV header over rows.
+                Some(_) if next_line_is_object(&rest[text.len()..]) => Content::Other,
                 Some(header) => {
                     let mut shown: String = header.chars().take(Self::SHOWN).collect();
                     if header.chars().count() > Self::SHOWN {
@@ -155,6 +168,13 @@ impl Content {
             },
         }
     }
+}
+
+/// True when the first line that is not blank in `rest` starts with `{`.
+fn next_line_is_object(rest: &[u8]) -> bool {
+    rest.iter()
+        .find(|byte| !is_blank(**byte))
+        .is_some_and(|byte| *byte == b'{')
 }
 
 /// The line as a CSV header, when it reads as one: UTF-8 text that is not JSON, holds none of
