@@ -646,7 +646,7 @@ mod tests {
 
     #[test]
     fn content_is_named_for_what_its_first_line_looks_like() {
-        let cases: [(&[u8], Content); 13] = [
+        let cases: [(&[u8], Content); 14] = [
             (b"", Content::Blank),
             (b" \n\r\n", Content::Blank),
             (
@@ -679,12 +679,14 @@ mod tests {
                 },
             ),
             (
-                b"email\r\n",
+                b"email\r\na@example.com\n",
                 Content::CsvHeader {
                     line: 1,
                     text: "email".into(),
                 },
             ),
+            // One word and nothing after it: too little to call CSV.
+            (b"s2c", Content::Other),
             // Broken NDJSON lines and JSON values stay records the reader rejects.
             (b"\"user_id\": \"a\", \"email\": \"b\"}\n", Content::Other),
             (b"42\n", Content::Other),

@@ -155,8 +155,9 @@ impl Content {
             b'[' => Content::Array { line },
             _ => match csv_header(text) {
                 // A JSON object on the next line: NDJSON whose first record is broken (the
-                // reader rejects that line), not a CSV header over rows.
-                Some(_) if next_line_is_object(&rest[text.len()..]) => Content::Other,
+                // reader rejects that line), not a CSV header over rows. A lone word with no
+                // line after it is too little to call CSV either.
+                Some(header) if !looks_like_csv(header, &rest[text.len()..]) => Content::Other,
                 Some(header) => {
                     let mut shown: String = header.chars().take(Self::SHOWN).collect();
                     if header.chars().count() > Self::SHOWN {
@@ -170,11 +171,14 @@ impl Content {
     }
 }
 
-/// True when the first line that is not blank in `rest` starts with `{`.
-fn next_line_is_object(rest: &[u8]) -> bool {
-    rest.iter()
-        .find(|byte| !is_blank(**byte))
-        .is_some_and(|byte| *byte == b'{')
+/// Whether a line that reads as a header (`header`) is one, given what follows it (`rest`):
+/// CSV when the next line that is not blank is not a JSON object, or, with no next line, when
+/// the header has more than one column.
+fn looks_like_csv(header: &str, rest: &[u8]) -> bool {
+    match rest.iter().find(|byte| !is_blank(**byte)) {
+        Some(next) => *next != b'{',
+        None => header.contains(','),
+    }
 }
 
 /// The line as a CSV header, when it reads as one: UTF-8 text that is not JSON, holds none of
