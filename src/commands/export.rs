@@ -76,7 +76,7 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
         eprintln!(
             "Rehearsal on an embedded sandbox tenant: writing {} (state in {}); the job's own \
              output and state are not touched.",
-            display(&spec.output),
+            spec.output.name(),
             spec.state
                 .as_ref()
                 .map_or("no state".into(), |p| p.display().to_string())
@@ -87,7 +87,7 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     eprintln!(
         "Exporting from {} to {}",
         resolved.target.display(),
-        display(&spec.output)
+        spec.output.name()
     );
     common::reach(&client, spec.state.as_deref()).await?;
     let progress = Progress::new(args.run.quiet, "users");
@@ -167,13 +167,6 @@ fn failure(error: ExportError) -> anyhow::Error {
     }
 }
 
-fn display(output: &Output) -> String {
-    match output {
-        Output::Stdout => "-".into(),
-        Output::File(path) => path.display().to_string(),
-    }
-}
-
 /// The format: `--format`, else the name's extension (`.csv`, `.csv.gz`), else NDJSON. A
 /// `--format` that the name contradicts is refused: a `users.ndjson` holding CSV fools the
 /// next reader.
@@ -231,10 +224,5 @@ fn shape(args: &ExportArgs) -> Result<Shape, UsageError> {
 
 /// `exports/users.ndjson` → `exports/users.ndjson.state`.
 pub fn default_state(output: &Path) -> PathBuf {
-    let mut name = output
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".state");
-    output.with_file_name(name)
+    crate::state::beside(output, ".state")
 }

@@ -8,6 +8,7 @@ use crate::import::plan::{Passwords, PlanOptions};
 use crate::import::read::ReadOptions;
 use crate::import::{self, ImportError, ImportSpec, ImportSummary};
 use crate::progress::Progress;
+use crate::state::beside;
 
 use super::common;
 use super::signal::Interrupt;
@@ -193,16 +194,6 @@ fn failure(error: ImportError) -> anyhow::Error {
         e => anyhow::Error::new(e)
             .context("the import stopped; run the same command again to resume"),
     }
-}
-
-/// `users.ndjson` + `.state` → `users.ndjson.state`.
-fn beside(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(suffix);
-    path.with_file_name(name)
 }
 
 /// Why PATH cannot be the input, if it cannot: it must be a regular file.

@@ -247,17 +247,10 @@ pub fn prepare(
     now: DateTime<Utc>,
 ) -> Result<(), ExportError> {
     let saved = match &spec.state {
-        Some(dir) => match state::peek::<Saved>(dir, CHECKPOINT, FORMAT) {
-            Ok(saved) => saved.map(|Saved::V1(c)| c).map(|c| (dir.clone(), c)),
-            // --fresh is the way out of a damaged state; without it, the run says what is wrong.
-            Err(_) if spec.fresh => None,
-            Err(e) => return Err(e.into()),
-        },
+        Some(dir) => admit(state::peek::<Saved>(dir, CHECKPOINT, FORMAT), spec, dir)?
+            .map(|c| (dir.clone(), c)),
         None => None,
     };
-    if let Some((dir, saved)) = &saved {
-        check_tenant(saved, spec, dir)?;
-    }
     let resuming = saved.as_ref().filter(|(_, c)| !spec.fresh && !c.completed);
     if let Some((dir, saved)) = resuming {
         check_same_export(saved, spec, dir)?;
@@ -332,17 +325,25 @@ pub fn expand(template: &Path, now: DateTime<Utc>) -> Result<PathBuf, String> {
 
 /// Reads the checkpoint of an open state for the run (after [`prepare`] checked it).
 pub fn load(state: &state::StateDir, spec: &ExportSpec) -> Result<Option<Checkpoint>, ExportError> {
-    match state.load::<Saved>(CHECKPOINT, FORMAT) {
-        Ok(saved) => {
-            let saved = saved.map(|Saved::V1(c)| c);
-            if let Some(c) = &saved {
-                check_tenant(c, spec, state.path())?;
-            }
-            Ok(saved)
-        }
-        Err(_) if spec.fresh => Ok(None),
-        Err(e) => Err(e.into()),
+    admit(state.load::<Saved>(CHECKPOINT, FORMAT), spec, state.path())
+}
+
+/// A checkpoint as read from `dir`, offline or from the open state: `--fresh` is the way out of
+/// a damaged one (without it, the run says what is wrong), and one of another tenant is refused.
+fn admit(
+    read: Result<Option<Saved>, state::StateError>,
+    spec: &ExportSpec,
+    dir: &Path,
+) -> Result<Option<Checkpoint>, ExportError> {
+    let saved = match read {
+        Ok(saved) => saved.map(|Saved::V1(c)| c),
+        Err(_) if spec.fresh => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(c) = &saved {
+        check_tenant(c, spec, dir)?;
     }
+    Ok(saved)
 }
 
 /// The checkpoint a run starts from, and whether it resumes: the saved one of an unfinished

@@ -161,12 +161,7 @@ impl Sink {
 
 /// `users.ndjson` → `users.ndjson.partial`.
 pub fn partial_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".partial");
-    path.with_file_name(name)
+    crate::state::beside(path, ".partial")
 }
 
 #[cfg(test)]

@@ -182,6 +182,17 @@ pub fn create_private(path: &Path) -> std::io::Result<BufWriter<File>> {
     Ok(BufWriter::new(file))
 }
 
+/// The file beside `path` whose name is `path`'s plus `suffix`: `users.ndjson` + `.state` →
+/// `users.ndjson.state`. Every file a run keeps next to its input or output is named so.
+pub fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
 /// Writes `bytes` to `path` atomically: temp file beside it (0600), fsync, rename, fsync dir.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
