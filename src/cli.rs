@@ -148,9 +148,10 @@ pub struct PaceArgs {
     #[arg(long, default_value = "auto", value_name = "auto|N", value_parser = values::parse_rate)]
     pub rate: Rate,
 
-    /// Requests in flight at once.
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    pub concurrency: usize,
+    /// Work in flight at once (import records, export pages). Default: as much as the
+    /// tenant's limit needs at its measured round trip, up to 64.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
 }
 
 /// Where the run state lives and how the run reports.

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::ApiError;
 use crate::net::retry::{self, Backoff, Class};
 use crate::net::throttle::Throttle;
+use crate::net::workers::Workers;
 use crate::target::{Credentials, Target};
 
 /// Counters for the summary.
@@ -60,6 +61,7 @@ pub struct Client {
     http: reqwest::Client,
     target: Target,
     throttle: Arc<Throttle>,
+    workers: Workers,
     backoff: Backoff,
     token: tokio::sync::Mutex<Option<Token>>,
     metrics: Metrics,
@@ -88,6 +90,7 @@ impl Client {
             http,
             target,
             throttle,
+            workers: Workers::new(None),
             backoff: Backoff::default(),
             token: tokio::sync::Mutex::new(None),
             metrics: Metrics::default(),
@@ -131,6 +134,17 @@ impl Client {
     pub fn with_backoff(mut self, backoff: Backoff) -> Client {
         self.backoff = backoff;
         self
+    }
+
+    /// Sets how much work the run keeps in flight (`--concurrency`, or sized by rate).
+    pub fn with_workers(mut self, workers: Workers) -> Client {
+        self.workers = workers;
+        self
+    }
+
+    /// The run's worker slots: hold one per unit of work that sends requests.
+    pub fn workers(&self) -> &Workers {
+        &self.workers
     }
 
     pub fn metrics(&self) -> Counts {

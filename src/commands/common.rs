@@ -12,6 +12,7 @@ use crate::api::{ApiError, Client};
 use crate::cli::{PaceArgs, TargetArgs};
 use crate::exit::UsageError;
 use crate::net::throttle::Throttle;
+use crate::net::workers::{self, Workers};
 use crate::state::EMBEDDED_SANDBOX;
 use crate::target::{Credentials, Target, TargetError, parse_domain};
 
@@ -203,19 +204,20 @@ pub fn client(
     pace: &PaceArgs,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Client> {
-    if pace.concurrency == 0 || pace.concurrency > 64 {
+    if let Some(n) = pace.concurrency
+        && (n == 0 || n > workers::CEILING)
+    {
         return Err(UsageError(format!(
-            "--concurrency must be between 1 and 64, not {}",
-            pace.concurrency
+            "--concurrency must be between 1 and {}, not {n}",
+            workers::CEILING
         ))
         .into());
     }
     let throttle = Arc::new(Throttle::new(pace.rate));
-    Ok(Client::new(
-        resolved.target.clone(),
-        throttle,
-        cancel.clone(),
-    ))
+    Ok(
+        Client::new(resolved.target.clone(), throttle, cancel.clone())
+            .with_workers(Workers::new(pace.concurrency)),
+    )
 }
 
 /// Makes first contact with the tenant ([`Client::reach`]) before a run that would create its

@@ -45,7 +45,10 @@ pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
         state: files.state,
         // The embedded tenant lives only as long as this run: there is nothing to resume.
         fresh: args.run.fresh || rehearsal,
-        concurrency: args.pace.concurrency,
+        concurrency: args
+            .pace
+            .concurrency
+            .unwrap_or(crate::net::workers::INITIAL),
         domain: resolved.domain.clone(),
     };
     import::check_state(&spec).map_err(failure)?;

@@ -1,4 +1,5 @@
-//! The network policy: one shared rate budget and the retry rules.
+//! The network policy: the shared rate budget, the work kept in flight, and the retry rules.
 
 pub mod retry;
 pub mod throttle;
+pub mod workers;
