@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::export::Since;
 use crate::net::throttle::Rate;
 #[cfg(feature = "sandbox")]
-use crate::sandbox::SandboxOptions;
+use crate::sandbox::{GroupLimit, SandboxOptions};
 
 mod values;
 
@@ -333,6 +333,7 @@ pub struct ExportArgs {
 /// Options of `auth0-bulk sandbox`.
 #[cfg(feature = "sandbox")]
 #[derive(Debug, Clone, Args)]
+#[command(group = clap::ArgGroup::new("limit").args(["rate", "rate_group"]).multiple(true))]
 pub struct SandboxArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
@@ -358,6 +359,15 @@ pub struct SandboxArgs {
     /// Bucket size of the rate limit (default: the rate, rounded up).
     #[arg(long, value_name = "B", requires = "rate")]
     pub burst: Option<u32>,
+
+    /// Give an endpoint group its own bucket, as Auth0 does (repeatable): its requests take
+    /// tokens from it instead of the --rate bucket, its responses carry that bucket's
+    /// x-ratelimit-* headers, and its 429 names the group. Groups: users-read (GET users,
+    /// users/{id}, users-by-email), users-write (POST/PATCH/DELETE users), other (the rest of
+    /// /api/v2). E.g. Auth0 Essentials: --rate-group users-read=8.33/40 --rate-group
+    /// users-write=3.33/20. Without /BURST the bucket holds one second of the rate.
+    #[arg(long, value_name = "GROUP=RATE/BURST", value_parser = parse_group_limit)]
+    pub rate_group: Vec<GroupLimit>,
 
     /// Share of API requests (0..1) that fail: 500/502/503, a dropped connection or a
     /// truncated body. Dropped and truncated requests were applied before they failed.
@@ -391,8 +401,9 @@ pub struct SandboxArgs {
     pub latency_spike: Option<u64>,
 
     /// 429 storms: every SECS seconds (from the start), another client empties the rate-limit
-    /// bucket for --storm-for seconds and every API request gets a 429. Needs --rate.
-    #[arg(long, value_name = "SECS", requires = "rate")]
+    /// buckets for --storm-for seconds and every API request gets a 429. Needs --rate or
+    /// --rate-group.
+    #[arg(long, value_name = "SECS", requires = "limit")]
     pub storm_every: Option<f64>,
 
     /// How long each 429 storm lasts, in seconds.
@@ -433,6 +444,7 @@ impl SandboxArgs {
             gen_seed: self.gen_seed,
             rate: self.rate,
             burst: self.burst,
+            rate_groups: self.rate_group.clone(),
             fault_rate: self.fault_rate,
             fault_burst: self.fault_burst,
             fault_seed: self.fault_seed,
@@ -450,6 +462,12 @@ impl SandboxArgs {
             request_log: false,
         }
     }
+}
+
+/// `--rate-group GROUP=RATE/BURST`; the message names the valid groups.
+#[cfg(feature = "sandbox")]
+fn parse_group_limit(raw: &str) -> Result<GroupLimit, String> {
+    raw.parse()
 }
 
 /// Seconds from the command line; what is not a finite, non-negative number becomes zero

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use auth0_bulk::sandbox::SandboxOptions;
+use auth0_bulk::sandbox::{GroupLimit, SandboxOptions};
 use serde_json::{Value, json};
 
 use crate::support::oas;
-use crate::support::tenant::{Tenant, encode, reply};
+use crate::support::tenant::{Reply, Tenant, encode, reply};
 
 fn user_ids(users: &Value) -> Vec<String> {
     users
@@ -678,6 +678,204 @@ async fn retry_after_is_sent_only_when_asked() {
     let r = tenant.get("/users").await;
     assert_eq!(r.status, 429);
     assert_eq!(r.header("retry-after"), Some("1"));
+}
+
+/// A bucket that does not refill within a test: its `remaining` counts requests exactly.
+fn frozen(spec: &str) -> GroupLimit {
+    spec.parse().expect("a group limit")
+}
+
+#[tokio::test]
+async fn each_group_with_its_own_bucket_sends_its_own_headers_and_429() {
+    let tenant = Tenant::start(SandboxOptions {
+        rate_groups: vec![frozen("users-read=0.001/5"), frozen("users-write=0.001/3")],
+        ..Default::default()
+    })
+    .await;
+    let numbers = |r: &Reply| {
+        let n = |name| r.header(name).unwrap_or_else(|| panic!("{name}"));
+        (
+            n("x-ratelimit-limit").to_string(),
+            n("x-ratelimit-remaining").to_string(),
+        )
+    };
+    let read = tenant.get("/users?per_page=1&page=0").await;
+    assert_eq!(read.status, 200);
+    assert_eq!(numbers(&read), ("5".into(), "4".into()));
+    let created = tenant.post("/users", &new_user("ada@example.com")).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(
+        numbers(&created),
+        ("3".into(), "2".into()),
+        "writes: own bucket"
+    );
+    let id = encode(created.body["user_id"].as_str().unwrap());
+    let read = tenant.get(&format!("/users/{id}")).await;
+    assert_eq!(
+        numbers(&read),
+        ("5".into(), "3".into()),
+        "a write took no read token"
+    );
+    // Everything else still uses the shared bucket (here the default one nobody meets).
+    let other = tenant.get("/clients").await;
+    assert_eq!(other.status, 404);
+    assert_eq!(other.header("x-ratelimit-limit"), Some("10000"));
+
+    // Writes run out; reads go on.
+    let patched = tenant
+        .patch(&format!("/users/{id}"), &json!({"name": "Ada"}))
+        .await;
+    assert_eq!(numbers(&patched), ("3".into(), "1".into()));
+    assert_eq!(tenant.delete(&format!("/users/{id}")).await.status, 204);
+    let refused = tenant.post("/users", &new_user("bob@example.com")).await;
+    assert_eq!(refused.status, 429);
+    oas::assert_error_body(&refused.body, 429, "too_many_requests");
+    assert_eq!(
+        refused.body,
+        json!({"statusCode": 429, "error": "Too Many Requests", "message": "Global per second users_write group limit has been reached", "errorCode": "too_many_requests"})
+    );
+    assert_eq!(numbers(&refused), ("3".into(), "0".into()));
+    let read = tenant.get("/users?per_page=1&page=0").await;
+    assert_eq!(read.status, 200, "exhausted writes do not throttle reads");
+    oas::assert_response_matches("GET", "/users", 200, &read.body);
+    assert_eq!(numbers(&read), ("5".into(), "2".into()));
+    let by_email = tenant.get("/users-by-email?email=x%40example.com").await;
+    assert_eq!(numbers(&by_email), ("5".into(), "1".into()));
+    let _ = tenant.get("/users").await;
+    let refused = tenant.get("/users").await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(
+        refused.body["message"],
+        "Global per second users_read group limit has been reached"
+    );
+
+    // The evidence counts requests and 429s per group.
+    let stats: Value = tenant
+        .http
+        .get(tenant.url("/__sandbox/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats["groups"],
+        json!({
+            "users-read": {"requests": 6, "throttled": 1},
+            "users-write": {"requests": 4, "throttled": 1},
+            "other": {"requests": 1, "throttled": 0},
+        })
+    );
+    assert_eq!(stats["throttled"], 2, "the existing counters are unchanged");
+}
+
+#[tokio::test]
+async fn without_rate_groups_reads_and_writes_share_one_bucket() {
+    let tenant = Tenant::start(SandboxOptions {
+        rate: Some(0.001),
+        burst: Some(3),
+        ..Default::default()
+    })
+    .await;
+    let read = tenant.get("/users").await;
+    assert_eq!(read.header("x-ratelimit-remaining"), Some("2"));
+    let created = tenant.post("/users", &new_user("ada@example.com")).await;
+    assert_eq!(created.status, 201);
+    assert_eq!(created.header("x-ratelimit-remaining"), Some("1"));
+    let other = tenant.get("/clients").await;
+    assert_eq!(other.header("x-ratelimit-remaining"), Some("0"));
+    let refused = tenant.post("/users", &new_user("bob@example.com")).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.body["message"], "Global limit has been reached");
+    assert_eq!(tenant.get("/users").await.status, 429, "one bucket for all");
+    // A group given its own bucket leaves the shared one to the others.
+    let tenant = Tenant::start(SandboxOptions {
+        rate: Some(0.001),
+        burst: Some(3),
+        rate_groups: vec![frozen("users-write=0.001/1")],
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        tenant
+            .post("/users", &new_user("c@example.com"))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        tenant
+            .post("/users", &new_user("d@example.com"))
+            .await
+            .status,
+        429
+    );
+    let read = tenant.get("/users").await;
+    assert_eq!(read.status, 200);
+    assert_eq!(read.header("x-ratelimit-limit"), Some("3"));
+    assert_eq!(read.header("x-ratelimit-remaining"), Some("2"));
+}
+
+#[tokio::test]
+async fn a_storm_drains_the_bucket_each_request_would_use() {
+    let before = tokio::time::Instant::now();
+    let tenant = Tenant::start(SandboxOptions {
+        rate_groups: vec![frozen("users-read=50/10")],
+        storm_every: Duration::from_secs(2),
+        storm_for: Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(tenant.get("/users").await.status, 200, "calm before");
+    tokio::time::sleep_until(before + Duration::from_millis(2_400)).await;
+    let read = tenant.get("/users").await;
+    assert_eq!(read.status, 429);
+    assert_eq!(
+        read.body["message"],
+        "Global per second users_read group limit has been reached"
+    );
+    assert_eq!(read.header("x-ratelimit-limit"), Some("10"));
+    assert_eq!(read.header("x-ratelimit-remaining"), Some("0"));
+    let write = tenant.post("/users", &new_user("ada@example.com")).await;
+    assert_eq!(write.status, 429);
+    assert_eq!(write.body["message"], "Global limit has been reached");
+    assert_eq!(write.header("x-ratelimit-limit"), Some("10000"));
+}
+
+#[tokio::test]
+async fn a_bad_rate_group_is_a_usage_error_that_names_the_groups() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_auth0-bulk"))
+            .arg("sandbox")
+            .args(args)
+            .arg("--self-check")
+            .output()
+            .expect("runs")
+    };
+    for (args, says) in [
+        (
+            &["--rate-group", "users_read=8/40"][..],
+            "the groups are users-read, users-write, other",
+        ),
+        (&["--rate-group", "users-read=8/0"][..], "the burst must be"),
+        (&["--rate-group", "users-read=fast"][..], "the rate must be"),
+        (
+            &[
+                "--rate-group",
+                "users-read=8/40",
+                "--rate-group",
+                "users-read=1/2",
+            ][..],
+            "names users-read twice",
+        ),
+        (&["--storm-every", "5"][..], "--rate"),
+    ] {
+        let out = run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
 }
 
 // ---- faults, lag, evidence --------------------------------------------------------------------

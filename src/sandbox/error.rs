@@ -7,6 +7,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::ratelimit::Group;
+
 /// The exact message of the 1000-result cap (facts: "The 1000 cap").
 pub const INVALID_PAGING_MESSAGE: &str = "You can only page through the first 1000 records. \
 See https://auth0.com/docs/users/search/v3/view-search-results-by-page#limitation";
@@ -85,6 +87,19 @@ impl ErrorReply {
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_requests",
             "Global limit has been reached",
+        )
+    }
+
+    /// Facts ("Rate limits"): the per-group variant of the 429 body, for a group that has its
+    /// own bucket (`Global per second users_write group limit has been reached`).
+    pub fn group_too_many_requests(group: Group) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!(
+                "Global per second {} group limit has been reached",
+                group.message_name()
+            ),
         )
     }
 

@@ -34,9 +34,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+pub use ratelimit::{Group, GroupLimit};
 pub use store::User;
 
-use ratelimit::TokenBucket;
+use ratelimit::{Limits, TokenBucket};
 use store::Store;
 
 /// The bucket of a sandbox started without `rate`: requests per second, and its size.
@@ -65,6 +66,10 @@ pub struct SandboxOptions {
     pub rate: Option<f64>,
     /// The bucket size (defaults to the rate, rounded up).
     pub burst: Option<u32>,
+    /// Endpoint groups with a bucket of their own (each group at most once): their requests
+    /// take tokens from it instead of the shared bucket of `rate`/`burst`, and their 429 says
+    /// which group's limit was reached.
+    pub rate_groups: Vec<GroupLimit>,
     /// The chance (0.0..=1.0) that an API request outside a burst starts a burst of faults.
     pub fault_rate: f64,
     /// How many API requests in a row one fault takes (1: independent faults). A burst keeps
@@ -105,6 +110,7 @@ impl Default for SandboxOptions {
             gen_seed: 1,
             rate: None,
             burst: None,
+            rate_groups: Vec::new(),
             fault_rate: 0.0,
             fault_burst: 1,
             fault_seed: 1,
@@ -173,6 +179,43 @@ pub struct Stats {
     /// Requests held a latency spike longer.
     pub latency_spikes: u64,
     pub writes: Writes,
+    /// API requests and their 429s by endpoint group.
+    pub groups: GroupStats,
+}
+
+/// API requests by endpoint group (every group listed, zeros included).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GroupStats {
+    pub users_read: GroupCounts,
+    pub users_write: GroupCounts,
+    pub other: GroupCounts,
+}
+
+impl GroupStats {
+    pub fn get(&self, group: Group) -> &GroupCounts {
+        match group {
+            Group::UsersRead => &self.users_read,
+            Group::UsersWrite => &self.users_write,
+            Group::Other => &self.other,
+        }
+    }
+
+    fn get_mut(&mut self, group: Group) -> &mut GroupCounts {
+        match group {
+            Group::UsersRead => &mut self.users_read,
+            Group::UsersWrite => &mut self.users_write,
+            Group::Other => &mut self.other,
+        }
+    }
+}
+
+/// One endpoint group's requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct GroupCounts {
+    pub requests: u64,
+    /// Answered 429 (storms included).
+    pub throttled: u64,
 }
 
 /// Writes that changed the tenant.
@@ -191,7 +234,7 @@ pub(crate) struct State {
     pub(crate) client_secret: String,
     pub(crate) domain: String,
     pub(crate) options: SandboxOptions,
-    pub(crate) bucket: TokenBucket,
+    pub(crate) limits: Limits,
     pub(crate) faults: Mutex<server::FaultDice>,
     pub(crate) spikes: Mutex<ChaCha8Rng>,
     pub(crate) started: Instant,
@@ -212,6 +255,15 @@ impl State {
                 .or_default() += 1;
             if record.status == 429 {
                 stats.throttled += 1;
+            }
+            if record.path.starts_with("/api/v2/") {
+                let group = stats
+                    .groups
+                    .get_mut(Group::of(&record.method, &record.path));
+                group.requests += 1;
+                if record.status == 429 {
+                    group.throttled += 1;
+                }
             }
             if record.fault.is_some() {
                 stats.faults += 1;
@@ -247,6 +299,22 @@ impl Sandbox {
                 "--rate must be positive, got {rate}"
             )));
         }
+        for (index, limit) in options.rate_groups.iter().enumerate() {
+            if !(limit.rate.is_finite() && limit.rate > 0.0) || limit.burst == 0 {
+                return Err(SandboxError::Option(format!(
+                    "--rate-group {limit}: the rate must be positive and the burst at least 1"
+                )));
+            }
+            if options.rate_groups[..index]
+                .iter()
+                .any(|l| l.group == limit.group)
+            {
+                return Err(SandboxError::Option(format!(
+                    "--rate-group names {} twice; give each group one limit",
+                    limit.group
+                )));
+            }
+        }
         if options.fault_burst == 0 {
             return Err(SandboxError::Option(
                 "--fault-burst must be at least 1".into(),
@@ -259,9 +327,10 @@ impl Sandbox {
             )));
         }
         if !options.storm_every.is_zero() {
-            if options.rate.is_none() {
+            if options.rate.is_none() && options.rate_groups.is_empty() {
                 return Err(SandboxError::Option(
-                    "--storm-every needs --rate: a storm drains the rate-limit bucket".into(),
+                    "--storm-every needs --rate or --rate-group: a storm drains a rate-limit bucket"
+                        .into(),
                 ));
             }
             if options.storm_for.is_zero() || options.storm_for >= options.storm_every {
@@ -291,10 +360,11 @@ impl Sandbox {
             addr: options.listen,
             source,
         })?;
-        let bucket = match options.rate {
+        let shared = match options.rate {
             Some(rate) => TokenBucket::new(rate, options.burst.unwrap_or(rate.ceil() as u32)),
             None => TokenBucket::new(DEFAULT_RATE, DEFAULT_BURST),
         };
+        let limits = Limits::new(shared, &options.rate_groups);
         let state = Arc::new(State {
             store: Mutex::new(store),
             tokens: Mutex::new(HashMap::new()),
@@ -307,7 +377,7 @@ impl Sandbox {
                 .clone()
                 .unwrap_or_else(|| random_token(64)),
             domain: format!("http://{addr}"),
-            bucket,
+            limits,
             faults: Mutex::new(server::FaultDice::new(
                 options.fault_seed,
                 options.fault_rate,

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::ErrorReply;
 use super::query::{Query, canonical_time};
-use super::ratelimit::Decision;
+use super::ratelimit::{Decision, Group, Verdict};
 use super::store::{Sort, Strategy, User, connections_of, identities};
 use super::{State, random_token, validate};
 
@@ -31,6 +31,8 @@ const BODY_LIMIT: usize = 1024 * 1024;
 /// Facts ("Token"): the scopes a Management API token for this job carries.
 const SCOPES: &str = "read:users create:users update:users update:users_app_metadata delete:users";
 
+/// The token endpoint sits outside the gate: Auth0 limits it separately (Authentication API
+/// limits), which the sandbox does not model, so it is never rate-limited here.
 pub(crate) fn router(state: Shared) -> Router {
     let api = Router::new()
         .route("/users", get(list_users).post(create_user))
@@ -58,20 +60,30 @@ async fn api_gate(AxState(state): AxState<Shared>, request: Request, next: Next)
     if !state.options.latency.is_zero() {
         tokio::time::sleep(state.options.latency).await;
     }
-    let decision = state.bucket.take();
-    let mut response = if !decision.allowed {
-        ErrorReply::too_many_requests().into_response()
+    let group = Group::of(request.method().as_str(), request.uri().path());
+    let verdict = state.limits.take(group);
+    let mut response = if !verdict.decision.allowed {
+        too_many_requests(verdict).into_response()
     } else if let Err(e) = authorize(&state, request.headers()) {
         e.into_response()
     } else {
         next.run(request).await
     };
-    rate_headers(&state, &mut response, decision);
+    rate_headers(&state, &mut response, verdict.decision);
     response
 }
 
-/// Facts ("Rate limits"): every response carries the three headers; `Retry-After` only when
-/// asked (Auth0 does not document it).
+/// Facts ("Rate limits"): the global 429 body from the shared bucket, the per-group one
+/// (`Global per second users_write group limit has been reached`) from a group's own.
+fn too_many_requests(verdict: Verdict) -> ErrorReply {
+    match verdict.group {
+        Some(group) => ErrorReply::group_too_many_requests(group),
+        None => ErrorReply::too_many_requests(),
+    }
+}
+
+/// Facts ("Rate limits"): every response carries the three headers, of the bucket the request
+/// used; `Retry-After` only when asked (Auth0 does not document it).
 fn rate_headers(state: &State, response: &mut Response, d: Decision) {
     let headers = response.headers_mut();
     headers.insert("x-ratelimit-limit", d.limit.into());
@@ -82,12 +94,13 @@ fn rate_headers(state: &State, response: &mut Response, d: Decision) {
     }
 }
 
-/// The answer to an API request during a 429 storm: the bucket is emptied (another client
-/// took every token), and the request gets Auth0's exact 429 body and headers (facts: "Rate
-/// limits").
-pub(crate) fn storm_response(state: &State) -> Response {
-    let mut response = ErrorReply::too_many_requests().into_response();
-    rate_headers(state, &mut response, state.bucket.drain());
+/// The answer to an API request of `group` during a 429 storm: the bucket the request would
+/// use is emptied (another client took every token), and the request gets Auth0's exact 429
+/// body and headers (facts: "Rate limits").
+pub(crate) fn storm_response(state: &State, group: Group) -> Response {
+    let verdict = state.limits.drain(group);
+    let mut response = too_many_requests(verdict).into_response();
+    rate_headers(state, &mut response, verdict.decision);
     response
 }
 

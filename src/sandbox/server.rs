@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::error::ErrorReply;
+use super::ratelimit::Group;
 use super::{RequestRecord, State, routes};
 
 /// A fault injected in place of (or on top of) the real answer.
@@ -191,10 +192,11 @@ async fn handle(
         state.stats.lock().expect("stats lock").latency_spikes += 1;
         tokio::time::sleep(spike).await;
     }
-    // Facts ("Rate limits"): a storm is another client on the tenant emptying the shared
-    // bucket; every request then finds it empty and gets Auth0's 429 with its headers.
+    // Facts ("Rate limits"): a storm is another client on the tenant emptying the bucket the
+    // request would use (its group's own, else the shared one); every request then finds it
+    // empty and gets Auth0's 429 with its headers.
     if api && state.in_storm() {
-        let response = routes::storm_response(&state);
+        let response = routes::storm_response(&state, Group::of(&method, &path));
         if observed {
             let record = RequestRecord {
                 method: method.clone(),
