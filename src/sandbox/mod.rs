@@ -15,6 +15,7 @@
 
 pub mod error;
 pub mod generate;
+mod index;
 pub mod query;
 mod ratelimit;
 mod routes;

@@ -2,8 +2,9 @@
 //! lexer and parser, is `crate::query`, shared with the CLI).
 //!
 //! [`Query::matches`] runs against up to a million users per request and allocates nothing on
-//! the common paths; [`Query::created_at_range`] lets the store narrow a search to a slice of
-//! its `created_at` index. The rules each test follows are named beside it (*Facts*:
+//! the common paths; [`Query::created_at_ms`] and [`Query::narrowing`] let the store narrow a
+//! search to a slice of its `(created_at, user_id)` indexes, and say when that slice is the
+//! exact answer. The rules each test follows are named beside it (*Facts*:
 //! `AUTH0-FACTS.md`; *Docs*: auth0.com's user search pages), as in `crate::query`.
 
 use std::ops::Bound;
@@ -35,11 +36,91 @@ impl Query {
         self.root.created_at_span().map(MsSpan::to_bounds)
     }
 
-    /// True when the query is nothing but one `created_at` range, so a user found through
-    /// [`Query::created_at_range`] on a canonical `created_at` index needs no further test.
-    pub fn is_created_at_range_only(&self) -> bool {
-        matches!(&self.root, Node::Clause(Clause { target: Target::Path(path), test: Test::DateIn(_) })
-            if path.len() == 1 && path[0] == "created_at")
+    /// The same necessary condition as [`Query::created_at_range`], as an inclusive span of
+    /// UNIX milliseconds (`None` ends are open), for an index keyed by instants. A span whose
+    /// start is after its end holds nothing.
+    pub fn created_at_ms(&self) -> Option<(Option<i64>, Option<i64>)> {
+        self.root.created_at_span().map(|span| (span.lo, span.hi))
+    }
+
+    /// What else an index can narrow a search by, read from the query's top-level AND.
+    pub fn narrowing(&self) -> Narrowing {
+        let mut narrowing = Narrowing {
+            connection: None,
+            user_id_prefix: None,
+            exact: true,
+        };
+        self.root.narrow(&mut narrowing);
+        narrowing
+    }
+}
+
+/// Conditions every match of a query must meet, beyond its `created_at` span, in the forms a
+/// store indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Narrowing {
+    /// `identities.connection:"X"`: every match has the text `X` among the values at
+    /// `identities.connection` (see [`text_leaves`]). Only for a value that matches nothing
+    /// but text (not a number or boolean term).
+    pub connection: Option<String>,
+    /// `user_id:P*`: every match has a text `user_id` starting with `P` (case-sensitive).
+    pub user_id_prefix: Option<String>,
+    /// True when the query is nothing but these and `created_at` ranges, ANDed: a user that
+    /// meets them all (and the span) matches, with no further test.
+    pub exact: bool,
+}
+
+impl Node {
+    fn narrow(&self, into: &mut Narrowing) {
+        match self {
+            Node::All => {}
+            Node::And(nodes) => nodes.iter().for_each(|n| n.narrow(into)),
+            Node::Clause(Clause {
+                target: Target::Path(path),
+                test,
+            }) => {
+                let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                match (path.as_slice(), test) {
+                    (["created_at"], Test::DateIn(_)) => {}
+                    (["identities", "connection"], Test::Equals(scalar))
+                        if scalar.number.is_none()
+                            && scalar.boolean.is_none()
+                            && into.connection.is_none() =>
+                    {
+                        into.connection = Some(scalar.text.clone());
+                    }
+                    (["user_id"], Test::Wildcard(pattern))
+                        if !pattern.fold
+                            && pattern.middles.is_empty()
+                            && pattern.suffix.is_empty()
+                            && into.user_id_prefix.is_none() =>
+                    {
+                        into.user_id_prefix = Some(pattern.prefix.clone());
+                    }
+                    _ => into.exact = false,
+                }
+            }
+            _ => into.exact = false,
+        }
+    }
+}
+
+/// Every text value a query clause on `path` tests in `value` (the value of the path's first
+/// key), following the matcher's rules: arrays are searched through at any level, and only
+/// strings count (a text term matches a string by exact text). `identities.connection` of a
+/// user linked to two accounts gives both connections.
+pub fn text_leaves<'a>(value: &'a Value, path: &[&str], out: &mut Vec<&'a str>) {
+    match value {
+        Value::Array(items) => items.iter().for_each(|item| text_leaves(item, path, out)),
+        Value::Object(map) => {
+            if let Some((key, rest)) = path.split_first()
+                && let Some(v) = map.get(*key)
+            {
+                text_leaves(v, rest, out);
+            }
+        }
+        Value::String(s) if path.is_empty() => out.push(s),
+        _ => {}
     }
 }
 

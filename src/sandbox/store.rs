@@ -6,14 +6,14 @@
 //! `search_lag`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::query::{Query, canonical_time};
+use super::index::{Entry, OrderIndex};
+use super::query::{Query, canonical_time, text_leaves};
 
 /// A user object exactly as the API returns it.
 pub type User = Map<String, Value>;
@@ -22,18 +22,41 @@ pub type User = Map<String, Value>;
 /// about 19 KB as a map but about 1.5 KB as text, which is what lets a million-user tenant (the
 /// memory benchmarks) fit in a few gigabytes. Writes are rare next to reads of whole pages, and
 /// a page of 100 users parses in well under a millisecond.
+///
+/// Beside the text it keeps what the search view's indexes are keyed by, worked out once.
 pub struct Stored {
     json: Box<str>,
-    /// The canonical `created_at`, for the search view's index.
-    created: Option<String>,
+    /// The store's key: the `user_id` text (empty when the user has none).
+    id: Box<str>,
+    /// The `created_at` instant in UNIX milliseconds, if it has a parseable one.
+    created_ms: Option<i64>,
+    /// The texts at `identities.connection`, each once, for the per-connection indexes.
+    connections: Box<[Box<str>]>,
+    /// True when `user_id` is a text equal to `id`: then a `user_id:P*` test is a byte-prefix
+    /// test of `id`.
+    text_id: bool,
+    /// True when `id` is its own lower case: then the byte order of ids (the index's) is also
+    /// the order of a `user_id` sort, which compares lower case.
+    folded_id: bool,
 }
 
 impl Stored {
-    fn new(user: &User) -> Stored {
+    pub(super) fn new(id: &str, user: &User) -> Stored {
         let json = serde_json::to_string(user).expect("a JSON map always serializes");
+        let mut connections = Vec::new();
+        if let Some(identities) = user.get("identities") {
+            text_leaves(identities, &["connection"], &mut connections);
+        }
+        connections.sort_unstable();
+        connections.dedup();
+        let text_id = user.get("user_id").and_then(Value::as_str) == Some(id);
         Stored {
             json: json.into_boxed_str(),
-            created: created_key(user),
+            id: id.into(),
+            created_ms: created_ms(user),
+            connections: connections.into_iter().map(Box::from).collect(),
+            text_id,
+            folded_id: id.to_lowercase() == id,
         }
     }
 
@@ -45,6 +68,11 @@ impl Stored {
     /// The user as JSON text, exactly as the API returns it.
     pub fn json(&self) -> &str {
         &self.json
+    }
+
+    /// The store's key: the user's `user_id`.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 }
 
@@ -164,42 +192,78 @@ struct Pending {
     user: Option<Arc<Stored>>,
 }
 
-/// What list/search sees.
+/// What list/search sees, indexed for the searches an export sends (see [`Store::search`]).
 #[derive(Default)]
 struct SearchView {
     users: BTreeMap<String, Arc<Stored>>,
-    /// Canonical `created_at` → user_id → user, for range narrowing and created_at order.
-    by_created: BTreeMap<String, BTreeMap<String, Arc<Stored>>>,
+    /// Every user with a `created_at`, by (`created_at`, `user_id`).
+    created: OrderIndex,
+    /// The same, one index per connection a user has an identity in.
+    by_connection: HashMap<Box<str>, OrderIndex>,
+    /// Users whose `user_id` is not the text of their key: while there is one, `user_id`
+    /// prefixes are tested and `user_id` orders sorted, not read from the index.
+    odd_ids: usize,
+    /// Users whose `user_id` has upper case: while there is one, `user_id` orders are sorted
+    /// (they compare lower case), not read from the index.
+    cased_ids: usize,
 }
 
 impl SearchView {
     fn put(&mut self, user_id: &str, user: Option<Arc<Stored>>) {
-        if let Some(old) = self.users.remove(user_id)
-            && let Some(key) = &old.created
-            && let Some(ids) = self.by_created.get_mut(key)
-        {
-            ids.remove(user_id);
-            if ids.is_empty() {
-                self.by_created.remove(key);
-            }
+        if let Some(old) = self.users.remove(user_id) {
+            self.unindex(&old);
         }
         if let Some(user) = user {
-            if let Some(key) = &user.created {
-                self.by_created
-                    .entry(key.clone())
-                    .or_default()
-                    .insert(user_id.to_string(), user.clone());
-            }
+            self.index(&user);
             self.users.insert(user_id.to_string(), user);
+        }
+    }
+
+    fn index(&mut self, user: &Arc<Stored>) {
+        self.odd_ids += usize::from(!user.text_id);
+        self.cased_ids += usize::from(!user.folded_id);
+        let Some(ms) = user.created_ms else {
+            return;
+        };
+        let entry = || Entry {
+            ms,
+            user: user.clone(),
+        };
+        self.created.insert(entry());
+        for connection in &user.connections {
+            match self.by_connection.get_mut(connection) {
+                Some(index) => index.insert(entry()),
+                None => {
+                    let mut index = OrderIndex::default();
+                    index.insert(entry());
+                    self.by_connection.insert(connection.clone(), index);
+                }
+            }
+        }
+    }
+
+    fn unindex(&mut self, user: &Stored) {
+        self.odd_ids -= usize::from(!user.text_id);
+        self.cased_ids -= usize::from(!user.folded_id);
+        let Some(ms) = user.created_ms else {
+            return;
+        };
+        self.created.remove(ms, &user.id);
+        for connection in &user.connections {
+            if let Some(index) = self.by_connection.get_mut(connection) {
+                index.remove(ms, &user.id);
+            }
         }
     }
 }
 
-/// The canonical form of a user's `created_at`, if it has a parseable one.
-fn created_key(user: &User) -> Option<String> {
+/// A user's `created_at` in UNIX milliseconds, if it has a parseable one. Milliseconds, as
+/// Auth0 stores them and as the query's date bounds are; the same instant the canonical text
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` names.
+fn created_ms(user: &User) -> Option<i64> {
     let raw = user.get("created_at")?.as_str()?;
     let parsed = DateTime::parse_from_rfc3339(raw).ok()?;
-    Some(canonical_time(parsed.with_timezone(&Utc)))
+    Some(parsed.timestamp_millis())
 }
 
 /// The tenant's users.
@@ -318,7 +382,7 @@ impl Store {
                     .insert((connection, email.to_lowercase()), user_id.clone());
             }
         }
-        let stored = Arc::new(Stored::new(&user));
+        let stored = Arc::new(Stored::new(&user_id, &user));
         self.users.insert(user_id.clone(), stored.clone());
         self.publish(user_id, Some(stored));
         user
@@ -375,75 +439,212 @@ impl Store {
     }
 
     /// Runs a search over the (lagging) search view and returns one page.
+    ///
+    /// A search with a `created_at` span (or sorted by `created_at`) reads the users of that
+    /// span from the `(created_at, user_id)` index, or from one connection's index when the
+    /// query names the connection. When the query is nothing but the span, the connection and
+    /// (inside one instant) a `user_id` prefix, the index answers it exactly: the total is a
+    /// difference of two ranks and the page a slice, O(log N + page), for each order an export
+    /// uses (`created_at` either way, `user_id` either way inside one instant). Any other
+    /// query still tests each user of the span, as any other order still sorts them.
     pub fn search(&mut self, query: &Query, sort: &Sort, offset: usize, limit: usize) -> Page {
         self.catch_up();
         let view = &self.search;
-        let range = query.created_at_range();
-        let by_created = sort.field == "created_at" || range.is_some();
-        // A pure created_at range is fully answered by the index.
-        let needs_test = !(by_created && query.is_created_at_range_only());
-        let candidates: Box<dyn Iterator<Item = &Arc<Stored>>> = if by_created {
-            let (lower, upper) = range.unwrap_or((Bound::Unbounded, Bound::Unbounded));
-            Box::new(
-                view.by_created
-                    .range((lower, upper))
-                    .flat_map(|(_, users)| users.values()),
-            )
-        } else {
-            Box::new(view.users.values())
-        };
-        // Users are parsed only when the query must test them or the page needs them.
-        let mut matching = candidates.filter_map(|stored| {
-            if !needs_test {
-                return Some((stored, None));
-            }
-            let user = stored.user();
-            query.matches(&user).then_some((stored, Some(user)))
-        });
-        // Order by the sort key, then user_id. Two orders come straight from the indexes:
-        // then only the page is kept, however many users match.
-        let presorted = !sort.descending
-            && ((sort.field == "user_id" && !by_created)
-                || (sort.field == "created_at" && by_created));
-        if presorted {
-            let mut users = Vec::with_capacity(limit);
-            let mut total = 0;
-            for (stored, user) in matching.by_ref() {
-                if total >= offset && users.len() < limit {
-                    users.push(user.unwrap_or_else(|| stored.user()));
-                }
-                total += 1;
-            }
-            return Page { users, total };
+        let span = query.created_at_ms();
+        if sort.field == "created_at" || span.is_some() {
+            return view.search_created(query, span.unwrap_or((None, None)), sort, offset, limit);
         }
-        let mut matches: Vec<(Option<SortKey>, User)> = matching
-            .map(|(stored, user)| {
-                let user = user.unwrap_or_else(|| stored.user());
-                (sort_key(&user, &sort.field), user)
-            })
-            .collect();
-        // Users without the sort field come last in both directions (Elasticsearch's default).
-        matches.sort_by(|(ka, a), (kb, b)| {
-            let by_key = match (ka, kb) {
-                (None, None) => std::cmp::Ordering::Equal,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (Some(x), Some(y)) => {
-                    let o = x.cmp(y);
-                    if sort.descending { o.reverse() } else { o }
-                }
+        if matches!(query.root, crate::query::Node::All) && sort == &Sort::default() {
+            // Everyone, by user_id: the page straight from the map (offsets stop at 1,000).
+            let users = view.users.values().skip(offset).take(limit);
+            return Page {
+                users: users.map(|u| u.user()).collect(),
+                total: view.users.len(),
             };
-            by_key.then_with(|| user_id_of(a).cmp(user_id_of(b)))
-        });
-        let total = matches.len();
-        let users = matches
-            .into_iter()
-            .skip(offset)
-            .take(limit)
-            .map(|(_, user)| user)
-            .collect();
+        }
+        let candidates = view.users.values().map(|stored| &**stored);
+        // Without a span, the user_id order of the map is the ascending order.
+        let presorted = sort == &Sort::default();
+        search_candidates(query, candidates, true, presorted, sort, offset, limit)
+    }
+}
+
+impl SearchView {
+    /// [`Store::search`] for a query with a `created_at` span `lo..=hi` (ms, open when `None`).
+    fn search_created(
+        &self,
+        query: &Query,
+        (lo, hi): (Option<i64>, Option<i64>),
+        sort: &Sort,
+        offset: usize,
+        limit: usize,
+    ) -> Page {
+        let narrowing = query.narrowing();
+        let empty = OrderIndex::default();
+        let index = match &narrowing.connection {
+            // No user has an identity there: nothing can match.
+            Some(connection) => self
+                .by_connection
+                .get(connection.as_str())
+                .unwrap_or(&empty),
+            None => &self.created,
+        };
+        let mut start = index.rank(|e| lo.is_some_and(|lo| e.ms < lo));
+        let mut end = index.rank(|e| hi.is_none_or(|hi| e.ms <= hi)).max(start);
+        // One instant throughout: its users are in user_id order, the order a user_id sort
+        // gives too when every id is its own lower case.
+        let instant = match (
+            index.get(start),
+            end.checked_sub(1).and_then(|p| index.get(p)),
+        ) {
+            (Some(first), Some(last)) if start < end && first.ms == last.ms => Some(first.ms),
+            _ => None,
+        };
+        let ids_in_order = instant.is_some() && self.odd_ids == 0 && self.cased_ids == 0;
+        let mut exact = narrowing.exact;
+        if let Some(prefix) = &narrowing.user_id_prefix {
+            match instant.filter(|_| self.odd_ids == 0) {
+                // The ids starting with the prefix are one run of the instant's ids.
+                Some(t) => {
+                    let before = |e: &Entry| e.ms < t || (e.ms == t && e.id() < prefix.as_str());
+                    start = index.rank(before);
+                    end = index
+                        .rank(|e| before(e) || (e.ms == t && e.id().starts_with(prefix.as_str())))
+                        .max(start);
+                }
+                None => exact = false,
+            }
+        }
+        let by_id = sort.field == "user_id" && ids_in_order;
+        if !exact {
+            let candidates = index.range(start, end).map(|e| &*e.user);
+            let presorted = (sort.field == "created_at" || by_id) && !sort.descending;
+            return search_candidates(query, candidates, true, presorted, sort, offset, limit);
+        }
+        let total = end - start;
+        let users: Vec<User> = if sort.field == "created_at" && sort.descending {
+            newest_first(index, start, end, offset, limit)
+        } else if sort.field == "created_at" || by_id {
+            let (from, to) = if sort.descending {
+                (
+                    end.saturating_sub(offset + limit).max(start),
+                    end.saturating_sub(offset).max(start),
+                )
+            } else {
+                (start + offset.min(total), (start + offset + limit).min(end))
+            };
+            let mut page: Vec<User> = index.range(from, to).map(|e| e.user.user()).collect();
+            if sort.descending {
+                page.reverse();
+            }
+            page
+        } else {
+            // Another order: every user of the span matches, sort them all.
+            let candidates = index.range(start, end).map(|e| &*e.user);
+            return search_candidates(query, candidates, false, false, sort, offset, limit);
+        };
         Page { users, total }
     }
+}
+
+/// The page of `created_at` descending (ties by user_id ascending, as every sort breaks them)
+/// among index positions `start..end`: from the instant that holds the `offset`-th newest
+/// user, each instant's users in index order, instant after instant towards the oldest. Each
+/// instant costs one rank, so a page costs O(instants on it x log N).
+fn newest_first(
+    index: &OrderIndex,
+    start: usize,
+    end: usize,
+    offset: usize,
+    limit: usize,
+) -> Vec<User> {
+    let mut users = Vec::with_capacity(limit);
+    if offset >= end - start {
+        return users;
+    }
+    let rank_of = |t: i64| index.rank(|e| e.ms < t).max(start);
+    // The offset-th newest sits at ascending position end - 1 - offset; its instant's users
+    // from `first` to `last` (exclusive) follow those of every newer instant.
+    let t = index.get(end - 1 - offset).expect("inside the index").ms;
+    let mut last = index.rank(|e| e.ms <= t).min(end);
+    let mut first = rank_of(t);
+    let mut skip = offset - (end - last);
+    while users.len() < limit {
+        let take = (last - first - skip).min(limit - users.len());
+        users.extend(
+            index
+                .range(first + skip, first + skip + take)
+                .map(|e| e.user.user()),
+        );
+        skip = 0;
+        if first == start {
+            break;
+        }
+        last = first;
+        let t = index.get(first - 1).expect("inside the index").ms;
+        first = rank_of(t);
+    }
+    users
+}
+
+/// Tests (when `test`) each candidate and returns the page of the matches in `sort` order.
+/// `presorted`: the candidates already come in that order, so only the page is kept, however
+/// many match; otherwise every match is sorted.
+fn search_candidates<'a>(
+    query: &Query,
+    candidates: impl Iterator<Item = &'a Stored>,
+    test: bool,
+    presorted: bool,
+    sort: &Sort,
+    offset: usize,
+    limit: usize,
+) -> Page {
+    // Users are parsed only when the query must test them or the page needs them.
+    let mut matching = candidates.filter_map(|stored| {
+        if !test {
+            return Some((stored, None));
+        }
+        let user = stored.user();
+        query.matches(&user).then_some((stored, Some(user)))
+    });
+    if presorted {
+        let mut users = Vec::with_capacity(limit);
+        let mut total = 0;
+        for (stored, user) in matching.by_ref() {
+            if total >= offset && users.len() < limit {
+                users.push(user.unwrap_or_else(|| stored.user()));
+            }
+            total += 1;
+        }
+        return Page { users, total };
+    }
+    let mut matches: Vec<(Option<SortKey>, User)> = matching
+        .map(|(stored, user)| {
+            let user = user.unwrap_or_else(|| stored.user());
+            (sort_key(&user, &sort.field), user)
+        })
+        .collect();
+    // Users without the sort field come last in both directions (Elasticsearch's default).
+    matches.sort_by(|(ka, a), (kb, b)| {
+        let by_key = match (ka, kb) {
+            (None, None) => std::cmp::Ordering::Equal,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (Some(x), Some(y)) => {
+                let o = x.cmp(y);
+                if sort.descending { o.reverse() } else { o }
+            }
+        };
+        by_key.then_with(|| user_id_of(a).cmp(user_id_of(b)))
+    });
+    let total = matches.len();
+    let users = matches
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|(_, user)| user)
+        .collect();
+    Page { users, total }
 }
 
 /// A comparable sort key: numbers compare numerically, dates by instant, strings as strings.
@@ -507,4 +708,228 @@ pub fn connections_of(user: &User) -> Vec<String> {
         .filter_map(|i| i.get("connection").and_then(Value::as_str))
         .map(str::to_string)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use serde_json::json;
+
+    /// The answer without indexes: every user tested, sorted by the key then user_id. Without a
+    /// span the default order is the byte order of ids (the map's), and with a span or a
+    /// created_at sort only users with a created_at take part, as the search has always done.
+    fn brute(store: &Store, query: &Query, sort: &Sort, offset: usize, limit: usize) -> Page {
+        let by_created = sort.field == "created_at" || query.created_at_ms().is_some();
+        let mut users: Vec<User> = store
+            .all()
+            .filter(|s| !by_created || s.created_ms.is_some())
+            .map(Stored::user)
+            .filter(|u| query.matches(u))
+            .collect();
+        if by_created || sort != &Sort::default() {
+            let keyed: Vec<Option<SortKey>> =
+                users.iter().map(|u| sort_key(u, &sort.field)).collect();
+            let mut order: Vec<usize> = (0..users.len()).collect();
+            order.sort_by(|&a, &b| {
+                let by_key = match (&keyed[a], &keyed[b]) {
+                    (None, None) => std::cmp::Ordering::Equal,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (Some(x), Some(y)) if sort.descending => y.cmp(x),
+                    (Some(x), Some(y)) => x.cmp(y),
+                };
+                by_key.then_with(|| user_id_of(&users[a]).cmp(user_id_of(&users[b])))
+            });
+            users = order.into_iter().map(|i| users[i].clone()).collect();
+        }
+        let total = users.len();
+        Page {
+            users: users.into_iter().skip(offset).take(limit).collect(),
+            total,
+        }
+    }
+
+    /// A few instants, so that many users share one (a bulk import) and ranges cut through.
+    const INSTANTS: [&str; 6] = [
+        "2020-01-01T00:00:00.000Z",
+        "2020-01-01T00:00:00.001Z",
+        "2021-06-15T12:30:00.500Z",
+        "2021-06-15T12:30:01.000Z",
+        "2022-02-02T02:02:02.002Z",
+        "2023-12-31T23:59:59.999Z",
+    ];
+
+    fn random_user(rng: &mut ChaCha8Rng, n: usize, cased: bool) -> User {
+        let hex = "0123456789abcdef";
+        let mut id: String = (0..4)
+            .map(|_| hex.as_bytes()[rng.random_range(0..16)] as char)
+            .collect();
+        if cased && rng.random_bool(0.2) {
+            id = id.to_uppercase();
+        }
+        let created = match rng.random_range(0..20) {
+            0 => None,
+            // The same instants written another way: parsed, not compared as text.
+            1 => Some("2021-06-15T14:30:00.5+02:00".to_string()),
+            2 => Some("2020-01-01T00:00:00Z".to_string()),
+            _ => Some(INSTANTS[rng.random_range(0..INSTANTS.len())].to_string()),
+        };
+        let connections: Vec<&str> = match rng.random_range(0..10) {
+            0 => vec![],
+            1 => vec!["A", "B"],
+            2 => vec!["C"],
+            3..=5 => vec!["B"],
+            _ => vec!["A"],
+        };
+        let mut user = json!({
+            "user_id": format!("auth0|{id}{n}"),
+            "identities": connections.iter().map(|c| json!({"connection": c})).collect::<Vec<_>>(),
+            "updated_at": INSTANTS[rng.random_range(0..INSTANTS.len())],
+            "app_metadata": {"plan": if rng.random_bool(0.3) { "pro" } else { "free" }},
+        });
+        if let Some(created) = created {
+            user["created_at"] = created.into();
+        }
+        user.as_object().cloned().expect("an object")
+    }
+
+    fn random_query(rng: &mut ChaCha8Rng) -> String {
+        let bound = |rng: &mut ChaCha8Rng| match rng.random_range(0..8) {
+            0 => "*".to_string(),
+            1 => "2021-06-15".to_string(),
+            _ => INSTANTS[rng.random_range(0..INSTANTS.len())].to_string(),
+        };
+        let range = if rng.random_bool(0.3) {
+            let t = INSTANTS[rng.random_range(0..INSTANTS.len())];
+            format!("created_at:[{t} TO {t}]")
+        } else {
+            let (a, b) = (bound(rng), bound(rng));
+            let open = if rng.random_bool(0.5) { '[' } else { '{' };
+            let close = if rng.random_bool(0.5) { ']' } else { '}' };
+            format!("created_at:{open}{a} TO {b}{close}")
+        };
+        let mut parts = vec![range];
+        if rng.random_bool(0.3) {
+            let c = ["A", "B", "C", "Z"][rng.random_range(0..4)];
+            parts.push(format!("identities.connection:\"{c}\""));
+        }
+        if rng.random_bool(0.3) {
+            let prefix = ["auth0\\|", "auth0\\|a", "auth0\\|3f", "x"][rng.random_range(0..4)];
+            parts.push(format!("user_id:{prefix}*"));
+        }
+        if rng.random_bool(0.2) {
+            parts.push("app_metadata.plan:\"pro\"".into());
+        }
+        if rng.random_bool(0.1) {
+            parts.push("_exists_:created_at".into());
+        }
+        let q = parts.join(" AND ");
+        match rng.random_range(0..4) {
+            // The exporter's shape: the user's query in parentheses, ANDed with the range.
+            0 if parts.len() > 1 => format!("({}) AND {}", parts[1..].join(" AND "), parts[0]),
+            1 => String::new(),
+            _ => q,
+        }
+    }
+
+    #[test]
+    fn indexed_search_answers_as_a_test_of_every_user_does() {
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        let sorts = [
+            ("created_at", false),
+            ("created_at", true),
+            ("user_id", false),
+            ("user_id", true),
+            ("updated_at", false),
+        ];
+        for round in 0..3 {
+            // Upper-case ids in the last round: then user_id orders cannot come from the index.
+            let cased = round == 2;
+            let mut store = Store::new(Duration::ZERO);
+            let mut n = 0;
+            for _ in 0..250 {
+                store.put(random_user(&mut rng, n, cased));
+                n += 1;
+            }
+            for step in 0..150 {
+                // Writes between searches: new users, changed ones, deletions.
+                for _ in 0..3 {
+                    match rng.random_range(0..3) {
+                        0 => {
+                            store.put(random_user(&mut rng, n, cased));
+                            n += 1;
+                        }
+                        1 => {
+                            let id = format!("{}", rng.random_range(0..n));
+                            let victim = store
+                                .all()
+                                .find(|s| s.id().ends_with(&id))
+                                .map(|s| s.id().to_string());
+                            if let Some(victim) = victim {
+                                store.delete(&victim);
+                            }
+                        }
+                        _ => {
+                            let Some(mut user) = store
+                                .all()
+                                .nth(rng.random_range(0..store.len()))
+                                .map(Stored::user)
+                            else {
+                                continue;
+                            };
+                            let fresh = random_user(&mut rng, n, cased);
+                            for key in ["created_at", "identities"] {
+                                match fresh.get(key) {
+                                    Some(v) => user.insert(key.into(), v.clone()),
+                                    None => user.shift_remove(key),
+                                };
+                            }
+                            store.put(user);
+                        }
+                    }
+                }
+                let q = random_query(&mut rng);
+                let query = Query::parse(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
+                let (field, descending) = sorts[rng.random_range(0..sorts.len())];
+                let sort = Sort {
+                    field: field.into(),
+                    descending,
+                };
+                let limit = [1, 3, 100][rng.random_range(0..3)];
+                let offset = rng.random_range(0..store.len() / 2);
+                let offset = if step % 2 == 0 { offset % 7 } else { offset };
+                let got = store.search(&query, &sort, offset, limit);
+                let want = brute(&store, &query, &sort, offset, limit);
+                let ids = |page: &Page| -> Vec<String> {
+                    page.users
+                        .iter()
+                        .map(|u| user_id_of(u).to_string())
+                        .collect()
+                };
+                assert_eq!(
+                    (got.total, ids(&got)),
+                    (want.total, ids(&want)),
+                    "round {round} step {step}: q={q} sort={sort:?} offset={offset} limit={limit}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_write_reaches_the_index_only_after_the_search_lag() {
+        let mut store = Store::new(Duration::from_secs(3600));
+        let user = json!({"user_id": "auth0|a", "created_at": INSTANTS[0], "identities": [{"connection": "A"}]});
+        store.put(user.as_object().cloned().unwrap());
+        let query = Query::parse(&format!("created_at:[{} TO *]", INSTANTS[0])).unwrap();
+        let page = store.search(&query, &Sort::default(), 0, 10);
+        assert_eq!((page.total, page.users.len()), (0, 0), "still lagging");
+        store.set_search_lag(Duration::ZERO);
+        for pending in &mut store.pending {
+            pending.due = Instant::now();
+        }
+        let page = store.search(&query, &Sort::default(), 0, 10);
+        assert_eq!(page.total, 1);
+    }
 }
