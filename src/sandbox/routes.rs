@@ -400,20 +400,38 @@ async fn list_users(AxState(state): AxState<Shared>, RawQuery(raw): RawQuery) ->
         .lock()
         .expect("store lock")
         .search(&query, &sort, offset, limit);
-    let users: Vec<Value> = result.users.iter().map(|u| projection.apply(u)).collect();
+    // Outside the store's lock: the users' JSON text goes out as stored, parsed only when
+    // `fields` picks some of it.
+    let users: Vec<String> = result
+        .users
+        .iter()
+        .map(|stored| {
+            if projection.fields.is_empty() {
+                stored.json().to_string()
+            } else {
+                projection.apply(&stored.user()).to_string()
+            }
+        })
+        .collect();
+    let array = format!("[{}]", users.join(","));
     let body = if include_totals {
         // Spec/facts: `{start, limit, length, total, users}`, `start = page * limit`.
-        json!({
-            "start": offset,
-            "limit": limit,
-            "length": users.len(),
-            "total": result.total,
-            "users": users,
-        })
+        format!(
+            r#"{{"start":{offset},"limit":{limit},"length":{},"total":{},"users":{array}}}"#,
+            users.len(),
+            result.total
+        )
     } else {
-        Value::Array(users)
+        array
     };
-    Ok(axum::Json(body).into_response())
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 fn parse_sort(raw: Option<&str>) -> Result<Sort, ErrorReply> {

@@ -180,9 +180,10 @@ impl Default for Sort {
     }
 }
 
-/// One page of search results.
+/// One page of search results: the users as stored, so the caller can send their JSON text
+/// as it is (and parse it, if it must, after letting go of the store).
 pub struct Page {
-    pub users: Vec<User>,
+    pub users: Vec<Arc<Stored>>,
     pub total: usize,
 }
 
@@ -458,11 +459,11 @@ impl Store {
             // Everyone, by user_id: the page straight from the map (offsets stop at 1,000).
             let users = view.users.values().skip(offset).take(limit);
             return Page {
-                users: users.map(|u| u.user()).collect(),
+                users: users.cloned().collect(),
                 total: view.users.len(),
             };
         }
-        let candidates = view.users.values().map(|stored| &**stored);
+        let candidates = view.users.values();
         // Without a span, the user_id order of the map is the ascending order.
         let presorted = sort == &Sort::default();
         search_candidates(query, candidates, true, presorted, sort, offset, limit)
@@ -517,12 +518,12 @@ impl SearchView {
         }
         let by_id = sort.field == "user_id" && ids_in_order;
         if !exact {
-            let candidates = index.range(start, end).map(|e| &*e.user);
+            let candidates = index.range(start, end).map(|e| &e.user);
             let presorted = (sort.field == "created_at" || by_id) && !sort.descending;
             return search_candidates(query, candidates, true, presorted, sort, offset, limit);
         }
         let total = end - start;
-        let users: Vec<User> = if sort.field == "created_at" && sort.descending {
+        let users: Vec<Arc<Stored>> = if sort.field == "created_at" && sort.descending {
             newest_first(index, start, end, offset, limit)
         } else if sort.field == "created_at" || by_id {
             let (from, to) = if sort.descending {
@@ -533,14 +534,15 @@ impl SearchView {
             } else {
                 (start + offset.min(total), (start + offset + limit).min(end))
             };
-            let mut page: Vec<User> = index.range(from, to).map(|e| e.user.user()).collect();
+            let mut page: Vec<Arc<Stored>> =
+                index.range(from, to).map(|e| e.user.clone()).collect();
             if sort.descending {
                 page.reverse();
             }
             page
         } else {
             // Another order: every user of the span matches, sort them all.
-            let candidates = index.range(start, end).map(|e| &*e.user);
+            let candidates = index.range(start, end).map(|e| &e.user);
             return search_candidates(query, candidates, false, false, sort, offset, limit);
         };
         Page { users, total }
@@ -557,7 +559,7 @@ fn newest_first(
     end: usize,
     offset: usize,
     limit: usize,
-) -> Vec<User> {
+) -> Vec<Arc<Stored>> {
     let mut users = Vec::with_capacity(limit);
     if offset >= end - start {
         return users;
@@ -574,7 +576,7 @@ fn newest_first(
         users.extend(
             index
                 .range(first + skip, first + skip + take)
-                .map(|e| e.user.user()),
+                .map(|e| e.user.clone()),
         );
         skip = 0;
         if first == start {
@@ -592,14 +594,14 @@ fn newest_first(
 /// many match; otherwise every match is sorted.
 fn search_candidates<'a>(
     query: &Query,
-    candidates: impl Iterator<Item = &'a Stored>,
+    candidates: impl Iterator<Item = &'a Arc<Stored>>,
     test: bool,
     presorted: bool,
     sort: &Sort,
     offset: usize,
     limit: usize,
 ) -> Page {
-    // Users are parsed only when the query must test them or the page needs them.
+    // Users are parsed only when the query must test them or the order needs them.
     let mut matching = candidates.filter_map(|stored| {
         if !test {
             return Some((stored, None));
@@ -610,18 +612,18 @@ fn search_candidates<'a>(
     if presorted {
         let mut users = Vec::with_capacity(limit);
         let mut total = 0;
-        for (stored, user) in matching.by_ref() {
+        for (stored, _) in matching.by_ref() {
             if total >= offset && users.len() < limit {
-                users.push(user.unwrap_or_else(|| stored.user()));
+                users.push(stored.clone());
             }
             total += 1;
         }
         return Page { users, total };
     }
-    let mut matches: Vec<(Option<SortKey>, User)> = matching
+    let mut matches: Vec<(Option<SortKey>, &Arc<Stored>)> = matching
         .map(|(stored, user)| {
             let user = user.unwrap_or_else(|| stored.user());
-            (sort_key(&user, &sort.field), user)
+            (sort_key(&user, &sort.field), stored)
         })
         .collect();
     // Users without the sort field come last in both directions (Elasticsearch's default).
@@ -635,14 +637,15 @@ fn search_candidates<'a>(
                 if sort.descending { o.reverse() } else { o }
             }
         };
-        by_key.then_with(|| user_id_of(a).cmp(user_id_of(b)))
+        // The store's key is the user_id text (empty without one), as `user_id_of` reads it.
+        by_key.then_with(|| a.id().cmp(b.id()))
     });
     let total = matches.len();
     let users = matches
         .into_iter()
         .skip(offset)
         .take(limit)
-        .map(|(_, user)| user)
+        .map(|(_, stored)| stored.clone())
         .collect();
     Page { users, total }
 }
@@ -687,12 +690,6 @@ fn sort_key(user: &User, field: &str) -> Option<SortKey> {
     }
 }
 
-pub fn user_id_of(user: &User) -> &str {
-    user.get("user_id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
 /// A user's identities (empty when it has none).
 pub fn identities(user: &User) -> impl Iterator<Item = &Map<String, Value>> {
     user.get("identities")
@@ -717,10 +714,22 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
     use serde_json::json;
 
+    fn user_id_of(user: &User) -> &str {
+        user.get("user_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
     /// The answer without indexes: every user tested, sorted by the key then user_id. Without a
     /// span the default order is the byte order of ids (the map's), and with a span or a
     /// created_at sort only users with a created_at take part, as the search has always done.
-    fn brute(store: &Store, query: &Query, sort: &Sort, offset: usize, limit: usize) -> Page {
+    fn brute(
+        store: &Store,
+        query: &Query,
+        sort: &Sort,
+        offset: usize,
+        limit: usize,
+    ) -> (usize, Vec<String>) {
         let by_created = sort.field == "created_at" || query.created_at_ms().is_some();
         let mut users: Vec<User> = store
             .all()
@@ -744,11 +753,11 @@ mod tests {
             });
             users = order.into_iter().map(|i| users[i].clone()).collect();
         }
-        let total = users.len();
-        Page {
-            users: users.into_iter().skip(offset).take(limit).collect(),
-            total,
-        }
+        let ids = users.iter().skip(offset).take(limit);
+        (
+            users.len(),
+            ids.map(|u| user_id_of(u).to_string()).collect(),
+        )
     }
 
     /// A few instants, so that many users share one (a bulk import) and ranges cut through.
@@ -902,15 +911,10 @@ mod tests {
                 let offset = if step % 2 == 0 { offset % 7 } else { offset };
                 let got = store.search(&query, &sort, offset, limit);
                 let want = brute(&store, &query, &sort, offset, limit);
-                let ids = |page: &Page| -> Vec<String> {
-                    page.users
-                        .iter()
-                        .map(|u| user_id_of(u).to_string())
-                        .collect()
-                };
+                let ids: Vec<String> = got.users.iter().map(|u| u.id().to_string()).collect();
                 assert_eq!(
-                    (got.total, ids(&got)),
-                    (want.total, ids(&want)),
+                    (got.total, ids),
+                    want,
                     "round {round} step {step}: q={q} sort={sort:?} offset={offset} limit={limit}"
                 );
             }
