@@ -345,9 +345,7 @@ impl Sandbox {
         for path in &options.seed {
             load_seed(&mut store, path)?;
         }
-        for user in generate::generate(options.generate, options.gen_seed) {
-            store.put(user);
-        }
+        store.put_all(generate::generate(options.generate, options.gen_seed));
         // The lag applies to writes through the API, not to the initial data.
         store.set_search_lag(options.search_lag);
 

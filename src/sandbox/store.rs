@@ -210,6 +210,45 @@ struct SearchView {
 }
 
 impl SearchView {
+    /// The view of `users`, built in O(N log N).
+    fn build(users: &BTreeMap<String, Arc<Stored>>) -> SearchView {
+        let mut view = SearchView {
+            users: users.clone(),
+            ..SearchView::default()
+        };
+        let mut created = Vec::new();
+        let mut by_connection: HashMap<Box<str>, Vec<Entry>> = HashMap::new();
+        for user in users.values() {
+            view.odd_ids += usize::from(!user.text_id);
+            view.cased_ids += usize::from(!user.folded_id);
+            let Some(ms) = user.created_ms else {
+                continue;
+            };
+            let entry = Entry {
+                ms,
+                user: user.clone(),
+            };
+            for connection in &user.connections {
+                by_connection
+                    .entry(connection.clone())
+                    .or_default()
+                    .push(entry.clone());
+            }
+            created.push(entry);
+        }
+        let sorted = |mut entries: Vec<Entry>| {
+            // Ids are unique, so the order is total.
+            entries.sort_unstable_by(|a, b| a.ms.cmp(&b.ms).then_with(|| a.id().cmp(b.id())));
+            OrderIndex::from_sorted(entries)
+        };
+        view.created = sorted(created);
+        view.by_connection = by_connection
+            .into_iter()
+            .map(|(connection, entries)| (connection, sorted(entries)))
+            .collect();
+        view
+    }
+
     fn put(&mut self, user_id: &str, user: Option<Arc<Stored>>) {
         if let Some(old) = self.users.remove(user_id) {
             self.unindex(&old);
@@ -278,6 +317,8 @@ pub struct Store {
     pending: VecDeque<Pending>,
     search_lag: Duration,
     connections: BTreeMap<String, Connection>,
+    /// Inside [`Store::put_all`]: writes skip the search view, which is rebuilt after.
+    loading: bool,
 }
 
 impl Store {
@@ -290,6 +331,7 @@ impl Store {
             pending: VecDeque::new(),
             search_lag,
             connections: default_connections(),
+            loading: false,
         }
     }
 
@@ -389,6 +431,22 @@ impl Store {
         user
     }
 
+    /// Inserts or replaces many users at once, as [`Store::put`] of each in turn would, but
+    /// builds the search view's indexes once at the end (sorting, rather than a million
+    /// inserts at random places): how a sandbox loads its seed files and generated users.
+    /// Writes still waiting for the search lag are applied first.
+    pub fn put_all(&mut self, users: impl IntoIterator<Item = User>) {
+        self.pending.iter_mut().for_each(|p| p.due = Instant::now());
+        self.catch_up();
+        // Not published one by one: the view is rebuilt from the truth below.
+        self.loading = true;
+        for user in users {
+            self.put(user);
+        }
+        self.loading = false;
+        self.search = SearchView::build(&self.users);
+    }
+
     /// Removes a user; true when there was one.
     pub fn delete(&mut self, user_id: &str) -> bool {
         let existed = self.unindex(user_id);
@@ -422,6 +480,9 @@ impl Store {
 
     /// Sends a write to the search view, now or after the lag.
     fn publish(&mut self, user_id: String, user: Option<Arc<Stored>>) {
+        if self.loading {
+            return;
+        }
         if self.search_lag.is_zero() {
             self.search.put(&user_id, user);
         } else {
@@ -857,10 +918,15 @@ mod tests {
             // Upper-case ids in the last round: then user_id orders cannot come from the index.
             let cased = round == 2;
             let mut store = Store::new(Duration::ZERO);
-            let mut n = 0;
-            for _ in 0..250 {
-                store.put(random_user(&mut rng, n, cased));
-                n += 1;
+            let initial: Vec<User> = (0..250).map(|i| random_user(&mut rng, i, cased)).collect();
+            let mut n = initial.len();
+            // Loaded in bulk (as a sandbox starts) or one by one (as the API writes).
+            if round == 1 {
+                store.put_all(initial);
+            } else {
+                initial.into_iter().for_each(|user| {
+                    store.put(user);
+                });
             }
             for step in 0..150 {
                 // Writes between searches: new users, changed ones, deletions.
