@@ -4,6 +4,11 @@
 //! are immediately consistent. So the store keeps two views: `users` (the truth, read by id and
 //! email) and `search` (what list/search sees), which receives every write only after
 //! `search_lag`.
+//!
+//! The search view is indexed for a million users: an order-statistic index on
+//! (`created_at`, `user_id`), for everyone and per connection (`index.rs`), answers the
+//! queries an export sends in O(log N + page) (see [`Store::search`]). Writes keep it current
+//! one user at a time; a sandbox loading its users builds it once ([`Store::put_all`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
