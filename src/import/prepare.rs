@@ -4,10 +4,10 @@
 //! Everything here depends on the records before it (a duplicate is the second record for a
 //! user; a resumed run's done records still claim their user), so the pipeline calls it
 //! synchronously, one record at a time, in input order, before any concurrency.
-
-use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+//!
+//! The users claimed so far are kept on disk ([`Seen`]), so memory stays flat whatever the
+//! input's size. Should that fail (a full disk), the record at hand and every one after it is
+//! [`Prepared::Cut`]: nothing more is applied, and the run ends with the error the set holds.
 
 use serde_json::Value;
 
@@ -15,6 +15,7 @@ use super::apply::Applied;
 use super::ledger::{Outcome, Recovered};
 use super::plan::{self, Mode, PlanOptions, Planned};
 use super::read::{self, Record};
+use super::seen::Seen;
 
 /// A record, ready for the tenant or already decided.
 pub(super) enum Prepared {
@@ -33,16 +34,20 @@ pub(super) struct Prepare<'a> {
     options: &'a PlanOptions,
     recovered: &'a Recovered,
     /// In create mode, a second record for a user is a duplicate of the first: the first
-    /// record's line, by a hash of the user's key.
-    first_line: HashMap<u64, u64>,
+    /// record's line, by the user's key (the key itself, so two users are never confused).
+    seen: &'a mut Seen,
 }
 
 impl<'a> Prepare<'a> {
-    pub fn new(options: &'a PlanOptions, recovered: &'a Recovered) -> Prepare<'a> {
+    pub fn new(
+        options: &'a PlanOptions,
+        recovered: &'a Recovered,
+        seen: &'a mut Seen,
+    ) -> Prepare<'a> {
         Prepare {
             options,
             recovered,
-            first_line: HashMap::new(),
+            seen,
         }
     }
 
@@ -52,6 +57,9 @@ impl<'a> Prepare<'a> {
             && e.code == read::code::READ_ERROR
         {
             return Prepared::Cut(e.message.clone());
+        }
+        if self.seen.has_failed() {
+            return Prepared::Cut(self.seen.place());
         }
         let done = self.recovered.done.get(&ordinal).copied();
         let object = match (&record.result, done) {
@@ -108,14 +116,15 @@ impl<'a> Prepare<'a> {
         done: Option<Outcome>,
         original: Option<Value>,
     ) -> Option<Prepared> {
-        let mut hasher = DefaultHasher::new();
-        planned.key.hash(&mut hasher);
-        let hash = hasher.finish();
+        let first = match self.seen.claim(&planned.key, line) {
+            Ok(first) => first,
+            // The set holds the error for the run's end; nothing is applied from here on.
+            Err(_) => return Some(Prepared::Cut(self.seen.place())),
+        };
         if let Some(outcome) = done {
-            self.first_line.entry(hash).or_insert(line);
             return Some(Prepared::Done(outcome));
         }
-        if let Some(first) = self.first_line.get(&hash) {
+        if let Some(first) = first {
             return Some(Prepared::Reject(
                 Applied::rejected(
                     "duplicate_record",
@@ -128,7 +137,6 @@ impl<'a> Prepare<'a> {
                 original,
             ));
         }
-        self.first_line.insert(hash, line);
         None
     }
 }
