@@ -140,3 +140,105 @@ impl<'a> Prepare<'a> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::import::plan::{MatchBy, MetadataStrategy, Passwords};
+
+    fn create() -> PlanOptions {
+        PlanOptions {
+            mode: Mode::Create,
+            match_by: MatchBy::Auto,
+            connection: None,
+            passwords: Passwords::Random,
+            metadata: MetadataStrategy::Merge,
+        }
+    }
+
+    /// Record `ordinal` for user `user`, on line `ordinal + 1` (as under a CSV header).
+    fn record(ordinal: u64, user: u64) -> Record {
+        let object = json!({
+            "user_id": format!("auth0|u{user}"),
+            "email": format!("u{user}@example.com"),
+            "connection": "Username-Password-Authentication",
+        });
+        let Value::Object(object) = object else {
+            unreachable!()
+        };
+        Record {
+            line: ordinal + 1,
+            result: Ok(object),
+        }
+    }
+
+    /// What became of a record, in a word (and the duplicate's message).
+    fn verdict(prepared: &Prepared) -> String {
+        match prepared {
+            Prepared::Cut(message) => format!("cut: {message}"),
+            Prepared::Done(_) => "done".into(),
+            Prepared::Reject(applied, _) => {
+                let reason = applied.reason.as_ref().expect("a reason");
+                format!("{}: {}", reason.code, reason.message)
+            }
+            Prepared::Apply(..) => "apply".into(),
+        }
+    }
+
+    /// Prepares `users` (one a record, in order) as a run that finds `recovered`.
+    fn prepare_all(users: &[u64], recovered: &Recovered) -> Vec<String> {
+        let options = create();
+        let dir = tempfile::tempdir().unwrap();
+        let mut seen = Seen::new(Some(dir.path()));
+        let mut prepare = Prepare::new(&options, recovered, &mut seen);
+        (1..)
+            .zip(users)
+            .map(|(ordinal, &user)| verdict(&prepare.next(ordinal, &record(ordinal, user))))
+            .collect()
+    }
+
+    #[test]
+    fn a_duplicate_far_from_its_first_record_is_rejected_naming_that_line() {
+        // Thousands of users between a record and its duplicate: the set has grown several
+        // times since the first one claimed its user.
+        let distinct = 10_000;
+        let mut users: Vec<u64> = (0..distinct).collect();
+        users.extend([0, 7_000, distinct - 1]);
+        let verdicts = prepare_all(&users, &Recovered::default());
+        let n = distinct as usize;
+        assert!(verdicts[..n].iter().all(|v| v == "apply"));
+        assert_eq!(
+            verdicts[n..],
+            [
+                "duplicate_record: the same user (auth0|u0) as line 2: create mode takes each \
+                 user once",
+                "duplicate_record: the same user (auth0|u7000) as line 7002: create mode \
+                 takes each user once",
+                "duplicate_record: the same user (auth0|u9999) as line 10001: create mode \
+                 takes each user once",
+            ]
+        );
+    }
+
+    #[test]
+    fn records_done_in_an_earlier_run_still_claim_their_user() {
+        // Users 0, 1, 2, then a second record for each of them.
+        let users = [0, 1, 2, 0, 1, 2];
+        let clean = prepare_all(&users, &Recovered::default());
+        // The earlier run finished records 1 and 3 (users 0 and 2), and the duplicate of user 0.
+        let mut recovered = Recovered::default();
+        recovered.done.insert(1, Outcome::Created);
+        recovered.done.insert(3, Outcome::Created);
+        recovered.done.insert(4, Outcome::Rejected);
+        let resumed = prepare_all(&users, &recovered);
+        assert_eq!(resumed[..4], ["done", "apply", "done", "done"]);
+        assert_eq!(resumed[4..], clean[4..], "as in a clean run");
+        assert!(
+            resumed[5].contains("(auth0|u2) as line 4"),
+            "{}",
+            resumed[5]
+        );
+    }
+}
