@@ -191,7 +191,8 @@ mod tests {
     fn prepare_all(users: &[u64], recovered: &Recovered) -> Vec<String> {
         let options = create();
         let dir = tempfile::tempdir().unwrap();
-        let mut seen = Seen::new(Some(dir.path()));
+        // A small first table, so that a test's thousands of users grow it several times.
+        let mut seen = Seen::sized(Some(dir.path()), 256);
         let mut prepare = Prepare::new(&options, recovered, &mut seen);
         (1..)
             .zip(users)

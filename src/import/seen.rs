@@ -33,14 +33,17 @@ use std::path::{Path, PathBuf};
 
 /// The bytes of one slot: the key's hash and where the key is in the keys file.
 const SLOT: u64 = 16;
-/// The slots a table starts with (64 KiB); it doubles as it fills.
-const FIRST_SLOTS: u64 = 1 << 12;
+/// The slots a table starts with (a 1 MiB file, sparse until written): room for 32,768
+/// users before the first doubling, so a small import never rehashes.
+const FIRST_SLOTS: u64 = 1 << 16;
 /// Slots read at once when probing: at most half full, a probe rarely needs more.
 const PROBE: u64 = 8;
 /// Slots read at once when rehashing into a table twice the size (64 KiB).
 const REHASH_CHUNK: u64 = 4096;
 /// The bytes before a key in the keys file: its first line and its length.
 const KEY_HEADER: usize = 12;
+/// New keys are appended in writes of about this many bytes (one system call for hundreds).
+const KEYS_BUFFER: usize = 64 * 1024;
 
 /// The users claimed so far, each with the line of the record that claimed it.
 pub(super) struct Seen {
@@ -48,6 +51,8 @@ pub(super) struct Seen {
     /// without one (stdin without `--state`, a dry run).
     dir: Option<PathBuf>,
     hasher: RandomState,
+    /// The slots a new table has.
+    first_slots: u64,
     /// Opened at the first claim, so an import that claims nothing writes nothing.
     files: Option<Files>,
     /// A write or read that failed: the run stops, and every later claim fails the same way.
@@ -60,7 +65,10 @@ struct Files {
     slots: u64,
     count: u64,
     keys: File,
-    keys_len: u64,
+    /// The bytes of `keys` written to the file; the ones after are in `pending`.
+    keys_written: u64,
+    /// New keys not yet written: a duplicate of a recent record is found here.
+    pending: Vec<u8>,
 }
 
 /// Where a key is, or where it would go.
@@ -72,9 +80,16 @@ enum Probe {
 impl Seen {
     /// A set kept in files in `dir` (created there when the first user is claimed).
     pub fn new(dir: Option<&Path>) -> Seen {
+        Seen::sized(dir, FIRST_SLOTS)
+    }
+
+    /// A set whose table starts with `first_slots` slots (a power of two).
+    pub fn sized(dir: Option<&Path>, first_slots: u64) -> Seen {
+        assert!(first_slots.is_power_of_two() && first_slots >= 2);
         Seen {
             dir: dir.map(Path::to_path_buf),
             hasher: RandomState::new(),
+            first_slots,
             files: None,
             failed: None,
         }
@@ -121,7 +136,7 @@ impl Seen {
 
     fn try_claim(&mut self, hash: u64, key: &str, line: u64) -> io::Result<Option<u64>> {
         if self.files.is_none() {
-            self.files = Some(Files::create(self.dir.as_deref())?);
+            self.files = Some(Files::create(self.dir.as_deref(), self.first_slots)?);
         }
         let files = self.files.as_mut().expect("opened above");
         let mut at = match files.probe(hash, key)? {
@@ -138,15 +153,16 @@ impl Seen {
 }
 
 impl Files {
-    fn create(dir: Option<&Path>) -> io::Result<Files> {
+    fn create(dir: Option<&Path>, slots: u64) -> io::Result<Files> {
         let table = anonymous(dir)?;
-        table.set_len(FIRST_SLOTS * SLOT)?;
+        table.set_len(slots * SLOT)?;
         Ok(Files {
             table,
-            slots: FIRST_SLOTS,
+            slots,
             count: 0,
             keys: anonymous(dir)?,
-            keys_len: 0,
+            keys_written: 0,
+            pending: Vec::with_capacity(KEYS_BUFFER),
         })
     }
 
@@ -195,10 +211,16 @@ impl Files {
     /// The first line of the key at `offset` if that key is `key` (the hashes matched, which
     /// does not make them the same user).
     fn key_at(&self, offset: u64, key: &str) -> io::Result<Option<u64>> {
+        // An entry is written whole, so it is all in the file or all still pending.
+        if let Some(at) = offset.checked_sub(self.keys_written) {
+            let entry = &self.pending[at as usize..];
+            let (line, len) = decode_key_header(&entry[..KEY_HEADER]);
+            let stored = &entry[KEY_HEADER..KEY_HEADER + len];
+            return Ok((stored == key.as_bytes()).then_some(line));
+        }
         let mut header = [0u8; KEY_HEADER];
         read_at(&self.keys, &mut header, offset)?;
-        let line = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
-        let len = u32::from_le_bytes(header[8..].try_into().expect("4 bytes")) as usize;
+        let (line, len) = decode_key_header(&header);
         if len != key.len() {
             return Ok(None);
         }
@@ -210,13 +232,16 @@ impl Files {
     fn insert(&mut self, at: u64, hash: u64, key: &str, line: u64) -> io::Result<()> {
         let len = u32::try_from(key.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a key over 4 GiB"))?;
-        let mut entry = Vec::with_capacity(KEY_HEADER + key.len());
-        entry.extend_from_slice(&line.to_le_bytes());
-        entry.extend_from_slice(&len.to_le_bytes());
-        entry.extend_from_slice(key.as_bytes());
-        write_at(&self.keys, &entry, self.keys_len)?;
-        write_at(&self.table, &encode(hash, self.keys_len), at * SLOT)?;
-        self.keys_len += entry.len() as u64;
+        if self.pending.len() + KEY_HEADER + key.len() > KEYS_BUFFER && !self.pending.is_empty() {
+            write_at(&self.keys, &self.pending, self.keys_written)?;
+            self.keys_written += self.pending.len() as u64;
+            self.pending.clear();
+        }
+        let offset = self.keys_written + self.pending.len() as u64;
+        self.pending.extend_from_slice(&line.to_le_bytes());
+        self.pending.extend_from_slice(&len.to_le_bytes());
+        self.pending.extend_from_slice(key.as_bytes());
+        write_at(&self.table, &encode(hash, offset), at * SLOT)?;
         self.count += 1;
         Ok(())
     }
@@ -250,6 +275,13 @@ fn decode(slot: &[u8]) -> (u64, u64) {
     (
         u64::from_le_bytes(slot[..8].try_into().expect("8 bytes")),
         u64::from_le_bytes(slot[8..16].try_into().expect("8 bytes")),
+    )
+}
+
+fn decode_key_header(header: &[u8]) -> (u64, usize) {
+    (
+        u64::from_le_bytes(header[..8].try_into().expect("8 bytes")),
+        u32::from_le_bytes(header[8..12].try_into().expect("4 bytes")) as usize,
     )
 }
 
@@ -323,8 +355,9 @@ mod tests {
     #[test]
     fn the_first_record_claims_a_user_and_later_ones_name_its_line_through_every_growth() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seen = Seen::new(Some(dir.path()));
-        // Enough users for the table to double several times (4096 slots, half full at most).
+        // A small first table, to double it many times (half full at most); the keys pass
+        // through the write buffer many times over.
+        let mut seen = Seen::sized(Some(dir.path()), 64);
         let users = 20_000u64;
         let key = |i: u64| format!("user{i}@example.com");
         for i in 0..users {
@@ -332,7 +365,7 @@ mod tests {
         }
         let files = seen.files.as_ref().unwrap();
         assert_eq!(files.count, users);
-        assert!(files.slots >= users * 2 && files.slots > FIRST_SLOTS * 4);
+        assert!(files.slots >= users * 2);
         for i in (0..users).rev() {
             assert_eq!(seen.claim(&key(i), users + 1).unwrap(), Some(i + 1));
         }
@@ -345,7 +378,7 @@ mod tests {
 
     #[test]
     fn users_whose_hashes_collide_are_two_users() {
-        let mut seen = Seen::new(None);
+        let mut seen = Seen::sized(None, 64);
         // Every key on one hash: only the keys themselves tell them apart.
         for (line, key) in ["a@example.com", "b@example.com", "auth0|a"]
             .iter()
@@ -367,7 +400,7 @@ mod tests {
                 None
             );
         }
-        assert!(seen.files.as_ref().unwrap().slots > FIRST_SLOTS);
+        assert!(seen.files.as_ref().unwrap().slots > 64);
         for i in 0..3_000u64 {
             assert_eq!(
                 seen.claim_hashed(hash(i), &format!("k{i}"), 0).unwrap(),
