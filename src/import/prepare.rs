@@ -61,7 +61,7 @@ impl<'a> Prepare<'a> {
         if self.seen.has_failed() {
             return Prepared::Cut(self.seen.place());
         }
-        let done = self.recovered.done.get(&ordinal).copied();
+        let done = self.recovered.done.get(ordinal);
         let object = match (&record.result, done) {
             (_, Some(outcome)) if self.options.mode != Mode::Create => {
                 return Prepared::Done(outcome);
