@@ -275,6 +275,64 @@ fn a_duplicate_in_a_resumed_create_import_is_rejected_as_in_a_clean_run() {
     assert_eq!(rejects[0]["_error"]["code"], "duplicate_record");
 }
 
+/// Duplicates of users claimed a thousand records before, read from stdin (so with no run
+/// state: the users seen are kept in the temporary directory). The long user_ids put the first
+/// claims well past anything the set still holds in memory.
+#[test]
+fn a_duplicate_far_from_its_first_record_is_rejected_naming_that_line_from_stdin_too() {
+    let padding = "x".repeat(120);
+    let user = |i: usize| json!({"user_id": format!("far-{i:04}-{padding}"), "email": format!("far{i}@example.com"), "connection": DB});
+    let mut records: Vec<Value> = (0..1200).map(user).collect();
+    records.extend([user(0), user(999)]);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("users.ndjson");
+    write_ndjson(&input, &records);
+    let tenant = empty_tenant();
+    let ran = run(import(&tenant)
+        .args([
+            "--input",
+            "-",
+            "--passwords",
+            "random",
+            "--concurrency",
+            "8",
+            "--json",
+        ])
+        .current_dir(dir.path())
+        .stdin(std::fs::File::open(&input).unwrap()));
+    ran.expect_code(3);
+    let summary = ran.summary();
+    assert_eq!(
+        (count(&summary, "created"), count(&summary, "rejected")),
+        (1200, 2),
+        "{summary}"
+    );
+    let rejects = read_ndjson(&dir.path().join("stdin.rejects.ndjson"));
+    let found: Vec<(&Value, &Value)> = rejects
+        .iter()
+        .map(|r| (&r["_error"]["line"], &r["_error"]["message"]))
+        .collect();
+    let message = |first: usize| {
+        json!(format!(
+            "the same user (auth0|far-{:04}-{padding}) as line {}: create mode takes each user once",
+            first - 1,
+            first
+        ))
+    };
+    assert_eq!(
+        found,
+        [(&json!(1201), &message(1)), (&json!(1202), &message(1000))]
+    );
+    assert_eq!(rejects[0]["_error"]["code"], "duplicate_record");
+    // Nothing is left behind: no state was asked for, and the set's files had no name.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["stdin.rejects.ndjson", "users.ndjson"]);
+}
+
 #[test]
 fn re_running_a_completed_create_import_skips_every_user_as_already_there() {
     let records: Vec<Value> = (0..5)

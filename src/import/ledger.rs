@@ -58,7 +58,7 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct Recovered {
     /// Records (by position) with an outcome.
-    pub done: HashMap<u64, Outcome>,
+    pub done: Done,
     /// Records whose create was sent but whose outcome is unknown.
     pub in_flight: HashSet<u64>,
     /// The rejects file's good length.
@@ -67,7 +67,76 @@ pub struct Recovered {
 
 impl Recovered {
     pub fn count(&self, outcome: Outcome) -> u64 {
-        self.done.values().filter(|o| **o == outcome).count() as u64
+        self.done.count(outcome)
+    }
+}
+
+/// The records an earlier run finished, each with its outcome: one byte a record, in pages of
+/// [`Done::PAGE`] records by position. A resumed run of a million records holds about 1 MiB
+/// here where a map from position to outcome held about 32; a page is only made for records
+/// that are there, so a stray position costs one page.
+#[derive(Debug, Default)]
+pub struct Done {
+    pages: HashMap<u64, Box<[u8]>>,
+    len: u64,
+}
+
+impl Done {
+    /// Records a page holds.
+    pub const PAGE: u64 = 4096;
+    const OUTCOMES: [Outcome; 5] = [
+        Outcome::Created,
+        Outcome::Updated,
+        Outcome::Unchanged,
+        Outcome::Skipped,
+        Outcome::Rejected,
+    ];
+
+    /// The outcome of `record`, if it has one.
+    pub fn get(&self, record: u64) -> Option<Outcome> {
+        let byte = *self
+            .pages
+            .get(&(record / Self::PAGE))?
+            .get((record % Self::PAGE) as usize)?;
+        Self::OUTCOMES
+            .get(usize::from(byte).checked_sub(1)?)
+            .copied()
+    }
+
+    /// Sets the outcome of `record` (a later entry for it wins).
+    pub fn insert(&mut self, record: u64, outcome: Outcome) {
+        let page = self
+            .pages
+            .entry(record / Self::PAGE)
+            .or_insert_with(|| vec![0; Self::PAGE as usize].into_boxed_slice());
+        let byte = &mut page[(record % Self::PAGE) as usize];
+        if *byte == 0 {
+            self.len += 1;
+        }
+        let index = Self::OUTCOMES.iter().position(|o| *o == outcome);
+        *byte = index.expect("every outcome is listed") as u8 + 1;
+    }
+
+    /// How many records have an outcome.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// How many records have `outcome`.
+    pub fn count(&self, outcome: Outcome) -> u64 {
+        let byte = Self::OUTCOMES
+            .iter()
+            .position(|o| *o == outcome)
+            .expect("listed") as u8
+            + 1;
+        self.pages
+            .values()
+            .map(|page| page.iter().filter(|b| **b == byte).count() as u64)
+            .sum()
     }
 }
 
@@ -273,8 +342,10 @@ mod tests {
         file.write_all(b"{\"record\":4,\"outc").unwrap();
         drop(file);
         let (ledger, recovered) = Ledger::open(&path).unwrap();
-        assert_eq!(recovered.done.get(&1), Some(&Outcome::Created));
-        assert_eq!(recovered.done.get(&3), Some(&Outcome::Rejected));
+        assert_eq!(recovered.done.get(1), Some(Outcome::Created));
+        assert_eq!(recovered.done.get(3), Some(Outcome::Rejected));
+        assert_eq!(recovered.done.get(2), None);
+        assert_eq!(recovered.done.len(), 2);
         assert!(recovered.in_flight.contains(&2) && !recovered.in_flight.contains(&1));
         assert_eq!(recovered.rejects_len, 120);
         ledger.done(2, Outcome::Created, Some("auth0|2"), None);
@@ -282,6 +353,33 @@ mod tests {
         let (_, recovered) = Ledger::open(&path).unwrap();
         assert!(recovered.in_flight.is_empty());
         assert_eq!(recovered.count(Outcome::Created), 2);
+    }
+
+    #[test]
+    fn done_records_keep_their_outcome_across_pages_and_a_later_entry_wins() {
+        let mut done = Done::default();
+        assert!(done.is_empty() && done.get(0).is_none());
+        let far = 1_000_000_007;
+        for (record, outcome) in [
+            (1, Outcome::Created),
+            (Done::PAGE - 1, Outcome::Updated),
+            (Done::PAGE, Outcome::Unchanged),
+            (far, Outcome::Skipped),
+            (0, Outcome::Rejected),
+            (1, Outcome::Rejected),
+        ] {
+            done.insert(record, outcome);
+        }
+        assert_eq!(done.len(), 5, "record 1 counts once");
+        assert_eq!(done.get(1), Some(Outcome::Rejected));
+        assert_eq!(done.get(Done::PAGE - 1), Some(Outcome::Updated));
+        assert_eq!(done.get(Done::PAGE), Some(Outcome::Unchanged));
+        assert_eq!(done.get(far), Some(Outcome::Skipped));
+        assert_eq!(done.get(far - 1), None);
+        assert_eq!(done.get(2), None);
+        assert_eq!(done.count(Outcome::Rejected), 2);
+        assert_eq!(done.count(Outcome::Created), 0);
+        assert_eq!(done.pages.len(), 3, "a page only where records are");
     }
 
     #[test]

@@ -36,6 +36,7 @@ mod prepare;
 pub mod read;
 mod rejects;
 mod resume;
+mod seen;
 mod summary;
 
 use std::future::Future;
@@ -139,7 +140,9 @@ pub async fn run(
         metadata: spec.plan.metadata,
         dry_run: spec.dry_run,
     };
-    let prepare = prepare::Prepare::new(&spec.plan, &state.recovered);
+    // Kept in the run state when there is one (the system's temporary directory otherwise).
+    let mut seen = seen::Seen::new(state.dir());
+    let prepare = prepare::Prepare::new(&spec.plan, &state.recovered, &mut seen);
     let concurrency = spec.concurrency;
     let stopped = pipeline::run(records, prepare, &applier, &outcomes, concurrency, cancel).await;
 
@@ -154,6 +157,13 @@ pub async fn run(
     }
     if cancel.is_cancelled() {
         return Ok((summary, RunOutcome::Interrupted));
+    }
+    // The users seen could not be kept: the records before were applied, the rest are not.
+    if let Some(source) = seen.take_error() {
+        return Err(ImportError::Write {
+            path: seen.place(),
+            source,
+        });
     }
     if let Some(message) = stopped.input_cut {
         return Err(ImportError::InputCut {

@@ -168,6 +168,11 @@ impl RunState {
         Ok(resumed)
     }
 
+    /// The state directory, when this run keeps one.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_ref().map(StateDir::path)
+    }
+
     /// Where a resumed run's rejects file is cut back to: the length the ledger vouches for.
     pub fn rejects_resume_at(&self) -> Option<u64> {
         self.resumed.then_some(self.recovered.rejects_len)
