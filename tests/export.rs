@@ -151,6 +151,86 @@ fn an_interrupted_export_says_how_to_resume_and_the_rerun_completes_identically(
     );
 }
 
+/// `--gzip-level` changes the gzip bytes, never what they hold; a run interrupted and resumed
+/// at one level ends byte-identical to a clean run at that level (one level per file).
+#[test]
+fn a_gzip_level_changes_the_bytes_not_the_users_and_a_resume_keeps_its_bytes() {
+    let live = slow_tenant();
+    let clean_dir = tempfile::tempdir().unwrap();
+    let (fast, _) = clean_export(&live, clean_dir.path(), "fast.csv.gz", &[]);
+    let level = ["--gzip-level", "6"];
+    let (small, _) = clean_export(&live, clean_dir.path(), "small.csv.gz", &level);
+    assert_ne!(fast, small, "another level, other bytes");
+    assert!(
+        small.len() < fast.len(),
+        "level 6 is smaller than the default 1"
+    );
+    assert_eq!(exports::gunzip(&fast), exports::gunzip(&small));
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("users.csv.gz");
+    let state = state_of(&output);
+    let running = Running::spawn(export(&live).arg("--output").arg(&output).args(level));
+    wait_until(Duration::from_secs(60), "the first saved users", || {
+        checkpoint(&state).is_some_and(|c| c["users"].as_u64() > Some(0))
+    });
+    running.interrupt();
+    running.wait().expect_code(130);
+    let rerun = run(export(&live)
+        .arg("--output")
+        .arg(&output)
+        .args(level)
+        .arg("--json"));
+    rerun.expect_code(0);
+    assert_eq!(rerun.summary()["resumed"], true);
+    assert!(
+        read(&output) == small,
+        "the resumed file equals a clean run's at its level"
+    );
+    if let Ok(status) = std::process::Command::new("gzip")
+        .arg("-t")
+        .arg(&output)
+        .status()
+    {
+        assert!(status.success(), "gzip -t accepts the resumed file");
+    }
+}
+
+/// A gzip level out of 1-9, not a number, misspelt, or for an output that is not gzipped is
+/// refused with exit 2 before any request.
+#[test]
+fn a_bad_gzip_level_is_refused_before_any_request() {
+    let live = Live::generated(10);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, args, says) in [
+        (
+            "u.ndjson.gz",
+            &["--gzip-level", "0"][..],
+            "0 is not in 1..=9",
+        ),
+        ("u.ndjson.gz", &["--gzip-level", "10"], "10 is not in 1..=9"),
+        ("u.ndjson.gz", &["--gzip-level", "fast"], "invalid digit"),
+        (
+            "u.ndjson.gz",
+            &["--gzip-levle", "3"],
+            "a similar argument exists: '--gzip-level'",
+        ),
+        (
+            "u.ndjson",
+            &["--gzip-level", "3"],
+            "--gzip-level applies to a gzipped output",
+        ),
+    ] {
+        let ran = run(export(&live)
+            .arg("--output")
+            .arg(dir.path().join(name))
+            .args(args));
+        ran.expect_code(2);
+        assert!(ran.stderr.contains(says), "{args:?}: {}", ran.stderr);
+    }
+    assert!(live.api_requests().is_empty());
+}
+
 #[test]
 fn a_flattened_csv_export_killed_in_its_second_pass_resumes() {
     let live = Live::generated(4_000);

@@ -20,6 +20,15 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     // Everything that can be checked offline is checked before the first request.
     let name = args.output.to_string_lossy().to_lowercase();
     let gzip = name.ends_with(".gz");
+    if !gzip && args.gzip_level.is_some() {
+        // A level that compresses nothing is a sign the output was meant to be `.gz`.
+        return Err(UsageError(format!(
+            "--gzip-level applies to a gzipped output, and {:?} does not end in .gz; name the \
+             output for it (users.ndjson.gz) or drop --gzip-level",
+            args.output
+        ))
+        .into());
+    }
     let encoder = encoder(&args, &name)?;
     if let Some(q) = &args.query {
         // Auth0 would refuse it with a 400 on the first page; the column is in the user's text.
@@ -62,6 +71,9 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
         users_file: args.users.clone(),
         encoder,
         gzip,
+        gzip_level: args
+            .gzip_level
+            .unwrap_or(crate::export::sink::DEFAULT_GZIP_LEVEL),
         output: template.clone(),
         template,
         state,

@@ -52,25 +52,25 @@ impl Shape {
     /// Applies the selection and renames to one user. A selected metadata path keeps its
     /// place nested under its object (`{"user_metadata":{"country":"NZ"}}`); an object none of
     /// whose selected paths the user has is left out.
-    pub fn apply(&self, user: &User) -> User {
+    /// The user is taken by value: what is kept is moved, not copied.
+    pub fn apply(&self, user: User) -> User {
         let mut out = Map::with_capacity(user.len());
         for (key, value) in user {
-            let Some(value) = self.select(key, value) else {
+            let Some(value) = self.select(&key, value) else {
                 continue;
             };
             let name = self
                 .rename
                 .iter()
-                .find(|(from, _)| from == key)
-                .map(|(_, to)| to.clone())
-                .unwrap_or_else(|| key.clone());
+                .find(|(from, _)| *from == key)
+                .map_or(key, |(_, to)| to.clone());
             out.insert(name, value);
         }
         out
     }
 
     /// What of the root field `key` reaches the output.
-    fn select(&self, key: &str, value: &Value) -> Option<Value> {
+    fn select(&self, key: &str, value: Value) -> Option<Value> {
         let below = |list: &'_ [String]| -> Vec<Vec<String>> {
             list.iter()
                 .filter_map(|f| f.strip_prefix(key)?.strip_prefix('.'))
@@ -85,7 +85,7 @@ impl Shape {
                 };
                 let mut picked = Map::new();
                 for path in &paths {
-                    if let Some(found) = get_path(object, path) {
+                    if let Some(found) = get_path(&object, path) {
                         set_path(&mut picked, path, found.clone());
                     }
                 }
@@ -94,7 +94,7 @@ impl Shape {
                 }
                 Value::Object(picked)
             }
-            _ => value.clone(),
+            _ => value,
         };
         if self.exclude.iter().any(|f| f == key) {
             return None;
@@ -108,7 +108,13 @@ impl Shape {
     }
 
     fn is_identity(&self) -> bool {
-        self.include.is_none() && self.exclude.is_empty() && self.rename.is_empty()
+        self.include.is_none() && self.keeps_what_it_selects()
+    }
+
+    /// True when every field that is kept is kept whole and under its name: then a CSV shape of
+    /// the selected root fields reads the tenant's text directly (see `Encoder::encode`).
+    fn keeps_what_it_selects(&self) -> bool {
+        self.exclude.is_empty() && self.rename.is_empty()
     }
 }
 
@@ -185,30 +191,39 @@ impl Encoder {
 
     /// One batch as bytes.
     pub fn encode(&self, users: &[Listed]) -> Result<Vec<u8>, String> {
+        let capacity = users.iter().map(|u| u.json().len() + 1).sum();
         if let Format::Csv {
             shape,
             escape_formulas,
         } = &self.format
         {
-            let rows = users
-                .iter()
-                .map(|listed| {
-                    let user = self.shape.apply(&listed.user()?);
-                    shape
+            let mut writer = csv_writer(Vec::with_capacity(capacity));
+            let mut cells = Vec::new();
+            for listed in users {
+                // Without renames or exclusions a CSV shape of root fields is filled from the
+                // tenant's text; a metadata path or an odd user takes the map.
+                let read = self.shape.keeps_what_it_selects()
+                    && shape.encode_json_text(listed.json(), *escape_formulas, &mut cells);
+                if !read {
+                    let user = self.shape.apply(listed.user()?);
+                    cells = shape
                         .encode(&user, *escape_formulas)
-                        .map_err(|e| format!("cannot write user {} as CSV: {e}", user_id(&user)))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            return Ok(csv_rows(rows.into_iter()));
+                        .map_err(|e| format!("cannot write user {} as CSV: {e}", user_id(&user)))?;
+                }
+                writer
+                    .write_record(&cells)
+                    .expect("writing to memory cannot fail");
+            }
+            return Ok(writer.into_inner().expect("writing to memory cannot fail"));
         }
-        let mut out = Vec::with_capacity(users.iter().map(|u| u.json().len() + 1).sum());
+        let mut out = Vec::with_capacity(capacity);
         for listed in users {
             let json = listed.json();
             // The tenant's own text, unless a selection applies or it spans lines.
-            if self.shape.is_identity() && !json.contains(['\n', '\r']) {
+            if self.shape.is_identity() && !json.bytes().any(|b| b == b'\n' || b == b'\r') {
                 out.extend_from_slice(json.as_bytes());
             } else {
-                let user = self.shape.apply(&listed.user()?);
+                let user = self.shape.apply(listed.user()?);
                 serde_json::to_writer(&mut out, &user)
                     .map_err(|e| format!("cannot encode a user as JSON: {e}"))?;
             }
@@ -305,11 +320,14 @@ fn user_id(user: &User) -> &str {
         .unwrap_or("(no user_id)")
 }
 
-/// Rows as CSV bytes (RFC 4180 quoting, `\n` line ends).
+/// The CSV writer of every row: RFC 4180 quoting, `\n` line ends.
+fn csv_writer(out: Vec<u8>) -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new().flexible(false).from_writer(out)
+}
+
+/// Rows as CSV bytes.
 fn csv_rows(rows: impl Iterator<Item = Vec<String>>) -> Vec<u8> {
-    let mut writer = csv::WriterBuilder::new()
-        .flexible(false)
-        .from_writer(Vec::new());
+    let mut writer = csv_writer(Vec::new());
     for row in rows {
         writer
             .write_record(&row)
@@ -388,7 +406,7 @@ mod tests {
             Some(("email,user_id,created_at".into(), true))
         );
         assert_eq!(
-            Value::Object(shape.apply(&user())),
+            Value::Object(shape.apply(user())),
             json!({"email": "a@example.com"})
         );
     }
@@ -400,7 +418,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(shape.request_fields(), Some(("email".into(), false)));
-        let out = shape.apply(&user());
+        let out = shape.apply(user());
         assert!(out.get("created_at").is_none() && out.get("email").is_none());
     }
 
@@ -410,7 +428,7 @@ mod tests {
             rename: vec![("app_metadata".into(), "metadata".into())],
             ..Default::default()
         };
-        let out = serde_json::to_string(&shape.apply(&user())).unwrap();
+        let out = serde_json::to_string(&shape.apply(user())).unwrap();
         assert_eq!(
             out,
             r#"{"created_at":"2020-01-01T00:00:00.000Z","email":"a@example.com","user_id":"auth0|1","metadata":{"plan":"pro"}}"#

@@ -63,6 +63,8 @@ pub struct ExportSpec {
     pub users_file: Option<PathBuf>,
     pub encoder: Encoder,
     pub gzip: bool,
+    /// The deflate level (1 to 9) of a gzipped output: `--gzip-level`.
+    pub gzip_level: u32,
     /// The file this run writes (the template filled in by [`checkpoint::prepare`]), or stdout.
     pub output: Output,
     /// `--output` as given, with any `{date}`/`{datetime}` placeholder: what the state belongs to.

@@ -3,6 +3,8 @@
 //! or the `--users` list (encode, write durably, checkpoint, progress), and the steps that
 //! finish the file (rename into place, second pass, the completed checkpoint).
 
+use flate2::Compression;
+
 use crate::api::Listed;
 use crate::progress::Progress;
 use crate::state::StateDir;
@@ -15,7 +17,7 @@ use super::{ExportError, ExportSpec, Output};
 /// Where the walk writes its batches.
 pub(super) struct WalkOutput {
     output: Output,
-    gzip: bool,
+    gzip: Option<Compression>,
     // A flattened CSV's first pass without a state lives here, removed with it.
     _scratch: Option<tempfile::TempDir>,
 }
@@ -30,7 +32,7 @@ impl WalkOutput {
         if !spec.encoder.needs_second_pass() {
             return Ok(WalkOutput {
                 output: spec.output.clone(),
-                gzip: spec.gzip,
+                gzip: gzip(spec),
                 _scratch: None,
             });
         }
@@ -46,7 +48,7 @@ impl WalkOutput {
         };
         Ok(WalkOutput {
             output: Output::File(dir.join("flatten.ndjson")),
-            gzip: false,
+            gzip: None,
             _scratch: scratch,
         })
     }
@@ -114,9 +116,9 @@ impl WalkOutput {
         ) = (&spec.encoder, &self.output)
         {
             let mut out = match &spec.output {
-                Output::Stdout => Sink::stdout(spec.gzip),
+                Output::Stdout => Sink::stdout(gzip(spec)),
                 Output::File(path) => {
-                    Sink::file(path, spec.gzip, None).map_err(output_error(spec))?
+                    Sink::file(path, gzip(spec), None).map_err(output_error(spec))?
                 }
             };
             let mut write = |bytes: &[u8]| out.write_batch(bytes);
@@ -139,6 +141,11 @@ impl WalkOutput {
         }
         Ok(())
     }
+}
+
+/// The output's gzip level, when it is gzipped.
+fn gzip(spec: &ExportSpec) -> Option<Compression> {
+    spec.gzip.then(|| Compression::new(spec.gzip_level))
 }
 
 /// A failed write, named by the output the user asked for.

@@ -137,6 +137,8 @@ use serde_json::{Map, Value};
 
 use crate::rules::MAX_JSON_DEPTH;
 
+use super::raw::{self, RawUser};
+
 /// The profile columns, in the order they are written. `user_metadata` and `app_metadata` are
 /// spread over leaf columns in [`MetadataMode::Flatten`].
 pub const PROFILE_COLUMNS: [&str; 23] = [
@@ -240,7 +242,52 @@ pub fn decode_cell(cell: &str) -> Option<Value> {
 
 /// The exact test [`decode_cell`] applies, so encoding and decoding can never disagree.
 fn parses_as_json(text: &str) -> bool {
+    // Most cells are emails, names and timestamps: the first character after JSON whitespace
+    // rules out all but numbers and literals, and a number holds nothing but number characters,
+    // so a timestamp is ruled out without a parse (and the error it would allocate).
+    const JSON_SPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+    let value = text.trim_start_matches(JSON_SPACE);
+    match value.as_bytes().first() {
+        Some(b'{' | b'[' | b'"') => {}
+        Some(b't' | b'f' | b'n') => {
+            return matches!(
+                value.trim_end_matches(JSON_SPACE),
+                "true" | "false" | "null"
+            );
+        }
+        Some(b'-' | b'0'..=b'9') => {
+            let number = |b: &u8| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E');
+            let json_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+            if !value.as_bytes().iter().all(|b| number(b) || json_space(b)) {
+                return false;
+            }
+        }
+        _ => return false,
+    }
     serde_json::from_str::<Value>(text).is_ok()
+}
+
+/// [`encode_cell`] of a value given as its JSON text, appended to `cell`.
+fn encode_raw_cell(raw: &str, cell: &mut String) {
+    match raw.as_bytes().first() {
+        Some(b'"') => {
+            let owned: String;
+            let text = match serde_json::from_str::<&str>(raw) {
+                Ok(text) => text,
+                // An escape in the string: it has to be unescaped into a copy.
+                Err(_) => {
+                    owned = serde_json::from_str(raw).expect("a parsed page holds valid JSON");
+                    &owned
+                }
+            };
+            if !text.is_empty() && !parses_as_json(text) {
+                cell.push_str(text);
+            } else {
+                cell.push_str(&Value::String(text.to_owned()).to_string());
+            }
+        }
+        _ => raw::write_compact(raw, cell),
+    }
 }
 
 /// Puts one `'` in front of a cell that a spreadsheet could run as a formula.
@@ -624,6 +671,74 @@ impl CsvShape {
             cells.iter_mut().for_each(escape_formula);
         }
         Ok(cells)
+    }
+}
+
+impl CsvShape {
+    /// [`CsvShape::encode`] of a user given as its JSON text, into `cells` (reused from row to
+    /// row, so a row allocates nothing once the cells have grown): the same cells, without
+    /// building the user's map. Only for a shape of top-level keys (`json` mode, no metadata
+    /// path); returns false, with `cells` undefined, when the shape or the user needs the map
+    /// (then [`CsvShape::encode`] does the work, and names any error).
+    pub fn encode_json_text(
+        &self,
+        json: &str,
+        escape_formulas: bool,
+        cells: &mut Vec<String>,
+    ) -> bool {
+        let keys_only = self
+            .columns
+            .iter()
+            .all(|c| matches!(c, EncodeColumn::Key(_) | EncodeColumn::Extra));
+        if !keys_only {
+            return false;
+        }
+        let Some(user) = RawUser::parse(json) else {
+            return false;
+        };
+        cells.resize_with(self.columns.len(), String::new);
+        for (cell, column) in cells.iter_mut().zip(&self.columns) {
+            cell.clear();
+            match column {
+                EncodeColumn::Key(key) => {
+                    let Some(value) = user.get(key) else {
+                        continue;
+                    };
+                    let text = value.get();
+                    let fits = match Kind::of_key(key) {
+                        Some(Kind::Object) => text.starts_with('{'),
+                        Some(Kind::Array) => text.starts_with('['),
+                        None => true,
+                    };
+                    if !fits {
+                        return false;
+                    }
+                    encode_raw_cell(text, cell);
+                }
+                EncodeColumn::Extra => {
+                    for (key, value) in user
+                        .iter()
+                        .filter(|(key, _)| !PROFILE_COLUMNS.contains(key))
+                    {
+                        // A key read without a copy holds no escape, and valid JSON holds no raw
+                        // control character: serde_json writes it between quotes as it is.
+                        cell.push(if cell.is_empty() { '{' } else { ',' });
+                        cell.push('"');
+                        cell.push_str(key);
+                        cell.push_str("\":");
+                        raw::write_compact(value.get(), cell);
+                    }
+                    if !cell.is_empty() {
+                        cell.push('}');
+                    }
+                }
+                _ => unreachable!("only key columns reach here"),
+            }
+        }
+        if escape_formulas {
+            cells.iter_mut().for_each(escape_formula);
+        }
+        true
     }
 }
 
@@ -1091,6 +1206,27 @@ mod tests {
     }
 
     // ---- Cells ----
+
+    #[test]
+    fn a_user_whose_text_a_map_would_change_is_left_to_the_map() {
+        let shape = CsvShape::json(None).unwrap();
+        let mut cells = Vec::new();
+        // A key twice, an escaped key, metadata of the wrong kind: `encode` decides (and names
+        // the error).
+        for text in [
+            r#"{"email":"a@x","email":"b@x"}"#,
+            r#"{"em\u0061il":"a@x"}"#,
+            r#"{"user_metadata":[1]}"#,
+            r#"{"identities":{}}"#,
+        ] {
+            assert!(!shape.encode_json_text(text, false, &mut cells), "{text}");
+        }
+        let path = CsvShape::json(Some(&strings(&["user_metadata.plan"]))).unwrap();
+        assert!(!path.encode_json_text(r#"{"user_metadata":{"plan":1}}"#, false, &mut cells));
+        assert!(shape.encode_json_text(r#"{"email":"a@x","x":{"b": 1}}"#, false, &mut cells));
+        assert_eq!(cells[1], "a@x");
+        assert_eq!(cells.last().unwrap(), r#"{"x":{"b":1}}"#);
+    }
 
     #[test]
     fn plain_strings_are_written_as_they_are() {
@@ -2049,6 +2185,10 @@ mod tests {
             .prop_map(|entries| entries.into_iter().collect())
     }
 
+    fn restrict_to(user: &Map<String, Value>, fields: Option<&[String]>) -> Map<String, Value> {
+        fields.map_or_else(|| user.clone(), |fields| restrict(user, fields))
+    }
+
     fn mode() -> impl Strategy<Value = MetadataMode> {
         prop_oneof![Just(MetadataMode::Json), Just(MetadataMode::Flatten)]
     }
@@ -2060,6 +2200,34 @@ mod tests {
             let mut cell = encode_cell(&value);
             escape_formula(&mut cell);
             prop_assert_eq!(read_cell(&cell, true), Some(value));
+        }
+
+        #[test]
+        fn the_quick_json_test_agrees_with_a_parse(text in string()) {
+            prop_assert_eq!(parses_as_json(&text), serde_json::from_str::<Value>(&text).is_ok());
+        }
+
+        #[test]
+        fn a_user_read_from_its_text_gets_the_cells_of_its_map(
+            user in user(),
+            fields in prop::option::of(
+                prop::sample::subsequence(PROFILE_COLUMNS.to_vec(), 1..=PROFILE_COLUMNS.len())
+            ),
+            escape in any::<bool>(),
+            pretty in any::<bool>(),
+        ) {
+            let fields = fields.map(|f| strings(&f));
+            let shape = CsvShape::json(fields.as_deref()).unwrap();
+            let expected = shape.encode(&restrict_to(&user, fields.as_deref()), escape).unwrap();
+            // Pretty text is not compact: its JSON cells come from a parse.
+            let text = if pretty {
+                serde_json::to_string_pretty(&user).unwrap()
+            } else {
+                serde_json::to_string(&user).unwrap()
+            };
+            let mut cells = vec!["left over".to_owned(); 3];
+            prop_assert!(shape.encode_json_text(&text, escape, &mut cells));
+            prop_assert_eq!(cells, expected);
         }
 
         #[test]
