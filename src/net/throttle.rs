@@ -76,6 +76,8 @@ pub struct ThrottleSnapshot {
     pub pacing: Option<f64>,
     /// Requests sent and not yet answered.
     pub in_flight: usize,
+    /// `x-ratelimit-remaining` of the last answer that had it.
+    pub remaining: Option<u64>,
 }
 
 /// The longest single pause, whatever `Retry-After` or `x-ratelimit-reset` say, so a server
@@ -235,6 +237,8 @@ struct State {
     pending: VecDeque<Instant>,
     /// Smoothed round trip.
     rtt: Option<Duration>,
+    /// `x-ratelimit-remaining` of the last answer that had it.
+    remaining: Option<u64>,
     /// Recent round trips, increasing (a sliding-window minimum): (answered at, round trip).
     rtt_floor: VecDeque<(Instant, Duration)>,
     /// Responses that took a token (every answer but a 429).
@@ -302,6 +306,7 @@ impl Throttle {
                 reserve: 0.0,
                 pending: VecDeque::new(),
                 rtt: None,
+                remaining: None,
                 rtt_floor: VecDeque::new(),
                 consumed: 0,
                 recent: VecDeque::new(),
@@ -383,6 +388,9 @@ impl Throttle {
             } else {
                 now
             };
+            if seen.remaining.is_some() {
+                state.remaining = seen.remaining;
+            }
             if let Some(limit) = seen.limit {
                 if state.limit.is_some_and(|old| old != limit) {
                     // Another bucket (endpoint group or plan change): start learning again.
@@ -445,6 +453,7 @@ impl Throttle {
             rtt: state.rtt,
             pacing,
             in_flight: state.pending.len(),
+            remaining: state.remaining,
         }
     }
 

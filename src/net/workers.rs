@@ -12,6 +12,13 @@
 //! `x-ratelimit-limit` and `-reset` at the first answer) and follows later changes both ways.
 //! Until then it is [`INITIAL`]. `--concurrency N` fixes the goal at N.
 //!
+//! A learnt rate is a lower bound of the server's, learnt from what the run spent: while the
+//! work in flight is too little to spend the budget, the rate learnt is what it spent, and the
+//! goal sized from it stays too low. So while every learning budget's bucket is at least half
+//! full ([`Load::spare`]), every answer adds one to the goal (TCP's slow start: the work in flight
+//! about doubles each round trip) until the tokens run low; the rate learnt as they do then
+//! sizes the goal.
+//!
 //! Why the smoothed round trip and not the floor: a unit holds its permit for a whole round
 //! trip whatever the shortest one was, so the mean is what Little's law wants. Why a safety
 //! factor and the + 1: a unit also spends time between requests (the ledger, the next record's
@@ -42,6 +49,9 @@ pub struct Load {
     pub rate: f64,
     /// The smoothed round trip of its requests.
     pub rtt: Duration,
+    /// The server's bucket is at least half full: the budget is not spent, so the rate learnt
+    /// (a lower bound, from what was spent) may be far below the server's.
+    pub spare: bool,
 }
 
 /// What the goal is now, and why (for logs and the summary).
@@ -55,7 +65,7 @@ pub struct Sizing {
 }
 
 /// The goal for these loads: Σ rate × round trip × [`SAFETY`] + 1 in [1, [`CEILING`]], or
-/// [`INITIAL`] when nothing is learnt yet.
+/// [`INITIAL`] when nothing is learnt yet. (Before [`Workers::size`] adds its probing.)
 pub fn goal_for(loads: &[Load]) -> usize {
     let in_flight: f64 = loads
         .iter()
@@ -83,6 +93,8 @@ struct Inner {
     /// Held permits to retire when they come back (the goal shrank below what is held).
     owed: usize,
     loads: Vec<Load>,
+    /// The goal last logged.
+    logged: usize,
 }
 
 /// One unit of work in flight; dropping it frees the slot (or retires it, after a shrink).
@@ -120,6 +132,7 @@ impl Workers {
                 goal,
                 owed: 0,
                 loads: Vec::new(),
+                logged: goal,
             })),
         }
     }
@@ -156,20 +169,31 @@ impl Workers {
         if self.fixed.is_some() {
             return;
         }
-        let goal = goal_for(&loads);
         let mut inner = lock(&self.inner);
         let before = inner.goal;
+        let mut goal = goal_for(&loads);
+        if !loads.is_empty() && loads.iter().all(|load| load.spare) {
+            // Probing: one more for each answer that shows the buckets unspent (TCP's slow
+            // start: about twice the work per round trip), until the server's tokens run low
+            // and the rate learnt while they do sizes the goal again. Not while one budget is
+            // spent: the work then waits for that one, and more of it would only wait too.
+            goal = goal.max((before + 1).min(CEILING));
+        }
         inner.loads = loads;
         if goal == before {
             return;
         }
         self.resize(&mut inner, goal);
-        tracing::debug!(
-            goal,
-            before,
-            loads = ?inner.loads,
-            "Work in flight resized for the learnt rate and round trip."
-        );
+        // Logged when it moved by a fifth (at least 2) since last logged: probing moves it by
+        // one an answer.
+        if goal.abs_diff(inner.logged) >= (inner.logged / 5).max(2) {
+            inner.logged = goal;
+            tracing::debug!(
+                goal,
+                loads = ?inner.loads,
+                "Work in flight resized for the learnt rate and round trip."
+            );
+        }
     }
 
     /// Moves the goal to `goal`, growing the slots or retiring them (see the module docs).
@@ -204,6 +228,7 @@ mod tests {
             name: "all".into(),
             rate,
             rtt: Duration::from_millis(rtt_ms),
+            spare: false,
         }
     }
 
@@ -234,6 +259,34 @@ mod tests {
         assert_eq!(sizing.goal, 2);
         assert_eq!(sizing.loads, [load(2.0, 200)]);
         assert!(!sizing.fixed);
+    }
+
+    #[test]
+    fn an_unspent_bucket_grows_the_goal_one_answer_at_a_time_until_its_tokens_run_low() {
+        let workers = Workers::new(None);
+        let spare = Load {
+            spare: true,
+            ..load(10.0, 200)
+        };
+        workers.size(vec![spare.clone()]);
+        assert_eq!(
+            workers.goal(),
+            5,
+            "the rate learnt says 4; probing adds one"
+        );
+        for _ in 0..100 {
+            workers.size(vec![spare.clone()]);
+        }
+        assert_eq!(workers.goal(), CEILING);
+        workers.size(vec![load(50.0, 200)]);
+        assert_eq!(
+            workers.goal(),
+            14,
+            "the rate learnt while the tokens ran low"
+        );
+        let fixed = Workers::new(Some(3));
+        fixed.size(vec![spare]);
+        assert_eq!(fixed.goal(), 3);
     }
 
     #[tokio::test(start_paused = true)]
