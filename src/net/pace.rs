@@ -54,7 +54,7 @@ const COMPARE_WITHIN: Duration = Duration::from_secs(1);
 /// An endpoint group: the requests one of Auth0's buckets may count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Group {
-    /// `GET` on `/users...` and `/users-by-email`.
+    /// `GET` (`HEAD`, `OPTIONS`) on `/users...` and `/users-by-email`.
     UsersRead,
     /// `POST`, `PATCH`, `DELETE` (any other method) on `/users...`.
     UsersWrite,
@@ -67,11 +67,10 @@ impl Group {
 
     /// The group of a Management API request (`path` below `/api/v2`).
     pub fn of(method: &Method, path: &str) -> Group {
-        let users = path == "/users"
-            || path.starts_with("/users/")
-            || path.starts_with("/users?")
-            || path.starts_with("/users-by-email");
-        match (users, *method == Method::GET) {
+        let first = path.trim_start_matches('/').split(['/', '?']).next();
+        let users = matches!(first, Some("users" | "users-by-email"));
+        let reads = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+        match (users, reads) {
             (true, true) => Group::UsersRead,
             (true, false) => Group::UsersWrite,
             (false, _) => Group::Other,
@@ -363,6 +362,8 @@ mod tests {
             Group::Other
         );
         assert_eq!(Group::of(&get, "/usersx"), Group::Other);
+        assert_eq!(Group::of(&get, "/users-by-emailx"), Group::Other);
+        assert_eq!(Group::of(&get, "/users/x/roles"), Group::UsersRead);
     }
 
     /// A server bucket (capacity B, refill R/s) on tokio's clock, with Auth0's headers. Its
