@@ -143,8 +143,9 @@ pub struct TargetArgs {
 /// How fast to go.
 #[derive(Debug, Clone, Args)]
 pub struct PaceArgs {
-    /// Requests per second: `auto` learns the tenant's limit from its x-ratelimit-* headers;
-    /// a number paces to it. All workers share one budget; a 429 pauses them all.
+    /// Requests per second: `auto` learns the tenant's limit from its x-ratelimit-* headers,
+    /// for each endpoint group that has a bucket of its own (users read, users write); a number
+    /// is one budget of N/s for the whole run. All workers share a budget; a 429 pauses them.
     #[arg(long, default_value = "auto", value_name = "auto|N", value_parser = values::parse_rate)]
     pub rate: Rate,
 

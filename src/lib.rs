@@ -10,7 +10,7 @@
 //! | [`exit`] | the exit codes, and the only mapping to them |
 //! | [`target`] | the tenant: its URL and credentials, validated |
 //! | [`api`] | the Management API client: token, send loop, users calls |
-//! | [`net`] | the network policy: the shared throttle and the retry rules |
+//! | [`net`] | the network policy: the rate budgets (per endpoint group), the work in flight, the retry rules |
 //! | [`export`] | walk → encode → sink, with a checkpoint |
 //! | [`import`] | read → plan → apply, with a ledger |
 //! | [`state`] | the run state directory the checkpoint and ledger live in |

@@ -1265,6 +1265,54 @@ fn records_for_one_user_apply_in_input_order_under_concurrency() {
     assert_eq!(live.tenant.sandbox.stats().writes.updated, 123);
 }
 
+/// Many writers at once (records taken in far beyond the workers): an upsert whose records for
+/// each user are spread through the input creates each user once, then patches it in input
+/// order.
+#[test]
+fn many_writers_keep_each_users_records_in_input_order_and_create_no_duplicate() {
+    let live = slow_tenant(20, &[]);
+    let step = |user: usize, n: u64| {
+        json!({"email": format!("writer{user}@example.com"), "connection": DB,
+               "app_metadata": {"step": n}})
+    };
+    // 8 users, 8 steps each, interleaved: user 0 step 1, user 1 step 1, ...
+    let records: Vec<Value> = (1..=8)
+        .flat_map(|n| (0..8).map(move |user| (user, n)))
+        .map(|(user, n)| step(user, n))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("steps.ndjson");
+    write_ndjson(&input, &records);
+    let args = [
+        "--mode",
+        "upsert",
+        "--passwords",
+        "random",
+        "--concurrency",
+        "32",
+    ];
+    let ran = import_file(&live, &input, &args);
+    ran.expect_code(0);
+    let summary = ran.summary();
+    assert_adds_up(&summary);
+    assert_eq!(
+        (count(&summary, "created"), count(&summary, "updated")),
+        (8, 56),
+        "{summary}"
+    );
+    let users = tenant_users(&live);
+    assert_eq!(users.len(), 8, "one user per email: {users:?}");
+    let wrong: Vec<(String, Value)> = users
+        .into_iter()
+        .filter(|(_, u)| u["app_metadata"]["step"] != 8)
+        .map(|(id, u)| (id, u["app_metadata"]["step"].clone()))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "users whose last step is not 8: {wrong:?}"
+    );
+}
+
 // ---- 8. formats -------------------------------------------------------------------------------
 
 /// Imports `input` with `args` into a new empty tenant; returns the tenant and the summary.

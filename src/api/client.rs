@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::ApiError;
+use crate::net::pace::{Group, Pace};
 use crate::net::retry::{self, Backoff, Class};
 use crate::net::throttle::Throttle;
 use crate::net::workers::Workers;
@@ -60,7 +61,7 @@ const MAX_RENEWALS: u32 = 3;
 pub struct Client {
     http: reqwest::Client,
     target: Target,
-    throttle: Arc<Throttle>,
+    pace: Pace,
     workers: Workers,
     backoff: Backoff,
     token: tokio::sync::Mutex<Option<Token>>,
@@ -76,6 +77,8 @@ pub struct Client {
 const REACH_PROBE_ID: &str = "auth0|auth0-bulk-reachability-check";
 
 impl Client {
+    /// A client paced from `throttle`: shared by every endpoint group, which split off it as
+    /// they prove buckets of their own if it learns the tenant's limit (see [`Pace`]).
     pub fn new(target: Target, throttle: Arc<Throttle>, cancel: CancellationToken) -> Client {
         let http = reqwest::Client::builder()
             .user_agent(concat!("auth0-bulk/", env!("CARGO_PKG_VERSION")))
@@ -89,7 +92,7 @@ impl Client {
         Client {
             http,
             target,
-            throttle,
+            pace: Pace::shared(throttle),
             workers: Workers::new(None),
             backoff: Backoff::default(),
             token: tokio::sync::Mutex::new(None),
@@ -151,8 +154,10 @@ impl Client {
         self.metrics.counts()
     }
 
-    pub fn throttle(&self) -> &Throttle {
-        &self.throttle
+    /// The run's request budgets (one per bucket the tenant keeps): for the summary and logs,
+    /// [`Pace::snapshot`] is all of them as one.
+    pub fn pace(&self) -> &Pace {
+        &self.pace
     }
 
     pub fn target(&self) -> &Target {
@@ -280,6 +285,7 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<(u16, bytes::Bytes), ApiError> {
         let what = format!("{method} {path}");
+        let group = Group::of(&method, path);
         let mut transient = 0u32;
         let mut throttled = 0u32;
         let mut renewals = 0u32;
@@ -291,10 +297,10 @@ impl Client {
             // shared budget (one that is never answered counts as in flight for seconds,
             // and holds every other worker back).
             let token = self.bearer().await?;
-            tokio::select! {
-                _ = self.throttle.acquire() => {}
+            let ticket = tokio::select! {
+                ticket = self.pace.acquire(group) => ticket,
                 _ = self.cancel.cancelled() => return Err(ApiError::Cancelled),
-            }
+            };
             let mut request = self
                 .http
                 .request(method.clone(), self.url(&format!("/api/v2{path}")))
@@ -311,7 +317,9 @@ impl Client {
                     self.answered.store(true, Ordering::Relaxed);
                     let status = response.status().as_u16();
                     let headers = response.headers().clone();
-                    self.throttle.observe(status, &headers);
+                    self.pace.observe(ticket, status, &headers);
+                    // What was learnt may change how much work the run keeps in flight.
+                    self.workers.size(self.pace.loads());
                     if response.status().is_redirection() {
                         return Err(redirect(&what, &response));
                     }

@@ -1,7 +1,9 @@
 //! The Management API client: tokens, the users calls, and the retry loop around every request.
 //!
-//! Every request passes the shared [`Throttle`](crate::net::throttle::Throttle) first (one
-//! budget for all workers), and every answer is classified by
+//! Every request passes its endpoint group's budget first ([`Pace`](crate::net::pace::Pace):
+//! one throttle shared by every worker, and by every group until a group proves a bucket of its
+//! own), and after every answer the work in flight is sized again
+//! ([`Workers`](crate::net::workers::Workers)). Every answer is classified by
 //! [`retry::classify`](crate::net::retry::classify): 429 waits as the server says, transient
 //! failures back off with jitter, 401 renews the token (a few times at most), anything else is
 //! the caller's to handle.
@@ -19,7 +21,7 @@
 //!
 //! | file | holds |
 //! |------|-------|
-//! | `client.rs` | the [`Client`]: its token, the send loop (throttle, retry, renewal), [`Counts`] |
+//! | `client.rs` | the [`Client`]: its token, the send loop (pace, retry, renewal), [`Counts`] |
 //! | `users.rs` | the users calls, what they return ([`Listed`], [`UsersPage`], [`User`]) |
 //! | `error.rs` | [`ApiError`], why a call failed |
 

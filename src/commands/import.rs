@@ -45,10 +45,11 @@ pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
         state: files.state,
         // The embedded tenant lives only as long as this run: there is nothing to resume.
         fresh: args.run.fresh || rehearsal,
+        // Records taken in; the client's workers bound those applied.
         concurrency: args
             .pace
             .concurrency
-            .unwrap_or(crate::net::workers::INITIAL),
+            .unwrap_or(crate::net::workers::CEILING),
         domain: resolved.domain.clone(),
     };
     import::check_state(&spec).map_err(failure)?;

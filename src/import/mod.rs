@@ -24,8 +24,9 @@
 //! record into a job and resolve the record's future when the job's report names it. Its
 //! contract is the same as today's: `Err` only for what ends the run, a [`ledger`] start mark
 //! before anything that could create a user, and the same [`apply::Applied`] for the record.
-//! (The pipeline's `concurrency` bounds the records in flight, so a job engine will want a
-//! window sized for a job rather than for workers.)
+//! (The pipeline applies a record while it holds one of the client's worker permits, whose
+//! number follows the tenant's rate × round trip, and takes in at most `concurrency` records,
+//! so a job engine will want a window sized for a job rather than for workers.)
 
 pub mod apply;
 pub mod ledger;
@@ -68,6 +69,8 @@ pub struct ImportSpec {
     pub rejects: PathBuf,
     pub state: Option<PathBuf>,
     pub fresh: bool,
+    /// The most records taken in at once ([`crate::net::workers::CEILING`], or
+    /// `--concurrency`); the client's worker permits bound those applied.
     pub concurrency: usize,
     pub domain: String,
 }
@@ -143,8 +146,8 @@ pub async fn run(
     // Kept in the run state when there is one (the system's temporary directory otherwise).
     let mut seen = seen::Seen::new(state.dir());
     let prepare = prepare::Prepare::new(&spec.plan, &state.recovered, &mut seen);
-    let concurrency = spec.concurrency;
-    let stopped = pipeline::run(records, prepare, &applier, &outcomes, concurrency, cancel).await;
+    let in_flight = (spec.concurrency, client.workers());
+    let stopped = pipeline::run(records, prepare, &applier, &outcomes, in_flight, cancel).await;
 
     let mut summary = outcomes.close();
     summary.add_run(client.metrics(), started.elapsed());

@@ -3,8 +3,13 @@
 //!
 //! - **Memory stays flat.** The reader is blocking I/O: it runs on its own thread and feeds a
 //!   bounded channel, so at most a few records per worker are held whatever the input's size.
-//! - **One budget.** At most `concurrency` records are applied at once; the requests they make
-//!   share the client's one throttle.
+//! - **Work in flight follows the budget.** Up to `buffer` records are taken in at once (64, or
+//!   `--concurrency`), but a record is applied only while it holds a permit of the client's
+//!   [`Workers`], whose goal follows the tenant's rate × round trip; the requests records make
+//!   share the client's budgets. A record takes its permit only once its turn has come (below),
+//!   so a record waiting for another never holds one, and the ledger's `started` mark of a
+//!   create is written only under a permit: a crash leaves at most the goal's worth of creates
+//!   for a resumed run to look up, not every record taken in.
 //! - **Per-user input order.** Records for one user (the same [`Planned::key`]) are applied in
 //!   input order: each waits for the one before it, while records for other users go on.
 //! - **Stopping.** Cancellation, or a fatal error from applying or writing an outcome, stops
@@ -25,6 +30,7 @@ use super::plan::Planned;
 use super::prepare::{Prepare, Prepared};
 use super::read::Record;
 use crate::api::ApiError;
+use crate::net::workers::Workers;
 
 /// Why a run stopped before its input's end, if it did (cancellation aside).
 #[derive(Default)]
@@ -35,19 +41,20 @@ pub(super) struct Stopped {
     pub input_cut: Option<String>,
 }
 
-/// Runs every record through `prepare`, `applier` and `outcomes`, at most `concurrency` at
-/// once.
+/// Runs every record through `prepare`, `applier` and `outcomes`: up to `buffer` taken in at
+/// once, applied while they hold one of `workers`' permits.
 pub(super) async fn run(
     records: Box<dyn Iterator<Item = Record> + Send>,
     mut prepare: Prepare<'_>,
     applier: &impl Apply,
     outcomes: &Outcomes<'_>,
-    concurrency: usize,
+    (buffer, workers): (usize, &Workers),
     cancel: &CancellationToken,
 ) -> Stopped {
+    let buffer = buffer.max(1);
     let chains = Chains::default();
     let stopped = Mutex::new(Stopped::default());
-    let (tx, rx) = tokio::sync::mpsc::channel::<Record>(concurrency * 4 + 16);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Record>(buffer * 4 + 16);
     let reader = std::thread::spawn(move || {
         for record in records {
             if tx.blocking_send(record).is_err() {
@@ -88,7 +95,12 @@ pub(super) async fn run(
                     }
                     Prepared::Apply(planned, was_in_flight) => {
                         let turn = turn.expect("apply records take a turn");
-                        apply_in_turn(applier, chains, turn, ordinal, &planned, was_in_flight)
+                        let applying = Applying {
+                            ordinal,
+                            planned: &planned,
+                            was_in_flight,
+                        };
+                        apply_in_turn(applier, chains, workers, turn, applying)
                             .await
                             .and_then(|applied| {
                                 let original = record.result.as_ref().ok().cloned();
@@ -110,28 +122,39 @@ pub(super) async fn run(
                 }
             }
         })
-        .buffer_unordered(concurrency.max(1))
+        .buffer_unordered(buffer)
         .collect::<()>();
     work.await;
     drop(reader);
     stopped.into_inner().expect("stop lock")
 }
 
-/// Applies a record once the record before it for the same user is done.
+/// A planned record, as [`Apply::apply`] takes it.
+struct Applying<'a> {
+    ordinal: u64,
+    planned: &'a Planned,
+    was_in_flight: bool,
+}
+
+/// Applies a record once the record before it for the same user is done, holding a worker
+/// permit while it does (taken after its turn has come: see the module docs).
 async fn apply_in_turn(
     applier: &impl Apply,
     chains: &Chains,
+    workers: &Workers,
     turn: Turn,
-    ordinal: u64,
-    planned: &Planned,
-    was_in_flight: bool,
+    record: Applying<'_>,
 ) -> Result<super::apply::Applied, ApiError> {
     if let Some(mut previous) = turn.previous {
         let _ = previous.wait_for(|done| *done).await;
     }
-    let result = applier.apply(ordinal, planned, was_in_flight).await;
+    let permit = workers.acquire().await;
+    let result = applier
+        .apply(record.ordinal, record.planned, record.was_in_flight)
+        .await;
+    drop(permit);
     let _ = turn.done.send(true);
-    chains.leave(&planned.key);
+    chains.leave(&record.planned.key);
     result
 }
 

@@ -1,4 +1,4 @@
-//! The shared request budget: paces all workers to the tenant's rate limit; a 429 pauses them all.
+//! One request budget: paces all workers to one of the tenant's buckets; a 429 pauses them all.
 //!
 //! Facts ("Rate limits"): Auth0 runs a token bucket per tenant (and endpoint group). Every response
 //! carries `x-ratelimit-limit` (the bucket size B), `x-ratelimit-remaining` (whole tokens left
@@ -24,7 +24,8 @@
 //! once for every answer to such an attempt (also 429s, 4xx and 5xx), and for nothing else: the
 //! token endpoint has its own limits. An attempt that never gets an answer (transport failure)
 //! is forgotten after a few seconds. One throttle serves one bucket: Auth0 keeps one per
-//! endpoint group (users read, users write, ...), so give each group its own throttle.
+//! endpoint group (users read, users write, ...) on some tenants and one for all on others;
+//! [`crate::net::pace`] finds out which and gives each bucket its own throttle.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -66,6 +67,17 @@ pub struct ThrottleSnapshot {
     pub throttled: u64,
     /// Wall time during which all workers were held by a 429 pause.
     pub paused_total: Duration,
+    /// The smoothed round trip of its requests (acquire to answer).
+    pub rtt: Option<Duration>,
+    /// The rate it expects to pace at, to size the work in flight: the fixed rate; in `Auto`
+    /// the learnt rate, and until requests have been counted against the server's tokens at
+    /// least a fifth of the bucket per second (see [`BURST_HINT`]); `None` when unlimited or
+    /// nothing is known.
+    pub pacing: Option<f64>,
+    /// Requests sent and not yet answered.
+    pub in_flight: usize,
+    /// `x-ratelimit-remaining` of the last answer that had it.
+    pub remaining: Option<u64>,
 }
 
 /// The longest single pause, whatever `Retry-After` or `x-ratelimit-reset` say, so a server
@@ -93,6 +105,12 @@ const RESERVE_STEP: f64 = 0.25;
 const RESERVE_MAX_SHARE: f64 = 0.2;
 /// The rate used before any bound is known.
 const FALLBACK_RATE: f64 = 1.0;
+/// Until consumption tells the rate, the bucket size over this many seconds is taken as a
+/// rate hint for sizing the work in flight (never for pacing): the first answers' reset bound
+/// is weak while the bucket is full, and every Auth0 plan refills its bucket in 1 to 5 s
+/// (AUTH0-FACTS "Rate limits": burst 2 at 2/s, 40 at 500/min, 20 at 200/min, 50 at 16/s, 10
+/// at 2/s).
+pub const BURST_HINT: Duration = Duration::from_secs(5);
 
 /// governor's time source: tokio's clock, so that a paused test clock paces governor too.
 #[derive(Debug, Clone, Copy)]
@@ -161,6 +179,8 @@ impl Epoch {
 /// One budget shared by every worker (wrap in `Arc`). Cheap to call from many tasks.
 pub struct Throttle {
     policy: Policy,
+    /// The rate of a `Fixed` policy.
+    fixed_rate: Option<f64>,
     epoch: Epoch,
     state: Mutex<State>,
     /// Wakes waiting workers when a response changed what they wait for.
@@ -217,6 +237,8 @@ struct State {
     pending: VecDeque<Instant>,
     /// Smoothed round trip.
     rtt: Option<Duration>,
+    /// `x-ratelimit-remaining` of the last answer that had it.
+    remaining: Option<u64>,
     /// Recent round trips, increasing (a sliding-window minimum): (answered at, round trip).
     rtt_floor: VecDeque<(Instant, Duration)>,
     /// Responses that took a token (every answer but a 429).
@@ -264,8 +286,13 @@ impl Throttle {
             Rate::Auto | Rate::PerSecond(_) => Policy::Auto,
         };
         let now = Instant::now();
+        let fixed_rate = match (&policy, rate) {
+            (Policy::Fixed { .. }, Rate::PerSecond(n)) => Some(n),
+            _ => None,
+        };
         Throttle {
             policy,
+            fixed_rate,
             epoch,
             state: Mutex::new(State {
                 limit: None,
@@ -279,6 +306,7 @@ impl Throttle {
                 reserve: 0.0,
                 pending: VecDeque::new(),
                 rtt: None,
+                remaining: None,
                 rtt_floor: VecDeque::new(),
                 consumed: 0,
                 recent: VecDeque::new(),
@@ -335,6 +363,11 @@ impl Throttle {
     /// `retry-after`). A 429 pauses every worker (shared state) until the server will take
     /// requests again.
     pub fn observe(&self, status: u16, headers: &HeaderMap) {
+        self.read(status, headers, true);
+    }
+
+    /// [`Throttle::observe`]; `matched` when the answer is to one of this throttle's requests.
+    fn read(&self, status: u16, headers: &HeaderMap, matched: bool) {
         let now = Instant::now();
         let seen = Seen {
             status,
@@ -348,8 +381,16 @@ impl Throttle {
         {
             let mut state = self.lock();
             state.expire_lost(now);
-            let sent = state.match_request(now);
-            state.learn_rtt(now, now - sent);
+            let sent = if matched {
+                let sent = state.match_request(now);
+                state.learn_rtt(now, now - sent);
+                sent
+            } else {
+                now
+            };
+            if seen.remaining.is_some() {
+                state.remaining = seen.remaining;
+            }
             if let Some(limit) = seen.limit {
                 if state.limit.is_some_and(|old| old != limit) {
                     // Another bucket (endpoint group or plan change): start learning again.
@@ -390,12 +431,67 @@ impl Throttle {
     /// What the throttle believes now.
     pub fn snapshot(&self) -> ThrottleSnapshot {
         let state = self.lock();
+        let pacing = match &self.policy {
+            Policy::Unlimited => None,
+            Policy::Fixed { .. } => self.fixed_rate,
+            Policy::Auto if state.source == Source::Consumption => state.rate,
+            Policy::Auto => {
+                let hint = state
+                    .limit
+                    .map(|limit| f64::from(limit) / BURST_HINT.as_secs_f64());
+                match (state.rate, hint) {
+                    (Some(rate), Some(hint)) => Some(rate.max(hint)),
+                    (rate, hint) => rate.or(hint),
+                }
+            }
+        };
         ThrottleSnapshot {
             learned_rate: state.rate,
             limit: state.limit,
             throttled: state.throttled,
             paused_total: state.paused_total,
+            rtt: state.rtt,
+            pacing,
+            in_flight: state.pending.len(),
+            remaining: state.remaining,
         }
+    }
+
+    /// Whether it learns the server's budget (`Auto`), and so may be told to share it or not.
+    pub fn learns(&self) -> bool {
+        matches!(self.policy, Policy::Auto)
+    }
+
+    /// Forgets one request sent through this throttle whose answer another throttle reads (its
+    /// endpoint group turned out to have a bucket of its own while it was in flight).
+    pub fn forget_one(&self) {
+        let now = Instant::now();
+        {
+            let mut state = self.lock();
+            state.match_request(now);
+            // Its token is the other bucket's: the mirror's level did not pay for this one.
+            if state.limit.is_some() {
+                state.level += 1.0;
+            }
+        }
+        self.wake.notify_waiters();
+    }
+
+    /// Learns from an answer to a request another throttle sent (see [`Throttle::forget_one`]):
+    /// the bucket's size, tokens and a 429 pause, but no round trip.
+    pub fn adopt(&self, status: u16, headers: &HeaderMap) {
+        self.read(status, headers, false);
+    }
+
+    /// Forgets the learnt rate (not the bucket size, the tokens or a pause): the answers it was
+    /// learnt from turned out to mix two buckets.
+    pub fn relearn(&self) {
+        let mut state = self.lock();
+        state.rate = None;
+        state.reset_bound = 0.0;
+        state.source = Source::Fallback;
+        state.anchors.clear();
+        state.recent.clear();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -1201,7 +1297,11 @@ mod tests {
         throttle.acquire().await;
         throttle.observe(200, &HeaderMap::new());
         assert_eq!(times(acquirers(&throttle, 20)).await, [Duration::ZERO; 20]);
-        assert_eq!(throttle.snapshot(), ThrottleSnapshot::default());
+        let snapshot = throttle.snapshot();
+        assert_eq!(
+            (snapshot.learned_rate, snapshot.limit, snapshot.pacing),
+            (None, None, None)
+        );
     }
 
     #[tokio::test(start_paused = true)]
