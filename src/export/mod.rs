@@ -312,14 +312,18 @@ async fn export_walk(
                     expected = Some(total);
                     out.progress.set_total(total);
                 }
+                let kept = planned.windows.iter().any(|w| w.id() == id);
                 windows.remove(at);
                 for (offset, window) in planned.windows.into_iter().enumerate() {
                     windows.insert(at + offset, window);
                 }
-                // The new windows' first pages are kept: the plan that names them is saved
-                // before any more of them is asked for.
+                // The plan that names the new windows is saved before any of them is read.
                 out.checkpoint.walk = Some(snapshot(&windows, &walk, expected));
                 checkpoint::save(out.state, out.checkpoint)?;
+                if !kept {
+                    // A range split or cut at an instant: its first page served only to plan.
+                    pages.remove(id).map_err(WalkError::from)?;
+                }
             }
         }
     }
@@ -332,7 +336,9 @@ fn advance<'w>(
 ) -> impl Future<Output = (u64, Result<Done, WalkError>)> + 'w {
     async move {
         let done = match &window {
-            Window::Range { range, .. } => walk.plan(range).await.map(Done::Planned),
+            Window::Range { id, range, share } => {
+                walk.plan(*id, range, *share).await.map(Done::Planned)
+            }
             _ => walk.read(&window).await.map(|()| Done::Read),
         };
         (window.id(), done)

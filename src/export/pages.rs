@@ -4,15 +4,15 @@
 //! however far the walk reads ahead).
 //!
 //! A page is one file, `walk-<window>-<page>.json`, holding the total its answer gave and the
-//! users as the tenant sent them: `{"total":N,"users":[…]}`. Files are replaced atomically and
-//! are private (0600), so a file that is there is whole; one that does not read is treated as
-//! missing and asked for again.
+//! users as the tenant sent them: `{"total":N,"users":[…]}`. Files are renamed into place and
+//! are private (0600, as `tempfile` creates them), so a file that is there is whole; one that
+//! does not read is treated as missing and asked for again.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::api::Listed;
-use crate::state::{self, StateDir};
+use crate::state::StateDir;
 
 /// What a page file starts with.
 const PREFIX: &str = "walk-";
@@ -77,7 +77,7 @@ impl Pages {
             text.push_str(user.json());
         }
         text.push_str("]}\n");
-        state::write_atomic(&path, text.as_bytes()).map_err(|source| PageError { path, source })
+        replace(&self.dir, &path, text.as_bytes()).map_err(|source| PageError { path, source })
     }
 
     /// A page kept before, if it is there and whole.
@@ -136,6 +136,18 @@ impl Pages {
         }
         Ok(())
     }
+}
+
+/// Writes a page file atomically (a private temp file renamed into place) but without the
+/// fsyncs of [`crate::state::write_atomic`]: a page is a copy of the tenant's answer, not a record of
+/// what the run did, so one lost to a power cut is asked for again (a damaged one does not
+/// read, and reads as missing), while two fsyncs a page would hold up every window in flight.
+fn replace(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// The window a page file belongs to, from its name.

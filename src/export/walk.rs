@@ -19,7 +19,9 @@
 //!    (at most [`FANOUT`]) of equal time span between its first user and its latest (one
 //!    request sorted `created_at:-1` finds it, so years nobody signed up in are not split
 //!    into many empty ranges). Each is planned the same way, independently.
-//! 5. More than 1,000 but few: page 9 gives the 1,000th user. Everything created strictly before
+//! 5. More than 1,000 but few, or a part of a split holding over twice its share (a dense
+//!    cluster, which more splits by time would reach only through many nearly empty parts):
+//!    page 9 gives the 1,000th user. Everything created strictly before
 //!    its instant is among the first 1,000, so the range's first pages up to that instant are
 //!    a [`Window::Pages`] window with a `cut` (read until a page reaches the cut), and the rest
 //!    (`[cut TO upper}`) is planned again. When page 9 is one instant throughout (a cluster
@@ -61,10 +63,13 @@ const TARGET: u64 = 900;
 /// wasted first page per 64 parts.
 pub const FANOUT: u64 = 64;
 /// Ranges over this many users are split by time; smaller ones over the cap are cut at their
-/// 1,000th user. A split by time isolates a dense cluster (thousands of users in one second)
-/// only after many nearly empty parts, which cost a request each; a cut costs one probe per
-/// 1,000 users wherever they are.
-pub const SPLIT_ABOVE: u64 = 8 * CAP;
+/// 1,000th user, and so is a part of a split that holds over twice its share: a dense cluster
+/// (thousands of users in one second), which splits by time would isolate only after many
+/// nearly empty parts that cost a request each, where a cut costs one probe per 1,000 users
+/// wherever they are. Cuts depend on each other, splits do not, so past a few cuts' worth (a
+/// chain of at most four, two round trips each), splits: below that, the latest-user probe and
+/// the parts' short last pages cost more than the cuts' probes.
+pub const SPLIT_ABOVE: u64 = 4 * CAP;
 
 /// Where the walk goes on from: the start of the first window not yet written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,8 +135,14 @@ impl Range {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Window {
-    /// A range not yet planned: its first page decides what it becomes.
-    Range { id: u64, range: Range },
+    /// A range not yet planned: its first page decides what it becomes. `share`: the users
+    /// the split that made it expected it to hold, if a split made it.
+    Range {
+        id: u64,
+        range: Range,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        share: Option<u64>,
+    },
     /// Up to 1,000 users of `range`, read page by page (sorted `created_at:1`). With a `cut`,
     /// only the users created before it, from the pages up to the first that reaches it.
     Pages {
@@ -181,6 +192,7 @@ impl Plan {
             windows: vec![Window::Range {
                 id: 0,
                 range: Range::after(cursor, upper),
+                share: None,
             }],
             next_id: 1,
             expected: None,
@@ -243,23 +255,48 @@ impl Walk<'_> {
         self.next_id.fetch_add(1, atomic::Ordering::Relaxed)
     }
 
+    /// A new range to plan.
+    fn range(&self, range: Range, share: Option<u64>) -> Window {
+        Window::Range {
+            id: self.new_id(),
+            range,
+            share,
+        }
+    }
+
     /// The id the next window planned will get (for the checkpoint).
     pub fn next_id(&self) -> u64 {
         self.next_id.load(atomic::Ordering::Relaxed)
     }
 
-    /// Plans a range (see the module docs): the windows that take its place.
-    pub async fn plan(&self, range: &Range) -> Result<Planned, WalkError> {
+    /// Plans a range (see the module docs): the windows that take its place. `share`: what
+    /// the split that made it expected it to hold.
+    ///
+    /// Its first page is kept under the range's `id` as it arrives, and a window it becomes
+    /// keeps that id (the pages read for a range that is split or cut at an instant are left
+    /// for the caller to remove once the plan that replaces it is saved): a run killed while
+    /// a range is planned asks again only for the request in flight.
+    pub async fn plan(
+        &self,
+        id: u64,
+        range: &Range,
+        share: Option<u64>,
+    ) -> Result<Planned, WalkError> {
         let term = range.term();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let first = self.list(&term, "created_at:1", 0).await?;
+            let first = match self.pages.load(id, 0) {
+                Some((total, users)) => UsersPage { total, users },
+                None => {
+                    let first = self.list(&term, "created_at:1", 0).await?;
+                    self.pages.save(id, 0, first.total, &first.users)?;
+                    first
+                }
+            };
             let total = first.total;
             if total <= CAP {
                 // The first page is the window's first page: kept, not asked for again.
-                let id = self.new_id();
-                self.pages.save(id, 0, total, &first.users)?;
                 let window = Window::Pages {
                     id,
                     range: range.clone(),
@@ -277,15 +314,12 @@ impl Walk<'_> {
                         id: self.new_id(),
                         at: t.clone(),
                     },
-                    Window::Range {
-                        id: self.new_id(),
-                        range: range.from(&t, false),
-                    },
+                    self.range(range.from(&t, false), None),
                 ])
-            } else if total > SPLIT_ABOVE {
+            } else if total > SPLIT_ABOVE && share.is_none_or(|share| total <= 2 * share) {
                 self.split(range, &first.users, total).await?
             } else {
-                self.cut(range, first).await?
+                self.cut(id, range, &first.users).await?
             };
             if let Some(windows) = planned {
                 return Ok(Planned { windows, total });
@@ -299,6 +333,7 @@ impl Walk<'_> {
                 });
             }
             tracing::warn!(%detail, "A range changed while it was planned; planning it again.");
+            self.pages.remove(id)?;
         }
     }
 
@@ -327,10 +362,7 @@ impl Walk<'_> {
                     id: self.new_id(),
                     at: earliest.clone(),
                 },
-                Window::Range {
-                    id: self.new_id(),
-                    range: range.from(&earliest, false),
-                },
+                self.range(range.from(&earliest, false), None),
             ]));
         }
         let mut bounds: Vec<String> = (1..parts)
@@ -338,6 +370,7 @@ impl Walk<'_> {
             .map(from_millis)
             .collect();
         bounds.dedup();
+        let share = total / parts;
         let mut windows = Vec::with_capacity(bounds.len() + 1);
         let mut lower = range.clone();
         for bound in bounds {
@@ -345,30 +378,27 @@ impl Walk<'_> {
                 to: bound.clone(),
                 ..lower.clone()
             };
-            windows.push(Window::Range {
-                id: self.new_id(),
-                range: part,
-            });
+            windows.push(self.range(part, Some(share)));
             lower = range.from(&bound, true);
         }
-        windows.push(Window::Range {
-            id: self.new_id(),
-            range: lower,
-        });
+        windows.push(self.range(lower, Some(share)));
         tracing::debug!(range = %range.term(), total, parts = windows.len(), "Range split by time.");
         Ok(Some(windows))
     }
 
     /// Cuts a range of a few thousand users at its 1,000th user's instant (see the module
     /// docs). `None` when page 9 is short: the range changed since its first page.
-    async fn cut(&self, range: &Range, first: UsersPage) -> Result<Option<Vec<Window>>, WalkError> {
+    async fn cut(
+        &self,
+        id: u64,
+        range: &Range,
+        first: &[Listed],
+    ) -> Result<Option<Vec<Window>>, WalkError> {
         let term = range.term();
         let probe = self.list(&term, "created_at:1", LAST_PAGE).await?;
-        if probe.users.len() < PER_PAGE as usize {
+        if probe.users.len() < PER_PAGE as usize || first.len() < PER_PAGE as usize {
             return Ok(None);
         }
-        let id = self.new_id();
-        self.pages.save(id, 0, first.total, &first.users)?;
         if let Some(t) = single_instant(&probe.users)? {
             // A cluster reaches the 1,000th user: the pages until it starts, the instant whole
             // (rather than nine pages of it), then what follows it.
@@ -382,10 +412,7 @@ impl Walk<'_> {
                     id: self.new_id(),
                     at: t.clone(),
                 },
-                Window::Range {
-                    id: self.new_id(),
-                    range: range.from(&t, false),
-                },
+                self.range(range.from(&t, false), None),
             ]));
         }
         let mut last = None;
@@ -402,10 +429,7 @@ impl Walk<'_> {
                 range: range.clone(),
                 cut: Some(last.clone()),
             },
-            Window::Range {
-                id: self.new_id(),
-                range: range.from(&last, true),
-            },
+            self.range(range.from(&last, true), None),
         ]))
     }
 
