@@ -16,7 +16,6 @@ pub mod sink;
 pub mod walk;
 
 use std::collections::{HashSet, VecDeque};
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
@@ -154,7 +153,7 @@ pub async fn run(
                 progress,
             };
             match &spec.users_file {
-                Some(list) => list::export(spec, client, list, &mut out, cancel).await,
+                Some(list) => list::export(client, list, &mut out, cancel).await,
                 None => export_walk(spec, client, &mut out, cancel).await,
             }
         }
@@ -330,19 +329,14 @@ async fn export_walk(
 }
 
 /// Plans a range, or reads a window's missing pages.
-fn advance<'w>(
-    walk: &'w Walk<'_>,
-    window: Window,
-) -> impl Future<Output = (u64, Result<Done, WalkError>)> + 'w {
-    async move {
-        let done = match &window {
-            Window::Range { id, range, share } => {
-                walk.plan(*id, range, *share).await.map(Done::Planned)
-            }
-            _ => walk.read(&window).await.map(|()| Done::Read),
-        };
-        (window.id(), done)
-    }
+async fn advance(walk: &Walk<'_>, window: Window) -> (u64, Result<Done, WalkError>) {
+    let done = match &window {
+        Window::Range { id, range, share } => {
+            walk.plan(*id, range, *share).await.map(Done::Planned)
+        }
+        _ => walk.read(&window).await.map(|()| Done::Read),
+    };
+    (window.id(), done)
 }
 
 /// The plan as the checkpoint keeps it.
