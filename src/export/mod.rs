@@ -1,11 +1,13 @@
 //! Export: every selected user, with metadata, to NDJSON or CSV; rate-limited and resumable.
 //!
-//! The pipeline: [`walk`] reads the tenant in `created_at` windows past the 1,000 cap (or
-//! `list` fetches the users `--users` names), [`encode`] turns each batch into bytes, [`sink`]
-//! writes them durably, and the [`checkpoint`] in the run state records how far the output is
-//! good; `output` is the tail every batch shares and the steps that finish the file. A resumed
-//! run truncates the output to the checkpoint and goes on from its cursor, so its file is
-//! byte-identical to a clean run's.
+//! The pipeline: [`walk`] plans the tenant as `created_at` windows past the 1,000 cap and
+//! reads many at once (or `list` fetches the users `--users` names), [`pages`] keeps the pages
+//! read ahead of the output, [`encode`] turns each window into bytes, [`sink`] writes them
+//! durably, in `created_at` order, and the [`checkpoint`] in the run state records how far the
+//! output is good and the windows still planned; `output` is the tail every batch shares and the
+//! steps that finish the file. A resumed run truncates the output to the checkpoint, re-uses the
+//! pages kept and reads only the rest of the plan, so its file is byte-identical to a clean
+//! run's.
 
 pub mod checkpoint;
 pub mod encode;
@@ -232,16 +234,17 @@ async fn export_walk(
         return Ok(());
     };
     let upper = out.checkpoint.upper.clone();
-    let plan = match out.checkpoint.walk.take() {
-        Some(plan) => plan,
-        None => Plan::from_cursor(&cursor, &upper),
-    };
+    let saved = out.checkpoint.walk.take();
     let pages = Pages::open(out.state).map_err(WalkError::from)?;
     // Pages of windows the plan no longer holds (planned but not recorded, or written but not
-    // removed, when a run was killed) are never used.
-    pages
-        .keep_only(&plan.windows.iter().map(Window::id).collect())
-        .map_err(WalkError::from)?;
+    // removed, when a run was killed) are never used; a new plan (a new run, `--fresh`, or a
+    // format 1 checkpoint) uses none at all, since its ids start again at 0.
+    let keep: HashSet<u64> = saved
+        .iter()
+        .flat_map(|plan| plan.windows.iter().map(Window::id))
+        .collect();
+    pages.keep_only(&keep).map_err(WalkError::from)?;
+    let plan = saved.unwrap_or_else(|| Plan::from_cursor(&cursor, &upper));
     let walk = Walk {
         client,
         upper,

@@ -27,11 +27,13 @@
 //!    (`[cut TO upper}`) is planned again. When page 9 is one instant throughout (a cluster
 //!    reaches that deep), the cut is at the cluster, which becomes an instant window.
 //! 6. An instant window reads `[t TO t]` by `user_id`: whole up to 1,000; from both ends of the
-//!    `user_id` order up to 2,000; past that split by `user_id` prefix, checked to add up.
+//!    `user_id` order up to 2,000; past that split by `user_id` prefix, checked to add up. It is
+//!    kept once read whole (not page by page), and its pages go at once within the permits:
+//!    a cluster is on the walk's longest path.
 //!
 //! The driver (`export_walk`) keeps windows of the plan's first stretch in flight, as many as
-//! the run's workers allow, and every request holds a worker permit; a window's pages are read
-//! one after another. Each page is kept in [`Pages`] (the run state) as it arrives, and the
+//! the run's workers allow, and every request holds a worker permit; a range window's pages are
+//! read one after another. Each page is kept in [`Pages`] (the run state) as it arrives, and the
 //! plan is in the checkpoint, so a resumed run asks again only for what was in flight.
 //!
 //! Every window is sorted by (`created_at`, `user_id`) and windows are written in plan order,
@@ -611,8 +613,9 @@ impl Walk<'_> {
         let descending = (0..descending_pages).map(|p| (p, "user_id:-1"));
         let pages: Vec<Vec<Listed>> = futures::stream::iter(ascending.chain(descending))
             .map(|(page, sort)| async move { self.list(range, sort, page).await.map(|p| p.users) })
-            // One page in flight per window: other windows fill the workers.
-            .buffered(1)
+            // An instant is read whole before it is kept (its pages are not), and a cluster
+            // sits on the walk's longest path: its pages go at once, within the permits.
+            .buffered(self.client.workers().goal())
             .try_collect()
             .await?;
         let mut users = first;
@@ -742,7 +745,7 @@ impl Walk<'_> {
             .to_string())
     }
 
-    /// Reads up to 1,000 users of a query sorted by `sort`, one page after another: all of them
+    /// Reads up to 1,000 users of a query sorted by `sort` (for an instant): all of them
     /// when they fit under the cap, only the first page otherwise. Returns the query's total and
     /// the users read, checked against each other.
     async fn read_window(&self, term: &str, sort: &str) -> Result<(u64, Vec<Listed>), WalkError> {
@@ -756,9 +759,13 @@ impl Walk<'_> {
                 return Ok((total, users));
             }
             let pages = total.div_ceil(u64::from(PER_PAGE)) as u32;
-            for page in 1..pages {
-                users.extend(self.list(term, sort, page).await?.users);
-            }
+            // At once, within the permits, as in `read_both_ends`: instants are read whole.
+            let rest: Vec<Vec<Listed>> = futures::stream::iter(1..pages)
+                .map(|page| async move { self.list(term, sort, page).await.map(|p| p.users) })
+                .buffered(self.client.workers().goal())
+                .try_collect()
+                .await?;
+            users.extend(rest.into_iter().flatten());
             if users.len() as u64 == total {
                 return Ok((total, users));
             }
