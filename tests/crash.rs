@@ -151,6 +151,95 @@ fn a_csv_export_killed_at_seeded_points_ends_byte_identical_to_a_clean_run() {
     );
 }
 
+/// `n` users a few minutes apart (no instant holds two): every window of the walk is read page
+/// by page, so what a resume asks again for is only what was in flight.
+fn spread_tenant(n: usize) -> Live {
+    let live = Live::start(SandboxOptions {
+        latency: Duration::from_millis(10),
+        ..Default::default()
+    });
+    let start = chrono::DateTime::parse_from_rfc3339("2020-01-01T00:00:00.000Z").unwrap();
+    let users = (0..n).map(|i| {
+        let created = start + chrono::Duration::seconds(i as i64 * 437 + (i as i64 % 7) * 13);
+        let created = created.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        let local = format!("{:024x}", i * 7919 + 13);
+        json!({
+            "created_at": created,
+            "email": format!("spread{i}@example.com"),
+            "identities": [{"connection": "legacy-db", "user_id": local, "provider": "auth0", "isSocial": false}],
+            "updated_at": created,
+            "user_id": format!("auth0|{local}"),
+        })
+        .as_object()
+        .cloned()
+        .expect("an object")
+    });
+    live.tenant.sandbox.insert_users(users);
+    live
+}
+
+/// The walk keeps each page in the run state as it arrives and the plan in the checkpoint, so
+/// an export killed with many windows in flight and run again asks again only for the requests
+/// that were in flight: at most one per window, and no more windows are in flight than the
+/// workers (`--concurrency`). The file is still a clean run's.
+#[test]
+fn a_killed_export_asks_again_only_for_the_pages_in_flight_at_each_kill() {
+    const WORKERS: usize = 8;
+    let users = scaled(6_000, 40_000);
+    let live = spread_tenant(users);
+    let workers = WORKERS.to_string();
+    let args = ["--concurrency", workers.as_str()];
+    let clean_dir = tempfile::tempdir().unwrap();
+    let before = live.api_requests().len();
+    let (clean, clean_run) = clean_export(&live, clean_dir.path(), "users.ndjson", &args);
+    let clean_requests = live.api_requests().len() - before;
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("users.ndjson");
+    let state = state_of(&output);
+    let progress = || match checkpoint(&state) {
+        Some(c) if c["completed"] == true => 1.0,
+        Some(c) => (c["users"].as_u64().unwrap_or(0) as f64 / users as f64).min(0.999),
+        None => 0.0,
+    };
+    let before = live.api_requests().len();
+    let killed = kill_until_done(
+        0x5eed_0004,
+        scaled(4, 40),
+        clean_run.elapsed,
+        || {
+            let mut command = export(&live);
+            command
+                .arg("--output")
+                .arg(&output)
+                .args(args)
+                .arg("--json");
+            command
+        },
+        progress,
+        |_| {
+            assert_consistent(&output, &clean);
+        },
+    );
+    let sent = live.api_requests().len() - before;
+    let repeated = sent.saturating_sub(clean_requests);
+    eprintln!(
+        "{users} users, {WORKERS} workers: clean run {clean_requests} requests, killed runs \
+         {sent} in all, {repeated} repeated; {}",
+        killed.describe()
+    );
+    assert!(read(&output) == clean, "after the kills the file differs");
+    assert!(
+        killed.mid_progress >= 1,
+        "some kill came after part of the users were saved"
+    );
+    assert!(
+        repeated <= killed.mid_run * WORKERS,
+        "{repeated} requests repeated over {} kills with at most {WORKERS} in flight each",
+        killed.mid_run
+    );
+}
+
 // ---- import -----------------------------------------------------------------------------------
 
 /// A crash test: the tenant's users before the import, the input records and the flags.

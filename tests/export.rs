@@ -1148,6 +1148,115 @@ fn a_cluster_deeper_than_twice_the_cap_is_split_by_user_id_prefix() {
     }
 }
 
+// ---- many windows in flight ------------------------------------------------------------------
+
+/// Windows are planned independently and read many at once, so they complete in any order; the
+/// output must still be the bytes of a walk that reads one request at a time, and the tenant's
+/// own records in (`created_at`, `user_id`) order. The tenant is round-trip bound (20 ms per
+/// request) and holds what makes planning hard: enough users to split by time, 1,500 users in
+/// one millisecond and same-second bursts over the cap.
+#[test]
+fn an_export_with_many_windows_in_flight_writes_the_bytes_of_one_request_at_a_time() {
+    let live = Live::start(SandboxOptions {
+        generate: 12_000,
+        latency: Duration::from_millis(20),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (many, ran) = clean_export(
+        &live,
+        dir.path(),
+        "many.ndjson",
+        &["--json", "--quiet", "--concurrency", "32"],
+    );
+    let (one, one_ran) = clean_export(
+        &live,
+        dir.path(),
+        "one.ndjson",
+        &["--json", "--quiet", "--concurrency", "1"],
+    );
+    eprintln!(
+        "12,000 users at 20 ms: 32 workers {:.1}s {}, 1 worker {:.1}s {}",
+        ran.elapsed.as_secs_f64(),
+        ran.summary(),
+        one_ran.elapsed.as_secs_f64(),
+        one_ran.summary()
+    );
+    assert!(many == one, "32 workers wrote other bytes than 1");
+    assert!(
+        String::from_utf8(many).unwrap() == expected_export(&live, |_| true),
+        "the export is not the sandbox's records in order"
+    );
+    assert_eq!(ran.summary()["users"], 12_000);
+    assert!(
+        ran.summary()["requests"].as_u64().unwrap() <= budget(12_000),
+        "{}",
+        ran.summary()
+    );
+}
+
+/// An export an older auth0-bulk started (a format 1 checkpoint: a cursor, no plan) resumes
+/// from its cursor as the start of a new plan: the file ends as a clean run's, and only the
+/// users after the cursor are asked for.
+#[test]
+fn an_export_started_before_plans_were_kept_resumes_from_its_format_1_checkpoint() {
+    let live = Live::generated(3_000);
+    let dir = tempfile::tempdir().unwrap();
+    let (clean, _) = clean_export(&live, dir.path(), "clean.ndjson", &[]);
+    let output = dir.path().join("users.ndjson");
+    run(export(&live).arg("--output").arg(&output)).expect_code(0);
+    let state = state_of(&output);
+    let mut saved = checkpoint(&state).expect("a checkpoint");
+    assert_eq!(saved["version"], "2");
+
+    // What format 1 left after its first windows: the file up to a window's end in place as
+    // `.partial`, and a cursor at the next instant.
+    let text = String::from_utf8(clean.clone()).unwrap();
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut done = 1_234;
+    while line_key(lines[done - 1]).0 == line_key(lines[done]).0 {
+        done += 1;
+    }
+    let head: String = lines[..done].concat();
+    std::fs::remove_file(&output).unwrap();
+    std::fs::write(dir.path().join("users.ndjson.partial"), &head).unwrap();
+    let c = saved.as_object_mut().unwrap();
+    c.remove("walk");
+    for (key, value) in [
+        ("version", json!("1")),
+        (
+            "cursor",
+            json!({"from": line_key(lines[done]).0, "inclusive": true}),
+        ),
+        ("bytes", json!(head.len())),
+        ("users", json!(done)),
+        ("windows", json!(2)),
+        ("completed", json!(false)),
+        ("written", json!(false)),
+        ("last_completed_upper", Value::Null),
+        ("last_output", Value::Null),
+    ] {
+        c.insert(key.into(), value);
+    }
+    std::fs::write(state.join("export.json"), saved.to_string()).unwrap();
+
+    let before = live.api_requests().len() as u64;
+    let ran = run(export(&live).arg("--output").arg(&output).arg("--json"));
+    ran.expect_code(0);
+    assert_eq!(ran.summary()["resumed"], true);
+    assert!(
+        read(&output) == clean,
+        "the resumed file differs from a clean run's"
+    );
+    let sent = live.api_requests().len() as u64 - before;
+    let left = (3_000 - done) as u64;
+    assert!(
+        sent <= budget(left) + 2,
+        "{sent} requests for the last {left} users"
+    );
+    assert_eq!(checkpoint(&state).unwrap()["version"], "2");
+}
+
 // ---- 9. found by trying it as a new user (issue 10) -------------------------------------------
 
 /// A sandbox tenant in a process of its own (`auth0-bulk sandbox`), as a rehearsal's real

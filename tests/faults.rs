@@ -641,20 +641,30 @@ fn an_output_that_cannot_be_written_is_refused_before_any_request() {
 
 // ---- 6. a damaged or foreign run state --------------------------------------------------------
 
-/// State files as a crash cannot leave them, but a disk, an editor or another build can.
-fn damaged_states() -> [(&'static str, &'static str, &'static str); 4] {
+/// State files as a crash cannot leave them, but a disk, an editor or another build can, for a
+/// state file whose format version is `current` (the export's checkpoint is at 2 since it keeps
+/// the walk's plan; the import's state at 1).
+fn damaged_states(current: u32) -> [(&'static str, String, String); 4] {
+    let newer = current + 1;
     [
-        ("garbage", "not json at all", "unreadable"),
-        ("truncated", "{\"version\": \"1\", \"fingerpr", "unreadable"),
+        ("garbage", "not json at all".into(), "unreadable".into()),
+        (
+            "truncated",
+            format!("{{\"version\": \"{current}\", \"fingerpr"),
+            "unreadable".into(),
+        ),
         (
             "newer",
-            "{\"version\": \"2\", \"fingerprint\": \"x\", \"chunks\": []}",
-            "format version 2, but this auth0-bulk reads version 1: it was written by a newer",
+            format!("{{\"version\": \"{newer}\", \"fingerprint\": \"x\", \"chunks\": []}}"),
+            format!(
+                "format version {newer}, but this auth0-bulk reads version {current}: it was \
+                 written by a newer"
+            ),
         ),
         (
             "older",
-            "{\"fingerprint\": \"x\", \"completed\": false}",
-            "format version none",
+            "{\"fingerprint\": \"x\", \"completed\": false}".into(),
+            "format version none".into(),
         ),
     ]
 }
@@ -662,13 +672,13 @@ fn damaged_states() -> [(&'static str, &'static str, &'static str); 4] {
 #[test]
 fn a_damaged_or_foreign_export_state_is_refused_with_exit_2_and_fresh_recovers() {
     let live = Live::generated(500);
-    for (what, text, says) in damaged_states() {
+    for (what, text, says) in damaged_states(2) {
         let dir = tempfile::tempdir().unwrap();
         let output = dir.path().join("users.ndjson");
         let state = state_of(&output);
         std::fs::create_dir(&state).unwrap();
-        std::fs::write(state.join("export.json"), text).unwrap();
-        let ran = refused_up_front(&live, export(&live).arg("--output").arg(&output), says);
+        std::fs::write(state.join("export.json"), &text).unwrap();
+        let ran = refused_up_front(&live, export(&live).arg("--output").arg(&output), &says);
         let named = state.join("export.json").display().to_string();
         assert!(ran.stderr.contains(&named), "{what}: {}", ran.stderr);
         assert!(ran.stderr.contains("--fresh"), "{what}: {}", ran.stderr);
@@ -687,7 +697,7 @@ fn a_damaged_or_foreign_export_state_is_refused_with_exit_2_and_fresh_recovers()
 fn a_damaged_or_foreign_import_state_is_refused_with_exit_2_and_fresh_recovers() {
     let users = generated(200, 46);
     let live = Live::start(SandboxOptions::default());
-    for (what, text, says) in damaged_states() {
+    for (what, text, says) in damaged_states(1) {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("users.ndjson");
         write_ndjson(&input, &users);
@@ -698,7 +708,7 @@ fn a_damaged_or_foreign_import_state_is_refused_with_exit_2_and_fresh_recovers()
         let ran = refused_up_front(
             &live,
             import(&live).arg("--input").arg(&input).args(args),
-            says,
+            &says,
         );
         let named = state.join("import.json").display().to_string();
         assert!(ran.stderr.contains(&named), "{what}: {}", ran.stderr);

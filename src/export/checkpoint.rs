@@ -19,20 +19,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::state::{self, resume, resume::JobOptions};
 
-use super::walk::{self, Cursor};
+use super::walk::{self, Cursor, Plan};
 use super::{ExportError, ExportSpec, Output, Since};
 
 /// The file name of the checkpoint in the run state.
 pub const CHECKPOINT: &str = "export.json";
 /// The format version of [`Saved`] this build writes.
-pub const FORMAT: &str = "1";
+pub const FORMAT: &str = "2";
 
-/// The checkpoint as stored, tagged with its format version.
+/// The checkpoint as stored, tagged with its format version. Version 2 adds the walk's plan;
+/// a version 1 checkpoint (an export started by an older auth0-bulk) resumes from its cursor
+/// as the start of a new plan.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "version")]
 pub enum Saved {
     #[serde(rename = "1")]
     V1(Checkpoint),
+    #[serde(rename = "2")]
+    V2(Checkpoint),
+}
+
+impl Saved {
+    pub fn into_checkpoint(self) -> Checkpoint {
+        match self {
+            Saved::V1(c) | Saved::V2(c) => c,
+        }
+    }
 }
 
 /// The checkpoint of an export. Fields added after the first release default when absent, so
@@ -55,14 +67,21 @@ pub struct Checkpoint {
     pub upper: String,
     /// The `--since` mark this run used.
     pub since: Option<String>,
-    /// Where the walk goes on; `None` once every window is written.
+    /// Where the walk goes on (the start of the first window not written); `None` once every
+    /// window is written.
     pub cursor: Option<Cursor>,
+    /// The walk's windows not yet written (format 2): their pages received are kept in the
+    /// state beside this file. `None` for a new run or a format 1 checkpoint: the walk plans
+    /// from `cursor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub walk: Option<Plan>,
     /// For `--users`: lines of the list done.
     pub lines_done: u64,
     /// Good bytes of the output (the `.partial` file).
     pub bytes: u64,
     pub users: u64,
     pub not_found: u64,
+    /// The walk's windows written (ranges of up to 1,000 users, and instants).
     pub windows: u64,
     pub completed: bool,
     /// Every batch is in the walk's output; only renaming it into place (and, for a flattened
@@ -120,6 +139,7 @@ impl Checkpoint {
             upper: walk::canonical(Utc::now()),
             since: since_mark(spec, previous_upper.as_deref())?,
             cursor: Some(Cursor::start()),
+            walk: None,
             lines_done: 0,
             bytes: 0,
             users: 0,
@@ -336,7 +356,7 @@ fn admit(
     dir: &Path,
 ) -> Result<Option<Checkpoint>, ExportError> {
     let saved = match read {
-        Ok(saved) => saved.map(|Saved::V1(c)| c),
+        Ok(saved) => saved.map(Saved::into_checkpoint),
         Err(_) if spec.fresh => None,
         Err(e) => return Err(e.into()),
     };
@@ -369,7 +389,7 @@ pub fn begin(
 /// Saves the checkpoint in the run state, if the run has one.
 pub fn save(state: Option<&state::StateDir>, checkpoint: &Checkpoint) -> Result<(), ExportError> {
     if let Some(state) = state {
-        state.save(CHECKPOINT, &Saved::V1(checkpoint.clone()))?;
+        state.save(CHECKPOINT, &Saved::V2(checkpoint.clone()))?;
     }
     Ok(())
 }
@@ -430,7 +450,9 @@ mod tests {
     #[test]
     fn the_tenant_of_an_older_state_is_read_from_its_fingerprint() {
         let text = r#"{"version":"1","fingerprint":"domain=https://acme.auth0.com query=None","upper":"2024-01-01T00:00:00.000Z","since":null,"cursor":null,"lines_done":0,"bytes":0,"users":0,"not_found":0,"windows":0,"completed":true,"last_completed_upper":"2024-01-01T00:00:00.000Z"}"#;
-        let Saved::V1(c) = serde_json::from_str(text).unwrap();
+        let c = serde_json::from_str::<Saved>(text)
+            .unwrap()
+            .into_checkpoint();
         assert_eq!(c.tenant().as_deref(), Some("https://acme.auth0.com"));
         assert!(c.last_output.is_none() && c.options.is_none());
     }

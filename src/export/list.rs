@@ -11,16 +11,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, Client, Listed, User};
 
+use super::ExportError;
 use super::output::Batches;
 use super::walk::WalkError;
-use super::{ExportError, ExportSpec};
 
 /// Lines read, fetched and written at a time: only one chunk of the list is in memory.
 const CHUNK: usize = 100;
 
 /// Exports the users `list` names, from the checkpoint's `lines_done` on.
 pub(super) async fn export(
-    spec: &ExportSpec,
     client: &Client,
     list: &Path,
     out: &mut Batches<'_>,
@@ -50,7 +49,7 @@ pub(super) async fn export(
         if cancel.is_cancelled() {
             return Err(WalkError::Api(ApiError::Cancelled).into());
         }
-        let found = fetch(spec, client, &chunk, start + index * CHUNK + 1).await?;
+        let found = fetch(client, &chunk, start + index * CHUNK + 1).await?;
         let missing = found.iter().filter(|u| u.is_empty()).count() as u64;
         let users: Vec<Listed> = found
             .into_iter()
@@ -69,7 +68,6 @@ pub(super) async fn export(
 /// The users each line of a chunk names (its first line numbered `first_line`), in the list's
 /// order: none for a line that names no user in the tenant. Blank and `#` lines give no entry.
 async fn fetch(
-    spec: &ExportSpec,
     client: &Client,
     chunk: &[String],
     first_line: usize,
@@ -77,9 +75,12 @@ async fn fetch(
     let found = futures::stream::iter(chunk.iter().enumerate())
         .map(|(offset, line)| async move {
             let key = line.trim();
-            let users = if key.is_empty() || key.starts_with('#') {
+            if key.is_empty() || key.starts_with('#') {
                 return Ok(None);
-            } else if key.contains('@') && !key.contains('|') {
+            }
+            // Every request holds a worker permit, as the walk's do.
+            let _permit = client.workers().acquire().await;
+            let users = if key.contains('@') && !key.contains('|') {
                 let mut users = client.users_by_email(key).await?;
                 users.sort_by(|a, b| {
                     a.get("user_id")
@@ -99,7 +100,7 @@ async fn fetch(
             }
             Ok::<_, ApiError>(Some(users))
         })
-        .buffered(spec.concurrency.max(1))
+        .buffered(client.workers().goal())
         .filter_map(|r| async move { r.transpose() })
         .collect::<Vec<_>>()
         .await

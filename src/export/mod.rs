@@ -1,22 +1,29 @@
 //! Export: every selected user, with metadata, to NDJSON or CSV; rate-limited and resumable.
 //!
-//! The pipeline: [`walk`] reads the tenant in `created_at` windows past the 1,000 cap (or
-//! `list` fetches the users `--users` names), [`encode`] turns each batch into bytes, [`sink`]
-//! writes them durably, and the [`checkpoint`] in the run state records how far the output is
-//! good; `output` is the tail every batch shares and the steps that finish the file. A resumed
-//! run truncates the output to the checkpoint and goes on from its cursor, so its file is
-//! byte-identical to a clean run's.
+//! The pipeline: [`walk`] plans the tenant as `created_at` windows past the 1,000 cap and
+//! reads many at once (or `list` fetches the users `--users` names), [`pages`] keeps the pages
+//! read ahead of the output, [`encode`] turns each window into bytes, [`sink`] writes them
+//! durably, in `created_at` order, and the [`checkpoint`] in the run state records how far the
+//! output is good and the windows still planned; `output` is the tail every batch shares and the
+//! steps that finish the file. A resumed run truncates the output to the checkpoint, re-uses the
+//! pages kept and reads only the rest of the plan, so its file is byte-identical to a clean
+//! run's.
 
 pub mod checkpoint;
 pub mod encode;
 mod list;
 mod output;
+pub mod pages;
 pub mod sink;
 pub mod walk;
 
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -28,7 +35,8 @@ use crate::state::{StateDir, StateError};
 use checkpoint::Checkpoint;
 use encode::Encoder;
 use output::{Batches, WalkOutput};
-use walk::{Walk, WalkError};
+use pages::Pages;
+use walk::{Plan, Walk, WalkError, Window};
 
 /// Where the export goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +96,8 @@ pub struct ExportSummary {
     pub requests: u64,
     pub throttled: u64,
     pub retries: u64,
+    /// The walk's windows written: ranges of up to 1,000 users and instants read whole (a
+    /// resumed run counts those of the runs before it too).
     pub windows: u64,
     pub elapsed_seconds: f64,
     pub resumed: bool,
@@ -147,7 +157,7 @@ pub async fn run(
                 progress,
             };
             match &spec.users_file {
-                Some(list) => list::export(spec, client, list, &mut out, cancel).await,
+                Some(list) => list::export(client, list, &mut out, cancel).await,
                 None => export_walk(spec, client, &mut out, cancel).await,
             }
         }
@@ -199,40 +209,148 @@ impl ExportSummary {
     }
 }
 
-/// The tenant's users in `created_at` windows (see [`walk`]), from the checkpoint's cursor on.
+/// Windows planned or read ahead of the first one not written, per unit of the workers' goal:
+/// enough that a slow window at the front (an instant cluster, read page after page) does not
+/// idle the workers, and few enough that pages waiting on disk stay a small share of the job.
+const AHEAD_PER_WORKER: usize = 4;
+
+/// What a window's work gave.
+enum Done {
+    /// A range planned: the windows that take its place, and the range's total.
+    Planned(walk::Planned),
+    /// Every page of the window is kept.
+    Read,
+}
+
+/// The tenant's users in `created_at` windows (see [`walk`]), from the checkpoint's plan (or
+/// cursor) on. Windows are planned and read many at once, up to the workers' goal, and written
+/// in plan order as the first one not written completes; the checkpoint keeps the plan, so a
+/// resumed run re-uses the pages kept and asks only for the rest.
 async fn export_walk(
     spec: &ExportSpec,
     client: &Client,
     out: &mut Batches<'_>,
     cancel: &CancellationToken,
 ) -> Result<(), ExportError> {
+    let Some(cursor) = out.checkpoint.cursor.clone() else {
+        return Ok(());
+    };
+    let upper = out.checkpoint.upper.clone();
+    let saved = out.checkpoint.walk.take();
+    let pages = Pages::open(out.state).map_err(WalkError::from)?;
+    // Pages of windows the plan no longer holds (planned but not recorded, or written but not
+    // removed, when a run was killed) are never used; a new plan (a new run, `--fresh`, or a
+    // format 1 checkpoint) uses none at all, since its ids start again at 0.
+    let keep: HashSet<u64> = saved
+        .iter()
+        .flat_map(|plan| plan.windows.iter().map(Window::id))
+        .collect();
+    pages.keep_only(&keep).map_err(WalkError::from)?;
+    let plan = saved.unwrap_or_else(|| Plan::from_cursor(&cursor, &upper));
     let walk = Walk {
         client,
-        upper: out.checkpoint.upper.clone(),
+        upper,
         fields: spec.encoder.request_fields(),
-        concurrency: spec.concurrency,
         query: build_query(spec, out.checkpoint.since.as_deref()),
+        pages: &pages,
+        next_id: AtomicU64::new(plan.next_id),
     };
+    let mut expected = plan.expected;
     out.progress.set_done(out.checkpoint.users);
-    let mut first = true;
-    while let Some(cursor) = out.checkpoint.cursor.clone() {
-        if cancel.is_cancelled() {
-            return Err(WalkError::Api(ApiError::Cancelled).into());
-        }
-        let batch = walk.next(&cursor).await?;
-        if first {
-            // The first window of a run counts every user still to come: the bar's total.
-            out.progress
-                .set_total(out.checkpoint.users + batch.remaining);
-            first = false;
-        }
-        let count = batch.users.len() as u64;
-        out.write(&batch.users, count, |checkpoint| {
-            checkpoint.windows += batch.windows;
-            checkpoint.cursor = batch.next;
-        })?;
+    if let Some(expected) = expected {
+        out.progress.set_total(expected);
     }
-    Ok(())
+    let mut windows: VecDeque<Window> = plan.windows.into();
+    let mut busy: HashSet<u64> = HashSet::new();
+    let mut read: HashSet<u64> = HashSet::new();
+    let mut work = FuturesUnordered::new();
+    loop {
+        // Write every window read at the front, in order.
+        while let Some(front) = windows.front().filter(|w| read.contains(&w.id())) {
+            let users = walk.users(front)?;
+            let id = front.id();
+            windows.pop_front();
+            read.remove(&id);
+            let rest = (!windows.is_empty()).then(|| snapshot(&windows, &walk, expected));
+            let next = windows.front().map(Window::start);
+            out.write(&users, users.len() as u64, |checkpoint| {
+                checkpoint.windows += 1;
+                checkpoint.cursor = next;
+                checkpoint.walk = rest;
+            })?;
+            // Only once the checkpoint no longer holds the window: a kill before this line
+            // leaves pages the next run removes.
+            pages.remove(id).map_err(WalkError::from)?;
+        }
+        if windows.is_empty() {
+            return Ok(());
+        }
+        let goal = client.workers().goal();
+        for window in windows.iter().take(goal * AHEAD_PER_WORKER) {
+            // A few more windows than permits: one that is between two requests (keeping a
+            // page, sorting) leaves its permit to another.
+            if work.len() > goal {
+                break;
+            }
+            if !read.contains(&window.id()) && busy.insert(window.id()) {
+                work.push(advance(&walk, window.clone()));
+            }
+        }
+        let (id, done) = tokio::select! {
+            _ = cancel.cancelled() => return Err(WalkError::Api(ApiError::Cancelled).into()),
+            Some(done) = work.next() => done,
+        };
+        busy.remove(&id);
+        match done? {
+            Done::Read => {
+                read.insert(id);
+            }
+            Done::Planned(planned) => {
+                let at = windows
+                    .iter()
+                    .position(|w| w.id() == id)
+                    .expect("a window planned is in the plan");
+                if at == 0 && expected.is_none() {
+                    // The run's first range counts every user still to come: the bar's total.
+                    let total = out.checkpoint.users + planned.total;
+                    expected = Some(total);
+                    out.progress.set_total(total);
+                }
+                let kept = planned.windows.iter().any(|w| w.id() == id);
+                windows.remove(at);
+                for (offset, window) in planned.windows.into_iter().enumerate() {
+                    windows.insert(at + offset, window);
+                }
+                // The plan that names the new windows is saved before any of them is read.
+                out.checkpoint.walk = Some(snapshot(&windows, &walk, expected));
+                checkpoint::save(out.state, out.checkpoint)?;
+                if !kept {
+                    // A range split or cut at an instant: its first page served only to plan.
+                    pages.remove(id).map_err(WalkError::from)?;
+                }
+            }
+        }
+    }
+}
+
+/// Plans a range, or reads a window's missing pages.
+async fn advance(walk: &Walk<'_>, window: Window) -> (u64, Result<Done, WalkError>) {
+    let done = match &window {
+        Window::Range { id, range, share } => {
+            walk.plan(*id, range, *share).await.map(Done::Planned)
+        }
+        _ => walk.read(&window).await.map(|()| Done::Read),
+    };
+    (window.id(), done)
+}
+
+/// The plan as the checkpoint keeps it.
+fn snapshot(windows: &VecDeque<Window>, walk: &Walk<'_>, expected: Option<u64>) -> Plan {
+    Plan {
+        windows: windows.iter().cloned().collect(),
+        next_id: walk.next_id(),
+        expected,
+    }
 }
 
 /// The user's selection as one v3 query.

@@ -1,29 +1,56 @@
-//! The walk over a tenant's users past the 1,000-result cap, in `created_at` windows.
+//! The walk over a tenant's users past the 1,000-result cap: a plan of `created_at` windows
+//! that are read independently, many at once, and written in `created_at` order.
 //!
 //! Auth0 never pages past the first 1,000 results of a query (facts: "The 1000 cap"), so the
-//! walk asks for `created_at` windows sorted ascending, each at most 1,000 users deep:
+//! walk reads `created_at` ranges sorted ascending, each at most 1,000 users deep. A chain of
+//! windows where each one's start depends on the last one's end keeps about one window's pages
+//! in flight, and at a real tenant's round trip (100–500 ms) that is a small share of the rate
+//! limit (Little's law: the limit times the round trip must be in flight). So the walk plans
+//! ranges that do not depend on each other:
 //!
-//! 1. Window `[from TO upper}` (upper = the job's start, fixed for the whole run): fetch its
-//!    first page; it says how many users the window holds.
-//! 2. At most 1,000: fetch the other pages (concurrently) and the window is done.
-//! 3. More: fetch up to the 1,000th user. Everything created strictly before that user's
-//!    instant is complete (the sort puts all of it first); emit it, and the next window starts
-//!    at that instant, inclusive.
-//! 4. When all 1,000 share one instant (a bulk import does that), export the instant on its
-//!    own: `[t TO t]`, split further by `user_id` prefix while a slice holds more than 1,000,
-//!    and check that the slices add up to the instant's total. The next window starts just
-//!    after the instant.
+//! 1. The plan starts as one [`Window::Range`]: `[cursor TO upper}` (upper = the job's start,
+//!    fixed for the whole run). Planning a range reads its first page (sorted `created_at:1`,
+//!    100 users), which says how many users the range holds.
+//! 2. At most 1,000: the range is a [`Window::Pages`] window, and that first page is already
+//!    its first page of data; the others are read one after another.
+//! 3. A first page that is one instant throughout starts a cluster (a bulk import): the instant
+//!    becomes a [`Window::Instant`] and the range after it (`{t TO upper}`) is planned again.
+//! 4. More than [`SPLIT_ABOVE`] users: the range is split into about `total / TARGET` ranges
+//!    (at most [`FANOUT`]) of equal time span between its first user and its latest (one
+//!    request sorted `created_at:-1` finds it, so years nobody signed up in are not split
+//!    into many empty ranges). Each is planned the same way, independently.
+//! 5. More than 1,000 but few, or a part of a split holding over twice its share (a dense
+//!    cluster, which more splits by time would reach only through many nearly empty parts):
+//!    page 9 gives the 1,000th user. Everything created strictly before
+//!    its instant is among the first 1,000, so the range's first pages up to that instant are
+//!    a [`Window::Pages`] window with a `cut` (read until a page reaches the cut), and the rest
+//!    (`[cut TO upper}`) is planned again. When page 9 is one instant throughout (a cluster
+//!    reaches that deep), the cut is at the cluster, which becomes an instant window.
+//! 6. An instant window reads `[t TO t]` by `user_id`: whole up to 1,000; from both ends of the
+//!    `user_id` order up to 2,000; past that split by `user_id` prefix, checked to add up. It is
+//!    kept once read whole (not page by page), and its pages go at once within the permits:
+//!    a cluster is on the walk's longest path.
 //!
-//! Every batch is sorted by (`created_at`, `user_id`), so the output is the same bytes on
-//! every run, whatever order the API gives users that share an instant.
+//! The driver (`export_walk`) keeps windows of the plan's first stretch in flight, as many as
+//! the run's workers allow, and every request holds a worker permit; a range window's pages are
+//! read one after another. Each page is kept in [`Pages`] (the run state) as it arrives, and the
+//! plan is in the checkpoint, so a resumed run asks again only for what was in flight.
+//!
+//! Every window is sorted by (`created_at`, `user_id`) and windows are written in plan order,
+//! so the output is the same bytes on every run, whatever order the API gives users that share
+//! an instant and whatever order windows complete in. A window whose pages do not add up is
+//! read again ([`WalkError::Unstable`] after three tries).
 
 use std::cmp::Ordering;
+use std::sync::atomic::{self, AtomicU64};
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{ApiError, Client, ListQuery, Listed};
+use crate::api::{ApiError, Client, ListQuery, Listed, UsersPage};
+
+use super::pages::{PageError, Pages};
 
 /// Users per page: the API's maximum.
 pub const PER_PAGE: u32 = 100;
@@ -31,8 +58,22 @@ pub const PER_PAGE: u32 = 100;
 pub const CAP: u64 = 1000;
 /// The page that holds the 1,000th user.
 const LAST_PAGE: u32 = (CAP / PER_PAGE as u64) as u32 - 1;
+/// The users a range split by time aims to give each part: below the cap by a margin, so a
+/// part rarely needs a cut, and near it, so its last page is rarely a small one.
+const TARGET: u64 = 900;
+/// The most parts one split makes: the plan (saved in every checkpoint) stays small, at one
+/// wasted first page per 64 parts.
+pub const FANOUT: u64 = 64;
+/// Ranges over this many users are split by time; smaller ones over the cap are cut at their
+/// 1,000th user, and so is a part of a split that holds over twice its share: a dense cluster
+/// (thousands of users in one second), which splits by time would isolate only after many
+/// nearly empty parts that cost a request each, where a cut costs one probe per 1,000 users
+/// wherever they are. Cuts depend on each other, splits do not, so past a few cuts' worth (a
+/// chain of at most four, two round trips each), splits: below that, the latest-user probe and
+/// the parts' short last pages cost more than the cuts' probes.
+pub const SPLIT_ABOVE: u64 = 4 * CAP;
 
-/// Where the walk goes on from.
+/// Where the walk goes on from: the start of the first window not yet written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
     /// The lower `created_at` bound of the next window; `None` for the very beginning.
@@ -50,15 +91,123 @@ impl Cursor {
     }
 }
 
-/// One step of the walk: users to write, in order, and where to go on (`None` when done).
+/// A `created_at` range: from `from` (or the beginning), up to `to` exclusive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Range {
+    pub from: Option<String>,
+    pub inclusive: bool,
+    pub to: String,
+}
+
+impl Range {
+    /// From a cursor up to the job's start.
+    pub fn after(cursor: &Cursor, upper: &str) -> Range {
+        Range {
+            from: cursor.from.clone(),
+            inclusive: cursor.inclusive || cursor.from.is_none(),
+            to: upper.to_string(),
+        }
+    }
+
+    /// The range as a v3 query term.
+    fn term(&self) -> String {
+        let open = if self.inclusive { '[' } else { '{' };
+        let from = self.from.as_deref().unwrap_or("*");
+        format!("created_at:{open}{from} TO {}}}", self.to)
+    }
+
+    fn start(&self) -> Cursor {
+        Cursor {
+            from: self.from.clone(),
+            inclusive: self.inclusive,
+        }
+    }
+
+    /// The same end, from `at`.
+    fn from(&self, at: &str, inclusive: bool) -> Range {
+        Range {
+            from: Some(at.to_string()),
+            inclusive,
+            to: self.to.clone(),
+        }
+    }
+}
+
+/// One window of the plan. Its `id` names its pages in [`Pages`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Window {
+    /// A range not yet planned: its first page decides what it becomes. `share`: the users
+    /// the split that made it expected it to hold, if a split made it.
+    Range {
+        id: u64,
+        range: Range,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        share: Option<u64>,
+    },
+    /// Up to 1,000 users of `range`, read page by page (sorted `created_at:1`). With a `cut`,
+    /// only the users created before it, from the pages up to the first that reaches it.
+    Pages {
+        id: u64,
+        range: Range,
+        cut: Option<String>,
+    },
+    /// Every user created at one instant (a cluster), read by `user_id`.
+    Instant { id: u64, at: String },
+}
+
+impl Window {
+    pub fn id(&self) -> u64 {
+        match self {
+            Window::Range { id, .. } | Window::Pages { id, .. } | Window::Instant { id, .. } => *id,
+        }
+    }
+
+    /// Where the window starts: the walk's cursor while it is the first one not written.
+    pub fn start(&self) -> Cursor {
+        match self {
+            Window::Range { range, .. } | Window::Pages { range, .. } => range.start(),
+            Window::Instant { at, .. } => Cursor {
+                from: Some(at.clone()),
+                inclusive: true,
+            },
+        }
+    }
+}
+
+/// The windows not yet written, in `created_at` order: what the checkpoint keeps of the walk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub windows: Vec<Window>,
+    /// The id the next window planned gets.
+    pub next_id: u64,
+    /// How many users the whole run exports, as its first window counted (for progress).
+    #[serde(default)]
+    pub expected: Option<u64>,
+}
+
+impl Plan {
+    /// A plan of one range from `cursor` on: a new run, or one resumed from a checkpoint
+    /// written before plans were kept (format 1).
+    pub fn from_cursor(cursor: &Cursor, upper: &str) -> Plan {
+        Plan {
+            windows: vec![Window::Range {
+                id: 0,
+                range: Range::after(cursor, upper),
+                share: None,
+            }],
+            next_id: 1,
+            expected: None,
+        }
+    }
+}
+
+/// What planning a range gave: the windows that take its place, in order, and the range's
+/// total.
 #[derive(Debug)]
-pub struct Batch {
-    pub users: Vec<Listed>,
-    pub next: Option<Cursor>,
-    /// The requests this batch took (for the windows count in the summary).
-    pub windows: u64,
-    /// How many users the window starting at the cursor held (for progress).
-    pub remaining: u64,
+pub struct Planned {
+    pub windows: Vec<Window>,
+    pub total: u64,
 }
 
 /// A walk that cannot finish whole.
@@ -81,9 +230,11 @@ pub enum WalkError {
     Unstable { detail: String, attempts: u32 },
     #[error("a user has no valid created_at: {0}")]
     BadUser(String),
+    #[error(transparent)]
+    Pages(#[from] PageError),
 }
 
-/// The walk's fixed parameters.
+/// The walk's fixed parameters, and where it keeps pages.
 pub struct Walk<'a> {
     pub client: &'a Client,
     /// The user's own query, if any (`q`, v3 syntax).
@@ -92,179 +243,334 @@ pub struct Walk<'a> {
     pub upper: String,
     /// `fields` to request (always holding `user_id` and `created_at`).
     pub fields: Option<(String, bool)>,
-    /// Pages fetched at once within a window.
-    pub concurrency: usize,
-}
-
-/// Pages of a window already read: its total, its first page, and maybe one more page.
-struct Known {
-    total: u64,
-    first: Vec<Listed>,
-    page: Option<(u32, Vec<Listed>)>,
-}
-
-/// How much of a query to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Depth {
-    /// As far as the cap allows.
-    Cap,
-    /// Everything when it fits under the cap; only the first page otherwise.
-    UnlessOverCap,
+    /// Where pages wait until their window is written.
+    pub pages: &'a Pages,
+    /// The id the next window planned gets.
+    pub next_id: AtomicU64,
 }
 
 /// How often a window is read again when its pages disagree with its total.
 const STABILITY_ATTEMPTS: u32 = 3;
 
 impl Walk<'_> {
-    /// The next batch after `cursor`.
-    pub async fn next(&self, cursor: &Cursor) -> Result<Batch, WalkError> {
-        let lower = match &cursor.from {
-            None => "*".to_string(),
-            Some(from) => from.clone(),
-        };
-        let open = if cursor.inclusive || cursor.from.is_none() {
-            '['
-        } else {
-            '{'
-        };
-        let range = format!("created_at:{open}{lower} TO {}}}", self.upper);
-        let (total, mut users) = self
-            .read_window(&range, None, Depth::UnlessOverCap, None)
-            .await?;
-        tracing::debug!(%range, total, "Window read.");
-        if total <= CAP {
-            sort_users(&mut users)?;
-            return Ok(Batch {
-                users,
-                next: None,
-                windows: 1,
-                remaining: total,
-            });
-        }
-        // A first page that is one instant throughout may start a cluster deeper than the cap
-        // (a bulk import): read the instant on its own rather than nine more pages of it.
-        sort_users(&mut users)?;
-        let first = users.first().map(created_at).transpose()?.flatten();
-        let last = users.last().map(created_at).transpose()?.flatten();
-        if let (Some(first), Some(last)) = (first, last)
-            && first == last
-            && users.len() as u32 == PER_PAGE
-        {
-            let (users, windows) = self.read_instant(&first).await?;
-            let next = Some(Cursor {
-                from: Some(first),
-                inclusive: false,
-            });
-            return Ok(Batch {
-                users,
-                next,
-                windows: windows + 1,
-                remaining: total,
-            });
-        }
-        // The 1,000th user: when its whole page is one instant, a cluster reaches that deep.
-        // Read on from page 1 only until the cluster starts (all before it is complete) and
-        // read the instant whole, instead of the pages in between.
-        let probe = self.list_page(&range, None, LAST_PAGE).await?.users;
-        if let Some(t) = single_instant(&probe)? {
-            return self.read_up_to_cluster(&range, users, t, total).await;
-        }
-        let known = Known {
-            total,
-            first: users,
-            page: Some((LAST_PAGE, probe)),
-        };
-        let (_, mut users) = self
-            .read_window(&range, None, Depth::Cap, Some(known))
-            .await?;
-        sort_users(&mut users)?;
-        let last = users
-            .last()
-            .map(created_at)
-            .transpose()?
-            .flatten()
-            .ok_or_else(|| WalkError::BadUser("the window's last user has no created_at".into()))?;
-        let complete: Vec<Listed> = users
-            .into_iter()
-            .filter(|u| created_at(u).ok().flatten().as_deref() < Some(last.as_str()))
-            .collect();
-        tracing::debug!(emitted = complete.len(), %last, "Window cut at the last instant.");
-        if !complete.is_empty() {
-            return Ok(Batch {
-                users: complete,
-                next: Some(Cursor {
-                    from: Some(last),
-                    inclusive: true,
-                }),
-                windows: 1,
-                remaining: total,
-            });
-        }
-        // All of the first 1,000 share one instant: export that instant on its own.
-        let (users, windows) = self.read_instant(&last).await?;
-        Ok(Batch {
-            users,
-            next: Some(Cursor {
-                from: Some(last),
-                inclusive: false,
-            }),
-            windows: windows + 1,
-            remaining: total,
-        })
+    fn new_id(&self) -> u64 {
+        self.next_id.fetch_add(1, atomic::Ordering::Relaxed)
     }
 
-    /// A window whose 1,000th user is in a cluster at instant `t`: the pages from `first`
-    /// (page 0) on until the cluster starts, then the instant read whole.
-    async fn read_up_to_cluster(
-        &self,
-        range: &str,
-        first: Vec<Listed>,
-        t: String,
-        total: u64,
-    ) -> Result<Batch, WalkError> {
-        let reaches = |page: &[Listed]| {
-            page.iter()
-                .any(|u| created_at(u).ok().flatten().as_deref() == Some(t.as_str()))
-        };
-        let mut batch: Vec<Listed> = Vec::new();
-        let mut page_users = first;
-        let mut page = 0;
-        let mut windows = 2;
-        loop {
-            let found = reaches(&page_users);
-            batch.extend(
-                page_users
-                    .into_iter()
-                    .filter(|u| created_at(u).ok().flatten().as_deref() < Some(t.as_str())),
-            );
-            page += 1;
-            if found || page >= LAST_PAGE {
-                break;
-            }
-            page_users = self.list_page(range, None, page).await?.users;
-            windows += 1;
+    /// A new range to plan.
+    fn range(&self, range: Range, share: Option<u64>) -> Window {
+        Window::Range {
+            id: self.new_id(),
+            range,
+            share,
         }
-        let (instant, instant_windows) = self.read_instant(&t).await?;
-        batch.extend(instant);
-        sort_users(&mut batch)?;
-        let next = Some(Cursor {
-            from: Some(t),
-            inclusive: false,
-        });
-        Ok(Batch {
-            users: batch,
-            next,
-            windows: windows + instant_windows,
-            remaining: total,
-        })
+    }
+
+    /// The id the next window planned will get (for the checkpoint).
+    pub fn next_id(&self) -> u64 {
+        self.next_id.load(atomic::Ordering::Relaxed)
+    }
+
+    /// Plans a range (see the module docs): the windows that take its place. `share`: what
+    /// the split that made it expected it to hold.
+    ///
+    /// Its first page is kept under the range's `id` as it arrives, and a window it becomes
+    /// keeps that id (the pages read for a range that is split or cut at an instant are left
+    /// for the caller to remove once the plan that replaces it is saved): a run killed while
+    /// a range is planned asks again only for the request in flight.
+    pub async fn plan(
+        &self,
+        id: u64,
+        range: &Range,
+        share: Option<u64>,
+    ) -> Result<Planned, WalkError> {
+        let term = range.term();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let first = match self.pages.load(id, 0) {
+                Some((total, users)) => UsersPage { total, users },
+                None => {
+                    let first = self.list(&term, "created_at:1", 0).await?;
+                    self.pages.save(id, 0, first.total, &first.users)?;
+                    first
+                }
+            };
+            let total = first.total;
+            if total <= CAP {
+                // The first page is the window's first page: kept, not asked for again.
+                let window = Window::Pages {
+                    id,
+                    range: range.clone(),
+                    cut: None,
+                };
+                return Ok(Planned {
+                    windows: vec![window],
+                    total,
+                });
+            }
+            let planned = if let Some(t) = single_instant(&first.users)? {
+                // A cluster at the start: the instant on its own, then what follows it.
+                Some(vec![
+                    Window::Instant {
+                        id: self.new_id(),
+                        at: t.clone(),
+                    },
+                    self.range(range.from(&t, false), None),
+                ])
+            } else if total > SPLIT_ABOVE && share.is_none_or(|share| total <= 2 * share) {
+                self.split(range, &first.users, total).await?
+            } else {
+                self.cut(id, range, &first.users).await?
+            };
+            if let Some(windows) = planned {
+                return Ok(Planned { windows, total });
+            }
+            // A page came back short of what the total promised: the range changed under us.
+            let detail = format!("{term}: total {total}, but a later page was short");
+            if attempt >= STABILITY_ATTEMPTS {
+                return Err(WalkError::Unstable {
+                    detail,
+                    attempts: attempt,
+                });
+            }
+            tracing::warn!(%detail, "A range changed while it was planned; planning it again.");
+            self.pages.remove(id)?;
+        }
+    }
+
+    /// Splits a range of many users into parts of equal time span between its first user (of
+    /// `first`, its first page) and its latest.
+    async fn split(
+        &self,
+        range: &Range,
+        first: &[Listed],
+        total: u64,
+    ) -> Result<Option<Vec<Window>>, WalkError> {
+        let Some(earliest) = first.first().map(created_at).transpose()?.flatten() else {
+            return Ok(None);
+        };
+        let Some(latest) = self.latest(&range.term()).await? else {
+            return Ok(None);
+        };
+        let (a, z) = (millis(&earliest)?, millis(&latest)?);
+        // Milliseconds [a, z]: never more parts than milliseconds.
+        let span = u64::try_from(z - a + 1).unwrap_or(1).max(1);
+        let parts = total.div_ceil(TARGET).clamp(2, FANOUT).min(span);
+        if parts < 2 {
+            // One millisecond holds them all.
+            return Ok(Some(vec![
+                Window::Instant {
+                    id: self.new_id(),
+                    at: earliest.clone(),
+                },
+                self.range(range.from(&earliest, false), None),
+            ]));
+        }
+        let mut bounds: Vec<String> = (1..parts)
+            .map(|i| a + i64::try_from(span * i / parts).unwrap_or(i64::MAX / 2))
+            .map(from_millis)
+            .collect();
+        bounds.dedup();
+        let share = total / parts;
+        let mut windows = Vec::with_capacity(bounds.len() + 1);
+        let mut lower = range.clone();
+        for bound in bounds {
+            let part = Range {
+                to: bound.clone(),
+                ..lower.clone()
+            };
+            windows.push(self.range(part, Some(share)));
+            lower = range.from(&bound, true);
+        }
+        windows.push(self.range(lower, Some(share)));
+        tracing::debug!(range = %range.term(), total, parts = windows.len(), "Range split by time.");
+        Ok(Some(windows))
+    }
+
+    /// Cuts a range of a few thousand users at its 1,000th user's instant (see the module
+    /// docs). `None` when page 9 is short: the range changed since its first page.
+    async fn cut(
+        &self,
+        id: u64,
+        range: &Range,
+        first: &[Listed],
+    ) -> Result<Option<Vec<Window>>, WalkError> {
+        let term = range.term();
+        let probe = self.list(&term, "created_at:1", LAST_PAGE).await?;
+        if probe.users.len() < PER_PAGE as usize || first.len() < PER_PAGE as usize {
+            return Ok(None);
+        }
+        if let Some(t) = single_instant(&probe.users)? {
+            // A cluster reaches the 1,000th user: the pages until it starts, the instant whole
+            // (rather than nine pages of it), then what follows it.
+            return Ok(Some(vec![
+                Window::Pages {
+                    id,
+                    range: range.clone(),
+                    cut: Some(t.clone()),
+                },
+                Window::Instant {
+                    id: self.new_id(),
+                    at: t.clone(),
+                },
+                self.range(range.from(&t, false), None),
+            ]));
+        }
+        let mut last = None;
+        for user in &probe.users {
+            last = last.max(created_at(user)?);
+        }
+        let last =
+            last.ok_or_else(|| WalkError::BadUser("the 1,000th user has no created_at".into()))?;
+        self.pages.save(id, LAST_PAGE, probe.total, &probe.users)?;
+        tracing::debug!(range = %term, %last, "Range cut at its 1,000th user.");
+        Ok(Some(vec![
+            Window::Pages {
+                id,
+                range: range.clone(),
+                cut: Some(last.clone()),
+            },
+            self.range(range.from(&last, true), None),
+        ]))
+    }
+
+    /// The `created_at` of the latest user of a range; `None` when it holds none (any more).
+    async fn latest(&self, term: &str) -> Result<Option<String>, WalkError> {
+        let query = ListQuery {
+            q: Some(self.with_query(term)),
+            sort: Some("created_at:-1".into()),
+            page: 0,
+            per_page: 1,
+            fields: Some(("user_id,created_at".into(), true)),
+        };
+        let page = self.send(&query).await?;
+        Ok(page.users.first().map(created_at).transpose()?.flatten())
+    }
+
+    /// Reads what a planned window still misses into [`Pages`]: its pages one after another
+    /// (skipping those kept), or the instant whole.
+    pub async fn read(&self, window: &Window) -> Result<(), WalkError> {
+        match window {
+            Window::Range { .. } => Ok(()),
+            Window::Pages { id, range, cut } => self.read_pages(*id, range, cut.as_deref()).await,
+            Window::Instant { id, at } => {
+                if self.pages.load(*id, 0).is_some() {
+                    return Ok(());
+                }
+                let (users, _) = self.read_instant(at).await?;
+                self.pages.save(*id, 0, users.len() as u64, &users)?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn read_pages(&self, id: u64, range: &Range, cut: Option<&str>) -> Result<(), WalkError> {
+        let term = range.term();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut problem = None;
+            let mut total = None;
+            let mut held = 0u64;
+            for page in 0..=LAST_PAGE {
+                let (page_total, users) = match self.pages.load(id, page) {
+                    Some(kept) => kept,
+                    None => {
+                        let answer = self.list(&term, "created_at:1", page).await?;
+                        self.pages.save(id, page, answer.total, &answer.users)?;
+                        (answer.total, answer.users)
+                    }
+                };
+                let total = *total.get_or_insert(page_total);
+                held += users.len() as u64;
+                match cut {
+                    None if total > CAP => {
+                        problem = Some(format!("{term}: total {total}, over the cap"));
+                        break;
+                    }
+                    None if u64::from(page + 1) * u64::from(PER_PAGE) >= total => {
+                        if held != total {
+                            problem = Some(format!("{term}: total {total}, pages held {held}"));
+                        }
+                        break;
+                    }
+                    None => {}
+                    Some(cut) => {
+                        if reaches(&users, cut)? {
+                            break;
+                        }
+                        if users.len() < PER_PAGE as usize || page == LAST_PAGE {
+                            problem = Some(format!(
+                                "{term}: page {page} held {} users, none created at {cut} or later",
+                                users.len()
+                            ));
+                            break;
+                        }
+                    }
+                }
+            }
+            let Some(detail) = problem else {
+                return Ok(());
+            };
+            // Users were deleted (or search caught up) between pages: read the window again
+            // rather than risk a user missed between two pages.
+            if attempt >= STABILITY_ATTEMPTS {
+                return Err(WalkError::Unstable {
+                    detail,
+                    attempts: attempt,
+                });
+            }
+            tracing::warn!(%detail, "A window changed while it was read; reading it again.");
+            self.pages.remove(id)?;
+        }
+    }
+
+    /// A read window's users, sorted by (`created_at`, `user_id`), from its kept pages.
+    pub fn users(&self, window: &Window) -> Result<Vec<Listed>, WalkError> {
+        let missing = |page: u32| {
+            WalkError::Pages(PageError {
+                path: format!("window {} page {page}", window.id()).into(),
+                source: std::io::ErrorKind::NotFound.into(),
+            })
+        };
+        let mut users = Vec::new();
+        match window {
+            Window::Range { .. } => {}
+            Window::Instant { id, .. } => {
+                users = self.pages.load(*id, 0).ok_or_else(|| missing(0))?.1;
+            }
+            Window::Pages { id, cut, .. } => {
+                for page in 0..=LAST_PAGE {
+                    let (total, held) = self.pages.load(*id, page).ok_or_else(|| missing(page))?;
+                    let last = match cut {
+                        None => u64::from(page + 1) * u64::from(PER_PAGE) >= total,
+                        Some(cut) => reaches(&held, cut)?,
+                    };
+                    users.extend(held);
+                    if last {
+                        break;
+                    }
+                }
+                if let Some(cut) = cut {
+                    let mut before = Vec::with_capacity(users.len());
+                    for user in users {
+                        if created_at(&user)?.as_deref() < Some(cut.as_str()) {
+                            before.push(user);
+                        }
+                    }
+                    users = before;
+                }
+            }
+        }
+        sort_users(&mut users)?;
+        Ok(users)
     }
 
     /// Reads every user of one exact instant, splitting by user_id prefix past the cap.
     async fn read_instant(&self, instant: &str) -> Result<(Vec<Listed>, u64), WalkError> {
         let range = format!("created_at:[{instant} TO {instant}]");
-        let (total, first) = self
-            .read_window(&range, Some("user_id:1"), Depth::UnlessOverCap, None)
-            .await?;
+        let (total, first) = self.read_window(&range, "user_id:1").await?;
         if total <= CAP {
             let mut users = first;
             sort_by_user_id(&mut users);
@@ -306,12 +612,10 @@ impl Walk<'_> {
         let descending_pages = (total - CAP).div_ceil(u64::from(PER_PAGE)) as u32;
         let descending = (0..descending_pages).map(|p| (p, "user_id:-1"));
         let pages: Vec<Vec<Listed>> = futures::stream::iter(ascending.chain(descending))
-            .map(|(page, sort)| async move {
-                self.list_page(range, Some(sort), page)
-                    .await
-                    .map(|p| p.users)
-            })
-            .buffered(self.concurrency.max(1))
+            .map(|(page, sort)| async move { self.list(range, sort, page).await.map(|p| p.users) })
+            // An instant is read whole before it is kept (its pages are not), and a cluster
+            // sits on the walk's longest path: its pages go at once, within the permits.
+            .buffered(self.client.workers().goal())
             .try_collect()
             .await?;
         let mut users = first;
@@ -377,9 +681,7 @@ impl Walk<'_> {
                 }
                 let child = format!("{prefix}{c}");
                 let q = format!("{range} AND user_id:{}*", escape_term(&child));
-                let (child_total, child_users) = self
-                    .read_window(&q, Some("user_id:1"), Depth::UnlessOverCap, None)
-                    .await?;
+                let (child_total, child_users) = self.read_window(&q, "user_id:1").await?;
                 *windows += 1;
                 if child_total == 0 {
                     continue;
@@ -397,21 +699,23 @@ impl Walk<'_> {
         })
     }
 
-    /// One page of `range` (with the user's query), sorted by created_at unless told.
-    async fn list_page(
-        &self,
-        range: &str,
-        sort: Option<&str>,
-        page: u32,
-    ) -> Result<crate::api::UsersPage, WalkError> {
+    /// One page of `term` (with the user's query).
+    async fn list(&self, term: &str, sort: &str, page: u32) -> Result<UsersPage, WalkError> {
         let query = ListQuery {
-            q: Some(self.with_query(range)),
-            sort: Some(sort.unwrap_or("created_at:1").to_string()),
+            q: Some(self.with_query(term)),
+            sort: Some(sort.to_string()),
             page,
             per_page: PER_PAGE,
             fields: self.fields.clone(),
         };
-        Ok(self.client.list_users(&query).await?)
+        self.send(&query).await
+    }
+
+    /// Sends one list request holding a worker permit: the run's workers bound what is in
+    /// flight, whichever window asks.
+    async fn send(&self, query: &ListQuery) -> Result<UsersPage, WalkError> {
+        let _permit = self.client.workers().acquire().await;
+        Ok(self.client.list_users(query).await?)
     }
 
     /// `range` combined with the user's own query.
@@ -432,7 +736,7 @@ impl Walk<'_> {
             per_page: 1,
             fields: Some(("user_id".into(), true)),
         };
-        let page = self.client.list_users(&query).await?;
+        let page = self.send(&query).await?;
         Ok(page
             .users
             .first()
@@ -441,62 +745,33 @@ impl Walk<'_> {
             .to_string())
     }
 
-    /// Reads up to 1,000 users of a query: the first page, then the others concurrently.
-    /// Returns the query's total and the users read, checked against each other.
-    async fn read_window(
-        &self,
-        range: &str,
-        sort: Option<&str>,
-        depth: Depth,
-        mut known: Option<Known>,
-    ) -> Result<(u64, Vec<Listed>), WalkError> {
-        let q = self.with_query(range);
-        let sort = sort.unwrap_or("created_at:1").to_string();
-        let list = |page: u32| {
-            let query = ListQuery {
-                q: Some(q.clone()),
-                sort: Some(sort.clone()),
-                page,
-                per_page: PER_PAGE,
-                fields: self.fields.clone(),
-            };
-            async move { self.client.list_users(&query).await }
-        };
+    /// Reads up to 1,000 users of a query sorted by `sort` (for an instant): all of them
+    /// when they fit under the cap, only the first page otherwise. Returns the query's total and
+    /// the users read, checked against each other.
+    async fn read_window(&self, term: &str, sort: &str) -> Result<(u64, Vec<Listed>), WalkError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            // Pages the caller already read are used once, never on a re-read.
-            let known = known.take();
-            let (total, mut users, skip) = match known {
-                Some(Known { total, first, page }) => {
-                    let skip = page.as_ref().map(|(n, _)| *n);
-                    let mut users = first;
-                    users.extend(page.into_iter().flat_map(|(_, users)| users));
-                    (total, users, skip)
-                }
-                None => {
-                    let page = list(0).await?;
-                    (page.total, page.users, None)
-                }
-            };
-            let wanted = match depth {
-                Depth::UnlessOverCap if total > CAP => users.len() as u64,
-                _ => total.min(CAP),
-            };
-            let pages = wanted.div_ceil(u64::from(PER_PAGE)) as u32;
-            let rest: Vec<Vec<Listed>> =
-                futures::stream::iter((1..pages).filter(|p| Some(*p) != skip))
-                    .map(|page| async move { list(page).await.map(|p| p.users) })
-                    .buffered(self.concurrency.max(1))
-                    .try_collect()
-                    .await?;
+            let first = self.list(term, sort, 0).await?;
+            let total = first.total;
+            let mut users = first.users;
+            if total > CAP {
+                return Ok((total, users));
+            }
+            let pages = total.div_ceil(u64::from(PER_PAGE)) as u32;
+            // At once, within the permits, as in `read_both_ends`: instants are read whole.
+            let rest: Vec<Vec<Listed>> = futures::stream::iter(1..pages)
+                .map(|page| async move { self.list(term, sort, page).await.map(|p| p.users) })
+                .buffered(self.client.workers().goal())
+                .try_collect()
+                .await?;
             users.extend(rest.into_iter().flatten());
-            if users.len() as u64 == wanted {
+            if users.len() as u64 == total {
                 return Ok((total, users));
             }
             // Users were deleted (or search caught up) between pages: read the window again
             // rather than risk a user missed between two pages.
-            let detail = format!("{q}: total {total}, pages held {}", users.len());
+            let detail = format!("{term}: total {total}, pages held {}", users.len());
             if attempt >= STABILITY_ATTEMPTS {
                 return Err(WalkError::Unstable {
                     detail,
@@ -506,6 +781,28 @@ impl Walk<'_> {
             tracing::warn!(%detail, "A window changed while it was read; reading it again.");
         }
     }
+}
+
+/// Whether a page (sorted by `created_at`) reaches `cut`: holds a user created at it or later.
+fn reaches(users: &[Listed], cut: &str) -> Result<bool, WalkError> {
+    for user in users {
+        if created_at(user)?.as_deref() >= Some(cut) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Milliseconds since the epoch of a canonical timestamp.
+fn millis(at: &str) -> Result<i64, WalkError> {
+    DateTime::parse_from_rfc3339(at)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| WalkError::BadUser(format!("created_at {at:?}: {e}")))
+}
+
+/// The canonical timestamp of milliseconds since the epoch.
+fn from_millis(ms: i64) -> String {
+    canonical(DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default())
 }
 
 /// The instant a full page of users shares, if they all share one.
