@@ -79,10 +79,6 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
         state,
         // The embedded tenant lives only as long as this run: there is nothing to resume.
         fresh: args.run.fresh || rehearsal,
-        concurrency: args
-            .pace
-            .concurrency
-            .unwrap_or(crate::net::workers::INITIAL),
         index_lag: Duration::from_secs(args.index_lag),
         domain: resolved.domain.clone(),
     };

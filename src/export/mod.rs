@@ -79,7 +79,6 @@ pub struct ExportSpec {
     pub template: Output,
     pub state: Option<PathBuf>,
     pub fresh: bool,
-    pub concurrency: usize,
     /// How far back `--since last` reaches before the previous run's start, so a change the
     /// search index had not yet seen then is never lost between two runs.
     pub index_lag: Duration,
