@@ -19,7 +19,7 @@ pub mod walk;
 
 use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{self, AtomicU64, AtomicUsize};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -253,6 +253,7 @@ async fn export_walk(
         query: build_query(spec, out.checkpoint.since.as_deref()),
         pages: &pages,
         next_id: AtomicU64::new(plan.next_id),
+        fan: AtomicUsize::new(1),
     };
     let mut expected = plan.expected;
     out.progress.set_done(out.checkpoint.users);
@@ -285,6 +286,13 @@ async fn export_walk(
             return Ok(());
         }
         let goal = client.workers().goal();
+        // One page in flight per window while the plan holds over twice as many windows as
+        // workers; near the end the workers go to the last windows' pages (see `Walk::read`).
+        // Either way no more requests are in flight than the workers' goal.
+        walk.fan.store(
+            (2 * goal).div_ceil(windows.len()).max(1),
+            atomic::Ordering::Relaxed,
+        );
         for window in windows.iter().take(goal * AHEAD_PER_WORKER) {
             // A few more windows than permits: one that is between two requests (keeping a
             // page, sorting) leaves its permit to another.

@@ -42,7 +42,7 @@
 //! read again ([`WalkError::Unstable`] after three tries).
 
 use std::cmp::Ordering;
-use std::sync::atomic::{self, AtomicU64};
+use std::sync::atomic::{self, AtomicU64, AtomicUsize};
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
@@ -247,6 +247,9 @@ pub struct Walk<'a> {
     pub pages: &'a Pages,
     /// The id the next window planned gets.
     pub next_id: AtomicU64,
+    /// How many pages of one window may be in flight at once (see [`Walk::read`]); the
+    /// driver sets it as the plan shrinks.
+    pub fan: AtomicUsize,
 }
 
 /// How often a window is read again when its pages disagree with its total.
@@ -448,8 +451,15 @@ impl Walk<'_> {
         Ok(page.users.first().map(created_at).transpose()?.flatten())
     }
 
-    /// Reads what a planned window still misses into [`Pages`]: its pages one after another
-    /// (skipping those kept), or the instant whole.
+    /// Reads what a planned window still misses into [`Pages`]: its pages (skipping those
+    /// kept), up to [`Walk::fan`] at once, or the instant whole.
+    ///
+    /// The fan is 1 while the plan holds over twice as many windows as the run has workers:
+    /// each window then has one page in flight, and a kill repeats at most one page per window.
+    /// Near the end of the walk the fan widens, so the last windows' pages (independent once
+    /// the first page gave the total) go at once and those windows take a round trip or two
+    /// rather than ten; the workers still bound the pages in flight, so a kill repeats no more
+    /// pages than the plan has windows.
     pub async fn read(&self, window: &Window) -> Result<(), WalkError> {
         match window {
             Window::Range { .. } => Ok(()),
@@ -470,49 +480,68 @@ impl Walk<'_> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut problem = None;
-            let mut total = None;
-            let mut held = 0u64;
-            for page in 0..=LAST_PAGE {
-                let (page_total, users) = match self.pages.load(id, page) {
-                    Some(kept) => kept,
-                    None => {
-                        let answer = self.list(&term, "created_at:1", page).await?;
-                        self.pages.save(id, page, answer.total, &answer.users)?;
-                        (answer.total, answer.users)
+            let (total, first) = self.page(id, &term, 0).await?;
+            // The pages the window needs: up to its total, or (with a cut) up to the page
+            // that reaches the cut, at most the cap's last.
+            let last = match cut {
+                None if total > CAP => LAST_PAGE,
+                None => (total.div_ceil(u64::from(PER_PAGE)).max(1) - 1) as u32,
+                Some(_) => LAST_PAGE,
+            };
+            let mut check = PageCheck {
+                term: &term,
+                cut,
+                total,
+                held: 0,
+            };
+            let mut problem = match check.next(0, first)? {
+                Step::More => None,
+                Step::Done => {
+                    return Ok(());
+                }
+                Step::Problem(detail) => Some(detail),
+            };
+            if problem.is_none() {
+                let term = &term;
+                let mut next = 1;
+                let mut rest = futures::stream::FuturesOrdered::new();
+                // In page order, as many at once as the fan allows now; leaving the loop early
+                // drops the requests still in flight.
+                // A window cut at a cluster (page 9 one instant throughout, not kept) ends
+                // where the cluster starts, which may be any page: read ahead, it would ask for
+                // pages past it.
+                let at_cluster = cut.is_some() && self.pages.load(id, LAST_PAGE).is_none();
+                loop {
+                    let fan = if at_cluster {
+                        1
+                    } else {
+                        self.fan.load(atomic::Ordering::Relaxed).max(1)
+                    };
+                    while next <= last && rest.len() < fan {
+                        let page = next;
+                        rest.push_back(async move {
+                            self.page(id, term, page)
+                                .await
+                                .map(|(_, users)| (page, users))
+                        });
+                        next += 1;
                     }
-                };
-                let total = *total.get_or_insert(page_total);
-                held += users.len() as u64;
-                match cut {
-                    None if total > CAP => {
-                        problem = Some(format!("{term}: total {total}, over the cap"));
+                    let Some(answer) = rest.next().await else {
                         break;
-                    }
-                    None if u64::from(page + 1) * u64::from(PER_PAGE) >= total => {
-                        if held != total {
-                            problem = Some(format!("{term}: total {total}, pages held {held}"));
-                        }
-                        break;
-                    }
-                    None => {}
-                    Some(cut) => {
-                        if reaches(&users, cut)? {
-                            break;
-                        }
-                        if users.len() < PER_PAGE as usize || page == LAST_PAGE {
-                            problem = Some(format!(
-                                "{term}: page {page} held {} users, none created at {cut} or later",
-                                users.len()
-                            ));
+                    };
+                    let (page, users) = answer?;
+                    match check.next(page, users)? {
+                        Step::More => {}
+                        Step::Done => return Ok(()),
+                        Step::Problem(detail) => {
+                            problem = Some(detail);
                             break;
                         }
                     }
                 }
             }
-            let Some(detail) = problem else {
-                return Ok(());
-            };
+            let detail = problem
+                .unwrap_or_else(|| format!("{term}: total {total}, pages held {}", check.held));
             // Users were deleted (or search caught up) between pages: read the window again
             // rather than risk a user missed between two pages.
             if attempt >= STABILITY_ATTEMPTS {
@@ -524,6 +553,16 @@ impl Walk<'_> {
             tracing::warn!(%detail, "A window changed while it was read; reading it again.");
             self.pages.remove(id)?;
         }
+    }
+
+    /// One page of a window: kept in [`Pages`], or read (and kept) now.
+    async fn page(&self, id: u64, term: &str, page: u32) -> Result<(u64, Vec<Listed>), WalkError> {
+        if let Some(kept) = self.pages.load(id, page) {
+            return Ok(kept);
+        }
+        let answer = self.list(term, "created_at:1", page).await?;
+        self.pages.save(id, page, answer.total, &answer.users)?;
+        Ok((answer.total, answer.users))
     }
 
     /// A read window's users, sorted by (`created_at`, `user_id`), from its kept pages.
@@ -780,6 +819,56 @@ impl Walk<'_> {
             }
             tracing::warn!(%detail, "A window changed while it was read; reading it again.");
         }
+    }
+}
+
+/// What a window's next page (in order) says.
+enum Step {
+    /// Read on.
+    More,
+    /// The window is whole.
+    Done,
+    /// The pages do not add up (the window changed while it was read).
+    Problem(String),
+}
+
+/// Checks a window's pages in order: they add up to its total, or reach its cut.
+struct PageCheck<'a> {
+    term: &'a str,
+    cut: Option<&'a str>,
+    /// The total the window's first page gave.
+    total: u64,
+    /// Users on the pages checked so far.
+    held: u64,
+}
+
+impl PageCheck<'_> {
+    fn next(&mut self, page: u32, users: Vec<Listed>) -> Result<Step, WalkError> {
+        let (term, total) = (self.term, self.total);
+        self.held += users.len() as u64;
+        Ok(match self.cut {
+            None if total > CAP => Step::Problem(format!("{term}: total {total}, over the cap")),
+            None if u64::from(page + 1) * u64::from(PER_PAGE) >= total => {
+                if self.held == total {
+                    Step::Done
+                } else {
+                    Step::Problem(format!("{term}: total {total}, pages held {}", self.held))
+                }
+            }
+            None => Step::More,
+            Some(cut) => {
+                if reaches(&users, cut)? {
+                    Step::Done
+                } else if users.len() < PER_PAGE as usize || page == LAST_PAGE {
+                    Step::Problem(format!(
+                        "{term}: page {page} held {} users, none created at {cut} or later",
+                        users.len()
+                    ))
+                } else {
+                    Step::More
+                }
+            }
+        })
     }
 }
 
