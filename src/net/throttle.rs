@@ -103,6 +103,10 @@ const CUT_ON_429: f64 = 0.95;
 const RESERVE_STEP: f64 = 0.25;
 /// ... up to this share of the bucket.
 const RESERVE_MAX_SHARE: f64 = 0.2;
+/// Requests sent before an answer tells the bucket size: no plan's bucket holds fewer
+/// (AUTH0-FACTS "Rate limits": the Free plan's burst of 2 is the smallest), and a second
+/// request sent beside the first saves a round trip at the start of a run with work to spare.
+const PROBES: usize = 2;
 /// The rate used before any bound is known.
 const FALLBACK_RATE: f64 = 1.0;
 /// Until consumption tells the rate, the bucket size over this many seconds is taken as a
@@ -223,6 +227,9 @@ struct State {
     headerless: bool,
     /// The learnt refill rate (a lower bound of the server's), requests per second.
     rate: Option<f64>,
+    /// An estimate of the refill rate for sizing the work in flight, never for pacing: the
+    /// consumption bound over windows less the shortest round trip (see `learn`).
+    sizing_rate: f64,
     /// The best lower bound from `x-ratelimit-reset`; dropped for good after a 429 it caused.
     reset_bound: f64,
     reset_trusted: bool,
@@ -298,6 +305,7 @@ impl Throttle {
                 limit: None,
                 headerless: false,
                 rate: None,
+                sizing_rate: 0.0,
                 reset_bound: 0.0,
                 reset_trusted: true,
                 source: Source::Fallback,
@@ -434,7 +442,9 @@ impl Throttle {
         let pacing = match &self.policy {
             Policy::Unlimited => None,
             Policy::Fixed { .. } => self.fixed_rate,
-            Policy::Auto if state.source == Source::Consumption => state.rate,
+            Policy::Auto if state.source == Source::Consumption => {
+                state.rate.map(|rate| rate.max(state.sizing_rate))
+            }
             Policy::Auto => {
                 let hint = state
                     .limit
@@ -597,8 +607,8 @@ impl State {
     /// first).
     fn take_auto(&mut self, now: Instant) -> Option<Instant> {
         if self.limit.is_none() {
-            if self.headerless || self.pending.is_empty() {
-                // The first request is a probe: its answer tells the bucket size.
+            if self.headerless || self.pending.len() < PROBES {
+                // The first requests are probes: their answers tell the bucket size.
                 self.pending.push_back(now);
                 return None;
             }
@@ -686,7 +696,18 @@ impl State {
         // refilled at least (tokens taken + tokens after E - tokens after A), in at most the time
         // from A's sending to now. Answers that overtook A or E are taken off the count; refill
         // lost to a full bucket only makes the bound lower.
+        //
+        // The same refill over the window less the shortest recent round trip estimates the
+        // rate for sizing the work in flight: the server counted A after A's way out and E
+        // before E's way back, about one round trip in all. At a round trip of 500 ms a bound
+        // over a 2 s window is only three quarters of the rate, and work sized from it would
+        // keep the run below the limit for its first ten seconds or more.
+        let floor = self
+            .rtt_floor
+            .front()
+            .map_or(Duration::ZERO, |(_, rtt)| *rtt);
         let mut best: f64 = 0.0;
+        let mut estimate: f64 = 0.0;
         let mut longest = Duration::ZERO;
         for anchor in &self.anchors {
             let window = now.saturating_duration_since(anchor.sent);
@@ -695,6 +716,7 @@ impl State {
                     (self.consumed - anchor.consumed) as f64 - anchor.unanswered as f64 - overtaken;
                 let refilled = taken + remaining - anchor.tokens_max;
                 best = best.max(refilled / window.as_secs_f64());
+                estimate = estimate.max(refilled / (window - floor.min(window / 2)).as_secs_f64());
                 longest = longest.max(window);
             }
         }
@@ -727,6 +749,8 @@ impl State {
             self.rate = Some(FALLBACK_RATE);
         }
 
+        // After a 429 the work is sized by the (cut) bound alone.
+        self.sizing_rate = if throttled { 0.0 } else { estimate };
         if throttled {
             // Something in the mirror ran ahead of the server: another client on the tenant, a
             // lower limit than before, or a skewed clock behind the reset bound. Be more careful.
@@ -1248,17 +1272,20 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn auto_sends_one_probe_then_uses_the_whole_initial_burst() {
+    async fn auto_sends_two_probes_then_uses_the_whole_initial_burst() {
         let throttle = Arc::new(test_throttle(Rate::Auto, EPOCH_SECOND));
         throttle.acquire().await;
-        let waiting = acquirers(&throttle, 9);
+        throttle.acquire().await;
+        let waiting = acquirers(&throttle, 7);
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(
             waiting.iter().all(|t| !t.is_finished()),
-            "nobody may pass before the probe's answer tells the bucket size"
+            "nobody may pass before the probes' answer tells the bucket size"
         );
-        // The probe's answer: a full bucket of 10 less the probe.
-        throttle.observe(200, &rate_headers(10, 9, EPOCH_SECOND as u64 + 1));
+        // A probe's answer: a full bucket of 10 less the two probes. The mirror also holds one
+        // back for the other probe, still unanswered (the server may not have counted it):
+        // seven go at once.
+        throttle.observe(200, &rate_headers(10, 8, EPOCH_SECOND as u64 + 1));
         let waited = times(waiting).await;
         assert!(
             waited.iter().all(|w| *w == Duration::from_millis(100)),
