@@ -152,7 +152,8 @@ fn an_interrupted_export_says_how_to_resume_and_the_rerun_completes_identically(
 }
 
 /// `--gzip-level` changes the gzip bytes, never what they hold; a run interrupted and resumed
-/// at one level ends byte-identical to a clean run at that level (one level per file).
+/// at one level ends byte-identical to a clean run at that level (one level per file), and
+/// a resume at another level is refused.
 #[test]
 fn a_gzip_level_changes_the_bytes_not_the_users_and_a_resume_keeps_its_bytes() {
     let live = slow_tenant();
@@ -176,6 +177,19 @@ fn a_gzip_level_changes_the_bytes_not_the_users_and_a_resume_keeps_its_bytes() {
     });
     running.interrupt();
     running.wait().expect_code(130);
+    // Another level would end as a file of two levels, a clean run's at neither: refused.
+    let other = run(export(&live)
+        .arg("--output")
+        .arg(&output)
+        .args(["--gzip-level", "9"]));
+    other.expect_code(2);
+    assert!(
+        other
+            .stderr
+            .contains("`--gzip-level` changed from `6` to `9`"),
+        "{}",
+        other.stderr
+    );
     let rerun = run(export(&live)
         .arg("--output")
         .arg(&output)

@@ -159,6 +159,10 @@ pub struct Options {
     pub output: String,
     pub format: String,
     pub gzip: bool,
+    /// `--gzip-level` of a gzipped output: a resumed run compresses its batches the same way,
+    /// so the file is the same bytes as a clean run's. Absent in states written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gzip_level: Option<u32>,
     pub query: Option<String>,
     pub connection: Option<String>,
     pub since: Option<String>,
@@ -176,6 +180,7 @@ impl Options {
             output: spec.template.name(),
             format: spec.encoder.format_name(),
             gzip: spec.gzip,
+            gzip_level: spec.gzip.then_some(spec.gzip_level),
             query: spec.query.clone(),
             connection: spec.connection.clone(),
             since: spec.since.as_ref().map(|since| match since {
@@ -195,6 +200,11 @@ impl Options {
 
     /// One line per option that differs: "`--fields` changed from `a,b` to `a,b,c`".
     pub fn changes(&self, now: &Options) -> Vec<String> {
+        let mut now = now.clone();
+        if self.gzip_level.is_none() {
+            // A state from before the level was kept: it was the same then.
+            now.gzip_level = None;
+        }
         self.named().changes(&now.named())
     }
 
@@ -204,6 +214,10 @@ impl Options {
             .with("--output", self.output.clone())
             .with("--format", self.format.clone())
             .with("gzip (the output's .gz)", self.gzip.to_string())
+            .with_optional(
+                "--gzip-level",
+                self.gzip_level.map(|level| level.to_string()).as_deref(),
+            )
             .with_optional("--query", self.query.as_deref())
             .with_optional("--connection", self.connection.as_deref())
             .with_optional("--since", self.since.as_deref())
@@ -463,6 +477,7 @@ mod tests {
             output: "u.ndjson".into(),
             format: "ndjson".into(),
             gzip: false,
+            gzip_level: None,
             query: None,
             connection: None,
             since: None,
