@@ -217,6 +217,9 @@ struct Anchor {
     /// Requests unanswered right after it: the most that the server may have counted before it
     /// although their answers came later.
     unanswered: usize,
+    /// Those of them sent before it: the ones the server most likely counted before it (for
+    /// the sizing estimate, not the bound).
+    older_unanswered: usize,
 }
 
 #[derive(Debug)]
@@ -699,7 +702,9 @@ impl State {
         //
         // The same refill over the window less the shortest recent round trip estimates the
         // rate for sizing the work in flight: the server counted A after A's way out and E
-        // before E's way back, about one round trip in all. At a round trip of 500 ms a bound
+        // before E's way back, about one round trip in all; and of the requests unanswered at
+        // A, only those sent before A are taken off (the bound takes all of them off, about a
+        // round trip's worth of requests), and so on for the answers that overtook E. At a round trip of 500 ms a bound
         // over a 2 s window is only three quarters of the rate, and work sized from it would
         // keep the run below the limit for its first ten seconds or more.
         let floor = self
@@ -716,7 +721,13 @@ impl State {
                     (self.consumed - anchor.consumed) as f64 - anchor.unanswered as f64 - overtaken;
                 let refilled = taken + remaining - anchor.tokens_max;
                 best = best.max(refilled / window.as_secs_f64());
-                estimate = estimate.max(refilled / (window - floor.min(window / 2)).as_secs_f64());
+                // Requests sent after the anchor and answered after it were counted after it,
+                // and of the answers that overtook this one only those that showed fewer tokens
+                // stand for requests counted after it.
+                let likely = refilled
+                    + (anchor.unanswered - anchor.older_unanswered) as f64
+                    + (overtaken - overtaken_lower);
+                estimate = estimate.max(likely / (window - floor.min(window / 2)).as_secs_f64());
                 longest = longest.max(window);
             }
         }
@@ -770,11 +781,13 @@ impl State {
             .back()
             .is_none_or(|last| sent.saturating_duration_since(last.sent) >= ANCHOR_SPACING)
         {
+            let older_unanswered = self.pending.iter().filter(|t| **t < sent).count();
             self.anchors.push_back(Anchor {
                 sent,
                 tokens_max,
                 consumed: self.consumed,
                 unanswered,
+                older_unanswered,
             });
         }
         while self
@@ -1182,6 +1195,27 @@ mod tests {
             );
             assert_eq!(o.snapshot.throttled, o.throttled);
         }
+    }
+
+    /// At a round trip of 500 ms the strict bound learnt in a few seconds is well below the
+    /// server's rate (its windows count a round trip the server did not refill in); the rate
+    /// the work in flight is sized by is not, and it is not above the server's either.
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_for_sizing_is_near_the_servers_early_in_a_run_at_a_long_round_trip() {
+        let s = Scenario {
+            latency_out: Duration::from_millis(250),
+            latency_back: Duration::from_millis(250),
+            seconds: 4,
+            ..Scenario::plan(50, 50.0, 40)
+        };
+        let o = simulate(s).await;
+        let learned = o.snapshot.learned_rate.unwrap();
+        let pacing = o.snapshot.pacing.unwrap();
+        assert!(learned < 45.0, "the bound is still low: {learned}");
+        assert!(
+            pacing > learned && (45.0..=51.0).contains(&pacing),
+            "sizing by {pacing} (bound {learned})"
+        );
     }
 
     // -----------------------------------------------------------------------------------------
