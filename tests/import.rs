@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use auth0_bulk::sandbox::SandboxOptions;
+use auth0_bulk::sandbox::{GroupLimit, SandboxOptions};
 use serde_json::{Value, json};
 
 use crate::support::child::{self, Ran, Running, run, wait_until};
@@ -1994,5 +1994,79 @@ fn an_unfinished_import_with_other_options_is_refused_naming_what_changed() {
         live.api_requests().len(),
         before,
         "refused before any request"
+    );
+}
+
+// ---- 8. per-group rate limits -----------------------------------------------------------------
+
+/// Issue 12: a tenant that limits reads and writes of users in separate buckets (as Auth0 does
+/// on several plans) is paced per bucket: an upsert learns both (the summary names them, with
+/// the bucket sizes the headers gave) and keeps under each with few 429s.
+#[test]
+fn an_upsert_learns_the_read_and_the_write_bucket_separately() {
+    let existing: Vec<User> = generated(200, 12)
+        .into_iter()
+        .filter(|u| connection_of(u) == Some(DB) && u["email"].is_string())
+        .take(20)
+        .collect();
+    assert_eq!(existing.len(), 20);
+    let group = |spec: &str| spec.parse::<GroupLimit>().expect("a group limit");
+    let live = Live::start(SandboxOptions {
+        rate_groups: vec![group("users-read=20/20"), group("users-write=8/10")],
+        latency: Duration::from_millis(20),
+        ..Default::default()
+    });
+    live.tenant.sandbox.insert_users(existing.iter().cloned());
+    let mut records: Vec<Value> = existing
+        .iter()
+        .map(|u| json!({"email": u["email"], "app_metadata": {"plan": "per-group"}}))
+        .collect();
+    records.extend((0..20).map(|i| {
+        json!({"email": format!("per.group{i}@example.com"), "app_metadata": {"plan": "per-group"}})
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("upsert.ndjson");
+    write_ndjson(&input, &records);
+    let ran = run(import(&live).arg("--input").arg(&input).args([
+        "--mode",
+        "upsert",
+        "--match",
+        "email",
+        "--connection",
+        DB,
+        "--passwords",
+        "random",
+        "--json",
+    ]));
+    ran.expect_code(0);
+    let summary = ran.summary();
+    assert_adds_up(&summary);
+    assert_eq!(
+        [count(&summary, "created"), count(&summary, "updated")],
+        [20, 20]
+    );
+    let budgets = summary["budgets"]
+        .as_array()
+        .expect("budgets in the summary");
+    let bucket_of = |group: &str| {
+        budgets
+            .iter()
+            .find(|b| b["groups"].as_array().unwrap().iter().any(|g| g == group))
+            .unwrap_or_else(|| panic!("no budget for {group}: {budgets:?}"))["limit"]
+            .clone()
+    };
+    assert_eq!(bucket_of("users-read"), 20, "{budgets:?}");
+    assert_eq!(bucket_of("users-write"), 10, "{budgets:?}");
+    assert!(
+        ran.stderr.contains("users-read") && ran.stderr.contains("(bucket 10)"),
+        "the closing lines name the buckets: {}",
+        ran.stderr
+    );
+    let requests = live.api_requests();
+    let throttled = requests.iter().filter(|r| r.status == 429).count();
+    assert!(
+        throttled * 100 <= requests.len(),
+        "{throttled} of {} requests answered 429",
+        requests.len()
     );
 }

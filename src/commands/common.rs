@@ -246,6 +246,29 @@ pub fn api_failure(error: ApiError) -> anyhow::Error {
     }
 }
 
+/// The rate limits a run learnt, in words: "Rate limits: users-read 8.3/s (bucket 40),
+/// users-write 3.3/s (bucket 20)." `None` when no request was answered.
+pub fn budgets_line(budgets: &[crate::net::pace::BudgetReport]) -> Option<String> {
+    let parts: Vec<String> = budgets
+        .iter()
+        .map(|budget| {
+            let groups = if budget.groups.len() == 3 {
+                "all requests".to_string()
+            } else {
+                budget.groups.join("+")
+            };
+            let rate = budget
+                .rate
+                .map_or("unpaced".to_string(), |rate| format!("{rate:.1}/s"));
+            match budget.limit {
+                Some(limit) => format!("{groups} {rate} (bucket {limit})"),
+                None => format!("{groups} {rate}"),
+            }
+        })
+        .collect();
+    (!parts.is_empty()).then(|| format!("Rate limits: {}.", parts.join(", ")))
+}
+
 /// Prints a summary: human lines on stderr, and with `--json` one JSON object.
 pub fn print_summary<T: serde::Serialize>(
     lines: &[String],

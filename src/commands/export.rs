@@ -134,6 +134,7 @@ fn summary_lines(summary: &ExportSummary) -> Vec<String> {
             summary.throttled, summary.retries,
             if summary.resumed { ", resumed from a checkpoint" } else { "" }
         ));
+        lines.extend(common::budgets_line(&summary.budgets));
         if summary.not_found > 0 {
             lines.push(format!(
                 "{} listed users were not found in the tenant (see the warnings above).",

@@ -169,6 +169,7 @@ fn summary_lines(summary: &ImportSummary) -> Vec<String> {
             ""
         }
     )];
+    lines.extend(common::budgets_line(&summary.budgets));
     if summary.rejected > 0 && !summary.dry_run {
         lines.push(format!(
             "Rejected records are in {} with the reason in `_error`; fix them and import that file.",

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, Client};
 use crate::exit::RunOutcome;
+use crate::net::pace::BudgetReport;
 use crate::progress::Progress;
 use crate::state::{StateDir, StateError};
 
@@ -95,6 +96,8 @@ pub struct ExportSummary {
     pub requests: u64,
     pub throttled: u64,
     pub retries: u64,
+    /// The tenant's rate-limit buckets as the run learnt them.
+    pub budgets: Vec<BudgetReport>,
     /// The walk's windows written: ranges of up to 1,000 users and instants read whole (a
     /// resumed run counts those of the runs before it too).
     pub windows: u64,
@@ -198,6 +201,7 @@ impl ExportSummary {
             requests: counts.requests,
             throttled: counts.throttled,
             retries: counts.retries,
+            budgets: client.pace().report(),
             windows: checkpoint.windows,
             elapsed_seconds: started.elapsed().as_secs_f64(),
             resumed,

@@ -150,7 +150,7 @@ pub async fn run(
     let stopped = pipeline::run(records, prepare, &applier, &outcomes, in_flight, cancel).await;
 
     let mut summary = outcomes.close();
-    summary.add_run(client.metrics(), started.elapsed());
+    summary.add_run(client.metrics(), client.pace().report(), started.elapsed());
     state.close_ledger();
     if let Some(error) = stopped.fatal {
         return match error {

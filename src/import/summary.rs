@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::ledger::Outcome;
 use crate::api::Counts;
 use crate::exit::RunOutcome;
+use crate::net::pace::BudgetReport;
 
 /// What the import did; `read` always equals the sum of the outcomes.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -23,6 +24,9 @@ pub struct ImportSummary {
     pub requests: u64,
     pub throttled: u64,
     pub retries: u64,
+    /// The tenant's rate-limit buckets as the run learnt them (one per endpoint group that
+    /// has its own, else one for all).
+    pub budgets: Vec<BudgetReport>,
     pub elapsed_seconds: f64,
     pub resumed: bool,
     pub rejects: String,
@@ -51,8 +55,14 @@ impl ImportSummary {
         }
     }
 
-    /// Adds the client's request counts and the run's duration.
-    pub(super) fn add_run(&mut self, counts: Counts, elapsed: Duration) {
+    /// Adds the client's request counts and budgets, and the run's duration.
+    pub(super) fn add_run(
+        &mut self,
+        counts: Counts,
+        budgets: Vec<BudgetReport>,
+        elapsed: Duration,
+    ) {
+        self.budgets = budgets;
         self.requests = counts.requests;
         self.throttled = counts.throttled;
         self.retries = counts.retries;

@@ -105,6 +105,18 @@ pub struct Budget {
     pub snapshot: ThrottleSnapshot,
 }
 
+/// A budget as the run's summary reports it: which endpoint groups shared it, the bucket
+/// size and refill rate learnt, and its 429s.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BudgetReport {
+    pub groups: Vec<&'static str>,
+    /// `x-ratelimit-limit`: the bucket size.
+    pub limit: Option<u32>,
+    /// Requests per second learnt (`--rate auto`) or given, to two decimals.
+    pub rate: Option<f64>,
+    pub throttled: u64,
+}
+
 /// Every budget of the run (one per bucket found). Cheap to share between tasks.
 #[derive(Debug)]
 pub struct Pace {
@@ -214,6 +226,25 @@ impl Pace {
                 snapshot: throttle.snapshot(),
             })
             .filter(|budget| !budget.groups.is_empty())
+            .collect()
+    }
+
+    /// The budgets that answered at least one request, for the run's summary.
+    pub fn report(&self) -> Vec<BudgetReport> {
+        self.budgets()
+            .into_iter()
+            .filter(|budget| budget.snapshot.rtt.is_some() || budget.snapshot.throttled > 0)
+            .map(|budget| BudgetReport {
+                groups: budget.groups.iter().map(|g| g.name()).collect(),
+                limit: budget.snapshot.limit,
+                rate: budget
+                    .snapshot
+                    .learned_rate
+                    .or(budget.snapshot.pacing)
+                    .filter(|rate| rate.is_finite())
+                    .map(|rate| (rate * 100.0).round() / 100.0),
+                throttled: budget.snapshot.throttled,
+            })
             .collect()
     }
 
