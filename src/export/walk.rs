@@ -18,7 +18,7 @@
 //! 4. More than [`SPLIT_ABOVE`] users: the range is split into about `total / TARGET` ranges
 //!    (at most [`FANOUT`]) of equal time span between its first user and its latest (one
 //!    request sorted `created_at:-1` finds it, so years nobody signed up in are not split
-//!    into many empty ranges). Each is planned the same way, independently.
+//!    into many empty ranges; for the walk's first range it goes beside the first page). Each is planned the same way, independently.
 //! 5. More than 1,000 but few, or a part of a split holding over twice its share (a dense
 //!    cluster, which more splits by time would reach only through many nearly empty parts):
 //!    page 9 gives the 1,000th user. Everything created strictly before
@@ -291,10 +291,24 @@ impl Walk<'_> {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            // The walk's first range (from the beginning) asks for its latest user beside its
+            // first page: the two go out together as the throttle's two probes, and a large
+            // export splits a round trip sooner. A small one (up to 4,000 users) wastes that
+            // one request.
+            let mut latest = None;
             let first = match self.pages.load(id, 0) {
                 Some((total, users)) => UsersPage { total, users },
                 None => {
-                    let first = self.list(&term, "created_at:1", 0).await?;
+                    let first = if range.from.is_none() && attempt == 1 {
+                        let (first, last) = futures::try_join!(
+                            self.list(&term, "created_at:1", 0),
+                            self.latest(&term)
+                        )?;
+                        latest = Some(last);
+                        first
+                    } else {
+                        self.list(&term, "created_at:1", 0).await?
+                    };
                     self.pages.save(id, 0, first.total, &first.users)?;
                     first
                 }
@@ -322,7 +336,7 @@ impl Walk<'_> {
                     self.range(range.from(&t, false), None),
                 ])
             } else if total > SPLIT_ABOVE && share.is_none_or(|share| total <= 2 * share) {
-                self.split(range, &first.users, total).await?
+                self.split(range, &first.users, total, latest).await?
             } else {
                 self.cut(id, range, &first.users).await?
             };
@@ -343,17 +357,22 @@ impl Walk<'_> {
     }
 
     /// Splits a range of many users into parts of equal time span between its first user (of
-    /// `first`, its first page) and its latest.
+    /// `first`, its first page) and its latest (`latest`, when already asked for).
     async fn split(
         &self,
         range: &Range,
         first: &[Listed],
         total: u64,
+        latest: Option<Option<String>>,
     ) -> Result<Option<Vec<Window>>, WalkError> {
         let Some(earliest) = first.first().map(created_at).transpose()?.flatten() else {
             return Ok(None);
         };
-        let Some(latest) = self.latest(&range.term()).await? else {
+        let latest = match latest {
+            Some(asked) => asked,
+            None => self.latest(&range.term()).await?,
+        };
+        let Some(latest) = latest else {
             return Ok(None);
         };
         let (a, z) = (millis(&earliest)?, millis(&latest)?);
