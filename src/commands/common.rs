@@ -246,8 +246,8 @@ pub fn api_failure(error: ApiError) -> anyhow::Error {
     }
 }
 
-/// The rate limits a run learnt, in words: "Rate limits: users-read 8.3/s (bucket 40),
-/// users-write 3.3/s (bucket 20)." `None` when no request was answered.
+/// The rate limits a run learnt, in words: "Rate limits: users-read: bucket 40, refills at
+/// least 8.2/s; users-write: ...". `None` when no request was answered.
 pub fn budgets_line(budgets: &[crate::net::pace::BudgetReport]) -> Option<String> {
     let parts: Vec<String> = budgets
         .iter()
@@ -257,16 +257,16 @@ pub fn budgets_line(budgets: &[crate::net::pace::BudgetReport]) -> Option<String
             } else {
                 budget.groups.join("+")
             };
-            let rate = budget
-                .rate
-                .map_or("unpaced".to_string(), |rate| format!("{rate:.1}/s"));
-            match budget.limit {
-                Some(limit) => format!("{groups} {rate} (bucket {limit})"),
-                None => format!("{groups} {rate}"),
+            match (budget.limit, budget.refill_at_least) {
+                (Some(limit), Some(rate)) => {
+                    format!("{groups}: bucket {limit}, refills at least {rate:.1}/s")
+                }
+                (Some(limit), None) => format!("{groups}: bucket {limit}"),
+                (None, _) => format!("{groups}: no x-ratelimit-* headers"),
             }
         })
         .collect();
-    (!parts.is_empty()).then(|| format!("Rate limits: {}.", parts.join(", ")))
+    (!parts.is_empty()).then(|| format!("Rate limits: {}.", parts.join("; ")))
 }
 
 /// Prints a summary: human lines on stderr, and with `--json` one JSON object.

@@ -112,8 +112,9 @@ pub struct BudgetReport {
     pub groups: Vec<&'static str>,
     /// `x-ratelimit-limit`: the bucket size.
     pub limit: Option<u32>,
-    /// Requests per second learnt (`--rate auto`) or given, to two decimals.
-    pub rate: Option<f64>,
+    /// The refill rate learnt (`--rate auto`), requests per second to two decimals: a lower
+    /// bound of the tenant's, close to it once the run has spent the budget for a while.
+    pub refill_at_least: Option<f64>,
     pub throttled: u64,
 }
 
@@ -237,10 +238,9 @@ impl Pace {
             .map(|budget| BudgetReport {
                 groups: budget.groups.iter().map(|g| g.name()).collect(),
                 limit: budget.snapshot.limit,
-                rate: budget
+                refill_at_least: budget
                     .snapshot
                     .learned_rate
-                    .or(budget.snapshot.pacing)
                     .filter(|rate| rate.is_finite())
                     .map(|rate| (rate * 100.0).round() / 100.0),
                 throttled: budget.snapshot.throttled,
