@@ -2058,7 +2058,7 @@ fn an_upsert_learns_the_read_and_the_write_bucket_separately() {
     assert_eq!(bucket_of("users-read"), 20, "{budgets:?}");
     assert_eq!(bucket_of("users-write"), 10, "{budgets:?}");
     assert!(
-        ran.stderr.contains("users-read: bucket 20")
+        ran.stderr.contains("users-read+other: bucket 20")
             && ran.stderr.contains("users-write: bucket 10"),
         "the closing lines name the buckets: {}",
         ran.stderr
