@@ -53,6 +53,15 @@ impl Listed {
         })
     }
 
+    /// A user kept before (its keys read then): no need to read them again.
+    pub fn from_parts(user_id: String, created_at: Option<String>, json: Box<str>) -> Listed {
+        Listed {
+            user_id,
+            created_at,
+            json,
+        }
+    }
+
     /// A user already held as a map.
     pub fn from_user(user: &User) -> Listed {
         let json = serde_json::to_string(user).expect("a JSON map always serializes");

@@ -1,25 +1,38 @@
-//! The pages of the walk's windows read ahead of the output, kept as files until their window
+//! The pages of the walk's windows read ahead of the output, kept on disk until their window
 //! is written: in the run state (so a resumed run re-uses them and asks only for what is
 //! missing), or in a temporary folder when the run has no state (so memory stays bounded
 //! however far the walk reads ahead).
 //!
-//! A page is one file, `walk-<window>-<page>.json`, holding the total its answer gave and the
-//! users as the tenant sent them: `{"total":N,"users":[…]}`. Files are renamed into place and
-//! are private (0600, as `tempfile` creates them), so a file that is there is whole; one that
-//! does not read is treated as missing and asked for again.
+//! A window's pages are one file, `walk-<window>.pages`, private (0600), that its pages are
+//! appended to as they arrive: a record per page, `page <n> <total> <users> <bytes>\n` and then
+//! per user `<user_id bytes> <created_at bytes or -> <json bytes>\n`, its `user_id`, its
+//! `created_at` and its JSON text as the tenant sent it. One file a window, not a file a page,
+//! and the keys kept beside the text: creating and removing a file per page, and reading each
+//! user's keys again, were most of an export's CPU. A record cut short (a kill in the middle of
+//! an append) and what follows it read as missing: those pages are asked for again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::api::Listed;
 use crate::state::StateDir;
+use crate::state::dir::{open_private, private_options};
 
-/// What a page file starts with.
+/// What a window's page file is called: `walk-<window>.pages`.
 const PREFIX: &str = "walk-";
+const SUFFIX: &str = ".pages";
 
 /// The folder the walk keeps its pages in.
 pub struct Pages {
     dir: PathBuf,
+    /// The pages kept, by window, with the byte where each record starts: a page not kept is
+    /// missing without a read, and one kept is read without a scan.
+    kept: Mutex<HashMap<u64, HashMap<u32, u64>>>,
+    /// Appends are whole records, one at a time.
+    append: Mutex<()>,
     // Without a state, a folder of our own, removed with it.
     _scratch: Option<tempfile::TempDir>,
 }
@@ -34,28 +47,80 @@ pub struct PageError {
 }
 
 impl Pages {
-    /// The run state's folder, or a new temporary one (private, like the state).
+    /// The run state's folder (with the pages a killed run kept), or a new temporary one
+    /// (private, like the state).
     pub fn open(state: Option<&StateDir>) -> Result<Pages, PageError> {
-        match state {
-            Some(state) => Ok(Pages {
-                dir: state.path().to_path_buf(),
-                _scratch: None,
-            }),
+        let (dir, scratch) = match state {
+            Some(state) => (state.path().to_path_buf(), None),
             None => {
                 let scratch = tempfile::tempdir().map_err(|source| PageError {
                     path: std::env::temp_dir(),
                     source,
                 })?;
-                Ok(Pages {
-                    dir: scratch.path().to_path_buf(),
-                    _scratch: Some(scratch),
-                })
+                (scratch.path().to_path_buf(), Some(scratch))
             }
+        };
+        let pages = Pages {
+            dir,
+            kept: Mutex::new(HashMap::new()),
+            append: Mutex::new(()),
+            _scratch: scratch,
+        };
+        pages.index()?;
+        Ok(pages)
+    }
+
+    fn path(&self, window: u64) -> PathBuf {
+        self.dir.join(format!("{PREFIX}{window}{SUFFIX}"))
+    }
+
+    fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> PageError {
+        let path = path.to_path_buf();
+        move |source| PageError {
+            path: path.clone(),
+            source,
         }
     }
 
-    fn path(&self, window: u64, page: u32) -> PathBuf {
-        self.dir.join(format!("{PREFIX}{window}-{page}.json"))
+    /// Finds the pages a killed run kept; a file's damaged tail is cut off, so appends after
+    /// it are read.
+    fn index(&self) -> Result<(), PageError> {
+        let io = self.io(&self.dir);
+        let mut kept = lock(&self.kept);
+        for entry in std::fs::read_dir(&self.dir).map_err(&io)? {
+            let entry = entry.map_err(&io)?;
+            let Some(window) = window_of(Path::new(&entry.file_name())) else {
+                continue;
+            };
+            let path = entry.path();
+            let file = File::open(&path).map_err(self.io(&path))?;
+            let mut reader = BufReader::new(file);
+            let mut at = 0u64;
+            let pages = kept.entry(window).or_default();
+            while let Some((page, _, _, bytes, header)) = read_header(&mut reader) {
+                let mut skipped = 0u64;
+                let whole = std::io::copy(&mut (&mut reader).take(bytes), &mut std::io::sink())
+                    .map(|n| {
+                        skipped = n;
+                        n == bytes
+                    })
+                    .unwrap_or(false);
+                if !whole {
+                    break;
+                }
+                pages.insert(page, at);
+                at += header + skipped;
+            }
+            let length = std::fs::metadata(&path).map_err(self.io(&path))?.len();
+            if length > at {
+                OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_len(at))
+                    .map_err(self.io(&path))?;
+            }
+        }
+        Ok(())
     }
 
     /// Keeps one page of a window (its answer's total and users).
@@ -66,96 +131,134 @@ impl Pages {
         total: u64,
         users: &[Listed],
     ) -> Result<(), PageError> {
-        let path = self.path(window, page);
-        let size: usize = users.iter().map(|u| u.json().len() + 1).sum();
-        let mut text = String::with_capacity(size + 48);
-        text.push_str(&format!("{{\"total\":{total},\"users\":["));
-        for (i, user) in users.iter().enumerate() {
-            if i > 0 {
-                text.push(',');
-            }
-            text.push_str(user.json());
+        let mut body = Vec::with_capacity(users.iter().map(|u| u.json().len() + 64).sum());
+        for user in users {
+            let created = user.created_at.as_deref();
+            let created_len = created.map_or("-".to_string(), |c| c.len().to_string());
+            writeln!(
+                body,
+                "{} {created_len} {}",
+                user.user_id.len(),
+                user.json().len()
+            )
+            .expect("writing to a Vec");
+            body.extend_from_slice(user.user_id.as_bytes());
+            body.extend_from_slice(created.unwrap_or_default().as_bytes());
+            body.extend_from_slice(user.json().as_bytes());
         }
-        text.push_str("]}\n");
-        replace(&self.dir, &path, text.as_bytes()).map_err(|source| PageError { path, source })
+        let mut record =
+            format!("page {page} {total} {} {}\n", users.len(), body.len()).into_bytes();
+        record.extend_from_slice(&body);
+        let path = self.path(window);
+        let _one_at_a_time = lock(&self.append);
+        let mut file = open_private(private_options().create(true).append(true), &path)
+            .map_err(self.io(&path))?;
+        let at = file.metadata().map_err(self.io(&path))?.len();
+        // Not fsynced: a page is a copy of the tenant's answer, not a record of what the run
+        // did; one lost to a power cut reads as missing and is asked for again.
+        file.write_all(&record).map_err(self.io(&path))?;
+        lock(&self.kept).entry(window).or_default().insert(page, at);
+        Ok(())
     }
 
     /// A page kept before, if it is there and whole.
     pub fn load(&self, window: u64, page: u32) -> Option<(u64, Vec<Listed>)> {
-        #[derive(serde::Deserialize)]
-        struct Page<'a> {
-            total: u64,
-            #[serde(borrow)]
-            users: Vec<&'a serde_json::value::RawValue>,
+        let at = *lock(&self.kept).get(&window)?.get(&page)?;
+        let mut file = File::open(self.path(window)).ok()?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(at)).ok()?;
+        let mut reader = BufReader::new(file);
+        let (found, total, count, bytes, _) = read_header(&mut reader)?;
+        if found != page {
+            return None;
         }
-        let text = std::fs::read_to_string(self.path(window, page)).ok()?;
-        let page: Page = serde_json::from_str(&text).ok()?;
-        let users = page
-            .users
-            .into_iter()
-            .map(|raw| Listed::from_json(raw.get()))
-            .collect::<Result<Vec<_>, _>>()
-            .ok()?;
-        Some((page.total, users))
+        let mut body = Vec::new();
+        (&mut reader).take(bytes).read_to_end(&mut body).ok()?;
+        if body.len() as u64 != bytes {
+            return None;
+        }
+        let users = read_users(&body, count)?;
+        Some((total, users))
     }
 
     /// Forgets every page of a window (written, or to be read again).
     pub fn remove(&self, window: u64) -> Result<(), PageError> {
-        self.remove_where(|id| id == window)
+        lock(&self.kept).remove(&window);
+        let path = self.path(window);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(PageError { path, source }),
+        }
     }
 
     /// Forgets the pages of every window not in `keep`: those of windows a killed run had
     /// planned but not yet recorded, or had written but not yet cleaned up.
     pub fn keep_only(&self, keep: &HashSet<u64>) -> Result<(), PageError> {
-        self.remove_where(|id| !keep.contains(&id))
-    }
-
-    fn remove_where(&self, forget: impl Fn(u64) -> bool) -> Result<(), PageError> {
-        let io = |source| PageError {
-            path: self.dir.clone(),
-            source,
-        };
-        for entry in std::fs::read_dir(&self.dir).map_err(io)? {
-            let entry = entry.map_err(io)?;
-            let name = entry.file_name();
-            let Some(id) = window_of(Path::new(&name)) else {
-                continue;
-            };
-            if forget(id) {
-                match std::fs::remove_file(entry.path()) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(source) => {
-                        return Err(PageError {
-                            path: entry.path(),
-                            source,
-                        });
-                    }
-                }
-            }
+        let windows: Vec<u64> = lock(&self.kept).keys().copied().collect();
+        for window in windows.into_iter().filter(|w| !keep.contains(w)) {
+            self.remove(window)?;
         }
         Ok(())
     }
 }
 
-/// Writes a page file atomically (a private temp file renamed into place) but without the
-/// fsyncs of [`crate::state::write_atomic`]: a page is a copy of the tenant's answer, not a record of
-/// what the run did, so one lost to a power cut is asked for again (a damaged one does not
-/// read, and reads as missing), while two fsyncs a page would hold up every window in flight.
-fn replace(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    temp.write_all(bytes)?;
-    temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every update is one insert or remove: the state is consistent even if a holder panicked.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A record's header: (page, total, users, body bytes, header bytes); `None` at the end or
+/// when it is not one.
+fn read_header(reader: &mut impl BufRead) -> Option<(u32, u64, usize, u64, u64)> {
+    let mut line = String::new();
+    let read = reader.read_line(&mut line).ok()?;
+    let fields = line.strip_suffix('\n')?.strip_prefix("page ")?;
+    let mut fields = fields.split(' ');
+    let mut next = || fields.next();
+    let page = next()?.parse().ok()?;
+    let total = next()?.parse().ok()?;
+    let count = next()?.parse().ok()?;
+    let bytes = next()?.parse().ok()?;
+    Some((page, total, count, bytes, read as u64))
+}
+
+/// The users of a record's body.
+fn read_users(mut body: &[u8], count: usize) -> Option<Vec<Listed>> {
+    let mut users = Vec::with_capacity(count);
+    for _ in 0..count {
+        let end = body.iter().position(|b| *b == b'\n')?;
+        let line = std::str::from_utf8(&body[..end]).ok()?;
+        body = &body[end + 1..];
+        let mut lengths = line.split(' ');
+        let id_len: usize = lengths.next()?.parse().ok()?;
+        let created_len: Option<usize> = match lengths.next()? {
+            "-" => None,
+            n => Some(n.parse().ok()?),
+        };
+        let json_len: usize = lengths.next()?.parse().ok()?;
+        let mut take = |n: usize| -> Option<String> {
+            let text = std::str::from_utf8(body.get(..n)?).ok()?.to_string();
+            body = &body[n..];
+            Some(text)
+        };
+        let user_id = take(id_len)?;
+        let created_at = match created_len {
+            Some(n) => Some(take(n)?),
+            None => None,
+        };
+        let json = take(json_len)?;
+        users.push(Listed::from_parts(user_id, created_at, json.into()));
+    }
+    body.is_empty().then_some(users)
 }
 
 /// The window a page file belongs to, from its name.
 fn window_of(name: &Path) -> Option<u64> {
-    let name = name.to_str()?.strip_prefix(PREFIX)?.strip_suffix(".json")?;
-    let (window, page) = name.split_once('-')?;
-    page.parse::<u32>().ok()?;
-    window.parse().ok()
+    name.to_str()?
+        .strip_prefix(PREFIX)?
+        .strip_suffix(SUFFIX)?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -164,7 +267,7 @@ mod tests {
 
     fn user(id: &str) -> Listed {
         Listed::from_json(&format!(
-            r#"{{"created_at":"2020-01-01T00:00:00.000Z","user_id":"{id}","x":[1, 2]}}"#
+            r#"{{"created_at":"2020-01-01T00:00:00.000Z","user_id":"{id}","x":[1, 2],"s":"a\nb é"}}"#
         ))
         .unwrap()
     }
@@ -173,12 +276,14 @@ mod tests {
     fn pages_round_trip_as_sent_and_are_forgotten_by_window() {
         let pages = Pages::open(None).unwrap();
         let users = vec![user("a"), user("b")];
+        let no_date = Listed::from_json(r#"{"user_id":"c"}"#).unwrap();
         pages.save(3, 0, 250, &users).unwrap();
         pages.save(3, 1, 250, &users[..1]).unwrap();
-        pages.save(4, 0, 2, &users).unwrap();
+        pages.save(4, 0, 2, &[no_date.clone()]).unwrap();
         assert_eq!(pages.load(3, 0), Some((250, users.clone())));
         assert_eq!(pages.load(3, 1).unwrap().1, users[..1]);
         assert_eq!(pages.load(3, 2), None);
+        assert_eq!(pages.load(4, 0), Some((2, vec![no_date])));
         pages.remove(3).unwrap();
         assert_eq!(pages.load(3, 0), None);
         assert!(pages.load(4, 0).is_some());
@@ -187,11 +292,32 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_page_reads_as_missing() {
-        let pages = Pages::open(None).unwrap();
-        std::fs::write(pages.path(1, 0), "{\"total\":3,\"users\":[").unwrap();
-        assert_eq!(pages.load(1, 0), None);
-        assert_eq!(window_of(Path::new("walk-12-3.json")), Some(12));
+    fn a_reopened_folder_finds_whole_pages_and_cuts_a_torn_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        let users = vec![user("a"), user("b")];
+        {
+            let pages = Pages::open(Some(&state)).unwrap();
+            pages.save(7, 0, 300, &users).unwrap();
+            pages.save(7, 1, 300, &users).unwrap();
+        }
+        // A kill in the middle of page 2's append.
+        let path = dir.path().join("walk-7.pages");
+        let whole = std::fs::read(&path).unwrap();
+        let mut torn = whole.clone();
+        torn.extend_from_slice(b"page 2 300 2 999\n12 24 5");
+        std::fs::write(&path, &torn).unwrap();
+        let pages = Pages::open(Some(&state)).unwrap();
+        assert_eq!(pages.load(7, 1), Some((300, users.clone())));
+        assert_eq!(pages.load(7, 2), None);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            whole,
+            "the torn tail is cut off"
+        );
+        pages.save(7, 2, 300, &users).unwrap();
+        assert_eq!(pages.load(7, 2), Some((300, users)));
+        assert_eq!(window_of(Path::new("walk-12.pages")), Some(12));
         assert_eq!(window_of(Path::new("export.json")), None);
     }
 }
