@@ -279,7 +279,7 @@ mod tests {
         let no_date = Listed::from_json(r#"{"user_id":"c"}"#).unwrap();
         pages.save(3, 0, 250, &users).unwrap();
         pages.save(3, 1, 250, &users[..1]).unwrap();
-        pages.save(4, 0, 2, &[no_date.clone()]).unwrap();
+        pages.save(4, 0, 2, std::slice::from_ref(&no_date)).unwrap();
         assert_eq!(pages.load(3, 0), Some((250, users.clone())));
         assert_eq!(pages.load(3, 1).unwrap().1, users[..1]);
         assert_eq!(pages.load(3, 2), None);
