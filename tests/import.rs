@@ -546,12 +546,7 @@ fn a_csv_backfill_by_email_sets_one_key_and_its_rerun_sends_only_lookups() {
 /// new user without a password is rejected after its lookup, saying why.
 #[test]
 fn an_upsert_with_a_password_field_needs_a_password_only_for_users_it_creates() {
-    let existing: Vec<User> = generated(60, 31)
-        .into_iter()
-        .filter(|u| connection_of(u) == Some(DB) && u["email"].is_string())
-        .take(10)
-        .collect();
-    assert_eq!(existing.len(), 10);
+    let existing = database_users_with_email(10, 60, 31);
     let live = empty_tenant();
     live.tenant.sandbox.insert_users(existing.iter().cloned());
     let mut records: Vec<Value> = existing
@@ -2004,12 +1999,7 @@ fn an_unfinished_import_with_other_options_is_refused_naming_what_changed() {
 /// the bucket sizes the headers gave) and keeps under each with few 429s.
 #[test]
 fn an_upsert_learns_the_read_and_the_write_bucket_separately() {
-    let existing: Vec<User> = generated(200, 12)
-        .into_iter()
-        .filter(|u| connection_of(u) == Some(DB) && u["email"].is_string())
-        .take(20)
-        .collect();
-    assert_eq!(existing.len(), 20);
+    let existing = database_users_with_email(20, 200, 12);
     let group = |spec: &str| spec.parse::<GroupLimit>().expect("a group limit");
     let live = Live::start(SandboxOptions {
         rate_groups: vec![group("users-read=20/20"), group("users-write=8/10")],
@@ -2070,4 +2060,16 @@ fn an_upsert_learns_the_read_and_the_write_bucket_separately() {
         "{throttled} of {} requests answered 429",
         requests.len()
     );
+}
+
+/// `n` generated users of the database connection that have an email, from the first `pool`
+/// generated with `seed`.
+fn database_users_with_email(n: usize, pool: usize, seed: u64) -> Vec<User> {
+    let users: Vec<User> = generated(pool, seed)
+        .into_iter()
+        .filter(|u| connection_of(u) == Some(DB) && u["email"].is_string())
+        .take(n)
+        .collect();
+    assert_eq!(users.len(), n, "too few database users with an email");
+    users
 }
