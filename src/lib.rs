@@ -36,6 +36,7 @@ pub mod exit;
 pub mod export;
 pub mod format;
 pub mod import;
+pub mod memory;
 pub mod net;
 pub mod progress;
 pub mod query;
@@ -70,6 +71,7 @@ pub fn run(cli: cli::Cli) -> ExitCode {
 
 /// Runs one command (never `run JOB.toml`: that is expanded first) on a runtime of its own.
 fn execute(command: Command) -> anyhow::Result<RunOutcome> {
+    memory::few_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

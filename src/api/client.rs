@@ -84,6 +84,12 @@ impl Client {
             .user_agent(concat!("auth0-bulk/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
+            // Each connection keeps a read buffer grown to its largest answer (a page of users
+            // takes it to a few hundred KiB): connections left over from a moment of more work
+            // in flight would hold theirs for the pool's default 90 s, and a long export's
+            // memory would grow with its busiest moment. A connection idle for 5 s is not
+            // needed at the pace of the run; opening one again costs a handshake.
+            .pool_idle_timeout(Duration::from_secs(5))
             // The Management API does not redirect; following one could carry the token to
             // another host.
             .redirect(reqwest::redirect::Policy::none())

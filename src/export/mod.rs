@@ -217,6 +217,9 @@ impl ExportSummary {
 /// idle the workers, and few enough that pages waiting on disk stay a small share of the job.
 const AHEAD_PER_WORKER: usize = 4;
 
+/// Windows written between two hand-backs of free memory ([`crate::memory::give_back`]).
+const GIVE_BACK_EVERY: u64 = 16;
+
 /// What a window's work gave.
 enum Done {
     /// A range planned: the windows that take its place, and the range's total.
@@ -285,6 +288,9 @@ async fn export_walk(
             // Only once the checkpoint no longer holds the window: a kill before this line
             // leaves pages the next run removes.
             pages.remove(id).map_err(WalkError::from)?;
+            if out.checkpoint.windows.is_multiple_of(GIVE_BACK_EVERY) {
+                crate::memory::give_back();
+            }
         }
         if windows.is_empty() {
             return Ok(());
