@@ -240,6 +240,63 @@ fn a_killed_export_asks_again_only_for_the_pages_in_flight_at_each_kill() {
     );
 }
 
+/// An instant (one millisecond) of 1,500 users is read in pages from both ends of the user_id
+/// order, and each page is kept as it arrives: a run killed halfway through the instant asks
+/// again only for the page in flight (one worker here), not for the instant's pages it had.
+#[test]
+fn a_run_killed_in_the_middle_of_a_large_instant_reads_again_only_the_page_in_flight() {
+    let live = Live::start(SandboxOptions {
+        latency: Duration::from_millis(40),
+        ..Default::default()
+    });
+    let instant = "2021-06-01T12:00:00.000Z";
+    let users = (0..1_500).map(|i| {
+        let local = format!("{:024x}", i * 104_729 + 7);
+        json!({
+            "created_at": instant,
+            "email": format!("instant{i}@example.com"),
+            "identities": [{"connection": "legacy-db", "user_id": local, "provider": "auth0", "isSocial": false}],
+            "updated_at": instant,
+            "user_id": format!("auth0|{local}"),
+        })
+        .as_object()
+        .cloned()
+        .expect("an object")
+    });
+    live.tenant.sandbox.insert_users(users);
+    let args = ["--concurrency", "1"];
+    let instant_pages = |live: &Live| {
+        live.api_requests()
+            .iter()
+            .filter(|r| {
+                r.query
+                    .as_deref()
+                    .is_some_and(|q| q.contains("sort=user_id"))
+            })
+            .count()
+    };
+    let clean_dir = tempfile::tempdir().unwrap();
+    let (clean, _) = clean_export(&live, clean_dir.path(), "users.ndjson", &args);
+    let clean_pages = instant_pages(&live);
+    assert!(clean_pages >= 15, "1,500 users are 15 pages: {clean_pages}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("users.ndjson");
+    let before = instant_pages(&live);
+    let running = Running::spawn(export(&live).arg("--output").arg(&output).args(args));
+    wait_until(Duration::from_secs(60), "half the instant's pages", || {
+        instant_pages(&live) - before >= clean_pages / 2
+    });
+    running.kill();
+    run(export(&live).arg("--output").arg(&output).args(args)).expect_code(0);
+    let repeated = (instant_pages(&live) - before).saturating_sub(clean_pages);
+    assert_eq!(read(&output), clean, "the resumed file is a clean run's");
+    assert!(
+        repeated <= 1,
+        "{repeated} of the instant's pages asked for again, with one in flight at the kill"
+    );
+}
+
 // ---- import -----------------------------------------------------------------------------------
 
 /// A crash test: the tenant's users before the import, the input records and the flags.
