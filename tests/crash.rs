@@ -162,20 +162,25 @@ fn spread_tenant(n: usize) -> Live {
     let users = (0..n).map(|i| {
         let created = start + chrono::Duration::seconds(i as i64 * 437 + (i as i64 % 7) * 13);
         let created = created.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-        let local = format!("{:024x}", i * 7919 + 13);
-        json!({
-            "created_at": created,
-            "email": format!("spread{i}@example.com"),
-            "identities": [{"connection": "legacy-db", "user_id": local, "provider": "auth0", "isSocial": false}],
-            "updated_at": created,
-            "user_id": format!("auth0|{local}"),
-        })
-        .as_object()
-        .cloned()
-        .expect("an object")
+        database_user(&created, &format!("spread{i}"), i * 7919 + 13)
     });
     live.tenant.sandbox.insert_users(users);
     live
+}
+
+/// A user of the `legacy-db` connection created at `created`, its local id made from `n`.
+fn database_user(created: &str, name: &str, n: usize) -> User {
+    let local = format!("{n:024x}");
+    json!({
+        "created_at": created,
+        "email": format!("{name}@example.com"),
+        "identities": [{"connection": "legacy-db", "user_id": local, "provider": "auth0", "isSocial": false}],
+        "updated_at": created,
+        "user_id": format!("auth0|{local}"),
+    })
+    .as_object()
+    .cloned()
+    .expect("an object")
 }
 
 /// The walk keeps each page in the run state as it arrives and the plan in the checkpoint, so
@@ -250,19 +255,7 @@ fn a_run_killed_in_the_middle_of_a_large_instant_reads_again_only_the_page_in_fl
         ..Default::default()
     });
     let instant = "2021-06-01T12:00:00.000Z";
-    let users = (0..1_500).map(|i| {
-        let local = format!("{:024x}", i * 104_729 + 7);
-        json!({
-            "created_at": instant,
-            "email": format!("instant{i}@example.com"),
-            "identities": [{"connection": "legacy-db", "user_id": local, "provider": "auth0", "isSocial": false}],
-            "updated_at": instant,
-            "user_id": format!("auth0|{local}"),
-        })
-        .as_object()
-        .cloned()
-        .expect("an object")
-    });
+    let users = (0..1_500).map(|i| database_user(instant, &format!("instant{i}"), i * 104_729 + 7));
     live.tenant.sandbox.insert_users(users);
     let args = ["--concurrency", "1"];
     let instant_pages = |live: &Live| {

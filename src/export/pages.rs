@@ -19,7 +19,7 @@ use std::sync::Mutex;
 
 use crate::api::Listed;
 use crate::state::StateDir;
-use crate::state::dir::{open_private, private_options};
+use crate::state::dir::{open_private, private_options, write_atomic};
 
 /// What a window's page file is called: `walk-<window>.pages`.
 const PREFIX: &str = "walk-";
@@ -131,24 +131,7 @@ impl Pages {
         total: u64,
         users: &[Listed],
     ) -> Result<(), PageError> {
-        let mut body = Vec::with_capacity(users.iter().map(|u| u.json().len() + 64).sum());
-        for user in users {
-            let created = user.created_at.as_deref();
-            let created_len = created.map_or("-".to_string(), |c| c.len().to_string());
-            writeln!(
-                body,
-                "{} {created_len} {}",
-                user.user_id.len(),
-                user.json().len()
-            )
-            .expect("writing to a Vec");
-            body.extend_from_slice(user.user_id.as_bytes());
-            body.extend_from_slice(created.unwrap_or_default().as_bytes());
-            body.extend_from_slice(user.json().as_bytes());
-        }
-        let mut record =
-            format!("page {page} {total} {} {}\n", users.len(), body.len()).into_bytes();
-        record.extend_from_slice(&body);
+        let record = record(page, total, users);
         let path = self.path(window);
         let _one_at_a_time = lock(&self.append);
         let mut file = open_private(private_options().create(true).append(true), &path)
@@ -158,6 +141,17 @@ impl Pages {
         // did; one lost to a power cut reads as missing and is asked for again.
         file.write_all(&record).map_err(self.io(&path))?;
         lock(&self.kept).entry(window).or_default().insert(page, at);
+        Ok(())
+    }
+
+    /// Keeps `users` as the window's only page (page 0, their count as its total), replacing
+    /// the file atomically: an instant read whole, whose pages kept as they arrived are no
+    /// longer needed and would double the disk it takes.
+    pub fn replace(&self, window: u64, users: &[Listed]) -> Result<(), PageError> {
+        let path = self.path(window);
+        let _one_at_a_time = lock(&self.append);
+        write_atomic(&path, &record(0, users.len() as u64, users)).map_err(self.io(&path))?;
+        lock(&self.kept).insert(window, HashMap::from([(0, 0)]));
         Ok(())
     }
 
@@ -205,6 +199,28 @@ impl Pages {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every update is one insert or remove: the state is consistent even if a holder panicked.
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One page as a record of its window's file (see the module docs).
+fn record(page: u32, total: u64, users: &[Listed]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(users.iter().map(|u| u.json().len() + 64).sum());
+    for user in users {
+        let created = user.created_at.as_deref();
+        let created_len = created.map_or("-".to_string(), |c| c.len().to_string());
+        writeln!(
+            body,
+            "{} {created_len} {}",
+            user.user_id.len(),
+            user.json().len()
+        )
+        .expect("writing to a Vec");
+        body.extend_from_slice(user.user_id.as_bytes());
+        body.extend_from_slice(created.unwrap_or_default().as_bytes());
+        body.extend_from_slice(user.json().as_bytes());
+    }
+    let mut record = format!("page {page} {total} {} {}\n", users.len(), body.len()).into_bytes();
+    record.extend_from_slice(&body);
+    record
 }
 
 /// A record's header: (page, total, users, body bytes, header bytes); `None` at the end or
@@ -316,7 +332,14 @@ mod tests {
             "the torn tail is cut off"
         );
         pages.save(7, 2, 300, &users).unwrap();
-        assert_eq!(pages.load(7, 2), Some((300, users)));
+        assert_eq!(pages.load(7, 2), Some((300, users.clone())));
+        // An instant read whole replaces the pages it was read from.
+        pages.replace(7, &users).unwrap();
+        assert_eq!(pages.load(7, 0), Some((2, users.clone())));
+        assert_eq!(pages.load(7, 1), None);
+        let reopened = Pages::open(Some(&state)).unwrap();
+        assert_eq!(reopened.load(7, 0), Some((2, users)));
+        assert_eq!(reopened.load(7, 2), None);
         assert_eq!(window_of(Path::new("walk-12.pages")), Some(12));
         assert_eq!(window_of(Path::new("export.json")), None);
     }

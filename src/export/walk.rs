@@ -492,7 +492,7 @@ impl Walk<'_> {
                     return Ok(());
                 }
                 let (users, _) = self.read_instant(*id, at).await?;
-                self.pages.save(*id, 0, users.len() as u64, &users)?;
+                self.pages.replace(*id, &users)?;
                 Ok(())
             }
         }
