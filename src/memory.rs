@@ -23,8 +23,8 @@ pub fn few_arenas() {
     }
 }
 
-/// Hands the free pages of every arena back to the kernel. It walks the free lists (well
-/// under a millisecond for a run's heap): call it every few batches, not every request.
+/// Hands the free pages of every arena back to the kernel. It walks every arena's free lists:
+/// call it every few batches, not every request.
 pub fn give_back() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim is thread-safe and only releases memory that is free.

@@ -580,12 +580,26 @@ impl Walk<'_> {
 
     /// One page of a window: kept in [`Pages`], or read (and kept) now.
     async fn page(&self, id: u64, term: &str, page: u32) -> Result<(u64, Vec<Listed>), WalkError> {
-        if let Some(kept) = self.pages.load(id, page) {
-            return Ok(kept);
-        }
-        let answer = self.list(term, "created_at:1", page).await?;
-        self.pages.save(id, page, answer.total, &answer.users)?;
+        let answer = self.kept(id, page, term, "created_at:1", page).await?;
         Ok((answer.total, answer.users))
+    }
+
+    /// Page `page` of `term` sorted by `sort`: kept in slot `slot` of window `id`, or read (and
+    /// kept there) now.
+    async fn kept(
+        &self,
+        id: u64,
+        slot: u32,
+        term: &str,
+        sort: &str,
+        page: u32,
+    ) -> Result<UsersPage, WalkError> {
+        if let Some((total, users)) = self.pages.load(id, slot) {
+            return Ok(UsersPage { total, users });
+        }
+        let answer = self.list(term, sort, page).await?;
+        self.pages.save(id, slot, answer.total, &answer.users)?;
+        Ok(answer)
     }
 
     /// A read window's users, sorted by (`created_at`, `user_id`), from its kept pages.
@@ -788,8 +802,8 @@ impl Walk<'_> {
         })
     }
 
-    /// One page of an instant's query: kept in its window's slot when `keep` says so, or read
-    /// (and kept) now.
+    /// One page of an instant's query: kept in its window's slot when `keep` says so (see
+    /// [`Walk::kept`]), else only read.
     async fn kept_list(
         &self,
         keep: Option<InstantPages>,
@@ -797,17 +811,13 @@ impl Walk<'_> {
         sort: &str,
         page: u32,
     ) -> Result<UsersPage, WalkError> {
-        let Some(keep) = keep else {
-            return self.list(term, sort, page).await;
-        };
-        let slot = keep.first_slot + page;
-        if let Some((total, users)) = self.pages.load(keep.window, slot) {
-            return Ok(UsersPage { total, users });
+        match keep {
+            Some(keep) => {
+                self.kept(keep.window, keep.first_slot + page, term, sort, page)
+                    .await
+            }
+            None => self.list(term, sort, page).await,
         }
-        let answer = self.list(term, sort, page).await?;
-        self.pages
-            .save(keep.window, slot, answer.total, &answer.users)?;
-        Ok(answer)
     }
 
     /// One page of `term` (with the user's query).
@@ -1051,25 +1061,14 @@ fn created_at(user: &Listed) -> Result<Option<String>, WalkError> {
     Ok(Some(canonical(parsed.with_timezone(&Utc))))
 }
 
-/// Whether `raw` is already in canonical form, with fields in range: digits where
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` has them, a month 01-12, a day 01-31, an hour below 24, minutes
-/// and seconds below 60, a day within its month. Any other form goes to chrono.
+/// Whether `raw` is already a valid time in canonical form: the shape of
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` ([`crate::query::is_canonical`]), a month 01-12, a day within
+/// its month, an hour below 24, minutes and seconds below 60. Any other form goes to chrono.
 fn is_canonical(raw: &str) -> bool {
+    if !crate::query::is_canonical(raw) {
+        return false;
+    }
     let b = raw.as_bytes();
-    if b.len() != 24 {
-        return false;
-    }
-    let shape = b"dddd-dd-ddTdd:dd:dd.dddZ";
-    let fits = b.iter().zip(shape).all(|(c, s)| {
-        if *s == b'd' {
-            c.is_ascii_digit()
-        } else {
-            c == s
-        }
-    });
-    if !fits {
-        return false;
-    }
     let two = |at: usize| u32::from(b[at] - b'0') * 10 + u32::from(b[at + 1] - b'0');
     let (year, month, day) = (two(0) * 100 + two(2), two(5), two(8));
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
