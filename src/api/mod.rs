@@ -23,10 +23,12 @@
 //! |------|-------|
 //! | `client.rs` | the [`Client`]: its token, the send loop (pace, retry, renewal), [`Counts`] |
 //! | `users.rs` | the users calls, what they return ([`Listed`], [`UsersPage`], [`User`]) |
+//! | `scan.rs` | the one-pass read of a list page's JSON, checked against serde |
 //! | `error.rs` | [`ApiError`], why a call failed |
 
 mod client;
 mod error;
+pub(crate) mod scan;
 mod users;
 
 pub use client::{Client, Counts, Metrics};

@@ -1,10 +1,11 @@
 //! The users calls of the Management API, and what they return: a [`User`] map, or for list
 //! pages a [`Listed`] user kept as the JSON text the tenant sent.
 
+use bytes::Bytes;
 use reqwest::Method;
 use serde_json::{Map, Value};
 
-use super::{ApiError, Client};
+use super::{ApiError, Client, scan};
 
 /// A user object exactly as the API returns it. The one name for it in the crate's API layer.
 pub type User = Map<String, Value>;
@@ -19,13 +20,15 @@ pub struct UsersPage {
 /// A user from a list page, kept as the JSON text the tenant sent. The export walk orders
 /// users by `user_id` and `created_at` alone, and NDJSON writes the text as it came, so a map
 /// is built only when a format needs one: parsing and re-serializing every user was most of
-/// the export's CPU time.
+/// the export's CPU time. The text is a slice of the page's body (shared, not copied), so a
+/// page held in memory costs its body once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Listed {
     pub user_id: String,
     /// `created_at` as sent, when it is a string.
     pub created_at: Option<String>,
-    json: Box<str>,
+    /// UTF-8: every constructor takes it from a `str` or checks it.
+    json: Bytes,
 }
 
 impl Listed {
@@ -49,33 +52,19 @@ impl Listed {
         Ok(Listed {
             user_id: text(keys.user_id).unwrap_or_default(),
             created_at: text(keys.created_at),
-            json: json.into(),
+            json: Bytes::copy_from_slice(json.as_bytes()),
         })
     }
 
-    /// [`Listed::from_json`] for text already checked as JSON (a list page's users, parsed
-    /// once as the page): the two keys are found by a scan of the object's top level that
-    /// skips nested values without parsing them ([`top_level_keys`]), and only when the scan
-    /// meets something unusual (an escaped key, a key twice) does serde read it whole. The
-    /// second parse of every user was a sixth of an export's CPU.
-    pub fn from_valid_json(json: &str) -> Result<Listed, String> {
-        match top_level_keys(json) {
-            Some((user_id, created_at)) => Ok(Listed {
-                user_id: user_id.unwrap_or_default(),
-                created_at,
-                json: json.into(),
-            }),
-            None => Listed::from_json(json),
-        }
-    }
-
-    /// A user kept before (its keys read then): no need to read them again.
-    pub fn from_parts(user_id: String, created_at: Option<String>, json: Box<str>) -> Listed {
-        Listed {
+    /// A user kept before (its keys read then): no need to read them again. `None` when
+    /// `json` is not UTF-8.
+    pub fn from_parts(user_id: String, created_at: Option<String>, json: Bytes) -> Option<Listed> {
+        std::str::from_utf8(&json).ok()?;
+        Some(Listed {
             user_id,
             created_at,
             json,
-        }
+        })
     }
 
     /// A user already held as a map.
@@ -91,121 +80,17 @@ impl Listed {
 
     /// The user's JSON text as the tenant sent it.
     pub fn json(&self) -> &str {
+        std::str::from_utf8(&self.json).expect("a listed user's text is UTF-8")
+    }
+
+    /// The user's JSON text as bytes (without the UTF-8 check of [`Listed::json`]).
+    pub fn json_bytes(&self) -> &[u8] {
         &self.json
     }
 
     /// The user as a map.
     pub fn user(&self) -> Result<User, String> {
-        serde_json::from_str(&self.json).map_err(|e| format!("user {}: {e}", self.user_id))
-    }
-}
-
-/// The string values of `user_id` and `created_at` at the top level of a JSON object that is
-/// known to be valid JSON (`None` for a key missing or not a string), as serde would read
-/// them; `None` when the text is not an object or holds what this scan leaves to serde: a key
-/// with an escape, or either key twice.
-fn top_level_keys(json: &str) -> Option<(Option<String>, Option<String>)> {
-    let b = json.as_bytes();
-    let mut i = skip_space(b, 0);
-    if b.get(i) != Some(&b'{') {
-        return None;
-    }
-    i = skip_space(b, i + 1);
-    let (mut user_id, mut created_at) = (None, None);
-    let (mut seen_id, mut seen_created) = (false, false);
-    while b.get(i) == Some(&b'"') {
-        let end = string_end(b, i + 1)?;
-        let key = &b[i + 1..end];
-        if key.contains(&b'\\') {
-            return None;
-        }
-        i = skip_space(b, end + 1);
-        if b.get(i) != Some(&b':') {
-            return None;
-        }
-        i = skip_space(b, i + 1);
-        let value_end = value_end(b, i)?;
-        let slot = match key {
-            b"user_id" => Some((&mut user_id, &mut seen_id)),
-            b"created_at" => Some((&mut created_at, &mut seen_created)),
-            _ => None,
-        };
-        if let Some((slot, seen)) = slot {
-            if std::mem::replace(seen, true) {
-                return None;
-            }
-            let text = &json[i..value_end];
-            *slot = if text.starts_with('"') {
-                if text.contains('\\') {
-                    Some(serde_json::from_str::<String>(text).ok()?)
-                } else {
-                    Some(text[1..text.len() - 1].to_string())
-                }
-            } else {
-                None
-            };
-        }
-        i = skip_space(b, value_end);
-        match b.get(i) {
-            Some(b',') => i = skip_space(b, i + 1),
-            Some(b'}') => return Some((user_id, created_at)),
-            _ => return None,
-        }
-    }
-    (b.get(i) == Some(&b'}')).then_some((user_id, created_at))
-}
-
-fn skip_space(b: &[u8], mut i: usize) -> usize {
-    while b
-        .get(i)
-        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
-    {
-        i += 1;
-    }
-    i
-}
-
-/// The index of the closing quote of the string whose text starts at `from`.
-fn string_end(b: &[u8], mut from: usize) -> Option<usize> {
-    loop {
-        let at = from + memchr::memchr2(b'"', b'\\', &b[from..])?;
-        if b[at] == b'"' {
-            return Some(at);
-        }
-        // An escape: the character after the backslash is never the end.
-        from = at + 2;
-    }
-}
-
-/// The index just past the value that starts at `i`.
-fn value_end(b: &[u8], i: usize) -> Option<usize> {
-    match *b.get(i)? {
-        b'"' => string_end(b, i + 1).map(|end| end + 1),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut at = i;
-            loop {
-                match *b.get(at)? {
-                    b'"' => at = string_end(b, at + 1)?,
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(at + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                at += 1;
-            }
-        }
-        // A number, true, false or null: up to the next delimiter.
-        _ => Some(
-            b[i..]
-                .iter()
-                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
-                .map_or(b.len(), |n| i + n),
-        ),
+        serde_json::from_slice(&self.json).map_err(|e| format!("user {}: {e}", self.user_id))
     }
 }
 
@@ -244,6 +129,22 @@ impl Client {
             what: "GET /api/v2/users".into(),
             message,
         };
+        if let Some(page) = scan::page(&bytes) {
+            let users = page
+                .users
+                .into_iter()
+                .map(|user| Listed {
+                    user_id: user.user_id.unwrap_or_default(),
+                    created_at: user.created_at,
+                    json: bytes.slice(user.text),
+                })
+                .collect();
+            return Ok(UsersPage {
+                total: page.total,
+                users,
+            });
+        }
+        // What the scan leaves (see `scan`): serde reads it, or says why it is not a page.
         #[derive(serde::Deserialize)]
         struct Body<'a> {
             total: Option<Value>,
@@ -260,7 +161,7 @@ impl Client {
             .users
             .ok_or_else(|| decode("no users array".into()))?
             .into_iter()
-            .map(|raw| Listed::from_valid_json(raw.get()).map_err(decode))
+            .map(|raw| Listed::from_json(raw.get()).map_err(decode))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(UsersPage { total, users })
     }
@@ -315,88 +216,4 @@ fn decode_user(bytes: &[u8], what: &str) -> Result<User, ApiError> {
 /// Percent-encodes a path segment: user ids hold `|` and other reserved characters.
 pub fn encode_segment(segment: &str) -> String {
     percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use serde_json::json;
-
-    /// Any JSON value a few levels deep, strings with escapes and non-ASCII included.
-    fn value() -> impl Strategy<Value = Value> {
-        let text = "[a-z\"\\\\/\n\té\u{1F600} ]{0,8}";
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            any::<i64>().prop_map(Value::from),
-            (-1e9f64..1e9).prop_map(Value::from),
-            text.prop_map(Value::from),
-        ];
-        leaf.prop_recursive(3, 24, 4, move |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                prop::collection::vec((text, inner), 0..4)
-                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-            ]
-        })
-    }
-
-    /// A user object: other keys around `user_id` and `created_at`, which may be missing or
-    /// not strings.
-    fn user() -> impl Strategy<Value = Value> {
-        let key = prop_oneof![
-            Just("user_id".to_string()),
-            Just("created_at".to_string()),
-            "[a-z_]{1,10}",
-            Just("user\\id".to_string()),
-        ];
-        prop::collection::vec((key, value()), 0..8)
-            .prop_map(|kv| Value::Object(kv.into_iter().collect()))
-    }
-
-    proptest! {
-        #[test]
-        fn the_scan_reads_the_keys_as_serde_does(user in user(), pretty in any::<bool>()) {
-            let text = if pretty {
-                serde_json::to_string_pretty(&user).unwrap()
-            } else {
-                serde_json::to_string(&user).unwrap()
-            };
-            prop_assert_eq!(Listed::from_valid_json(&text), Listed::from_json(&text));
-        }
-    }
-
-    #[test]
-    fn the_scan_leaves_what_it_does_not_read_to_serde() {
-        let scan = |text: &str| top_level_keys(text);
-        assert_eq!(
-            scan(
-                r#"{"identities":[{"user_id":"inner"}],"user_id":"auth0|1","created_at":"2020-01-01T00:00:00.000Z"}"#
-            ),
-            Some((
-                Some("auth0|1".into()),
-                Some("2020-01-01T00:00:00.000Z".into())
-            ))
-        );
-        assert_eq!(
-            scan(r#"{"user_id":"a\"b","created_at":5}"#),
-            Some((Some("a\"b".into()), None))
-        );
-        assert_eq!(scan(r#"{}"#), Some((None, None)));
-        // An escaped key, a key twice, not an object: serde decides.
-        assert_eq!(scan(r#"{"user\u005fid":"x"}"#), None);
-        assert_eq!(scan(r#"{"user_id":"x","user_id":"y"}"#), None);
-        assert_eq!(scan(r#"[1]"#), None);
-        assert_eq!(
-            Listed::from_valid_json(r#"{"user\u005fid":"x"}"#)
-                .unwrap()
-                .user_id,
-            "x"
-        );
-        assert!(Listed::from_valid_json(r#"{"user_id":"x","user_id":"y"}"#).is_err());
-        let user = json!({"user_id": "u", "app_metadata": {"a": [1, {"b": "}]"}]}});
-        let text = user.to_string();
-        assert_eq!(Listed::from_valid_json(&text), Listed::from_json(&text));
-    }
 }

@@ -191,7 +191,7 @@ impl Encoder {
 
     /// One batch as bytes.
     pub fn encode(&self, users: &[Listed]) -> Result<Vec<u8>, String> {
-        let capacity = users.iter().map(|u| u.json().len() + 1).sum();
+        let capacity = users.iter().map(|u| u.json_bytes().len() + 1).sum();
         if let Format::Csv {
             shape,
             escape_formulas,
@@ -218,10 +218,10 @@ impl Encoder {
         }
         let mut out = Vec::with_capacity(capacity);
         for listed in users {
-            let json = listed.json();
+            let json = listed.json_bytes();
             // The tenant's own text, unless a selection applies or it spans lines.
-            if self.shape.is_identity() && !json.bytes().any(|b| b == b'\n' || b == b'\r') {
-                out.extend_from_slice(json.as_bytes());
+            if self.shape.is_identity() && memchr::memchr2(b'\n', b'\r', json).is_none() {
+                out.extend_from_slice(json);
             } else {
                 let user = self.shape.apply(listed.user()?);
                 serde_json::to_writer(&mut out, &user)

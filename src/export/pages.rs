@@ -17,6 +17,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use bytes::Bytes;
+
 use crate::api::Listed;
 use crate::state::StateDir;
 use crate::state::dir::{open_private, private_options, write_atomic};
@@ -165,13 +167,39 @@ impl Pages {
         if found != page {
             return None;
         }
-        let mut body = Vec::new();
+        // Sized ahead (a damaged header's length is not trusted past a few pages' worth).
+        let mut body = Vec::with_capacity(usize::try_from(bytes).ok()?.min(1 << 24));
         (&mut reader).take(bytes).read_to_end(&mut body).ok()?;
         if body.len() as u64 != bytes {
             return None;
         }
-        let users = read_users(&body, count)?;
+        let users = read_users(body.into(), count)?;
         Some((total, users))
+    }
+
+    /// Every page of a window, read from its file in one go, each user's text a slice of it:
+    /// a file opened, read and copied a page was about a tenth of an export's CPU.
+    pub fn load_window(&self, window: u64) -> HashMap<u32, (u64, Vec<Listed>)> {
+        let mut pages = HashMap::new();
+        let Some(kept) = lock(&self.kept).get(&window).cloned() else {
+            return pages;
+        };
+        let Ok(file) = std::fs::read(self.path(window)) else {
+            return pages;
+        };
+        let file = Bytes::from(file);
+        for (page, at) in kept {
+            match usize::try_from(at)
+                .ok()
+                .and_then(|at| parse_record(&file, at))
+            {
+                Some((found, total, users)) if found == page => {
+                    pages.insert(page, (total, users));
+                }
+                _ => {}
+            }
+        }
+        pages
     }
 
     /// Forgets every page of a window (written, or to be read again).
@@ -203,24 +231,41 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// One page as a record of its window's file (see the module docs).
 fn record(page: u32, total: u64, users: &[Listed]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(users.iter().map(|u| u.json().len() + 64).sum());
+    let mut body = Vec::with_capacity(users.iter().map(|u| u.json_bytes().len() + 64).sum());
     for user in users {
+        // Three lengths a user: `write!` would cost more than copying the user.
         let created = user.created_at.as_deref();
-        let created_len = created.map_or("-".to_string(), |c| c.len().to_string());
-        writeln!(
-            body,
-            "{} {created_len} {}",
-            user.user_id.len(),
-            user.json().len()
-        )
-        .expect("writing to a Vec");
+        push_number(&mut body, user.user_id.len());
+        body.push(b' ');
+        match created {
+            Some(created) => push_number(&mut body, created.len()),
+            None => body.push(b'-'),
+        }
+        body.push(b' ');
+        push_number(&mut body, user.json_bytes().len());
+        body.push(b'\n');
         body.extend_from_slice(user.user_id.as_bytes());
         body.extend_from_slice(created.unwrap_or_default().as_bytes());
-        body.extend_from_slice(user.json().as_bytes());
+        body.extend_from_slice(user.json_bytes());
     }
     let mut record = format!("page {page} {total} {} {}\n", users.len(), body.len()).into_bytes();
     record.extend_from_slice(&body);
     record
+}
+
+/// Appends `n` in decimal.
+fn push_number(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// A record's header: (page, total, users, body bytes, header bytes); `None` at the end or
@@ -238,13 +283,25 @@ fn read_header(reader: &mut impl BufRead) -> Option<(u32, u64, usize, u64, u64)>
     Some((page, total, count, bytes, read as u64))
 }
 
-/// The users of a record's body.
-fn read_users(mut body: &[u8], count: usize) -> Option<Vec<Listed>> {
+/// The record that starts at byte `at` of a window's file: (page, total, users).
+fn parse_record(file: &Bytes, at: usize) -> Option<(u32, u64, Vec<Listed>)> {
+    let mut rest = file.get(at..)?;
+    let (page, total, count, bytes, header) = read_header(&mut rest)?;
+    let start = at + usize::try_from(header).ok()?;
+    let end = start.checked_add(usize::try_from(bytes).ok()?)?;
+    (end <= file.len()).then_some(())?;
+    let users = read_users(file.slice(start..end), count)?;
+    Some((page, total, users))
+}
+
+/// The users of a record's body, each text a slice of it.
+fn read_users(body: Bytes, count: usize) -> Option<Vec<Listed>> {
     let mut users = Vec::with_capacity(count);
+    let mut at = 0;
     for _ in 0..count {
-        let end = body.iter().position(|b| *b == b'\n')?;
-        let line = std::str::from_utf8(&body[..end]).ok()?;
-        body = &body[end + 1..];
+        let end = at + memchr::memchr(b'\n', &body[at..])?;
+        let line = std::str::from_utf8(&body[at..end]).ok()?;
+        at = end + 1;
         let mut lengths = line.split(' ');
         let id_len: usize = lengths.next()?.parse().ok()?;
         let created_len: Option<usize> = match lengths.next()? {
@@ -252,20 +309,22 @@ fn read_users(mut body: &[u8], count: usize) -> Option<Vec<Listed>> {
             n => Some(n.parse().ok()?),
         };
         let json_len: usize = lengths.next()?.parse().ok()?;
-        let mut take = |n: usize| -> Option<String> {
-            let text = std::str::from_utf8(body.get(..n)?).ok()?.to_string();
-            body = &body[n..];
-            Some(text)
+        let mut take = |n: usize| -> Option<Bytes> {
+            let end = at.checked_add(n).filter(|end| *end <= body.len())?;
+            let bytes = body.slice(at..end);
+            at = end;
+            Some(bytes)
         };
-        let user_id = take(id_len)?;
+        let text = |bytes: Bytes| String::from_utf8(bytes.to_vec()).ok();
+        let user_id = text(take(id_len)?)?;
         let created_at = match created_len {
-            Some(n) => Some(take(n)?),
+            Some(n) => Some(text(take(n)?)?),
             None => None,
         };
         let json = take(json_len)?;
-        users.push(Listed::from_parts(user_id, created_at, json.into()));
+        users.push(Listed::from_parts(user_id, created_at, json)?);
     }
-    body.is_empty().then_some(users)
+    (at == body.len()).then_some(users)
 }
 
 /// The window a page file belongs to, from its name.

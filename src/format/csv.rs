@@ -272,10 +272,11 @@ fn encode_raw_cell(raw: &str, cell: &mut String) {
     match raw.as_bytes().first() {
         Some(b'"') => {
             let owned: String;
-            let text = match serde_json::from_str::<&str>(raw) {
-                Ok(text) => text,
+            let text = match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+                // A string of valid JSON without a backslash is its text between the quotes.
+                Some(text) if !text.contains('\\') => text,
                 // An escape in the string: it has to be unescaped into a copy.
-                Err(_) => {
+                _ => {
                     owned = serde_json::from_str(raw).expect("a parsed page holds valid JSON");
                     &owned
                 }
@@ -704,7 +705,7 @@ impl CsvShape {
                     let Some(value) = user.get(key) else {
                         continue;
                     };
-                    let text = value.get();
+                    let text = value;
                     let fits = match Kind::of_key(key) {
                         Some(Kind::Object) => text.starts_with('{'),
                         Some(Kind::Array) => text.starts_with('['),
@@ -726,7 +727,7 @@ impl CsvShape {
                         cell.push('"');
                         cell.push_str(key);
                         cell.push_str("\":");
-                        raw::write_compact(value.get(), cell);
+                        raw::write_compact(value, cell);
                     }
                     if !cell.is_empty() {
                         cell.push('}');

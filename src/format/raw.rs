@@ -8,58 +8,34 @@
 //! one object), which one pass over the bytes checks; otherwise the value is parsed and written.
 //! Either way the cell holds the bytes the map would have given.
 
-use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 /// A user's top-level keys, in the tenant's order, each with its value's JSON text.
 #[derive(Debug)]
 pub struct RawUser<'a> {
-    fields: Vec<(&'a str, &'a RawValue)>,
+    fields: Vec<(&'a str, &'a str)>,
 }
 
 impl<'a> RawUser<'a> {
     /// Reads one user's JSON object text. `None` when it is not an object, a key holds an
     /// escape, or a key comes twice (a map keeps one of them): the caller builds the map then.
     pub fn parse(json: &'a str) -> Option<RawUser<'a>> {
-        let mut deserializer = serde_json::Deserializer::from_str(json);
-        let user = deserializer.deserialize_map(FieldsVisitor).ok()?;
-        deserializer.end().ok()?;
-        let fields = &user.fields;
+        let fields = crate::api::scan::fields(json)?;
         let repeated = fields
             .iter()
             .enumerate()
             .any(|(i, (key, _))| fields[..i].iter().any(|(seen, _)| seen == key));
-        (!repeated).then_some(user)
+        (!repeated).then_some(RawUser { fields })
     }
 
     /// The text of the value at `key`.
-    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+    pub fn get(&self, key: &str) -> Option<&'a str> {
         self.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
     }
 
     /// Every key with its value's text, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a RawValue)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
         self.fields.iter().copied()
-    }
-}
-
-struct FieldsVisitor;
-
-impl<'de> Visitor<'de> for FieldsVisitor {
-    type Value = RawUser<'de>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a user object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawUser<'de>, A::Error> {
-        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(24));
-        // A `&str` key borrows the text, so a key with an escape is an error: the slow path.
-        while let Some((key, value)) = map.next_entry::<&'de str, &'de RawValue>()? {
-            fields.push((key, value));
-        }
-        Ok(RawUser { fields })
     }
 }
 
@@ -141,7 +117,7 @@ pub fn is_compact(raw: &str) -> bool {
 fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
     let mut i = start;
     loop {
-        let offset = bytes[i..].iter().position(|&b| b == b'"' || b == b'\\')?;
+        let offset = memchr::memchr2(b'"', b'\\', &bytes[i..])?;
         i += offset;
         if bytes[i] == b'"' {
             return Some(i);
@@ -224,11 +200,8 @@ mod tests {
     fn a_user_is_read_as_its_top_level_keys_unless_a_map_would_differ() {
         let user =
             RawUser::parse(r#"{"user_id":"auth0|1", "identities":[{"user_id":"x"}]}"#).unwrap();
-        assert_eq!(user.get("user_id").unwrap().get(), r#""auth0|1""#);
-        assert_eq!(
-            user.get("identities").unwrap().get(),
-            r#"[{"user_id":"x"}]"#
-        );
+        assert_eq!(user.get("user_id").unwrap(), r#""auth0|1""#);
+        assert_eq!(user.get("identities").unwrap(), r#"[{"user_id":"x"}]"#);
         assert_eq!(user.iter().count(), 2);
         assert!(RawUser::parse(r#"{"a":1,"a":2}"#).is_none());
         assert!(RawUser::parse(r#"{"\u0061":1}"#).is_none());
