@@ -611,14 +611,16 @@ impl Walk<'_> {
             })
         };
         let mut users = Vec::new();
+        let mut kept = self.pages.load_window(window.id());
+        let mut take = |page: u32| kept.remove(&page).ok_or_else(|| missing(page));
         match window {
             Window::Range { .. } => {}
-            Window::Instant { id, .. } => {
-                users = self.pages.load(*id, 0).ok_or_else(|| missing(0))?.1;
+            Window::Instant { .. } => {
+                users = take(0)?.1;
             }
-            Window::Pages { id, cut, .. } => {
+            Window::Pages { cut, .. } => {
                 for page in 0..=LAST_PAGE {
-                    let (total, held) = self.pages.load(*id, page).ok_or_else(|| missing(page))?;
+                    let (total, held) = take(page)?;
                     let last = match cut {
                         None => u64::from(page + 1) * u64::from(PER_PAGE) >= total,
                         Some(cut) => reaches(&held, cut)?,
