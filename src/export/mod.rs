@@ -217,9 +217,6 @@ impl ExportSummary {
 /// idle the workers, and few enough that pages waiting on disk stay a small share of the job.
 const AHEAD_PER_WORKER: usize = 4;
 
-/// The most windows written in one batch (each up to 1,000 users, save an instant).
-const BATCH_WINDOWS: usize = 4;
-
 /// Windows written between two hand-backs of free memory ([`crate::memory::give_back`]).
 const GIVE_BACK_EVERY: u64 = 16;
 
@@ -275,38 +272,25 @@ async fn export_walk(
     let mut read: HashSet<u64> = HashSet::new();
     let mut work = FuturesUnordered::new();
     loop {
-        // Write the windows read at the front, in order, up to a few in one batch: one sync
-        // of the output and one checkpoint for them all.
-        loop {
-            let ready = windows
-                .iter()
-                .take(BATCH_WINDOWS)
-                .take_while(|w| read.contains(&w.id()))
-                .count();
-            if ready == 0 {
-                break;
-            }
-            let mut users = Vec::new();
-            let mut written = Vec::with_capacity(ready);
-            for window in windows.drain(..ready) {
-                users.extend(walk.users(&window)?);
-                read.remove(&window.id());
-                written.push(window.id());
-            }
+        // Write every window read at the front, in order: one at a time, so that what is held
+        // for a write (its users, their text, the encoded batch) stays one window's worth.
+        // (Four at once saved a little CPU, but the peak of a long run grew with them.)
+        while let Some(front) = windows.front().filter(|w| read.contains(&w.id())) {
+            let users = walk.users(front)?;
+            let id = front.id();
+            windows.pop_front();
+            read.remove(&id);
             let rest = (!windows.is_empty()).then(|| snapshot(&windows, &walk, expected));
             let next = windows.front().map(Window::start);
-            let before = out.checkpoint.windows;
             out.write(&users, users.len() as u64, |checkpoint| {
-                checkpoint.windows += ready as u64;
+                checkpoint.windows += 1;
                 checkpoint.cursor = next;
                 checkpoint.walk = rest;
             })?;
-            // Only once the checkpoint no longer holds the windows: a kill before this line
+            // Only once the checkpoint no longer holds the window: a kill before this line
             // leaves pages the next run removes.
-            for id in written {
-                pages.remove(id).map_err(WalkError::from)?;
-            }
-            if before / GIVE_BACK_EVERY != out.checkpoint.windows / GIVE_BACK_EVERY {
+            pages.remove(id).map_err(WalkError::from)?;
+            if out.checkpoint.windows.is_multiple_of(GIVE_BACK_EVERY) {
                 crate::memory::give_back();
             }
         }
