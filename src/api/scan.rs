@@ -125,51 +125,48 @@ impl Scan<'_> {
     }
 
     /// An object, calling `member` at each value with where its key is. With `plain_keys`, a
-    /// key holding an escape is left to serde (its name would have to be unescaped to match). Leaves the scan past the closing brace.
+    /// key holding an escape is left to serde (its name would have to be unescaped to match).
+    /// Leaves the scan past the closing brace.
     fn object(
         &mut self,
         depth: usize,
         plain_keys: bool,
         mut member: impl FnMut(&mut Self, Range<usize>) -> Option<()>,
     ) -> Option<()> {
-        (depth < MAX_DEPTH && self.eat(b'{')).then_some(())?;
-        self.space();
-        if self.eat(b'}') {
-            return Some(());
-        }
-        loop {
-            let (key, escaped) = self.string()?;
+        self.items(depth, b'{', b'}', |scan| {
+            let (key, escaped) = scan.string()?;
             // A key whose name matters must be read plainly; a nested object's keys do not.
             if escaped && plain_keys {
                 return None;
             }
-            self.space();
-            self.eat(b':').then_some(())?;
-            self.space();
-            member(self, key)?;
-            self.space();
-            if self.eat(b'}') {
-                return Some(());
-            }
-            self.eat(b',').then_some(())?;
-            self.space();
-        }
+            scan.space();
+            scan.eat(b':').then_some(())?;
+            scan.space();
+            member(scan, key)
+        })
     }
 
-    fn array(
+    fn array(&mut self, depth: usize, element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.items(depth, b'[', b']', element)
+    }
+
+    /// `open`, then `item`s separated by commas, then `close`.
+    fn items(
         &mut self,
         depth: usize,
-        mut element: impl FnMut(&mut Self) -> Option<()>,
+        open: u8,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
     ) -> Option<()> {
-        (depth < MAX_DEPTH && self.eat(b'[')).then_some(())?;
+        (depth < MAX_DEPTH && self.eat(open)).then_some(())?;
         self.space();
-        if self.eat(b']') {
+        if self.eat(close) {
             return Some(());
         }
         loop {
-            element(self)?;
+            item(self)?;
             self.space();
-            if self.eat(b']') {
+            if self.eat(close) {
                 return Some(());
             }
             self.eat(b',').then_some(())?;
