@@ -51,6 +51,7 @@ impl StateDir {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
+        remove_leftovers(path).map_err(io)?;
         Ok(StateDir {
             path: path.to_path_buf(),
             _lock: lock,
@@ -199,11 +200,32 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(dir)?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|e| e.error)?;
     sync_dir(dir)
+}
+
+/// What [`write_atomic`]'s temporary files are called, until renamed into place.
+const TEMP_PREFIX: &str = ".auth0-bulk-tmp-";
+
+/// Removes the temporary files of [`write_atomic`] that a killed run left in a state (a
+/// page file of a large instant can be megabytes). Only the lock's holder calls it, so none is
+/// in use; the prefix is this tool's own, so a user's file in the folder is never touched.
+fn remove_leftovers(dir: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            match fs::remove_file(entry.path()) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Makes a rename in `dir` durable.
@@ -228,6 +250,26 @@ mod tests {
         assert!(matches!(second, Err(StateError::Locked(_))), "{second:?}");
         drop(first);
         assert!(StateDir::open(&dir.path().join("s")).is_ok());
+    }
+
+    #[test]
+    fn a_temporary_file_a_killed_run_left_is_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        drop(StateDir::open(&path).unwrap());
+        // A kill between writing a replacement and renaming it into place.
+        std::fs::write(path.join(format!("{TEMP_PREFIX}a1b2c3")), b"half a file").unwrap();
+        std::fs::write(path.join(".tmp-users-own"), b"not ours").unwrap();
+        let state = StateDir::open(&path).unwrap();
+        state
+            .save("export.json", &serde_json::json!({"version": "2"}))
+            .unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".tmp-users-own", "export.json", "lock"]);
     }
 
     #[test]
