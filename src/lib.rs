@@ -16,6 +16,7 @@
 //! | [`state`] | the run state directory the checkpoint and ledger live in |
 //! | [`format`](mod@format), [`query`], [`rules`] | the CSV shape and field names, the search language, Auth0's limits |
 //! | [`sandbox`] | the local tenant every test (and a rehearsal) runs against |
+//! | [`hashes`] | password hashes for the bulk-import job: checked, and verified in the sandbox |
 //! | [`progress`], [`suggest`] | progress output, did-you-mean |
 //!
 //! One user through an **export**: [`api::Client::list_users`] returns it in a page as an
@@ -35,6 +36,7 @@ pub mod cli;
 pub mod exit;
 pub mod export;
 pub mod format;
+pub mod hashes;
 pub mod import;
 pub mod memory;
 pub mod net;
