@@ -16,7 +16,8 @@ use crate::sandbox::{GroupLimit, SandboxOptions};
 mod values;
 
 pub use values::{
-    CsvMetadata, InputFormatFlag, MatchFlag, MetadataFlag, ModeFlag, OutputFormat, PasswordsFlag,
+    CsvMetadata, EngineFlag, InputFormatFlag, MatchFlag, MetadataFlag, ModeFlag, OutputFormat,
+    PasswordsFlag,
 };
 
 /// Move Auth0 users and their metadata in bulk: rate-limited, resumable export and import.
@@ -155,6 +156,28 @@ pub struct PaceArgs {
     pub concurrency: Option<usize>,
 }
 
+/// How `import --engine job` sends its creates.
+#[derive(Debug, Clone, Args)]
+pub struct JobArgs {
+    /// How creates reach the tenant. `api`: one request per user (lookups, creates, patches:
+    /// every mode). `job`: Auth0's bulk-import jobs, the only way to bring password hashes
+    /// (`password_hash`, `custom_password_hash`), and far faster for creates than the users
+    /// write limit; create mode only. Jobs need the scopes read:connections, create:users and
+    /// read:users; users without a hash are created without a password (`--passwords random`).
+    #[arg(long, value_enum, default_value_t = EngineFlag::Api)]
+    pub engine: EngineFlag,
+
+    /// The largest users file of one import job, in bytes (Auth0 takes at most 512000).
+    #[arg(long, value_name = "BYTES", default_value_t = 512_000,
+          value_parser = clap::value_parser!(u64).range(1024..=512_000))]
+    pub job_file_bytes: u64,
+
+    /// Import jobs kept going at once (Auth0 runs at most 2 per tenant).
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(1..=2))]
+    pub jobs: u64,
+}
+
 /// Where the run state lives and how the run reports.
 #[derive(Debug, Clone, Args)]
 pub struct RunStateArgs {
@@ -244,6 +267,9 @@ pub struct ImportArgs {
     /// Remove the leading ' that `export --csv-escape-formulas` put before formula-like cells.
     #[arg(long)]
     pub csv_escape_formulas: bool,
+
+    #[command(flatten)]
+    pub jobs: JobArgs,
 
     #[command(flatten)]
     pub pace: PaceArgs,

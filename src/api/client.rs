@@ -47,6 +47,44 @@ impl Metrics {
 struct Token {
     value: SecretString,
     renew_at: Option<Instant>,
+    /// The scopes the token response listed (`None`: a ready token, whose scopes are unknown).
+    scopes: Option<Vec<String>>,
+}
+
+/// A request's body.
+#[derive(Clone, Copy)]
+pub(super) enum Body<'a> {
+    None,
+    Json(&'a Value),
+    /// `multipart/form-data`: text fields, then one file part (field name, file name, bytes).
+    /// Rebuilt for every attempt (a form is consumed when sent); the bytes are shared, not
+    /// copied.
+    Multipart {
+        fields: &'a [(&'a str, String)],
+        file: (&'a str, &'a str, &'a bytes::Bytes),
+    },
+}
+
+impl Body<'_> {
+    fn apply(self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Body::None => request,
+            Body::Json(value) => request.json(value),
+            Body::Multipart { fields, file } => {
+                let mut form = reqwest::multipart::Form::new();
+                for (name, value) in fields {
+                    form = form.text(name.to_string(), value.clone());
+                }
+                let (name, file_name, bytes) = file;
+                let part =
+                    reqwest::multipart::Part::stream_with_length(bytes.clone(), bytes.len() as u64)
+                        .file_name(file_name.to_string())
+                        .mime_str("application/json")
+                        .expect("a static MIME type parses");
+                request.multipart(form.part(name.to_string(), part))
+            }
+        }
+    }
 }
 
 /// How many 429s in a row one request tolerates before the job gives up (resumable).
@@ -186,6 +224,7 @@ impl Client {
             Credentials::Token(value) => Token {
                 value: value.clone(),
                 renew_at: None,
+                scopes: None,
             },
             Credentials::Client {
                 client_id,
@@ -195,6 +234,18 @@ impl Client {
         let value = token.value.clone();
         *slot = Some(token);
         Ok(value)
+    }
+
+    /// The scopes of the run's token, as its token response listed them; `None` when the run
+    /// was given a ready token (`--token`), whose scopes only the tenant knows.
+    pub async fn scopes(&self) -> Result<Option<Vec<String>>, ApiError> {
+        self.bearer().await?;
+        Ok(self
+            .token
+            .lock()
+            .await
+            .as_ref()
+            .and_then(|token| token.scopes.clone()))
     }
 
     /// Forgets the current token so the next call gets a new one.
@@ -288,7 +339,7 @@ impl Client {
         method: Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<&Value>,
+        body: Body<'_>,
     ) -> Result<(u16, bytes::Bytes), ApiError> {
         let what = format!("{method} {path}");
         let group = Group::of(&method, path);
@@ -314,24 +365,37 @@ impl Client {
             if !query.is_empty() {
                 request = request.query(query);
             }
-            if let Some(body) = body {
-                request = request.json(body);
-            }
+            request = body.apply(request);
             self.metrics.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = match request.send().await {
                 Ok(response) => {
                     self.answered.store(true, Ordering::Relaxed);
                     let status = response.status().as_u16();
                     let headers = response.headers().clone();
-                    self.pace.observe(ticket, status, &headers);
-                    // What was learnt may change how much work the run keeps in flight.
-                    self.workers.size(self.pace.loads());
-                    if response.status().is_redirection() {
-                        return Err(redirect(&what, &response));
-                    }
-                    match response.bytes().await {
-                        Ok(bytes) => Ok((status, headers, bytes)),
-                        Err(e) => Err(format!("{what}: the answer broke off: {}", describe(&e))),
+                    if status == 429 {
+                        // A 429 that is not the rate limit (a tenant's two import jobs are
+                        // running) is the caller's to wait out, and says nothing of the budget.
+                        let bytes = response.bytes().await.unwrap_or_default();
+                        if retry::is_job_limit(&bytes) {
+                            self.pace.observe(ticket, 200, &headers);
+                            return Err(error_answer(&what, status, &bytes, transient > 0));
+                        }
+                        self.pace.observe(ticket, status, &headers);
+                        self.workers.size(self.pace.loads());
+                        Ok((status, headers, bytes))
+                    } else {
+                        self.pace.observe(ticket, status, &headers);
+                        // What was learnt may change how much work the run keeps in flight.
+                        self.workers.size(self.pace.loads());
+                        if response.status().is_redirection() {
+                            return Err(redirect(&what, &response));
+                        }
+                        match response.bytes().await {
+                            Ok(bytes) => Ok((status, headers, bytes)),
+                            Err(e) => {
+                                Err(format!("{what}: the answer broke off: {}", describe(&e)))
+                            }
+                        }
                     }
                 }
                 Err(e) => match self.fatal_transport(&what, &e) {
@@ -444,9 +508,13 @@ fn parse_token(bytes: &[u8]) -> Result<Token, ApiError> {
         let early = (life / 10).max(Duration::from_secs(60)).min(life / 2);
         Instant::now() + life - early
     });
+    let scopes = body["scope"]
+        .as_str()
+        .map(|scope| scope.split_whitespace().map(str::to_string).collect());
     Ok(Token {
         value: SecretString::from(value.to_string()),
         renew_at,
+        scopes,
     })
 }
 

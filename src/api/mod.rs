@@ -23,14 +23,17 @@
 //! |------|-------|
 //! | `client.rs` | the [`Client`]: its token, the send loop (pace, retry, renewal), [`Counts`] |
 //! | `users.rs` | the users calls, what they return ([`Listed`], [`UsersPage`], [`User`]) |
+//! | `jobs.rs` | the bulk-import job calls: connections, jobs, their errors |
 //! | `scan.rs` | the one-pass read of a list page's JSON, checked against serde |
 //! | `error.rs` | [`ApiError`], why a call failed |
 
 mod client;
 mod error;
+mod jobs;
 pub(crate) mod scan;
 mod users;
 
 pub use client::{Client, Counts, Metrics};
 pub use error::ApiError;
+pub use jobs::{Connection, ImportJob, Job, JobErrorDetail, JobSummary, JobUserError};
 pub use users::{ListQuery, Listed, User, UsersPage, encode_segment};

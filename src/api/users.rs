@@ -5,6 +5,7 @@ use bytes::Bytes;
 use reqwest::Method;
 use serde_json::{Map, Value};
 
+use super::client::Body;
 use super::{ApiError, Client, scan};
 
 /// A user object exactly as the API returns it. The one name for it in the crate's API layer.
@@ -124,7 +125,9 @@ impl Client {
             params.push(("fields", fields.clone()));
             params.push(("include_fields", include.to_string()));
         }
-        let (_, bytes) = self.send(Method::GET, "/users", &params, None).await?;
+        let (_, bytes) = self
+            .send(Method::GET, "/users", &params, Body::None)
+            .await?;
         let decode = |message: String| ApiError::Decode {
             what: "GET /api/v2/users".into(),
             message,
@@ -146,12 +149,12 @@ impl Client {
         }
         // What the scan leaves (see `scan`): serde reads it, or says why it is not a page.
         #[derive(serde::Deserialize)]
-        struct Body<'a> {
+        struct Page<'a> {
             total: Option<Value>,
             #[serde(borrow)]
             users: Option<Vec<&'a serde_json::value::RawValue>>,
         }
-        let body: Body = serde_json::from_slice(&bytes).map_err(|e| decode(e.to_string()))?;
+        let body: Page = serde_json::from_slice(&bytes).map_err(|e| decode(e.to_string()))?;
         let total = body
             .total
             .as_ref()
@@ -169,7 +172,7 @@ impl Client {
     /// `GET /api/v2/users/{id}`; `None` for 404.
     pub async fn get_user(&self, user_id: &str) -> Result<Option<User>, ApiError> {
         let path = format!("/users/{}", encode_segment(user_id));
-        match self.send(Method::GET, &path, &[], None).await {
+        match self.send(Method::GET, &path, &[], Body::None).await {
             Ok((_, bytes)) => decode_user(&bytes, "GET /api/v2/users/{id}").map(Some),
             Err(ApiError::Status { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
@@ -183,7 +186,7 @@ impl Client {
                 Method::GET,
                 "/users-by-email",
                 &[("email", email.to_string())],
-                None,
+                Body::None,
             )
             .await?;
         serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
@@ -194,14 +197,18 @@ impl Client {
 
     /// `POST /api/v2/users`.
     pub async fn create_user(&self, body: &Value) -> Result<User, ApiError> {
-        let (_, bytes) = self.send(Method::POST, "/users", &[], Some(body)).await?;
+        let (_, bytes) = self
+            .send(Method::POST, "/users", &[], Body::Json(body))
+            .await?;
         decode_user(&bytes, "POST /api/v2/users")
     }
 
     /// `PATCH /api/v2/users/{id}`.
     pub async fn update_user(&self, user_id: &str, body: &Value) -> Result<User, ApiError> {
         let path = format!("/users/{}", encode_segment(user_id));
-        let (_, bytes) = self.send(Method::PATCH, &path, &[], Some(body)).await?;
+        let (_, bytes) = self
+            .send(Method::PATCH, &path, &[], Body::Json(body))
+            .await?;
         decode_user(&bytes, "PATCH /api/v2/users/{id}")
     }
 }

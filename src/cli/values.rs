@@ -31,6 +31,13 @@ impl From<ModeFlag> for Mode {
     }
 }
 
+/// `import --engine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineFlag {
+    Api,
+    Job,
+}
+
 /// `import --match`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MatchFlag {

@@ -2,8 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{ImportArgs, PasswordsFlag};
+use clap::ValueEnum;
+
+use crate::cli::{EngineFlag, ImportArgs, ModeFlag, PasswordsFlag};
 use crate::exit::{RunOutcome, UsageError};
+use crate::import::job::JobSettings;
 use crate::import::plan::{Passwords, PlanOptions};
 use crate::import::read::ReadOptions;
 use crate::import::{self, ImportError, ImportSpec, ImportSummary};
@@ -26,6 +29,7 @@ pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     if !stdin && let Some(problem) = input_problem(&args.input) {
         return Err(UsageError(format!("--input {}: {problem}", args.input.display())).into());
     }
+    job_engine_problem(&args).map_err(UsageError)?;
     let rehearsal = common::is_embedded_sandbox(&args.target);
     let files = files(&args, stdin, rehearsal)?;
     let resolved = common::resolve_target(&args.target).await?;
@@ -51,6 +55,7 @@ pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
             .concurrency
             .unwrap_or(crate::net::workers::CEILING),
         domain: resolved.domain.clone(),
+        job: job_settings(&args),
     };
     import::check_state(&spec).map_err(failure)?;
     if rehearsal {
@@ -88,6 +93,41 @@ fn plan_options(args: &ImportArgs) -> PlanOptions {
         },
         metadata: args.metadata.into(),
     }
+}
+
+/// What `--engine job` cannot do with the other flags, said before anything is sent.
+fn job_engine_problem(args: &ImportArgs) -> Result<(), String> {
+    if args.jobs.engine != EngineFlag::Job {
+        return Ok(());
+    }
+    if args.mode != ModeFlag::Create {
+        return Err(format!(
+            "--engine job takes --mode create (not {}): jobs create users, and updates go one \
+             user at a time with --engine api, the default",
+            args.mode
+                .to_possible_value()
+                .expect("no skipped values")
+                .get_name()
+        ));
+    }
+    if args.password_field.is_some() {
+        return Err(
+            "--password-field with --engine job: Auth0's import job takes no clear-text \
+             password, only hashes (`password_hash`, `custom_password_hash`). Import records \
+             with clear-text passwords with --engine api, or create users without one \
+             (--passwords random) and send them password-change tickets"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// The job engine's settings, when `--engine job`.
+fn job_settings(args: &ImportArgs) -> Option<JobSettings> {
+    (args.jobs.engine == EngineFlag::Job).then_some(JobSettings {
+        chunk_bytes: args.jobs.job_file_bytes as usize,
+        max_jobs: args.jobs.jobs as usize,
+    })
 }
 
 /// The state, rejects and plan files, checked before anything is sent.

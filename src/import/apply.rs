@@ -34,7 +34,7 @@ pub struct Reason {
 }
 
 impl Applied {
-    fn done(outcome: Outcome, user_id: Option<String>, changes: Vec<String>) -> Applied {
+    pub(super) fn done(outcome: Outcome, user_id: Option<String>, changes: Vec<String>) -> Applied {
         Applied {
             outcome,
             user_id,
@@ -66,7 +66,11 @@ impl Applied {
         self
     }
 
-    fn skipped(user_id: Option<String>, code: &str, message: impl Into<String>) -> Applied {
+    pub(super) fn skipped(
+        user_id: Option<String>,
+        code: &str,
+        message: impl Into<String>,
+    ) -> Applied {
         let reason = Reason {
             code: code.to_string(),
             message: message.into(),
@@ -397,7 +401,7 @@ fn fatal_or_reject(error: ApiError) -> Result<Applied, ApiError> {
     }
 }
 
-fn created_since(user: &User, sent_at: DateTime<Utc>) -> bool {
+pub(super) fn created_since(user: &User, sent_at: DateTime<Utc>) -> bool {
     let slack = chrono::Duration::from_std(CLOCK_SLACK).unwrap_or_default();
     user.get("created_at")
         .and_then(Value::as_str)

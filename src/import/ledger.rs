@@ -244,6 +244,17 @@ impl Ledger {
         }
     }
 
+    /// Returns once every entry sent before is on disk.
+    pub async fn sync(&self) -> std::io::Result<()> {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        if let Some(tx) = &self.tx {
+            let _ = tx.send((Vec::new(), Some(done_tx)));
+        }
+        done_rx
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("the ledger writer stopped")))
+    }
+
     /// Records an outcome (made durable with the next group).
     pub fn done(&self, record: u64, outcome: Outcome, user_id: Option<&str>, rejects: Option<u64>) {
         let entry = Entry {

@@ -29,6 +29,7 @@
 //! so a job engine will want a window sized for a job rather than for workers.)
 
 pub mod apply;
+pub mod job;
 pub mod ledger;
 mod outcomes;
 mod pipeline;
@@ -73,6 +74,9 @@ pub struct ImportSpec {
     /// `--concurrency`); the client's worker permits bound those applied.
     pub concurrency: usize,
     pub domain: String,
+    /// `--engine job`: creates go through Auth0's bulk-import jobs ([`job`]); `None` applies
+    /// records one user at a time.
+    pub job: Option<job::JobSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +116,48 @@ pub trait Apply: Sync {
     ) -> impl Future<Output = Result<Applied, ApiError>> + Send;
 }
 
+/// What the job engine needs of the tenant before anything is sent: a token with the engine's
+/// scopes, and the `--connection` named, if any, as a database connection. Each failure is a
+/// usage error (exit 2).
+async fn check_job_engine(spec: &ImportSpec, client: &Client) -> Result<(), ImportError> {
+    // The flags that do not go with it were refused before (`commands::import`).
+    debug_assert!(spec.plan.mode == plan::Mode::Create);
+    if let Some(scopes) = client.scopes().await? {
+        let missing: Vec<&str> = job::SCOPES
+            .iter()
+            .copied()
+            .filter(|needed| !scopes.iter().any(|s| s == needed))
+            .collect();
+        if !missing.is_empty() {
+            return Err(ImportError::Usage(format!(
+                "--engine job needs the scopes {} on the Management API; the token lacks {}: \
+                 grant them to the application in the Auth0 dashboard (APIs > Auth0 Management \
+                 API > Machine to Machine Applications)",
+                job::SCOPES.join(", "),
+                missing.join(", ")
+            )));
+        }
+    }
+    if let Some(name) = &spec.plan.connection {
+        match client.connection_by_name(name).await? {
+            Some(found) if found.strategy == "auth0" => {}
+            Some(found) => {
+                return Err(ImportError::Usage(format!(
+                    "--connection {name}: a {} connection; Auth0's import job creates users \
+                     in database connections only",
+                    found.strategy
+                )));
+            }
+            None => {
+                return Err(ImportError::Usage(format!(
+                    "--connection {name}: the tenant has no connection of that name"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs an import; returns the summary and how the run ended.
 pub async fn run(
     spec: &ImportSpec,
@@ -127,6 +173,9 @@ pub async fn run(
     if spec.dry_run || !spec.state.as_deref().is_some_and(std::path::Path::exists) {
         client.reach().await?;
     }
+    if spec.job.is_some() {
+        check_job_engine(spec, client).await?;
+    }
     let mut state = resume::RunState::open(spec)?;
     let summary = ImportSummary::new(
         spec.dry_run,
@@ -136,18 +185,35 @@ pub async fn run(
     let ledger = state.ledger.as_ref();
     let outcomes =
         outcomes::Outcomes::open(spec, ledger, state.rejects_resume_at(), summary, progress)?;
-    let applier = apply::PerUser {
-        client,
-        ledger,
-        mode: spec.plan.mode,
-        metadata: spec.plan.metadata,
-        dry_run: spec.dry_run,
-    };
     // Kept in the run state when there is one (the system's temporary directory otherwise).
     let mut seen = seen::Seen::new(state.dir());
     let prepare = prepare::Prepare::new(&spec.plan, &state.recovered, &mut seen);
-    let in_flight = (spec.concurrency, client.workers());
-    let stopped = pipeline::run(records, prepare, &applier, &outcomes, in_flight, cancel).await;
+    let stopped = match &spec.job {
+        Some(settings) => {
+            let engine = job::Engine::new(
+                client,
+                state.journal.as_ref(),
+                ledger,
+                &outcomes,
+                settings,
+                spec.dry_run,
+                cancel,
+            );
+            let sent = std::mem::take(&mut state.jobs);
+            job::run(records, prepare, &engine, sent).await
+        }
+        None => {
+            let applier = apply::PerUser {
+                client,
+                ledger,
+                mode: spec.plan.mode,
+                metadata: spec.plan.metadata,
+                dry_run: spec.dry_run,
+            };
+            let in_flight = (spec.concurrency, client.workers());
+            pipeline::run(records, prepare, &applier, &outcomes, in_flight, cancel).await
+        }
+    };
 
     let mut summary = outcomes.close();
     summary.add_run(client.metrics(), client.pace().report(), started.elapsed());

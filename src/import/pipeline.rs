@@ -192,7 +192,7 @@ impl Chains {
 }
 
 /// A `Stream` over an mpsc receiver.
-fn stream_from<T: Send + 'static>(
+pub(super) fn stream_from<T: Send + 'static>(
     mut rx: tokio::sync::mpsc::Receiver<T>,
 ) -> impl futures::Stream<Item = T> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))

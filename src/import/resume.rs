@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::job::journal::{self, Journal};
 use super::ledger::{self, Ledger};
 use super::plan::{MatchBy, Passwords};
 use super::{ImportError, ImportSpec};
@@ -21,6 +22,8 @@ const CHECKPOINT: &str = "import.json";
 /// The format version of [`Saved`] this build writes.
 const FORMAT: &str = "1";
 const LEDGER: &str = "ledger.ndjson";
+/// The job engine's journal of chunks sent (see [`super::job::journal`]).
+const JOURNAL: &str = "jobs.ndjson";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "version")]
@@ -78,6 +81,9 @@ pub(super) struct RunState {
     domain: String,
     pub ledger: Option<Ledger>,
     pub recovered: ledger::Recovered,
+    /// The job engine's journal (opened for `--engine job` runs only).
+    pub journal: Option<Journal>,
+    pub jobs: journal::Recovered,
     pub resumed: bool,
 }
 
@@ -96,6 +102,11 @@ impl RunState {
             domain: spec.domain.clone(),
             ledger: None,
             recovered: ledger::Recovered::default(),
+            journal: None,
+            jobs: journal::Recovered {
+                next_chunk: 1,
+                ..journal::Recovered::default()
+            },
             resumed: false,
         };
         let Some(dir) = &state.dir else {
@@ -103,19 +114,19 @@ impl RunState {
         };
         state.resumed = state.claim(dir, spec.fresh)?;
         let path = dir.file(LEDGER);
-        let (ledger, recovered) = Ledger::open(&path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::InvalidData {
-                ImportError::State(StateError::Corrupt {
-                    path: path.clone(),
-                    message: source.to_string(),
-                })
-            } else {
-                ImportError::Write {
-                    path: path.display().to_string(),
-                    source,
-                }
+        let (ledger, recovered) = Ledger::open(&path).map_err(|e| open_failed(&path, e))?;
+        if spec.job.is_some() {
+            let path = dir.file(JOURNAL);
+            let (journal, jobs) = Journal::open(&path).map_err(|e| open_failed(&path, e))?;
+            if state.resumed && !jobs.pending.is_empty() {
+                tracing::info!(
+                    chunks = jobs.pending.len(),
+                    "Resuming the import jobs an earlier run sent."
+                );
             }
-        })?;
+            state.journal = Some(journal);
+            state.jobs = jobs;
+        }
         if state.resumed {
             tracing::info!(
                 done = recovered.done.len(),
@@ -161,6 +172,7 @@ impl RunState {
             }
             _ => {
                 dir.remove(LEDGER)?;
+                dir.remove(JOURNAL)?;
                 false
             }
         };
@@ -207,6 +219,22 @@ impl RunState {
     }
 }
 
+/// A ledger or journal that cannot be opened: damaged (the state is the problem), or not
+/// writable.
+fn open_failed(path: &std::path::Path, source: std::io::Error) -> ImportError {
+    if source.kind() == std::io::ErrorKind::InvalidData {
+        ImportError::State(StateError::Corrupt {
+            path: path.to_path_buf(),
+            message: source.to_string(),
+        })
+    } else {
+        ImportError::Write {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
 /// The options that decide an import's result, one by one, as the user spells them.
 fn options(spec: &ImportSpec) -> JobOptions {
     JobOptions::new()
@@ -215,6 +243,8 @@ fn options(spec: &ImportSpec) -> JobOptions {
         .with("--mode", format!("{:?}", spec.plan.mode).to_lowercase())
         .with("--match", match_name(&spec.plan.match_by))
         .with_optional("--connection", spec.plan.connection.as_deref())
+        // Unset for the per-user engine, so states written before there was a choice resume.
+        .with_optional("--engine", spec.job.is_some().then_some("job"))
         .with(
             "--metadata",
             format!("{:?}", spec.plan.metadata).to_lowercase(),

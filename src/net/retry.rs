@@ -45,6 +45,18 @@ pub fn classify(status: Option<u16>) -> Class {
     }
 }
 
+/// Whether a 429's body is the bulk-import job limit rather than the rate limit: facts ("Bulk
+/// import jobs"), a third active import job is refused with `There are 2 active import users
+/// jobs, please wait until some of them are finished and try again`. Waiting for a job to
+/// finish is the caller's business; the request budget has nothing to do with it.
+pub fn is_job_limit(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|body| {
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("active import users jobs"))
+    })
+}
+
 /// Exponential backoff with full jitter for transient failures of one request.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
@@ -168,6 +180,15 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    #[test]
+    fn the_import_job_limit_is_told_apart_from_the_rate_limit() {
+        let jobs = br#"{"statusCode":429,"error":"Too Many Requests","message":"There are 2 active import users jobs, please wait until some of them are finished and try again","errorCode":"too_many_requests"}"#;
+        let rate = br#"{"statusCode":429,"error":"Too Many Requests","message":"Global limit has been reached","errorCode":"too_many_requests"}"#;
+        assert!(is_job_limit(jobs));
+        assert!(!is_job_limit(rate));
+        assert!(!is_job_limit(b"not json"));
+    }
 
     #[test]
     fn classify_sorts_every_status_the_way_the_retry_loop_needs() {

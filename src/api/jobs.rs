@@ -1,0 +1,144 @@
+//! The calls of Auth0's bulk-import job engine: connections (a job names its connection by
+//! id), import jobs, their state and their per-user errors.
+
+use bytes::Bytes;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::client::Body;
+use super::{ApiError, Client, encode_segment};
+
+/// A connection, as `GET /api/v2/connections` lists it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Connection {
+    pub id: String,
+    pub name: String,
+    /// `auth0` for a database connection, the only kind an import job takes.
+    pub strategy: String,
+}
+
+/// A job, as `POST /api/v2/jobs/users-imports` and `GET /api/v2/jobs/{id}` describe it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Job {
+    pub id: String,
+    /// `pending`, `processing`, `completed` or `failed`.
+    pub status: String,
+    #[serde(default)]
+    pub summary: Option<JobSummary>,
+    #[serde(default)]
+    pub time_left_seconds: Option<u64>,
+    #[serde(default)]
+    pub percentage_done: Option<u64>,
+}
+
+impl Job {
+    /// Whether the job has ended (completed or failed).
+    pub fn ended(&self) -> bool {
+        matches!(self.status.as_str(), "completed" | "failed")
+    }
+}
+
+/// What a completed import job did, in counts (facts: a job reports counts, not user ids).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub struct JobSummary {
+    #[serde(default)]
+    pub failed: u64,
+    #[serde(default)]
+    pub updated: u64,
+    #[serde(default)]
+    pub inserted: u64,
+    #[serde(default)]
+    pub total: u64,
+}
+
+/// One user a job could not take: the user as sent (hash values shown as `*****`) and why.
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobUserError {
+    pub user: Value,
+    pub errors: Vec<JobErrorDetail>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobErrorDetail {
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// An import job to submit.
+pub struct ImportJob<'a> {
+    pub connection_id: &'a str,
+    /// The users file: a JSON array, at most 512,000 bytes.
+    pub users: &'a Bytes,
+    pub upsert: bool,
+    pub external_id: Option<&'a str>,
+}
+
+impl Client {
+    /// `GET /api/v2/connections?name=…`: the connection of that name, if there is one.
+    pub async fn connection_by_name(&self, name: &str) -> Result<Option<Connection>, ApiError> {
+        let query = [
+            ("name", name.to_string()),
+            ("fields", "id,name,strategy".to_string()),
+        ];
+        let (_, bytes) = self
+            .send(Method::GET, "/connections", &query, Body::None)
+            .await?;
+        let found: Vec<Connection> = decode(&bytes, "GET /api/v2/connections")?;
+        Ok(found.into_iter().find(|c| c.name == name))
+    }
+
+    /// `POST /api/v2/jobs/users-imports`. Facts ("Bulk import jobs"): the completion email is
+    /// on by default, and a migration must not send one, so it is always turned off here.
+    /// A third job while two are active is `ApiError::Status` 429 (see
+    /// [`crate::net::retry::is_job_limit`]), for the caller to wait out.
+    pub async fn create_import_job(&self, job: &ImportJob<'_>) -> Result<Job, ApiError> {
+        let mut fields = vec![
+            ("connection_id", job.connection_id.to_string()),
+            ("upsert", job.upsert.to_string()),
+            ("send_completion_email", "false".to_string()),
+        ];
+        if let Some(external_id) = job.external_id {
+            fields.push(("external_id", external_id.to_string()));
+        }
+        let body = Body::Multipart {
+            fields: &fields,
+            file: ("users", "users.json", job.users),
+        };
+        let (_, bytes) = self
+            .send(Method::POST, "/jobs/users-imports", &[], body)
+            .await?;
+        decode(&bytes, "POST /api/v2/jobs/users-imports")
+    }
+
+    /// `GET /api/v2/jobs/{id}`; `None` once the job is unknown or purged (404).
+    pub async fn get_job(&self, id: &str) -> Result<Option<Job>, ApiError> {
+        let path = format!("/jobs/{}", encode_segment(id));
+        match self.send(Method::GET, &path, &[], Body::None).await {
+            Ok((_, bytes)) => decode(&bytes, "GET /api/v2/jobs/{id}").map(Some),
+            Err(ApiError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /api/v2/jobs/{id}/errors`: the users the job could not take (none: 204).
+    pub async fn job_errors(&self, id: &str) -> Result<Vec<JobUserError>, ApiError> {
+        let path = format!("/jobs/{}/errors", encode_segment(id));
+        let (status, bytes) = self.send(Method::GET, &path, &[], Body::None).await?;
+        if status == 204 || bytes.is_empty() {
+            return Ok(Vec::new());
+        }
+        decode(&bytes, "GET /api/v2/jobs/{id}/errors")
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::Decode {
+        what: what.to_string(),
+        message: e.to_string(),
+    })
+}

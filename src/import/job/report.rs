@@ -1,0 +1,169 @@
+//! What a finished import job did to each member of its chunk, read from the job's error
+//! list (a job reports counts, not user ids: facts, "Bulk import jobs").
+//!
+//! Pure: a member the errors do not name was created; one they name for an existing user
+//! (`DUPLICATED_USER`) is a conflict the engine settles with a lookup (ours from a job whose
+//! acceptance was lost, or somebody else's); any other error rejects the record with the
+//! job's code and message.
+
+use serde_json::Value;
+
+use super::chunk::Member;
+use crate::api::JobUserError;
+
+/// What the job's report says of one member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Created,
+    /// The tenant already had a user with this id, or this email in the connection.
+    Conflict {
+        message: String,
+    },
+    Rejected {
+        code: String,
+        message: String,
+        field: Option<String>,
+    },
+}
+
+/// The error code of a user the tenant already has (facts: "Bulk import jobs").
+pub const DUPLICATED_USER: &str = "DUPLICATED_USER";
+
+/// One verdict per member, in the members' order; and how many error entries named no member
+/// (the tenant's report and ours disagree: logged, never silently).
+pub fn verdicts(members: &[Member], errors: &[JobUserError]) -> (Vec<Verdict>, usize) {
+    let mut verdicts = vec![Verdict::Created; members.len()];
+    let mut unmatched = 0;
+    for entry in errors {
+        let Some(index) = member_of(members, &entry.user) else {
+            unmatched += 1;
+            continue;
+        };
+        let secrets = &members[index].secrets;
+        let message = entry
+            .errors
+            .iter()
+            .map(|e| scrub(&e.message, secrets))
+            .collect::<Vec<_>>()
+            .join("; ");
+        verdicts[index] = if entry.errors.iter().any(|e| e.code == DUPLICATED_USER) {
+            Verdict::Conflict { message }
+        } else {
+            let first = entry.errors.first();
+            Verdict::Rejected {
+                code: first
+                    .map(|e| e.code.clone())
+                    .filter(|c| !c.is_empty())
+                    .unwrap_or_else(|| "job_error".into()),
+                message: if message.is_empty() {
+                    "the import job refused the user without saying why".into()
+                } else {
+                    message
+                },
+                field: first.and_then(|e| e.path.clone()).filter(|p| !p.is_empty()),
+            }
+        };
+    }
+    (verdicts, unmatched)
+}
+
+/// The member an error entry's user is: by user id (every user we send has one), else by
+/// email.
+fn member_of(members: &[Member], user: &Value) -> Option<usize> {
+    let bare = |id: &str| id.strip_prefix("auth0|").unwrap_or(id).to_string();
+    if let Some(id) = user.get("user_id").and_then(Value::as_str) {
+        let id = bare(id);
+        if let Some(index) = members.iter().position(|m| bare(&m.user_id) == id) {
+            return Some(index);
+        }
+    }
+    let email = user.get("email").and_then(Value::as_str)?.to_lowercase();
+    members.iter().position(|m| {
+        m.email
+            .as_deref()
+            .is_some_and(|e| e.to_lowercase() == email)
+    })
+}
+
+/// A tenant's message with any of the member's secrets (hash values, salts, keys) taken out:
+/// the job masks them in the user it shows, and a message must not bring them back.
+fn scrub(message: &str, secrets: &[String]) -> String {
+    let mut message = message.to_string();
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        message = message.replace(secret.as_str(), "*****");
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, json};
+
+    use super::*;
+    use crate::api::JobErrorDetail;
+    use crate::import::read::Record;
+
+    fn member(ordinal: u64, id: &str, email: &str) -> Member {
+        Member {
+            ordinal,
+            record: Record {
+                line: ordinal,
+                result: Ok(Map::new()),
+            },
+            user_id: format!("auth0|{id}"),
+            email: Some(email.into()),
+            secrets: vec!["$2b$10$abcdefghijklmnopqrstuv".into()],
+        }
+    }
+
+    fn error(user: Value, code: &str, message: &str) -> JobUserError {
+        JobUserError {
+            user,
+            errors: vec![JobErrorDetail {
+                code: code.into(),
+                message: message.into(),
+                path: Some("email".into()),
+            }],
+        }
+    }
+
+    #[test]
+    fn each_member_gets_the_verdict_its_error_entry_says() {
+        let members = [
+            member(1, "a", "a@example.com"),
+            member(2, "b", "b@example.com"),
+            member(3, "c", "c@example.com"),
+        ];
+        let errors = [
+            error(
+                json!({"user_id": "b"}),
+                DUPLICATED_USER,
+                "The user already exist.",
+            ),
+            error(
+                json!({"email": "C@example.com"}),
+                "INVALID_FORMAT",
+                "Bad hash $2b$10$abcdefghijklmnopqrstuv here",
+            ),
+            error(json!({"user_id": "zzz"}), "INVALID_FORMAT", "nobody"),
+        ];
+        let (verdicts, unmatched) = verdicts(&members, &errors);
+        assert_eq!(unmatched, 1);
+        assert_eq!(verdicts[0], Verdict::Created);
+        assert_eq!(
+            verdicts[1],
+            Verdict::Conflict {
+                message: "The user already exist.".into()
+            }
+        );
+        assert_eq!(
+            verdicts[2],
+            Verdict::Rejected {
+                code: "INVALID_FORMAT".into(),
+                message: "Bad hash ***** here".into(),
+                field: Some("email".into()),
+            },
+            "matched by email, whatever its case; the hash scrubbed"
+        );
+    }
+}
