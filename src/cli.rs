@@ -244,6 +244,18 @@ pub struct ImportArgs {
     #[arg(long, value_name = "NAME")]
     pub password_field: Option<String>,
 
+    /// Once every record is done, give each created user without a password anyone knows
+    /// (`--passwords random`, or no hash through `--engine job`) a password-change ticket,
+    /// written to FILE (0600) as `{"user_id", "email", "ticket"}` lines for your own mailer.
+    /// Once per user across crashes; ticket URLs are secrets and are never logged.
+    #[arg(long, value_name = "FILE")]
+    pub tickets: Option<PathBuf>,
+
+    /// How long each ticket stays valid, in seconds.
+    #[arg(long, value_name = "SECS", requires = "tickets", default_value_t = 432_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub ticket_ttl: u64,
+
     /// `merge`: Auth0's PATCH (top-level keys merged, nested objects replaced); `deep`: nested
     /// objects merged too; `replace`: each metadata object the record carries becomes exactly
     /// the record's (keys it lacks are removed).

@@ -24,6 +24,7 @@
 //! | `client.rs` | the [`Client`]: its token, the send loop (pace, retry, renewal), [`Counts`] |
 //! | `users.rs` | the users calls, what they return ([`Listed`], [`UsersPage`], [`User`]) |
 //! | `jobs.rs` | the bulk-import job calls: connections, jobs, their errors |
+//! | `tickets.rs` | password-change tickets |
 //! | `scan.rs` | the one-pass read of a list page's JSON, checked against serde |
 //! | `error.rs` | [`ApiError`], why a call failed |
 
@@ -31,6 +32,7 @@ mod client;
 mod error;
 mod jobs;
 pub(crate) mod scan;
+mod tickets;
 mod users;
 
 pub use client::{Client, Counts, Metrics};

@@ -9,6 +9,7 @@ use crate::exit::{RunOutcome, UsageError};
 use crate::import::job::JobSettings;
 use crate::import::plan::{Passwords, PlanOptions};
 use crate::import::read::ReadOptions;
+use crate::import::tickets::TicketSpec;
 use crate::import::{self, ImportError, ImportSpec, ImportSummary};
 use crate::progress::Progress;
 use crate::state::beside;
@@ -21,6 +22,7 @@ struct Files {
     state: Option<PathBuf>,
     rejects: PathBuf,
     plan: Option<PathBuf>,
+    tickets: Option<PathBuf>,
 }
 
 pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunOutcome> {
@@ -56,6 +58,10 @@ pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
             .unwrap_or(crate::net::workers::CEILING),
         domain: resolved.domain.clone(),
         job: job_settings(&args),
+        tickets: files.tickets.map(|file| TicketSpec {
+            file,
+            ttl_sec: args.ticket_ttl,
+        }),
     };
     import::check_state(&spec).map_err(failure)?;
     if rehearsal {
@@ -146,6 +152,7 @@ fn files(args: &ImportArgs, stdin: bool, rehearsal: bool) -> Result<Files, Usage
         state,
         rejects,
         plan: args.plan.clone(),
+        tickets: args.tickets.clone(),
     };
     // A rehearsal on the embedded sandbox keeps files of its own, beside the job's: it can never
     // mark the job's records as done in its ledger, nor replace its rejects or plan.
@@ -154,10 +161,28 @@ fn files(args: &ImportArgs, stdin: bool, rehearsal: bool) -> Result<Files, Usage
             state: files.state.as_deref().map(common::rehearsal_path),
             rejects: common::rehearsal_path(&files.rejects),
             plan: files.plan.as_deref().map(common::rehearsal_path),
+            tickets: files.tickets.as_deref().map(common::rehearsal_path),
         };
     }
     if files.rejects == args.input {
         return Err(UsageError("--rejects must not be the input file".into()));
+    }
+    if let Some(tickets) = &files.tickets {
+        if *tickets == args.input || *tickets == files.rejects {
+            return Err(UsageError(
+                "--tickets must be a file of its own (not the input, nor the rejects file)".into(),
+            ));
+        }
+        // The ledger says who gets a ticket, and the file how far the tickets got.
+        if files.state.is_none() {
+            return Err(UsageError(
+                "--tickets needs a run state: with the input on stdin, name one with --state DIR"
+                    .into(),
+            ));
+        }
+        if !args.dry_run {
+            common::check_file_path("--tickets", tickets)?;
+        }
     }
     if !args.dry_run {
         common::check_file_path("--rejects", &files.rejects)?;
@@ -214,6 +239,20 @@ fn summary_lines(summary: &ImportSummary) -> Vec<String> {
         lines.push(format!(
             "Rejected records are in {} with the reason in `_error`; fix them and import that file.",
             summary.rejects
+        ));
+    }
+    if let Some(tickets) = &summary.tickets {
+        let failed = if tickets.failed > 0 {
+            format!(
+                "; {} users the tenant no longer knows have `\"ticket\": null` and the reason",
+                tickets.failed
+            )
+        } else {
+            String::new()
+        };
+        lines.push(format!(
+            "Password-change tickets: {} written by this run, {} in the tickets file{failed}.",
+            tickets.written, tickets.total
         ));
     }
     if !summary.completed {

@@ -22,6 +22,15 @@ pub struct Applied {
     pub reason: Option<Reason>,
     /// Changed fields and metadata keys (for dry-run plans and logs).
     pub changes: Vec<String>,
+    /// A created user who has no password anyone knows (a random one, or none through a job)
+    /// and gets a password-change ticket (`--tickets`).
+    pub ticket: Option<TicketFor>,
+}
+
+/// Who a password-change ticket is for, beside the user id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketFor {
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +49,7 @@ impl Applied {
             user_id,
             reason: None,
             changes,
+            ticket: None,
         }
     }
 
@@ -55,6 +65,7 @@ impl Applied {
             user_id: None,
             reason: Some(reason),
             changes: Vec::new(),
+            ticket: None,
         }
     }
 
@@ -82,6 +93,7 @@ impl Applied {
             user_id,
             reason: Some(reason),
             changes: Vec::new(),
+            ticket: None,
         }
     }
 }
@@ -93,6 +105,8 @@ pub struct PerUser<'a> {
     pub mode: Mode,
     pub metadata: MetadataStrategy,
     pub dry_run: bool,
+    /// Created users with a random password get a ticket (`--tickets`).
+    pub tickets: bool,
 }
 
 /// How close a found user's `created_at` must be to our first attempt to count as ours: the
@@ -108,7 +122,17 @@ impl super::Apply for PerUser<'_> {
         planned: &Planned,
         was_in_flight: bool,
     ) -> Result<Applied, ApiError> {
-        apply(self, ordinal, planned, was_in_flight).await
+        let mut applied = apply(self, ordinal, planned, was_in_flight).await?;
+        if self.tickets && applied.outcome == Outcome::Created && !self.dry_run {
+            applied.ticket = Some(TicketFor {
+                email: planned
+                    .profile
+                    .get("email")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            });
+        }
+        Ok(applied)
     }
 }
 

@@ -28,6 +28,8 @@ use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 
+use super::apply::TicketFor;
+
 use crate::state::{open_private, private_options};
 
 /// What became of a record.
@@ -52,6 +54,11 @@ struct Entry {
     user_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rejects: Option<u64>,
+    /// A created user who gets a password-change ticket (`--tickets`), and their email.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    ticket: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
 }
 
 /// What an earlier run left in the ledger.
@@ -138,6 +145,62 @@ impl Done {
             .map(|page| page.iter().filter(|b| **b == byte).count() as u64)
             .sum()
     }
+}
+
+/// A user who gets a password-change ticket, as the ledger names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketDue {
+    pub record: u64,
+    pub user_id: String,
+    pub email: Option<String>,
+}
+
+/// The users who get tickets, in the ledger's order (the same on every read of a ledger no
+/// run writes to any more), each record once. Streams the file: a bit per record is held.
+pub fn tickets_due(
+    path: &Path,
+) -> std::io::Result<impl Iterator<Item = std::io::Result<TicketDue>>> {
+    let mut reader = BufReader::new(File::open(path)?);
+    let mut seen: HashMap<u64, Box<[u64]>> = HashMap::new();
+    let mut line = Vec::new();
+    Ok(std::iter::from_fn(move || {
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) => return None,
+                Ok(_) if !line.ends_with(b"\n") => return None,
+                Ok(_) => {}
+                Err(e) => return Some(Err(e)),
+            }
+            let entry = match serde_json::from_slice::<Entry>(&line) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    return Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        e.to_string(),
+                    )));
+                }
+            };
+            let (true, Some(user_id)) = (entry.ticket, entry.user_id) else {
+                continue;
+            };
+            // A record redone after a crash lost its entry is listed once.
+            let page = seen
+                .entry(entry.record / 4096)
+                .or_insert_with(|| vec![0; 64].into_boxed_slice());
+            let bit = entry.record % 4096;
+            let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
+            if page[word] & mask != 0 {
+                continue;
+            }
+            page[word] |= mask;
+            return Some(Ok(TicketDue {
+                record: entry.record,
+                user_id,
+                email: entry.email,
+            }));
+        }
+    }))
 }
 
 /// A request to the writer thread.
@@ -235,6 +298,8 @@ impl Ledger {
             outcome: None,
             user_id: None,
             rejects: None,
+            ticket: false,
+            email: None,
         };
         match self.send(&entry, true) {
             Some(rx) => rx
@@ -257,12 +322,26 @@ impl Ledger {
 
     /// Records an outcome (made durable with the next group).
     pub fn done(&self, record: u64, outcome: Outcome, user_id: Option<&str>, rejects: Option<u64>) {
+        self.done_with_ticket(record, outcome, user_id, rejects, None);
+    }
+
+    /// Records an outcome, and that the user gets a ticket (for whom: `ticket`).
+    pub fn done_with_ticket(
+        &self,
+        record: u64,
+        outcome: Outcome,
+        user_id: Option<&str>,
+        rejects: Option<u64>,
+        ticket: Option<&TicketFor>,
+    ) {
         let entry = Entry {
             record,
             started: false,
             outcome: Some(outcome),
             user_id: user_id.map(str::to_string),
             rejects,
+            ticket: ticket.is_some(),
+            email: ticket.and_then(|t| t.email.clone()),
         };
         self.send(&entry, false);
     }

@@ -40,6 +40,7 @@ mod rejects;
 mod resume;
 mod seen;
 mod summary;
+pub mod tickets;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -77,6 +78,8 @@ pub struct ImportSpec {
     /// `--engine job`: creates go through Auth0's bulk-import jobs ([`job`]); `None` applies
     /// records one user at a time.
     pub job: Option<job::JobSettings>,
+    /// `--tickets`: created users without a known password get a password-change ticket.
+    pub tickets: Option<tickets::TicketSpec>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -190,15 +193,17 @@ pub async fn run(
     let prepare = prepare::Prepare::new(&spec.plan, &state.recovered, &mut seen);
     let stopped = match &spec.job {
         Some(settings) => {
-            let engine = job::Engine::new(
+            let engine = job::Engine {
                 client,
-                state.journal.as_ref(),
+                journal: state.journal.as_ref(),
                 ledger,
-                &outcomes,
+                outcomes: &outcomes,
                 settings,
-                spec.dry_run,
+                dry_run: spec.dry_run,
+                tickets: spec.tickets.is_some(),
                 cancel,
-            );
+                connections: Default::default(),
+            };
             let sent = std::mem::take(&mut state.jobs);
             job::run(records, prepare, &engine, sent).await
         }
@@ -209,6 +214,7 @@ pub async fn run(
                 mode: spec.plan.mode,
                 metadata: spec.plan.metadata,
                 dry_run: spec.dry_run,
+                tickets: spec.tickets.is_some() && spec.plan.passwords == plan::Passwords::Random,
             };
             let in_flight = (spec.concurrency, client.workers());
             pipeline::run(records, prepare, &applier, &outcomes, in_flight, cancel).await
@@ -239,6 +245,15 @@ pub async fn run(
             input: spec.input.display().to_string(),
             message,
         });
+    }
+    if let (Some(wanted), Some(ledger)) = (&spec.tickets, state.ledger_path()) {
+        match tickets::issue(client, &ledger, wanted).await {
+            Ok(counts) => summary.tickets = Some(counts),
+            Err(ImportError::Api(ApiError::Cancelled)) => {
+                return Ok((summary, RunOutcome::Interrupted));
+            }
+            Err(e) => return Err(e),
+        }
     }
     state.complete()?;
     let exit = summary.complete();

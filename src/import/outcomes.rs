@@ -105,11 +105,12 @@ impl<'a> Outcomes<'a> {
         if let Some(ledger) = self.ledger
             && !self.dry_run
         {
-            ledger.done(
+            ledger.done_with_ticket(
                 ordinal,
                 applied.outcome,
                 applied.user_id.as_deref(),
                 rejects_len,
+                applied.ticket.as_ref(),
             );
         }
         report(record.line, applied, self.plan_file.as_ref(), self.dry_run);

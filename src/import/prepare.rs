@@ -24,7 +24,7 @@ pub(super) enum Prepared {
     /// Done in an earlier run.
     Done(Outcome),
     /// Refused before any request; the original object when there was one.
-    Reject(Applied, Option<Value>),
+    Reject(Box<Applied>, Option<Value>),
     /// To apply; true when an earlier run's create for it was in flight.
     Apply(Box<Planned>, bool),
 }
@@ -74,7 +74,7 @@ impl<'a> Prepare<'a> {
                     None => e.message.clone(),
                 };
                 let rejected = Applied::rejected(e.code, message, None).with_field(e.field.clone());
-                return Prepared::Reject(rejected, None);
+                return Prepared::Reject(Box::new(rejected), None);
             }
         };
         let original = Some(Value::Object(object.clone()));
@@ -90,7 +90,7 @@ impl<'a> Prepare<'a> {
                 };
                 let rejected =
                     Applied::rejected(invalid.code, message, None).with_field(invalid.field);
-                return Prepared::Reject(rejected, original);
+                return Prepared::Reject(Box::new(rejected), original);
             }
         };
         if self.options.mode == Mode::Create {
@@ -126,14 +126,14 @@ impl<'a> Prepare<'a> {
         }
         if let Some(first) = first {
             return Some(Prepared::Reject(
-                Applied::rejected(
+                Box::new(Applied::rejected(
                     "duplicate_record",
                     format!(
                         "the same user ({}) as line {first}: create mode takes each user once",
                         planned.key
                     ),
                     None,
-                ),
+                )),
                 original,
             ));
         }

@@ -185,6 +185,11 @@ impl RunState {
         self.dir.as_ref().map(StateDir::path)
     }
 
+    /// The ledger's file, when this run keeps one.
+    pub fn ledger_path(&self) -> Option<std::path::PathBuf> {
+        self.dir.as_ref().map(|dir| dir.file(LEDGER))
+    }
+
     /// Where a resumed run's rejects file is cut back to: the length the ledger vouches for.
     pub fn rejects_resume_at(&self) -> Option<u64> {
         self.resumed.then_some(self.recovered.rejects_len)

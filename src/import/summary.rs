@@ -30,6 +30,9 @@ pub struct ImportSummary {
     pub elapsed_seconds: f64,
     pub resumed: bool,
     pub rejects: String,
+    /// `--tickets`: what the tickets stage did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tickets: Option<super::tickets::TicketCounts>,
     pub completed: bool,
 }
 

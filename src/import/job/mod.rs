@@ -34,7 +34,7 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::apply::{Applied, created_since};
+use super::apply::{Applied, TicketFor, created_since};
 use super::ledger::{Ledger, Outcome};
 use super::outcomes::Outcomes;
 use super::pipeline::{Stopped, stream_from};
@@ -83,10 +83,16 @@ pub(super) struct Engine<'a> {
     pub outcomes: &'a Outcomes<'a>,
     pub settings: &'a JobSettings,
     pub dry_run: bool,
+    /// Created users without a hash get a password-change ticket (`--tickets`).
+    pub tickets: bool,
     pub cancel: &'a CancellationToken,
     /// Connections by name, as the tenant lists them (`None`: it has none of that name).
-    connections: tokio::sync::Mutex<HashMap<String, Option<Connection>>>,
+    pub connections: Connections,
 }
+
+/// The tenant's connections by name, looked up once each (`None`: no such connection).
+#[derive(Default)]
+pub(super) struct Connections(tokio::sync::Mutex<HashMap<String, Option<Connection>>>);
 
 /// A chunk an earlier run sent, and its members (with their users' JSON) as they come by again.
 type Gathering = (Pending, Vec<(Member, Vec<u8>)>);
@@ -97,31 +103,10 @@ enum Dispatch {
     Resumed(Chunk, Pending),
 }
 
-impl<'a> Engine<'a> {
-    pub fn new(
-        client: &'a Client,
-        journal: Option<&'a Journal>,
-        ledger: Option<&'a Ledger>,
-        outcomes: &'a Outcomes<'a>,
-        settings: &'a JobSettings,
-        dry_run: bool,
-        cancel: &'a CancellationToken,
-    ) -> Engine<'a> {
-        Engine {
-            client,
-            journal,
-            ledger,
-            outcomes,
-            settings,
-            dry_run,
-            cancel,
-            connections: tokio::sync::Mutex::new(HashMap::new()),
-        }
-    }
-
+impl Engine<'_> {
     /// The tenant's connection of that name, looked up once per run.
     pub async fn connection(&self, name: &str) -> Result<Option<Connection>, ApiError> {
-        let mut known = self.connections.lock().await;
+        let mut known = self.connections.0.lock().await;
         if let Some(found) = known.get(name) {
             return Ok(found.clone());
         }
@@ -588,6 +573,18 @@ impl Engine<'_> {
     }
 
     fn finish(&self, member: &Member, applied: &Applied) -> Result<(), ApiError> {
+        let mut applied = applied.clone();
+        // A user the job made without a hash has no password at all.
+        if self.tickets
+            && !self.dry_run
+            && applied.outcome == Outcome::Created
+            && member.secrets.is_empty()
+        {
+            applied.ticket = Some(TicketFor {
+                email: member.email.clone(),
+            });
+        }
+        let applied = &applied;
         let original = member
             .record
             .result
