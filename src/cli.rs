@@ -46,7 +46,7 @@ pub enum Command {
     /// {"domain":"http://127.0.0.1:PORT","client_id":"...","client_secret":"..."}
     /// and serves until SIGINT or SIGTERM. Logs go to stderr.
     #[cfg(feature = "sandbox")]
-    Sandbox(SandboxArgs),
+    Sandbox(Box<SandboxArgs>),
 
     /// Export users with their metadata to NDJSON or CSV, past the 1,000-result cap.
     ///

@@ -50,7 +50,11 @@ impl Credential {
             Credential::Password { salt, digest: kept } => {
                 // Compared in full, not stopping at the first difference.
                 let given = digest(salt, password);
-                given.iter().zip(kept).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+                given
+                    .iter()
+                    .zip(kept)
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
             }
             Credential::Hash {
                 password_hash,

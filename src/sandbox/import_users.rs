@@ -131,10 +131,7 @@ fn check(record: &Map<String, Value>, connection: &Connection) -> Vec<RecordErro
     if let Some(factors) = record.get(MFA_FACTORS)
         && !factors.is_array()
     {
-        let message = format!(
-            "Expected type array but found type {}",
-            type_name(factors)
-        );
+        let message = format!("Expected type array but found type {}", type_name(factors));
         errors.push(RecordError::at("INVALID_TYPE", message, MFA_FACTORS));
     }
     for field in ["user_metadata", "app_metadata"] {
@@ -246,7 +243,10 @@ pub(super) fn apply(
     let user = new_database_user(connection_name, &local_id, &email, record);
     let user = store.put(user);
     if record.contains_key("password_hash") || record.contains_key("custom_password_hash") {
-        let user_id = user.get("user_id").and_then(Value::as_str).unwrap_or_default();
+        let user_id = user
+            .get("user_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         store.set_credential(
             user_id,
             Credential::Hash {
@@ -335,7 +335,9 @@ mod tests {
         for secret in ["abcdefghij", "c2VjcmV0", "pepper"] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
-        let odd = masked(&record(json!({"email": "a@example.com", "custom_password_hash": "x"})));
+        let odd = masked(&record(
+            json!({"email": "a@example.com", "custom_password_hash": "x"}),
+        ));
         assert_eq!(odd["custom_password_hash"], MASK);
     }
 
@@ -350,10 +352,8 @@ mod tests {
             &record(json!({"email_verified": "yes", "given_name": "", "shoe_size": 9})),
             connection,
         );
-        let codes: Vec<(&str, Option<&str>)> = errors
-            .iter()
-            .map(|e| (e.code, e.path.as_deref()))
-            .collect();
+        let codes: Vec<(&str, Option<&str>)> =
+            errors.iter().map(|e| (e.code, e.path.as_deref())).collect();
         assert_eq!(
             codes,
             [

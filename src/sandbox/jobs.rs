@@ -217,7 +217,11 @@ fn part_too_large() -> ErrorReply {
 
 async fn read_form(mut multipart: Multipart) -> Result<ImportForm, ErrorReply> {
     let mut form = ImportForm::default();
-    while let Some(field) = multipart.next_field().await.map_err(|_| invalid_multipart())? {
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|_| invalid_multipart())?
+    {
         let name = field.name().unwrap_or_default().to_string();
         let text = |bytes: Vec<u8>| String::from_utf8(bytes).map_err(|_| invalid_multipart());
         let slot = match name.as_str() {

@@ -9,12 +9,7 @@ use super::query::canonical_time;
 use super::store::User;
 
 /// The profile fields a new database user takes from its input as given (after validation).
-const COPIED: &[&str] = &[
-    "user_metadata",
-    "app_metadata",
-    "blocked",
-    "username",
-];
+const COPIED: &[&str] = &["user_metadata", "app_metadata", "blocked", "username"];
 
 /// A new database user of `connection`: `user_id` `auth0|<local_id>`, `email` lower-cased,
 /// `created_at` = `updated_at` = now, and the defaults the facts list.

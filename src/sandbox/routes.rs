@@ -291,7 +291,12 @@ impl Params {
         self.0.contains_key(key)
     }
 
-    pub(super) fn integer(&self, key: &str, min: i64, max: Option<i64>) -> Result<Option<i64>, ErrorReply> {
+    pub(super) fn integer(
+        &self,
+        key: &str,
+        min: i64,
+        max: Option<i64>,
+    ) -> Result<Option<i64>, ErrorReply> {
         let Some(raw) = self.get(key) else {
             return Ok(None);
         };
