@@ -47,7 +47,7 @@ pub enum Command {
     /// {"domain":"http://127.0.0.1:PORT","client_id":"...","client_secret":"..."}
     /// and serves until SIGINT or SIGTERM. Logs go to stderr.
     #[cfg(feature = "sandbox")]
-    Sandbox(SandboxArgs),
+    Sandbox(Box<SandboxArgs>),
 
     /// Export users with their metadata to NDJSON or CSV, past the 1,000-result cap.
     ///
@@ -467,6 +467,27 @@ pub struct SandboxArgs {
     #[arg(long)]
     pub retry_after: bool,
 
+    /// Users per second each bulk-import job (POST /api/v2/jobs/users-imports) processes.
+    /// The default is about what Auth0 users report: 400k users an hour with 2 jobs.
+    #[arg(long, value_name = "USERS/S", default_value_t = crate::sandbox::DEFAULT_JOB_RATE)]
+    pub job_rate: f64,
+
+    /// A bulk-import job still running after this many seconds fails, as Auth0's do after 2 h.
+    #[arg(long, value_name = "SECS", default_value_t = 7_200)]
+    pub job_timeout: u64,
+
+    /// Jobs are forgotten (then 404) this many seconds after they were created, as Auth0
+    /// purges job data after 24 h.
+    #[arg(long, value_name = "SECS", default_value_t = 86_400)]
+    pub job_purge_after: u64,
+
+    /// The scopes every access token carries, space-separated (default: all of them:
+    /// read:users create:users update:users update:users_app_metadata delete:users
+    /// read:connections create:user_tickets). An endpoint answers 403 insufficient_scope
+    /// when none of the scopes it accepts is there.
+    #[arg(long, value_name = "\"SCOPE ...\"")]
+    pub scopes: Option<String>,
+
     /// Write every user as NDJSON to FILE on exit.
     #[arg(long, value_name = "FILE")]
     pub dump: Option<PathBuf>,
@@ -504,6 +525,14 @@ impl SandboxArgs {
             client_secret: None,
             // A long-running process keeps counters, not an ever-growing log.
             request_log: false,
+            scopes: self
+                .scopes
+                .as_ref()
+                .map(|s| s.split_whitespace().map(str::to_string).collect()),
+            job_rate: self.job_rate,
+            job_timeout: Duration::from_secs(self.job_timeout),
+            job_purge_after: Duration::from_secs(self.job_purge_after),
+            hold_jobs: false,
         }
     }
 }

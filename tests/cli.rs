@@ -111,6 +111,10 @@ fn help_lists_the_commands_and_exit_codes() {
         "--retry-after",
         "--dump",
         "--seed",
+        "--job-rate",
+        "--job-timeout",
+        "--job-purge-after",
+        "--scopes",
     ] {
         assert!(help.contains(flag), "{flag} missing from sandbox --help");
     }

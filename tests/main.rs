@@ -19,5 +19,7 @@ mod import;
 mod oas_selftest;
 // The sandbox tenant behaves like Auth0.
 mod sandbox;
+// Its bulk-import jobs, connections, scopes, sign-in and tickets (issue 13).
+mod sandbox_jobs;
 // Secrets never leak, files are private, and the transport refuses what could expose them.
 mod security;

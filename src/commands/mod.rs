@@ -17,7 +17,7 @@ pub use signal::Interrupt;
 pub async fn dispatch(command: Command, interrupt: Interrupt) -> anyhow::Result<RunOutcome> {
     match command {
         #[cfg(feature = "sandbox")]
-        Command::Sandbox(args) => sandbox::run(args).await,
+        Command::Sandbox(args) => sandbox::run(*args).await,
         Command::Export(args) => export::run(*args, &interrupt).await,
         Command::Import(args) => import::run(*args, &interrupt).await,
         // `lib::run` expands every job first, and `job::expand` refuses one that names `run`.

@@ -13,14 +13,20 @@
 //! # Ok(()) }
 //! ```
 
+mod connections;
+mod credentials;
 pub mod error;
 pub mod generate;
+mod import_users;
 mod index;
+mod jobs;
+mod profile;
 pub mod query;
 mod ratelimit;
 mod routes;
 mod server;
 mod store;
+mod tickets;
 mod validate;
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,7 +42,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 pub use ratelimit::{Group, GroupLimit};
-pub use store::User;
+pub use store::{User, connection_id};
 
 use ratelimit::{Limits, TokenBucket};
 use store::Store;
@@ -50,6 +56,22 @@ use store::Store;
 /// auto`) then sees a full bucket on every answer, so it never waits.
 pub const DEFAULT_RATE: f64 = 10_000.0;
 pub const DEFAULT_BURST: u32 = 10_000;
+
+/// Facts ("Token"): every scope a Management API token of the sandbox can carry, and what it
+/// carries unless [`SandboxOptions::scopes`] says fewer.
+pub const SCOPES: &[&str] = &[
+    "read:users",
+    "create:users",
+    "update:users",
+    "update:users_app_metadata",
+    "delete:users",
+    "read:connections",
+    "create:user_tickets",
+];
+
+/// Facts ("Bulk import jobs"): about 400k users an hour with 2 jobs, so about 55 users a
+/// second for each job.
+pub const DEFAULT_JOB_RATE: f64 = 55.0;
 
 /// How a sandbox behaves. `Default` is a quiet, unlimited, fault-free tenant on `127.0.0.1:0`.
 #[derive(Debug, Clone)]
@@ -100,6 +122,20 @@ pub struct SandboxOptions {
     pub client_secret: Option<String>,
     /// Keep a log of every request (method, path, status) for tests to inspect.
     pub request_log: bool,
+    /// The scopes every access token carries (space-separated in `scope`); `None` means all
+    /// of [`SCOPES`]. Each must be one of [`SCOPES`]. An endpoint answers 403
+    /// `insufficient_scope` when none of the scopes it accepts is there.
+    pub scopes: Option<Vec<String>>,
+    /// How many users per second each bulk-import job processes.
+    pub job_rate: f64,
+    /// Facts ("Bulk import jobs"): a job running longer than this fails (2 h).
+    pub job_timeout: Duration,
+    /// Facts ("Bulk import jobs"): a job's data is purged this long after it was created
+    /// (24 h); then `GET /api/v2/jobs/{id}` answers 404.
+    pub job_purge_after: Duration,
+    /// Jobs start held: they stay `pending` (or keep their progress) until
+    /// [`Sandbox::release_jobs`]. For tests that must see a job before it runs.
+    pub hold_jobs: bool,
 }
 
 impl Default for SandboxOptions {
@@ -127,6 +163,11 @@ impl Default for SandboxOptions {
             client_id: None,
             client_secret: None,
             request_log: true,
+            scopes: None,
+            job_rate: DEFAULT_JOB_RATE,
+            job_timeout: Duration::from_secs(2 * 3600),
+            job_purge_after: Duration::from_secs(86_400),
+            hold_jobs: false,
         }
     }
 }
@@ -241,6 +282,14 @@ pub(crate) struct State {
     pub(crate) started: Instant,
     pub(crate) stats: Mutex<Stats>,
     pub(crate) log: Mutex<Vec<RequestRecord>>,
+    /// The scopes every token carries.
+    pub(crate) scopes: Vec<String>,
+    pub(crate) jobs: Mutex<jobs::Jobs>,
+    /// True while jobs are held (see [`SandboxOptions::hold_jobs`]).
+    pub(crate) job_gate: tokio::sync::watch::Sender<bool>,
+    pub(crate) tickets: Mutex<Vec<tickets::Ticket>>,
+    /// Fires when the sandbox stops, so that running jobs stop too.
+    pub(crate) cancel: CancellationToken,
 }
 
 impl State {
@@ -341,6 +390,24 @@ impl Sandbox {
                 )));
             }
         }
+        if !(options.job_rate.is_finite() && options.job_rate > 0.0) {
+            return Err(SandboxError::Option(format!(
+                "--job-rate must be a positive number of users per second, got {}",
+                options.job_rate
+            )));
+        }
+        let scopes: Vec<String> = match &options.scopes {
+            None => SCOPES.iter().map(|s| s.to_string()).collect(),
+            Some(scopes) => {
+                if let Some(unknown) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+                    return Err(SandboxError::Option(format!(
+                        "--scopes: unknown scope '{unknown}'; the sandbox knows {}",
+                        SCOPES.join(" ")
+                    )));
+                }
+                scopes.clone()
+            }
+        };
         let mut store = Store::new(Duration::ZERO);
         for path in &options.seed {
             load_seed(&mut store, path)?;
@@ -366,6 +433,7 @@ impl Sandbox {
             None => TokenBucket::new(DEFAULT_RATE, DEFAULT_BURST),
         };
         let limits = Limits::new(shared, &options.rate_groups);
+        let cancel = CancellationToken::new();
         let state = Arc::new(State {
             store: Mutex::new(store),
             tokens: Mutex::new(HashMap::new()),
@@ -388,9 +456,13 @@ impl Sandbox {
             started: Instant::now(),
             stats: Mutex::new(Stats::default()),
             log: Mutex::new(Vec::new()),
+            scopes,
+            jobs: Mutex::new(jobs::Jobs::default()),
+            job_gate: tokio::sync::watch::Sender::new(options.hold_jobs),
+            tickets: Mutex::new(Vec::new()),
+            cancel: cancel.clone(),
             options,
         });
-        let cancel = CancellationToken::new();
         let app = routes::router(state.clone());
         let task = tokio::spawn(server::serve(listener, app, state.clone(), cancel.clone()));
         Ok(Sandbox {
@@ -479,6 +551,23 @@ impl Sandbox {
         for user in users {
             store.put(user);
         }
+    }
+
+    /// Holds every job where it is: a pending job stays pending, a processing one stops between
+    /// two users, until [`Sandbox::release_jobs`].
+    pub fn hold_jobs(&self) {
+        self.state.job_gate.send_replace(true);
+    }
+
+    /// Lets held jobs run on.
+    pub fn release_jobs(&self) {
+        self.state.job_gate.send_replace(false);
+    }
+
+    /// Password-change tickets issued so far, by user_id (the ticket URLs are secrets and
+    /// are not given out).
+    pub fn ticket_counts(&self) -> BTreeMap<String, usize> {
+        tickets::counts(&self.state)
     }
 
     /// Stops serving and waits for the server task to end.

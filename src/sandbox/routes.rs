@@ -11,25 +11,22 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
-use rand::Rng;
 use serde_json::{Map, Value, json};
 
+use super::credentials::Credential;
 use super::error::ErrorReply;
-use super::query::{Query, canonical_time};
+use super::profile::{new_database_user, next_timestamp, random_hex_id};
+use super::query::Query;
 use super::ratelimit::{Decision, Group, Verdict};
 use super::store::{Sort, Strategy, User, connections_of, identities};
-use super::{State, random_token, validate};
+use super::{State, connections, jobs, random_token, tickets, validate};
 
-type Shared = Arc<State>;
-type ApiResult = Result<Response, ErrorReply>;
+pub(super) type Shared = Arc<State>;
+pub(super) type ApiResult = Result<Response, ErrorReply>;
 
 /// Facts ("Metadata rules"): every request body is limited to 1 MB.
-const BODY_LIMIT: usize = 1024 * 1024;
-
-/// Facts ("Token"): the scopes a Management API token for this job carries.
-const SCOPES: &str = "read:users create:users update:users update:users_app_metadata delete:users";
+pub(super) const BODY_LIMIT: usize = 1024 * 1024;
 
 /// The token endpoint sits outside the gate: Auth0 limits it separately (Authentication API
 /// limits), which the sandbox does not model, so it is never rate-limited here.
@@ -41,6 +38,11 @@ pub(crate) fn router(state: Shared) -> Router {
             "/users/{id}",
             get(get_user).patch(update_user).delete(delete_user),
         )
+        .route("/connections", get(connections::list))
+        .route("/jobs/users-imports", post(jobs::create_import))
+        .route("/jobs/{id}", get(jobs::get_job))
+        .route("/jobs/{id}/errors", get(jobs::get_errors))
+        .route("/tickets/password-change", post(tickets::password_change))
         .fallback(|| async { ErrorReply::new(StatusCode::NOT_FOUND, "not_found", "Not Found") })
         .layer(middleware::from_fn_with_state(state.clone(), api_gate));
     Router::new()
@@ -49,6 +51,8 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/__sandbox/users", get(evidence_users))
         .route("/__sandbox/stats", get(evidence_stats))
         .route("/__sandbox/stats/reset", post(evidence_reset))
+        .route("/__sandbox/login", post(evidence_login))
+        .route("/__sandbox/tickets", get(tickets::evidence))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
@@ -119,6 +123,20 @@ fn authorize(state: &State, headers: &HeaderMap) -> Result<(), ErrorReply> {
         Some(expiry) if *expiry > Instant::now() => Ok(()),
         _ => Err(ErrorReply::invalid_token()),
     }
+}
+
+/// Facts ("Token"): a token without any of the scopes an endpoint accepts gets 403
+/// `insufficient_scope`, `Insufficient scope, expected any of: read:users`. The sandbox's
+/// tokens all carry the scopes of `SandboxOptions::scopes`, so the check reads those.
+pub(super) fn require_scope(state: &State, any_of: &[&str]) -> Result<(), ErrorReply> {
+    if any_of.iter().any(|s| state.scopes.iter().any(|g| g == s)) {
+        return Ok(());
+    }
+    Err(ErrorReply::new(
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+        format!("Insufficient scope, expected any of: {}", any_of.join(",")),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -194,7 +212,7 @@ async fn token(AxState(state): AxState<Shared>, headers: HeaderMap, body: Bytes)
     axum::Json(json!({
         "access_token": access_token,
         "expires_in": ttl.as_secs(),
-        "scope": SCOPES,
+        "scope": state.scopes.join(" "),
         "token_type": "Bearer",
     }))
     .into_response()
@@ -226,31 +244,59 @@ fn is_form(headers: &HeaderMap) -> bool {
 
 /// Query parameters, checked against the list an endpoint accepts (stricter than silence:
 /// unknown or repeated parameters are refused).
-struct Params(BTreeMap<String, String>);
+pub(super) struct Params(BTreeMap<String, Vec<String>>);
 
 impl Params {
-    fn parse(raw: Option<String>, allowed: &[&str]) -> Result<Params, ErrorReply> {
-        let mut map = BTreeMap::new();
+    pub(super) fn parse(raw: Option<String>, allowed: &[&str]) -> Result<Params, ErrorReply> {
+        Params::parse_repeatable(raw, allowed, &[])
+    }
+
+    /// As [`Params::parse`], but the keys of `repeatable` may come more than once (an
+    /// OpenAPI `style: form, explode: true` array, such as `strategy=auth0&strategy=samlp`).
+    pub(super) fn parse_repeatable(
+        raw: Option<String>,
+        allowed: &[&str],
+        repeatable: &[&str],
+    ) -> Result<Params, ErrorReply> {
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
             if !allowed.contains(&key.as_ref()) {
                 return Err(ErrorReply::invalid_query(format!(
                     "Query validation error: 'Additional properties not allowed: {key}'."
                 )));
             }
-            if map.insert(key.to_string(), value.to_string()).is_some() {
+            let values = map.entry(key.to_string()).or_default();
+            if !values.is_empty() && !repeatable.contains(&key.as_ref()) {
                 return Err(ErrorReply::invalid_query(format!(
                     "Query validation error: 'Expected type string but found type array' on property {key}."
                 )));
             }
+            values.push(value.into_owned());
         }
         Ok(Params(map))
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
+    /// The value of `key` (the first, for a repeatable key).
+    pub(super) fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.first()).map(String::as_str)
     }
 
-    fn integer(&self, key: &str, min: i64, max: Option<i64>) -> Result<Option<i64>, ErrorReply> {
+    /// Every value of a repeatable `key`, in the order given.
+    pub(super) fn all(&self, key: &str) -> &[String] {
+        self.0.get(key).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// True when the query names `key`.
+    pub(super) fn has(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
+    pub(super) fn integer(
+        &self,
+        key: &str,
+        min: i64,
+        max: Option<i64>,
+    ) -> Result<Option<i64>, ErrorReply> {
         let Some(raw) = self.get(key) else {
             return Ok(None);
         };
@@ -274,7 +320,7 @@ impl Params {
         Ok(Some(value))
     }
 
-    fn boolean(&self, key: &str) -> Result<Option<bool>, ErrorReply> {
+    pub(super) fn boolean(&self, key: &str) -> Result<Option<bool>, ErrorReply> {
         match self.get(key) {
             None => Ok(None),
             Some("true") => Ok(Some(true)),
@@ -286,7 +332,7 @@ impl Params {
     }
 
     /// `fields` + `include_fields` (spec: a comma list; include_fields defaults to true).
-    fn projection(&self) -> Result<Projection, ErrorReply> {
+    pub(super) fn projection(&self) -> Result<Projection, ErrorReply> {
         let include = self.boolean("include_fields")?.unwrap_or(true);
         let fields: Vec<String> = self
             .get("fields")
@@ -300,13 +346,13 @@ impl Params {
     }
 }
 
-struct Projection {
+pub(super) struct Projection {
     fields: Vec<String>,
     include: bool,
 }
 
 impl Projection {
-    fn apply(&self, user: &User) -> Value {
+    pub(super) fn apply(&self, user: &User) -> Value {
         if self.fields.is_empty() {
             return Value::Object(user.clone());
         }
@@ -355,6 +401,7 @@ const SORTABLE: &[&str] = &[
 ];
 
 async fn list_users(AxState(state): AxState<Shared>, RawQuery(raw): RawQuery) -> ApiResult {
+    require_scope(&state, &["read:users"])?;
     let params = Params::parse(raw, LIST_PARAMS)?;
     match params.get("search_engine") {
         None | Some("v3") => {}
@@ -466,6 +513,7 @@ fn parse_sort(raw: Option<&str>) -> Result<Sort, ErrorReply> {
 
 /// Facts ("users-by-email"): an array, exact match, every connection.
 async fn users_by_email(AxState(state): AxState<Shared>, RawQuery(raw): RawQuery) -> ApiResult {
+    require_scope(&state, &["read:users"])?;
     let params = Params::parse(raw, &["email", "fields", "include_fields"])?;
     let Some(email) = params.get("email").filter(|e| !e.is_empty()) else {
         return Err(ErrorReply::invalid_query(
@@ -483,6 +531,7 @@ async fn get_user(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
+    require_scope(&state, &["read:users"])?;
     let params = Params::parse(raw, &["fields", "include_fields"])?;
     let projection = params.projection()?;
     let user = state
@@ -495,18 +544,19 @@ async fn get_user(
 }
 
 /// Facts ("DELETE"): 204, also for an id that does not exist.
-async fn delete_user(AxState(state): AxState<Shared>, Path(id): Path<String>) -> Response {
+async fn delete_user(AxState(state): AxState<Shared>, Path(id): Path<String>) -> ApiResult {
+    require_scope(&state, &["delete:users"])?;
     if state.store.lock().expect("store lock").delete(&id) {
         state.stats.lock().expect("stats lock").writes.deleted += 1;
     }
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
 // Bodies
 
 /// Reads a JSON (or form) body of at most 1 MB.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Value, ErrorReply> {
+pub(super) async fn read_body(headers: &HeaderMap, body: Body) -> Result<Value, ErrorReply> {
     let limited = http_body_util::Limited::new(body, BODY_LIMIT);
     let bytes = match limited.collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -528,6 +578,7 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Value, ErrorReply>
 // POST /api/v2/users
 
 async fn create_user(AxState(state): AxState<Shared>, headers: HeaderMap, body: Body) -> ApiResult {
+    require_scope(&state, &["create:users"])?;
     let body = read_body(&headers, body).await?;
     let input = validate::create_body(&body)?;
     let text = |key: &str| input.get(key).and_then(Value::as_str);
@@ -582,93 +633,13 @@ async fn create_user(AxState(state): AxState<Shared>, headers: HeaderMap, body: 
     if store.contains(&user_id) || store.email_owner(connection_name, &email).is_some() {
         return Err(ErrorReply::user_exists());
     }
-    let now = canonical_time(Utc::now());
-    let mut user = Map::new();
-    let local_part = email.split('@').next().unwrap_or_default().to_string();
-    user.insert("created_at".into(), now.clone().into());
-    user.insert("email".into(), email.clone().into());
-    user.insert(
-        "email_verified".into(),
-        input.get("email_verified").cloned().unwrap_or(false.into()),
-    );
-    for key in ["family_name", "given_name"] {
-        if let Some(v) = input.get(key) {
-            user.insert(key.into(), v.clone());
-        }
-    }
-    user.insert(
-        "identities".into(),
-        json!([{
-            "connection": connection_name,
-            "user_id": local_id,
-            "provider": "auth0",
-            "isSocial": false,
-        }]),
-    );
-    // Facts: `name` defaults to the email, `nickname` to its local part, `picture` to Gravatar.
-    user.insert(
-        "name".into(),
-        input
-            .get("name")
-            .cloned()
-            .unwrap_or_else(|| email.clone().into()),
-    );
-    user.insert(
-        "nickname".into(),
-        input
-            .get("nickname")
-            .cloned()
-            .unwrap_or(local_part.clone().into()),
-    );
-    if let Some(phone) = input.get("phone_number") {
-        user.insert("phone_number".into(), phone.clone());
-        user.insert(
-            "phone_verified".into(),
-            input.get("phone_verified").cloned().unwrap_or(false.into()),
-        );
-    }
-    user.insert(
-        "picture".into(),
-        input
-            .get("picture")
-            .cloned()
-            .unwrap_or_else(|| gravatar(&email, &local_part).into()),
-    );
-    user.insert("updated_at".into(), now.into());
-    user.insert("user_id".into(), user_id.into());
-    for key in ["user_metadata", "app_metadata", "blocked", "username"] {
-        if let Some(v) = input.get(key) {
-            user.insert(key.into(), v.clone());
-        }
-    }
+    let user = new_database_user(connection_name, &local_id, &email, input);
+    // The password itself is never kept: a salted digest, for `/__sandbox/login`.
+    store.set_credential(&user_id, Credential::from_password(password));
     let user = store.put(user);
     drop(store);
     state.stats.lock().expect("stats lock").writes.created += 1;
     Ok((StatusCode::CREATED, axum::Json(&user)).into_response())
-}
-
-/// A database user id: 24 lower-case hex digits, like Auth0's.
-fn random_hex_id() -> String {
-    let bytes: [u8; 12] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Facts: `picture` defaults to a Gravatar URL of the email.
-fn gravatar(email: &str, local_part: &str) -> String {
-    let digest = md5::compute(email.trim().to_lowercase().as_bytes());
-    let initials: String = local_part
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(2)
-        .collect();
-    let initials = if initials.is_empty() {
-        "us".to_string()
-    } else {
-        initials.to_lowercase()
-    };
-    format!(
-        "https://s.gravatar.com/avatar/{digest:x}?s=480&r=pg&d=https%3A%2F%2Fcdn.auth0.com%2Favatars%2F{initials}.png"
-    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -680,6 +651,7 @@ async fn update_user(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
+    require_scope(&state, &["update:users", "update:users_app_metadata"])?;
     let body = read_body(&headers, body).await?;
     let input = validate::update_body(&body)?;
     let mut store = state.store.lock().expect("store lock");
@@ -696,6 +668,7 @@ async fn update_user(
     let database = identities(&user)
         .filter_map(|i| i.get("connection").and_then(Value::as_str))
         .find_map(|c| store.connection(c).filter(|c| c.is_database()).cloned());
+    let mut new_password = None;
     for (key, value) in input {
         match key.as_str() {
             "user_metadata" | "app_metadata" => {
@@ -709,12 +682,13 @@ async fn update_user(
                         "Cannot change the password of a user without a database identity.",
                     ));
                 };
-                if let Some(password) = value.as_str()
-                    && !policy.accepts(password)
-                {
-                    return Err(ErrorReply::invalid_body(
-                        "PasswordStrengthError: Password is too weak",
-                    ));
+                if let Some(password) = value.as_str() {
+                    if !policy.accepts(password) {
+                        return Err(ErrorReply::invalid_body(
+                            "PasswordStrengthError: Password is too weak",
+                        ));
+                    }
+                    new_password = Some(password.to_string());
                 }
             }
             "username" if !database.as_ref().is_some_and(|c| c.requires_username) => {
@@ -753,6 +727,9 @@ async fn update_user(
     let updated_at = next_timestamp(user.get("updated_at").and_then(Value::as_str));
     user.insert("updated_at".into(), updated_at.into());
     let user = store.put(user);
+    if let Some(password) = new_password {
+        store.set_credential(&id, Credential::from_password(&password));
+    }
     drop(store);
     state.stats.lock().expect("stats lock").writes.updated += 1;
     Ok(axum::Json(&user).into_response())
@@ -781,20 +758,6 @@ pub(crate) fn merge_metadata(user: &mut User, field: &str, patch: &Map<String, V
     }
 }
 
-/// Now, in Auth0's millisecond format, and later than `previous`.
-fn next_timestamp(previous: Option<&str>) -> String {
-    // Compare at the precision that is stored: milliseconds.
-    let now = Utc::now();
-    let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
-    let previous = previous
-        .and_then(|p| DateTime::parse_from_rfc3339(p).ok())
-        .map(|p| p.with_timezone(&Utc));
-    match previous {
-        Some(p) if p >= now => canonical_time(p + chrono::Duration::milliseconds(1)),
-        _ => canonical_time(now),
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // /__sandbox: evidence for scripts and benchmarks (no token, never limited or faulted)
 
@@ -817,6 +780,48 @@ async fn evidence_stats(AxState(state): AxState<Shared>) -> Response {
     let mut body = serde_json::to_value(stats).unwrap_or_default();
     body["users"] = users.into();
     axum::Json(body).into_response()
+}
+
+/// `POST /__sandbox/login {email, connection, password}` → `{"ok": bool}`: whether the user
+/// of that email in that database connection would sign in with that password. Not an Auth0
+/// endpoint: the evidence that a password (or an imported hash) reached the tenant. A blocked
+/// user does not sign in (stricter than silence), nor one without a credential.
+async fn evidence_login(AxState(state): AxState<Shared>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Login {
+        email: String,
+        connection: String,
+        password: String,
+    }
+    let login: Login = match serde_json::from_slice(&body) {
+        Ok(login) => login,
+        Err(e) => {
+            return ErrorReply::invalid_body(format!(
+                "Expected {{\"email\", \"connection\", \"password\"}}: {e}"
+            ))
+            .into_response();
+        }
+    };
+    // The credential is cloned out: a slow hash (bcrypt, scrypt) is verified without holding
+    // the store.
+    let credential = {
+        let store = state.store.lock().expect("store lock");
+        store
+            .email_owner(&login.connection, &login.email)
+            .and_then(|id| {
+                let user = store.get(id)?;
+                let blocked = user.get("blocked").and_then(Value::as_bool) == Some(true);
+                (!blocked).then(|| store.credential(id).cloned())?
+            })
+    };
+    let ok = match credential {
+        Some(credential) => tokio::task::spawn_blocking(move || credential.verify(&login.password))
+            .await
+            .unwrap_or(false),
+        None => false,
+    };
+    axum::Json(json!({ "ok": ok })).into_response()
 }
 
 async fn evidence_reset(AxState(state): AxState<Shared>) -> StatusCode {

@@ -277,6 +277,14 @@ async fn handle(
 fn route_template(method: &str, path: &str) -> String {
     let template = if path.starts_with("/api/v2/users/") {
         "/api/v2/users/{id}"
+    } else if let Some(rest) = path.strip_prefix("/api/v2/jobs/")
+        && !matches!(rest, "users-imports" | "users-exports")
+    {
+        if rest.ends_with("/errors") {
+            "/api/v2/jobs/{id}/errors"
+        } else {
+            "/api/v2/jobs/{id}"
+        }
     } else {
         path
     };

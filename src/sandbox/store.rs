@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::credentials::Credential;
 use super::index::{Entry, OrderIndex};
 use super::query::{Query, canonical_time, text_leaves};
 
@@ -125,43 +126,63 @@ impl PasswordPolicy {
 /// A connection of the tenant.
 #[derive(Debug, Clone)]
 pub struct Connection {
+    /// Facts ("Connections"): `con_` + 16 alphanumerics; derived from the name, so that a
+    /// test (or a client rehearsing against the sandbox) can rely on it.
+    pub id: String,
     pub strategy: Strategy,
+    /// The spec's `strategy` (`ConnectionStrategyEnum`): `auth0` for a database connection.
+    pub strategy_name: String,
     pub requires_username: bool,
 }
 
 impl Connection {
+    fn new(name: &str, strategy: Strategy, strategy_name: &str) -> Connection {
+        Connection {
+            id: connection_id(name),
+            strategy,
+            strategy_name: strategy_name.to_string(),
+            requires_username: false,
+        }
+    }
+
     pub fn is_database(&self) -> bool {
         matches!(self.strategy, Strategy::Database { .. })
     }
 }
 
+/// The id of the connection named `name`: `con_` and 16 letters and digits drawn from the MD5
+/// of the name, the same on every sandbox.
+pub fn connection_id(name: &str) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let digest = md5::compute(name.as_bytes());
+    let tail: String = digest
+        .0
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect();
+    format!("con_{tail}")
+}
+
 /// The connections every sandbox has: the default database connection, a second database
 /// connection, and one social and one enterprise connection for realistic exports.
 fn default_connections() -> BTreeMap<String, Connection> {
+    let good = Strategy::Database {
+        policy: PasswordPolicy::Good,
+    };
+    let fair = Strategy::Database {
+        policy: PasswordPolicy::Fair,
+    };
     let list = [
-        (
-            "Username-Password-Authentication",
-            Strategy::Database {
-                policy: PasswordPolicy::Good,
-            },
-        ),
-        (
-            "legacy-db",
-            Strategy::Database {
-                policy: PasswordPolicy::Fair,
-            },
-        ),
-        ("google-oauth2", Strategy::External),
-        ("acme-saml", Strategy::External),
+        ("Username-Password-Authentication", good, "auth0"),
+        ("legacy-db", fair, "auth0"),
+        ("google-oauth2", Strategy::External, "google-oauth2"),
+        ("acme-saml", Strategy::External, "samlp"),
     ];
     list.into_iter()
-        .map(|(name, strategy)| {
+        .map(|(name, strategy, strategy_name)| {
             (
                 name.to_string(),
-                Connection {
-                    strategy,
-                    requires_username: false,
-                },
+                Connection::new(name, strategy, strategy_name),
             )
         })
         .collect()
@@ -322,6 +343,9 @@ pub struct Store {
     pending: VecDeque<Pending>,
     search_lag: Duration,
     connections: BTreeMap<String, Connection>,
+    /// Each user's credential, by user_id: kept beside the users, so that no response, dump
+    /// or evidence route can ever carry it.
+    credentials: HashMap<String, Credential>,
     /// Inside [`Store::put_all`]: writes skip the search view, which is rebuilt after.
     loading: bool,
 }
@@ -336,6 +360,7 @@ impl Store {
             pending: VecDeque::new(),
             search_lag,
             connections: default_connections(),
+            credentials: HashMap::new(),
             loading: false,
         }
     }
@@ -364,13 +389,33 @@ impl Store {
             },
             _ => Strategy::External,
         };
+        // An identity's `provider` is its connection's strategy (`auth0`, `google-oauth2`,
+        // `samlp`, ...); without one the sandbox calls it `custom`.
+        let strategy_name = provider.unwrap_or("custom");
         self.connections.insert(
             name.to_string(),
-            Connection {
-                strategy,
-                requires_username: false,
-            },
+            Connection::new(name, strategy, strategy_name),
         );
+    }
+
+    /// Every connection, by name.
+    pub fn connections(&self) -> impl Iterator<Item = (&str, &Connection)> {
+        self.connections.iter().map(|(n, c)| (n.as_str(), c))
+    }
+
+    /// The connection whose id is `id`, with its name.
+    pub fn connection_by_id(&self, id: &str) -> Option<(&str, &Connection)> {
+        self.connections().find(|(_, c)| c.id == id)
+    }
+
+    /// The credential a user signs in with, if any (never part of the user's JSON).
+    pub fn credential(&self, user_id: &str) -> Option<&Credential> {
+        self.credentials.get(user_id)
+    }
+
+    /// Sets (or replaces) a user's credential.
+    pub fn set_credential(&mut self, user_id: &str, credential: Credential) {
+        self.credentials.insert(user_id.to_string(), credential);
     }
 
     pub fn get(&self, user_id: &str) -> Option<User> {
@@ -457,6 +502,7 @@ impl Store {
         let existed = self.unindex(user_id);
         if existed {
             self.users.remove(user_id);
+            self.credentials.remove(user_id);
             self.publish(user_id.to_string(), None);
         }
         existed

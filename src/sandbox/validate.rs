@@ -13,7 +13,7 @@ use super::error::ErrorReply;
 
 /// What a body field may hold.
 #[derive(Clone, Copy)]
-enum Kind {
+pub(super) enum Kind {
     Bool,
     Object,
     Text {
@@ -25,7 +25,7 @@ enum Kind {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(super) enum Format {
     Plain,
     Email,
     Phone,
@@ -33,7 +33,7 @@ enum Format {
     NoSpaces,
 }
 
-const fn text(min: usize, max: usize, nullable: bool, format: Format) -> Kind {
+pub(super) const fn text(min: usize, max: usize, nullable: bool, format: Format) -> Kind {
     Kind::Text {
         min,
         max: if max == 0 { None } else { Some(max) },
@@ -238,7 +238,7 @@ fn payload_error(reason: &str, field: &str, description: &str) -> ErrorReply {
     ))
 }
 
-fn type_name(value: &Value) -> &'static str {
+pub(super) fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
@@ -270,50 +270,73 @@ fn check_fields(
         let Some(value) = body.get(*name) else {
             continue;
         };
-        let expected = match kind {
-            Kind::Bool => "boolean",
-            Kind::Object => "object",
-            Kind::Text { .. } => "string",
-        };
-        let ok_type = matches!(
-            (kind, value),
-            (Kind::Bool, Value::Bool(_))
-                | (Kind::Object, Value::Object(_))
-                | (Kind::Text { .. }, Value::String(_))
-                | (Kind::Text { nullable: true, .. }, Value::Null)
-        );
-        if !ok_type {
-            let reason = format!(
-                "Expected type {expected} but found type {}",
-                type_name(value)
-            );
-            return Err(payload_error(&reason, name, description));
-        }
-        if let (
-            Kind::Text {
-                min, max, format, ..
-            },
-            Value::String(s),
-        ) = (kind, value)
-        {
-            let len = s.chars().count();
-            if len < *min {
-                let reason = format!("String is too short ({len} chars), minimum {min}");
-                return Err(payload_error(&reason, name, description));
-            }
-            if let Some(max) = max
-                && len > *max
-            {
-                let reason = format!("String is too long ({len} chars), maximum {max}");
-                return Err(payload_error(&reason, name, description));
-            }
-            check_format(s, *format, name, description)?;
+        if let Err(problem) = check_value(*kind, value) {
+            return Err(payload_error(&problem.reason, name, description));
         }
     }
     Ok(())
 }
 
-fn check_format(s: &str, format: Format, name: &str, description: &str) -> Result<(), ErrorReply> {
+/// Why a value does not fit its field: the reason in Auth0's words, and the code the
+/// bulk-import job's error list gives it (facts, "Bulk import jobs"; Auth0's list of job error
+/// codes: `INVALID_TYPE`, `MIN_LENGTH`, `MAX_LENGTH`, `FORMAT`, `PATTERN`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Problem {
+    pub code: &'static str,
+    pub reason: String,
+}
+
+/// Checks one value against what its field may hold: type, length, format.
+pub(super) fn check_value(kind: Kind, value: &Value) -> Result<(), Problem> {
+    let expected = match kind {
+        Kind::Bool => "boolean",
+        Kind::Object => "object",
+        Kind::Text { .. } => "string",
+    };
+    let ok_type = matches!(
+        (kind, value),
+        (Kind::Bool, Value::Bool(_))
+            | (Kind::Object, Value::Object(_))
+            | (Kind::Text { .. }, Value::String(_))
+            | (Kind::Text { nullable: true, .. }, Value::Null)
+    );
+    if !ok_type {
+        return Err(Problem {
+            code: "INVALID_TYPE",
+            reason: format!(
+                "Expected type {expected} but found type {}",
+                type_name(value)
+            ),
+        });
+    }
+    if let (
+        Kind::Text {
+            min, max, format, ..
+        },
+        Value::String(s),
+    ) = (kind, value)
+    {
+        let len = s.chars().count();
+        if len < min {
+            return Err(Problem {
+                code: "MIN_LENGTH",
+                reason: format!("String is too short ({len} chars), minimum {min}"),
+            });
+        }
+        if let Some(max) = max
+            && len > max
+        {
+            return Err(Problem {
+                code: "MAX_LENGTH",
+                reason: format!("String is too long ({len} chars), maximum {max}"),
+            });
+        }
+        check_format(s, format)?;
+    }
+    Ok(())
+}
+
+fn check_format(s: &str, format: Format) -> Result<(), Problem> {
     let ok = match format {
         Format::Plain => true,
         Format::Email => EMAIL.is_match(s),
@@ -324,13 +347,25 @@ fn check_format(s: &str, format: Format, name: &str, description: &str) -> Resul
     if ok {
         return Ok(());
     }
-    let reason = match format {
-        Format::Phone => format!("String does not match pattern ^\\+[0-9]{{1,15}}$: {s}"),
-        Format::NoSpaces => format!("String does not match pattern ^\\S*$: {s}"),
-        Format::Email => format!("Object didn't pass validation for format email: {s}"),
-        _ => format!("Object didn't pass validation for format strict-uri: {s}"),
+    let (code, reason) = match format {
+        Format::Phone => (
+            "PATTERN",
+            format!("String does not match pattern ^\\+[0-9]{{1,15}}$: {s}"),
+        ),
+        Format::NoSpaces => (
+            "PATTERN",
+            format!("String does not match pattern ^\\S*$: {s}"),
+        ),
+        Format::Email => (
+            "FORMAT",
+            format!("Object didn't pass validation for format email: {s}"),
+        ),
+        _ => (
+            "FORMAT",
+            format!("Object didn't pass validation for format strict-uri: {s}"),
+        ),
     };
-    Err(payload_error(&reason, name, description))
+    Err(Problem { code, reason })
 }
 
 /// Facts ("Metadata rules"): keys must not contain `.` or `$` (checked at every depth: the

@@ -1,8 +1,9 @@
 """Extract the users endpoints of Auth0's Management API OpenAPI document.
 
 What: reads the full Management API OpenAPI 3.1 document (see SOURCE.md) and writes
-`users-subset.json`: the `openapi` and `info` header, the path items `/users`,
-`/users/{id}` and `/users-by-email` (every method, unchanged), every component they
+`users-subset.json`: the `openapi` and `info` header, the path items in PATHS (the
+users endpoints, and since issue 13 connections, jobs and password-change tickets; every
+method, unchanged), every component they
 reference through `$ref`, followed transitively, and the security schemes named by
 those operations' `security` requirements. Nothing else is copied and no value is
 changed; keys keep the source's order, so the output is deterministic.
@@ -21,7 +22,18 @@ import hashlib
 import json
 import sys
 
-PATHS = ["/users", "/users/{id}", "/users-by-email"]
+PATHS = [
+    "/users",
+    "/users/{id}",
+    "/users-by-email",
+    # Issue 13: bulk-import jobs and what goes with them.
+    "/connections",
+    "/jobs/users-imports",
+    "/jobs/{id}",
+    "/jobs/{id}/errors",
+    "/jobs/users-exports",
+    "/tickets/password-change",
+]
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 EXPECTED_SHA256 = "3ac17a404d0b2d3acd45b002e4b2e55a70cbf809175187cf9a5bfe604f1335c3"
 
