@@ -341,6 +341,19 @@ impl Client {
         query: &[(&str, String)],
         body: Body<'_>,
     ) -> Result<(u16, bytes::Bytes), ApiError> {
+        let (status, bytes, _) = self.send_retried(method, path, query, body).await?;
+        Ok((status, bytes))
+    }
+
+    /// [`Client::send`], also saying whether an earlier attempt failed in transit (it may have
+    /// reached the tenant: what a request that is not idempotent must know).
+    pub(super) async fn send_retried(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Body<'_>,
+    ) -> Result<(u16, bytes::Bytes, bool), ApiError> {
         let what = format!("{method} {path}");
         let group = Group::of(&method, path);
         let mut transient = 0u32;
@@ -414,7 +427,7 @@ impl Client {
             match class {
                 Class::Success => {
                     let (status, _, bytes) = outcome.expect("success has an answer");
-                    return Ok((status, bytes));
+                    return Ok((status, bytes, transient > 0));
                 }
                 Class::Throttled => {
                     // The throttle has paused every worker; this request simply goes again.

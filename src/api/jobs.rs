@@ -95,8 +95,9 @@ impl Client {
     /// `POST /api/v2/jobs/users-imports`. Facts ("Bulk import jobs"): the completion email is
     /// on by default, and a migration must not send one, so it is always turned off here.
     /// A third job while two are active is `ApiError::Status` 429 (see
-    /// [`crate::net::retry::is_job_limit`]), for the caller to wait out.
-    pub async fn create_import_job(&self, job: &ImportJob<'_>) -> Result<Job, ApiError> {
+    /// [`crate::net::retry::is_job_limit`]), for the caller to wait out. The flag says an
+    /// earlier attempt failed in transit: it may have made a job of its own.
+    pub async fn create_import_job(&self, job: &ImportJob<'_>) -> Result<(Job, bool), ApiError> {
         let mut fields = vec![
             ("connection_id", job.connection_id.to_string()),
             ("upsert", job.upsert.to_string()),
@@ -109,10 +110,10 @@ impl Client {
             fields: &fields,
             file: ("users", "users.json", job.users),
         };
-        let (_, bytes) = self
-            .send(Method::POST, "/jobs/users-imports", &[], body)
+        let (_, bytes, retried) = self
+            .send_retried(Method::POST, "/jobs/users-imports", &[], body)
             .await?;
-        decode(&bytes, "POST /api/v2/jobs/users-imports")
+        Ok((decode(&bytes, "POST /api/v2/jobs/users-imports")?, retried))
     }
 
     /// `GET /api/v2/jobs/{id}`; `None` once the job is unknown or purged (404).

@@ -63,6 +63,10 @@ pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
             ttl_sec: args.ticket_ttl,
         }),
     };
+    // A rehearsal's tickets point at a tenant that lived as long as its run.
+    if rehearsal && let Some(tickets) = &spec.tickets {
+        let _ = std::fs::remove_file(&tickets.file);
+    }
     import::check_state(&spec).map_err(failure)?;
     if rehearsal {
         eprintln!("{}", rehearsal_notice(&spec));

@@ -222,8 +222,11 @@ pub async fn run(
     };
 
     let mut summary = outcomes.close();
-    summary.add_run(client.metrics(), client.pace().report(), started.elapsed());
     state.close_ledger();
+    let finish = |summary: &mut ImportSummary| {
+        summary.add_run(client.metrics(), client.pace().report(), started.elapsed());
+    };
+    finish(&mut summary);
     if let Some(error) = stopped.fatal {
         return match error {
             ApiError::Cancelled => Ok((summary, RunOutcome::Interrupted)),
@@ -248,7 +251,10 @@ pub async fn run(
     }
     if let (Some(wanted), Some(ledger)) = (&spec.tickets, state.ledger_path()) {
         match tickets::issue(client, &ledger, wanted).await {
-            Ok(counts) => summary.tickets = Some(counts),
+            Ok(counts) => {
+                summary.tickets = Some(counts);
+                finish(&mut summary);
+            }
             Err(ImportError::Api(ApiError::Cancelled)) => {
                 return Ok((summary, RunOutcome::Interrupted));
             }

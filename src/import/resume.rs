@@ -60,16 +60,37 @@ pub fn check_state(spec: &ImportSpec) -> Result<(), ImportError> {
     let Some(dir) = spec.state.as_ref().filter(|_| !spec.dry_run) else {
         return Ok(());
     };
-    match crate::state::peek::<Saved>(dir, CHECKPOINT, FORMAT) {
-        Ok(saved) => Ok(crate::state::check_tenant(
-            dir,
-            saved.and_then(|s| s.tenant()).as_deref(),
-            &spec.domain,
-        )?),
+    let saved = match crate::state::peek::<Saved>(dir, CHECKPOINT, FORMAT) {
+        Ok(saved) => saved,
         // --fresh is the way out of a damaged state; without it, the run says what is wrong.
-        Err(_) if spec.fresh => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(_) if spec.fresh => None,
+        Err(e) => return Err(e.into()),
+    };
+    crate::state::check_tenant(
+        dir,
+        saved.as_ref().and_then(Saved::tenant).as_deref(),
+        &spec.domain,
+    )?;
+    // The tickets file is the tickets stage's cursor: one an earlier import left would make
+    // this one skip as many users.
+    let resumes = matches!(
+        saved,
+        Some(Saved::V1 {
+            completed: false,
+            ..
+        })
+    ) && !spec.fresh;
+    if let Some(tickets) = &spec.tickets
+        && !resumes
+        && std::fs::metadata(&tickets.file).is_ok_and(|m| m.len() > 0)
+    {
+        return Err(ImportError::Usage(format!(
+            "--tickets {}: the file holds tickets of an earlier import; mail or move them, then \
+             name a new file (a resumed import goes on with its own file)",
+            tickets.file.display()
+        )));
     }
+    Ok(())
 }
 
 /// An open run state (none for a dry run or without `--state`): the ledger to write, and what

@@ -9,7 +9,8 @@
 //!   the job's id is known sends the chunk again on resume: every user in it has a known
 //!   `user_id`, so a user the lost job created meets the second job as a conflict, and a
 //!   lookup by id with `created_at` after `sent_at` (less the clocks' slack) shows it is ours.
-//! - `{"chunk":3,"job":"job_…"}`: the tenant accepted the chunk as that job.
+//! - `{"chunk":3,"job":"job_…"}`: the tenant accepted the chunk as that job (`"retried":true`
+//!   when an earlier attempt of that request failed in transit, and may have made a job too).
 //! - `{"chunk":3,"done":true}`: every member's outcome is in the import ledger (written after
 //!   the ledger is synced), so a resumed run can forget the chunk.
 //!
@@ -40,6 +41,8 @@ struct Entry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     job: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    retried: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     done: bool,
 }
 
@@ -52,6 +55,18 @@ pub struct Pending {
     pub sent_at: DateTime<Utc>,
     /// The job it became, when the tenant's answer was recorded.
     pub job: Option<String>,
+    /// How many times it was sent (a `sent` entry each).
+    pub sends: u32,
+    /// The request that made `job` was retried after a failure in transit.
+    pub retried: bool,
+}
+
+impl Pending {
+    /// Whether another job than `job` may have been made from this chunk: its users found in
+    /// the tenant may be ours.
+    pub fn maybe_sent_twice(&self) -> bool {
+        self.sends > 1 || self.retried || self.job.is_none()
+    }
 }
 
 impl Pending {
@@ -140,18 +155,20 @@ impl Journal {
             records: Some(records),
             sent_at: Some(sent_at),
             job: None,
+            retried: false,
             done: false,
         })
     }
 
-    /// Records the job chunk `number` became.
-    pub fn accepted(&self, number: u64, job: &str) -> std::io::Result<()> {
+    /// Records the job chunk `number` became (`retried`: its request was sent more than once).
+    pub fn accepted(&self, number: u64, job: &str, retried: bool) -> std::io::Result<()> {
         self.write(&Entry {
             chunk: number,
             connection_id: None,
             records: None,
             sent_at: None,
             job: Some(job.to_string()),
+            retried,
             done: false,
         })
     }
@@ -164,6 +181,7 @@ impl Journal {
             records: None,
             sent_at: None,
             job: None,
+            retried: false,
             done: true,
         })
     }
@@ -187,7 +205,10 @@ impl Recovered {
                     connection_id,
                     records,
                     sent_at: earlier.as_ref().map_or(sent_at, |p| p.sent_at.min(sent_at)),
-                    job: earlier.and_then(|p| p.job),
+                    sends: earlier.as_ref().map_or(0, |p| p.sends) + 1,
+                    // A new send makes a new job: the one recorded before is not it.
+                    job: None,
+                    retried: false,
                 },
             );
         }
@@ -195,6 +216,7 @@ impl Recovered {
             && let Some(pending) = self.pending.get_mut(&entry.chunk)
         {
             pending.job = Some(job);
+            pending.retried = entry.retried;
         }
     }
 }
@@ -217,12 +239,12 @@ mod tests {
         assert!(recovered.pending.is_empty());
         assert_eq!(recovered.next_chunk, 1);
         journal.sent(1, "con_a", vec![(1, 10)], t1).unwrap();
-        journal.accepted(1, "job_1").unwrap();
+        journal.accepted(1, "job_1", false).unwrap();
         journal
             .sent(2, "con_a", vec![(11, 12), (14, 20)], t1)
             .unwrap();
         journal.sent(3, "con_b", vec![(13, 13)], t1).unwrap();
-        journal.accepted(3, "job_3").unwrap();
+        journal.accepted(3, "job_3", true).unwrap();
         journal.done(1).unwrap();
         // Chunk 2 sent again later: it keeps its first time.
         journal
@@ -243,10 +265,13 @@ mod tests {
             [2, 3]
         );
         let two = &recovered.pending[&2];
-        assert_eq!((two.sent_at, two.job.as_deref()), (t1, None));
+        assert_eq!((two.sent_at, two.job.as_deref(), two.sends), (t1, None, 2));
+        assert!(two.maybe_sent_twice());
         assert!(two.contains(12) && !two.contains(13) && two.contains(14));
         assert_eq!(two.last(), 20);
-        assert_eq!(recovered.pending[&3].job.as_deref(), Some("job_3"));
+        let three = &recovered.pending[&3];
+        assert_eq!(three.job.as_deref(), Some("job_3"));
+        assert!(three.maybe_sent_twice(), "its request was retried");
     }
 
     #[test]

@@ -334,49 +334,67 @@ impl Engine<'_> {
             }
             return Ok(());
         }
-        let (connection_id, sent_at, mut job_id) = match pending {
-            Some(pending) => (pending.connection_id, pending.sent_at, pending.job),
+        // `twice`: another job may have been made from this chunk (a send whose answer was
+        // lost, a request retried in transit), so users found in the tenant may be ours.
+        let (connection_id, sent_at, mut job_id, mut sends, mut twice) = match pending {
+            Some(pending) => {
+                let twice = pending.maybe_sent_twice();
+                (
+                    pending.connection_id,
+                    pending.sent_at,
+                    pending.job,
+                    pending.sends,
+                    twice,
+                )
+            }
             None => {
                 let connection = match self.connection(&chunk.connection).await? {
                     Some(c) if c.strategy == "auth0" => c,
                     found => return self.refuse_connection(&chunk, found.is_some()),
                 };
-                let sent_at = Utc::now();
-                if let Some(journal) = self.journal {
-                    journal
-                        .sent(chunk.number, &connection.id, chunk.ranges(), sent_at)
-                        .map_err(|e| local("the jobs journal", &e))?;
-                }
-                (connection.id, sent_at, None)
+                (connection.id, Utc::now(), None, 0, false)
             }
         };
         let body = bytes::Bytes::from(chunk.body);
         let job = loop {
             let id = match job_id.take() {
                 Some(id) => id,
-                None => match self.submit(&connection_id, &body).await? {
-                    Ok(job) => {
-                        if let Some(journal) = self.journal {
-                            journal
-                                .accepted(chunk.number, &job.id)
-                                .map_err(|e| local("the jobs journal", &e))?;
-                        }
-                        tracing::info!(
-                            "Chunk {} ({} users, {} bytes) is import job {}.",
-                            chunk.number,
-                            chunk.members.len(),
-                            body.len(),
+                None => {
+                    // On disk before it leaves: a crash from here on sends it again.
+                    if let Some(journal) = self.journal {
+                        let ranges =
+                            super::job::chunk::ranges(chunk.members.iter().map(|m| m.ordinal));
+                        journal
+                            .sent(chunk.number, &connection_id, ranges, sent_at)
+                            .map_err(|e| local("the jobs journal", &e))?;
+                    }
+                    sends += 1;
+                    twice |= sends > 1;
+                    match self.submit(&connection_id, &body).await? {
+                        Ok((job, retried)) => {
+                            twice |= retried;
+                            if let Some(journal) = self.journal {
+                                journal
+                                    .accepted(chunk.number, &job.id, retried)
+                                    .map_err(|e| local("the jobs journal", &e))?;
+                            }
+                            tracing::info!(
+                                "Chunk {} ({} users, {} bytes) is import job {}.",
+                                chunk.number,
+                                chunk.members.len(),
+                                body.len(),
+                                job.id
+                            );
                             job.id
-                        );
-                        job.id
-                    }
-                    Err(refused) => {
-                        for member in &chunk.members {
-                            self.finish(member, &refused)?;
                         }
-                        return self.forget(chunk.number).await;
+                        Err(refused) => {
+                            for member in &chunk.members {
+                                self.finish(member, &refused)?;
+                            }
+                            return self.forget(chunk.number).await;
+                        }
                     }
-                },
+                }
             };
             match self.wait_for(&id).await? {
                 Some(job) => break job,
@@ -426,7 +444,7 @@ impl Engine<'_> {
         let failed = job.status != "completed";
         let settled = futures::stream::iter(chunk.members.iter().zip(verdicts))
             .map(|(member, verdict)| async move {
-                let applied = self.settle(member, verdict, sent_at, failed).await?;
+                let applied = self.settle(member, verdict, sent_at, failed, twice).await?;
                 Ok::<_, ApiError>((member, applied))
             })
             .buffered(8)
@@ -445,7 +463,7 @@ impl Engine<'_> {
         &self,
         connection_id: &str,
         body: &bytes::Bytes,
-    ) -> Result<Result<Job, Applied>, ApiError> {
+    ) -> Result<Result<(Job, bool), Applied>, ApiError> {
         let job = ImportJob {
             connection_id,
             users: body,
@@ -455,7 +473,7 @@ impl Engine<'_> {
         let mut waited = false;
         loop {
             match self.client.create_import_job(&job).await {
-                Ok(job) => return Ok(Ok(job)),
+                Ok(made) => return Ok(Ok(made)),
                 Err(ApiError::Status { status: 429, .. }) => {
                     if !waited {
                         tracing::info!(
@@ -503,14 +521,17 @@ impl Engine<'_> {
         }
     }
 
-    /// A member's outcome from its verdict; a conflict (or any member of a failed job) is
-    /// looked up by id: ours when made since the chunk was first sent.
+    /// A member's outcome from its verdict. A conflict is somebody else's user unless another
+    /// job may have been made from the chunk (`twice`): then a lookup by id tells, ours when
+    /// made since the chunk was first sent. Every member of a failed job is looked up (a job
+    /// that ran too long may have made some).
     async fn settle(
         &self,
         member: &Member,
         verdict: Verdict,
         sent_at: DateTime<Utc>,
         failed: bool,
+        twice: bool,
     ) -> Result<Applied, ApiError> {
         let id = Some(member.user_id.clone());
         let message = match verdict {
@@ -522,23 +543,26 @@ impl Engine<'_> {
             } => return Ok(Applied::rejected(&code, message, None).with_field(field)),
             Verdict::Conflict { message } => message,
         };
+        let exists = || {
+            Applied::skipped(
+                None,
+                "already_exists",
+                format!(
+                    "the tenant already has this user, or a user with this email in the \
+                     connection; create mode never changes an existing user ({message})"
+                ),
+            )
+        };
+        if !twice && !failed {
+            return Ok(exists());
+        }
         match self.client.get_user(&member.user_id).await? {
             Some(user) if created_since(&user, sent_at) => {
                 Ok(Applied::done(Outcome::Created, id, Vec::new()))
             }
-            Some(_) if !failed => Ok(Applied::skipped(
-                id,
-                "already_exists",
-                format!("the tenant already has this user ({message})"),
-            )),
-            None if !failed => Ok(Applied::skipped(
-                None,
-                "already_exists",
-                format!(
-                    "the tenant already has a user with this email in the connection ({message})"
-                ),
-            )),
-            _ => Ok(Applied::rejected(
+            Some(_) => Ok(exists()),
+            None if !failed => Ok(exists()),
+            None => Ok(Applied::rejected(
                 "job_failed",
                 format!("{message}; the user was not created: import it again"),
                 None,
