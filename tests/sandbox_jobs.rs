@@ -324,6 +324,10 @@ async fn at_most_two_import_jobs_are_active_and_a_third_gets_the_exact_429() {
         "There are 2 active import users jobs, please wait until some of them are finished and try again"
     );
     assert!(third.headers.contains_key("x-ratelimit-limit"));
+    // The job endpoints count against the tenant's rate limits, in the `other` group.
+    let groups = tenant.sandbox.stats().groups;
+    assert_eq!(groups.other.requests, 4);
+    assert_eq!(groups.users_write.requests, 0);
 
     tenant.sandbox.release_jobs();
     for job in [&first, &second] {
