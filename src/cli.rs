@@ -481,6 +481,10 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "SECS", default_value_t = 86_400)]
     pub job_purge_after: u64,
 
+    /// How long the link to a finished export job's file works, in seconds (Auth0's: 60).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub export_link_ttl: u64,
+
     /// The scopes every access token carries, space-separated (default: all of them:
     /// read:users create:users update:users update:users_app_metadata delete:users
     /// read:connections create:user_tickets). An endpoint answers 403 insufficient_scope
@@ -533,6 +537,7 @@ impl SandboxArgs {
             job_timeout: Duration::from_secs(self.job_timeout),
             job_purge_after: Duration::from_secs(self.job_purge_after),
             hold_jobs: false,
+            export_link_ttl: Duration::from_secs(self.export_link_ttl),
         }
     }
 }

@@ -115,6 +115,7 @@ fn help_lists_the_commands_and_exit_codes() {
         "--job-timeout",
         "--job-purge-after",
         "--scopes",
+        "--export-link-ttl",
     ] {
         assert!(help.contains(flag), "{flag} missing from sandbox --help");
     }

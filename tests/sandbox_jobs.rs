@@ -324,6 +324,10 @@ async fn at_most_two_import_jobs_are_active_and_a_third_gets_the_exact_429() {
         "There are 2 active import users jobs, please wait until some of them are finished and try again"
     );
     assert!(third.headers.contains_key("x-ratelimit-limit"));
+    // The job endpoints count against the tenant's rate limits, in the `other` group.
+    let groups = tenant.sandbox.stats().groups;
+    assert_eq!(groups.other.requests, 4);
+    assert_eq!(groups.users_write.requests, 0);
 
     tenant.sandbox.release_jobs();
     for job in [&first, &second] {
@@ -818,4 +822,220 @@ async fn password_change_tickets_are_counted_per_user_and_never_shown_again() {
         assert_eq!(r.status, 400, "{body}: {:?}", r.body);
         oas::assert_error_body(&r.body, 400, "invalid_body");
     }
+}
+
+// ---- export jobs ------------------------------------------------------------------------------
+
+/// Downloads a link without the token, as a browser or curl would: status, body text.
+async fn download(tenant: &Tenant, location: &str) -> (u16, String) {
+    let response = tenant.http.get(location).send().await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.unwrap();
+    if status != 200 {
+        return (status, String::from_utf8_lossy(&bytes).into_owned());
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
+        .expect("a gzipped text file");
+    (status, text)
+}
+
+async fn export(tenant: &Tenant, body: &Value) -> (String, Value) {
+    let r = tenant.post("/jobs/users-exports", body).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["status"], "pending");
+    assert_eq!(r.body["type"], "users_export");
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let done = finished(tenant, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    (id, r.body)
+}
+
+async fn seed_two(tenant: &Tenant) {
+    for (email, name, country) in [
+        ("mia@example.com", "=HYPERLINK(\"http://evil\")", "FR"),
+        ("ned@example.com", "Ned", "DE"),
+    ] {
+        let r = tenant
+            .post(
+                "/users",
+                &json!({"connection": UPA, "email": email, "password": "Correct-Horse-9",
+                        "name": name, "user_metadata": {"country": country}}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn a_csv_export_guards_strings_blanks_objects_and_serves_a_fresh_link_each_time() {
+    let tenant = Tenant::start(fast()).await;
+    seed_two(&tenant).await;
+    let (id, created) = export(
+        &tenant,
+        &json!({
+            "connection_id": connection_id(UPA),
+            "format": "csv",
+            "fields": [
+                {"name": "email"},
+                {"name": "name"},
+                {"name": "user_metadata.country", "export_as": "country"},
+                {"name": "identities[0].connection", "export_as": "provider"},
+                {"name": "created_at"},
+                {"name": "email_verified"},
+                {"name": "app_metadata"},
+            ],
+        }),
+    )
+    .await;
+    oas::assert_response_matches("POST", "/jobs/users-exports", 200, &created);
+    assert_eq!(created["connection"], UPA);
+    assert_eq!(created["format"], "csv");
+
+    let first = tenant.get(&format!("/jobs/{id}")).await;
+    oas::assert_response_matches("GET", "/jobs/{id}", 200, &first.body);
+    let second = tenant.get(&format!("/jobs/{id}")).await;
+    let (a, b) = (
+        first.body["location"].as_str().expect("location"),
+        second.body["location"].as_str().expect("location"),
+    );
+    assert_ne!(a, b, "each fetch gives a fresh link");
+    let (status, csv) = download(&tenant, a).await;
+    assert_eq!(status, 200);
+    assert_eq!(download(&tenant, b).await.1, csv);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        r#""email","name","country","provider","created_at","email_verified","app_metadata""#
+    );
+    assert_eq!(lines.len(), 3, "{csv}");
+    // Users come in user_id order (random ids here): find Mia's line.
+    let mia = lines
+        .iter()
+        .find(|l| l.contains("mia@"))
+        .expect("Mia is exported");
+    assert!(
+        mia.starts_with(r#""'mia@example.com","'=HYPERLINK(""http://evil"")","'FR","'Username-Password-Authentication","#),
+        "{mia}"
+    );
+    // Auth0's own dates unguarded, booleans bare, objects blank.
+    assert!(
+        regex::Regex::new(r",\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z,false,$")
+            .unwrap()
+            .is_match(mia),
+        "{mia}"
+    );
+}
+
+#[tokio::test]
+async fn a_json_export_of_every_user_is_ndjson_up_to_its_limit() {
+    let tenant = Tenant::start(SandboxOptions {
+        generate: 5,
+        ..fast()
+    })
+    .await;
+    seed_two(&tenant).await;
+    let (id, created) = export(&tenant, &json!({"format": "json"})).await;
+    // Without a connection there is no `connection` to name; the spec's schema requires one,
+    // which is the only thing it finds missing.
+    let violations = oas::response_violations("POST", "/jobs/users-exports", 200, &created);
+    assert!(
+        violations.iter().all(|v| v.contains("connection")),
+        "{violations:?}"
+    );
+    let job = tenant.get(&format!("/jobs/{id}")).await;
+    let (_, ndjson) = download(&tenant, job.body["location"].as_str().unwrap()).await;
+    let users: Vec<Value> = ndjson
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(users.len(), 7);
+    let truth: Vec<Value> = tenant
+        .sandbox
+        .users()
+        .into_iter()
+        .map(Value::Object)
+        .collect();
+    assert_eq!(users, truth);
+
+    let (id, _) = export(
+        &tenant,
+        &json!({"format": "json", "limit": 2, "fields": [{"name": "user_id"}, {"name": "email", "export_as": "mail"}]}),
+    )
+    .await;
+    let job = tenant.get(&format!("/jobs/{id}")).await;
+    let (_, ndjson) = download(&tenant, job.body["location"].as_str().unwrap()).await;
+    let lines: Vec<Value> = ndjson
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let keys: Vec<&String> = lines[0].as_object().unwrap().keys().collect();
+    assert!(
+        keys.iter().all(|k| *k == "user_id" || *k == "mail"),
+        "{keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_export_link_expires_like_a_presigned_s3_url() {
+    let tenant = Tenant::start(SandboxOptions {
+        export_link_ttl: Duration::from_millis(200),
+        ..fast()
+    })
+    .await;
+    seed_two(&tenant).await;
+    let (id, _) = export(&tenant, &json!({"format": "json"})).await;
+    let job = tenant.get(&format!("/jobs/{id}")).await;
+    let location = job.body["location"].as_str().unwrap().to_string();
+    let forged = location.replace("X-Amz-Signature=", "X-Amz-Signature=x");
+    let (status, body) = download(&tenant, &forged).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("<Code>AccessDenied</Code>"), "{body}");
+    // Poll until the link has lived its time: then S3's 403.
+    let mut expired = None;
+    for _ in 0..500 {
+        let (status, body) = download(&tenant, &location).await;
+        if status == 403 {
+            expired = Some(body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let body = expired.expect("the link expires");
+    assert!(body.contains("<Code>AccessDenied</Code>"), "{body}");
+    // The job still gives a fresh, working link.
+    let again = tenant.get(&format!("/jobs/{id}")).await;
+    let (status, _) = download(&tenant, again.body["location"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn an_export_request_is_checked_strictly() {
+    let tenant = Tenant::start(fast()).await;
+    let many: Vec<Value> = (0..31).map(|i| json!({"name": format!("f{i}")})).collect();
+    for body in [
+        json!({"format": "json", "query": "email:*"}),
+        json!({"format": "xml"}),
+        json!({"format": "json", "limit": 0}),
+        json!({"format": "json", "fields": [{"name": "email", "as": "mail"}]}),
+        json!({"format": "csv", "fields": many}),
+        json!({"format": "json", "connection_id": "Username-Password-Authentication"}),
+        json!({"format": "json", "connection_id": "con_0000000000000001"}),
+    ] {
+        let r = tenant.post("/jobs/users-exports", &body).await;
+        assert_eq!(r.status, 400, "{body}: {:?}", r.body);
+        let code = r.body["errorCode"].as_str().unwrap().to_string();
+        oas::assert_error_body(&r.body, 400, &code);
+    }
+    let read_only_create = Tenant::start(SandboxOptions {
+        scopes: Some(vec!["create:users".into()]),
+        ..fast()
+    })
+    .await;
+    let r = read_only_create
+        .post("/jobs/users-exports", &json!({"format": "json"}))
+        .await;
+    assert_eq!(r.status, 403);
+    oas::assert_error_body(&r.body, 403, "insufficient_scope");
 }

@@ -1,8 +1,9 @@
-//! Bulk-import jobs: `POST /api/v2/jobs/users-imports` takes a file of users and answers at
-//! once (202); a background task per job then works through the file at
+//! Bulk jobs: `POST /api/v2/jobs/users-imports` takes a file of users and answers at once
+//! (202); a background task per job then works through the file at
 //! [`SandboxOptions::job_rate`](super::SandboxOptions::job_rate) users a second, while
 //! `GET /api/v2/jobs/{id}` shows its progress and `GET /api/v2/jobs/{id}/errors` the records
-//! it refused.
+//! it refused. `POST /api/v2/jobs/users-exports` reads the tenant's users at the same pace and
+//! leaves a gzipped file behind a short-lived link (see [`download`]).
 //!
 //! A job's life (facts, "Bulk import jobs"): `pending` → `processing` (`percentage_done`,
 //! `time_left_seconds`) → `completed` with `summary {failed, updated, inserted, total}`; or
@@ -16,21 +17,26 @@
 //! (`Group::of`): the shared bucket, unless `--rate-group other=...` gives them their own.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::multipart::{Field, Multipart, MultipartRejection};
-use axum::extract::{Path, State as AxState};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::extract::{Path, RawQuery, State as AxState};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use super::error::ErrorReply;
+use super::export_users::{self, ExportField, FileFormat, MAX_CSV_FIELDS};
 use super::import_users::{self, Outcome, Seen};
 use super::query::canonical_time;
-use super::routes::{ApiResult, Shared, require_scope};
+use super::routes::{ApiResult, Shared, read_body, require_scope};
+use super::store::{User, connections_of};
+use super::validate::type_name;
 use super::{State, random_token};
 
 /// Facts ("Bulk import jobs"): the users file is at most 512,000 bytes.
@@ -79,38 +85,87 @@ pub(crate) struct Summary {
     pub total: u64,
 }
 
-/// One import job.
+/// What a job does, with what only that kind has.
+pub(crate) enum Kind {
+    Import {
+        upsert: bool,
+        /// `/errors`' entries: `{user, errors}` for each refused record.
+        errors: Vec<Value>,
+    },
+    Export {
+        format: FileFormat,
+        limit: Option<u64>,
+        fields: Option<Vec<ExportField>>,
+        /// The gzipped file, once written.
+        file: Option<Arc<Vec<u8>>>,
+    },
+}
+
+/// One job.
 pub(crate) struct Job {
     id: String,
-    connection_id: String,
-    connection: String,
+    /// The connection's id and name; an export of every user has none.
+    connection_id: Option<String>,
+    connection: Option<String>,
     external_id: Option<String>,
-    upsert: bool,
     created_at: String,
     created: Instant,
     status: Status,
-    /// Records processed so far, and how many the file holds.
+    /// Users processed so far, and how many there are.
     done: usize,
     total: usize,
     summary: Option<Summary>,
     status_details: Option<String>,
-    /// `/errors`' entries: `{user, errors}` for each refused record.
-    errors: Vec<Value>,
+    kind: Kind,
 }
 
 impl Job {
-    /// Spec (`GetJobResponseContent`) and facts: the job as `GET /api/v2/jobs/{id}` shows it.
-    fn json(&self, rate: f64) -> Value {
+    /// Spec (`GetJobResponseContent`, `CreateImportUsersResponseContent`,
+    /// `CreateExportUsersResponseContent`) and facts: the job as the API shows it; `location`
+    /// is a completed export's link.
+    fn json(&self, rate: f64, location: Option<String>) -> Value {
+        let kind = match self.kind {
+            Kind::Import { .. } => "users_import",
+            Kind::Export { .. } => "users_export",
+        };
         let mut job = json!({
-            "type": "users_import",
+            "type": kind,
             "status": self.status.name(),
             "id": self.id,
-            "connection_id": self.connection_id,
-            "connection": self.connection,
-            "created_at": self.created_at,
         });
+        if let Some(id) = &self.connection_id {
+            job["connection_id"] = id.clone().into();
+        }
+        if let Some(name) = &self.connection {
+            job["connection"] = name.clone().into();
+        }
+        job["created_at"] = self.created_at.clone().into();
         if let Some(external_id) = &self.external_id {
             job["external_id"] = external_id.clone().into();
+        }
+        if let Kind::Export {
+            format,
+            limit,
+            fields,
+            ..
+        } = &self.kind
+        {
+            job["format"] = format.name().into();
+            if let Some(limit) = limit {
+                job["limit"] = (*limit).into();
+            }
+            if let Some(fields) = fields {
+                job["fields"] = fields
+                    .iter()
+                    .map(|f| {
+                        let mut field = json!({"name": f.name});
+                        if let Some(export_as) = &f.export_as {
+                            field["export_as"] = export_as.clone().into();
+                        }
+                        field
+                    })
+                    .collect();
+            }
         }
         if self.status == Status::Processing {
             let percentage = (self.done * 100).checked_div(self.total).unwrap_or(0);
@@ -126,27 +181,53 @@ impl Job {
                 "total": summary.total,
             });
         }
+        if let Some(location) = location {
+            job["location"] = location.into();
+        }
         if let Some(details) = &self.status_details {
             job["status_details"] = details.clone().into();
         }
         job
     }
+
+    fn errors_mut(&mut self) -> Option<&mut Vec<Value>> {
+        match &mut self.kind {
+            Kind::Import { errors, .. } => Some(errors),
+            Kind::Export { .. } => None,
+        }
+    }
+}
+
+/// A link to an export's file, as `GET /api/v2/jobs/{id}` hands them out.
+struct Link {
+    job: String,
+    expires: Instant,
 }
 
 /// Every job the tenant still remembers.
 #[derive(Default)]
 pub(crate) struct Jobs {
     map: HashMap<String, Job>,
+    /// Export links by their secret token.
+    links: HashMap<String, Link>,
 }
 
 impl Jobs {
-    /// Forgets the jobs created `after` ago or longer (facts: job data is purged after 24 h).
+    /// Forgets the jobs created `after` ago or longer (facts: job data is purged after 24 h),
+    /// and the links that expired or lead to a purged job.
     fn purge(&mut self, after: Duration) {
         self.map.retain(|_, job| job.created.elapsed() < after);
+        let now = Instant::now();
+        let map = &self.map;
+        self.links
+            .retain(|_, link| link.expires > now && map.contains_key(&link.job));
     }
 
     fn active_imports(&self) -> usize {
-        self.map.values().filter(|j| j.status.active()).count()
+        self.map
+            .values()
+            .filter(|j| j.status.active() && matches!(j.kind, Kind::Import { .. }))
+            .count()
     }
 }
 
@@ -328,21 +409,15 @@ pub(super) async fn create_import(
         }
         name.to_string()
     };
-    let job = Job {
-        id: format!("job_{}", random_token(16)),
-        connection_id,
-        connection,
-        external_id: form.external_id,
-        upsert,
-        created_at: canonical_time(Utc::now()),
-        created: Instant::now(),
-        status: Status::Pending,
-        done: 0,
-        total: 0,
-        summary: None,
-        status_details: None,
-        errors: Vec::new(),
-    };
+    let job = new_job(
+        Some(connection_id),
+        Some(connection),
+        form.external_id,
+        Kind::Import {
+            upsert,
+            errors: Vec::new(),
+        },
+    );
     let body = {
         let mut jobs = jobs(&state);
         if jobs.active_imports() >= MAX_ACTIVE_IMPORTS {
@@ -353,13 +428,36 @@ pub(super) async fn create_import(
                 "There are 2 active import users jobs, please wait until some of them are finished and try again",
             ));
         }
-        let body = job.json(state.options.job_rate);
+        let body = job.json(state.options.job_rate, None);
         jobs.map.insert(job.id.clone(), job);
         body
     };
     let id = body["id"].as_str().unwrap_or_default().to_string();
     tokio::spawn(run_import(state.clone(), id, users));
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+}
+
+/// A new pending job with a fresh id (`job_` + 16 alphanumerics, as Auth0's).
+fn new_job(
+    connection_id: Option<String>,
+    connection: Option<String>,
+    external_id: Option<String>,
+    kind: Kind,
+) -> Job {
+    Job {
+        id: format!("job_{}", random_token(16)),
+        connection_id,
+        connection,
+        external_id,
+        created_at: canonical_time(Utc::now()),
+        created: Instant::now(),
+        status: Status::Pending,
+        done: 0,
+        total: 0,
+        summary: None,
+        status_details: None,
+        kind,
+    }
 }
 
 fn is_connection_id(id: &str) -> bool {
@@ -373,9 +471,41 @@ fn is_connection_id(id: &str) -> bool {
 /// Spec (`get_jobs_by_id`): the job; needs `create:users` or `read:users`.
 pub(super) async fn get_job(AxState(state): AxState<Shared>, Path(id): Path<String>) -> ApiResult {
     require_scope(&state, &["create:users", "read:users"])?;
-    let jobs = jobs(&state);
+    let mut jobs = jobs(&state);
     let job = jobs.map.get(&id).ok_or_else(job_not_found)?;
-    Ok(axum::Json(job.json(state.options.job_rate)).into_response())
+    // Facts ("Bulk export jobs"): each fetch of a completed export gives a fresh link.
+    let location = match &job.kind {
+        Kind::Export {
+            format,
+            file: Some(_),
+            ..
+        } if job.status == Status::Completed => {
+            let token = random_token(32);
+            let ttl = state.options.export_link_ttl;
+            let location = format!(
+                "{}/user-exports/{id}/users.{}.gz?X-Amz-Expires={}&X-Amz-Signature={token}",
+                state.domain,
+                format.name(),
+                ttl.as_secs()
+            );
+            Some((token, location))
+        }
+        _ => None,
+    };
+    let body = job.json(
+        state.options.job_rate,
+        location.as_ref().map(|(_, l)| l.clone()),
+    );
+    if let Some((token, _)) = location {
+        jobs.links.insert(
+            token,
+            Link {
+                job: id,
+                expires: Instant::now() + state.options.export_link_ttl,
+            },
+        );
+    }
+    Ok(axum::Json(body).into_response())
 }
 
 /// Spec (`get_errors`) and facts: 200 with `[{user, errors: [{code, message, path}]}]`, or 204
@@ -385,12 +515,12 @@ pub(super) async fn get_errors(
     Path(id): Path<String>,
 ) -> ApiResult {
     require_scope(&state, &["create:users", "read:users"])?;
-    let jobs = jobs(&state);
-    let job = jobs.map.get(&id).ok_or_else(job_not_found)?;
-    if job.errors.is_empty() {
-        return Ok(StatusCode::NO_CONTENT.into_response());
+    let mut jobs = jobs(&state);
+    let job = jobs.map.get_mut(&id).ok_or_else(job_not_found)?;
+    match job.errors_mut() {
+        Some(errors) if !errors.is_empty() => Ok(axum::Json(&*errors).into_response()),
+        _ => Ok(StatusCode::NO_CONTENT.into_response()),
     }
-    Ok(axum::Json(&job.errors).into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -430,7 +560,75 @@ fn parse_users(bytes: &[u8]) -> Result<Vec<Map<String, Value>>, String> {
         .collect()
 }
 
-/// One job from `pending` to its end, at `job_rate` users a second.
+/// How a paced walk over a job's users ended.
+enum Paced {
+    /// Every user was processed.
+    Done,
+    /// The job ran past `job_timeout`.
+    TimedOut,
+    /// The job was purged, or the sandbox stopped: nothing more to record.
+    Gone,
+}
+
+/// Walks `total` users at `job_rate` a second: the first at once, then each in its turn,
+/// calling `step` with every batch whose turn has come and recording the progress. A job
+/// held meanwhile waits; one running past `job_timeout` stops.
+async fn pace(
+    state: &State,
+    id: &str,
+    total: usize,
+    mut step: impl FnMut(Range<usize>) -> Vec<Value>,
+) -> Paced {
+    let rate = state.options.job_rate;
+    let started = Instant::now();
+    let deadline = started + state.options.job_timeout;
+    let mut done = 0;
+    while done < total {
+        if !released(state).await {
+            return Paced::Gone;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Paced::TimedOut;
+        }
+        let due = ((now - started).as_secs_f64() * rate) as usize + 1;
+        let batch = done..due.min(total);
+        done = batch.end;
+        let mut errors = step(batch);
+        let recorded = with_job(state, id, |job| {
+            job.done = done;
+            if let Some(kept) = job.errors_mut() {
+                kept.append(&mut errors);
+            }
+        });
+        if recorded.is_none() {
+            return Paced::Gone;
+        }
+        if done < total {
+            // Until the next user's turn, or the deadline.
+            let next = started + Duration::from_secs_f64(done as f64 / rate);
+            tokio::select! {
+                _ = tokio::time::sleep_until(next.min(deadline)) => {}
+                _ = state.cancel.cancelled() => return Paced::Gone,
+            }
+        }
+    }
+    Paced::Done
+}
+
+/// Facts: a job running over 2 h fails, with the summary of what it did.
+fn timed_out(state: &State, id: &str, summary: Option<Summary>) {
+    with_job(state, id, |job| {
+        job.status = Status::Failed;
+        job.summary = summary;
+        job.status_details = Some(format!(
+            "The job ran longer than {} seconds and was stopped.",
+            state.options.job_timeout.as_secs()
+        ));
+    });
+}
+
+/// One import job from `pending` to its end.
 async fn run_import(state: Arc<State>, id: String, file: Vec<u8>) {
     if !released(&state).await {
         return;
@@ -449,59 +647,34 @@ async fn run_import(state: Arc<State>, id: String, file: Vec<u8>) {
     let Some((connection_name, upsert)) = with_job(&state, &id, |job| {
         job.status = Status::Processing;
         job.total = users.len();
-        (job.connection.clone(), job.upsert)
+        let upsert = matches!(job.kind, Kind::Import { upsert: true, .. });
+        (job.connection.clone().unwrap_or_default(), upsert)
     }) else {
         return;
     };
-    let rate = state.options.job_rate;
-    let started = Instant::now();
-    let deadline = started + state.options.job_timeout;
     let mut summary = Summary {
         total: users.len() as u64,
         ..Summary::default()
     };
     let mut seen = Seen::default();
-    let mut done = 0;
-    while done < users.len() {
-        if !released(&state).await {
-            return;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            // Facts: jobs running over 2 h fail.
-            with_job(&state, &id, |job| {
-                job.status = Status::Failed;
-                job.summary = Some(summary);
-                job.status_details = Some(format!(
-                    "The job ran longer than {} seconds and was stopped.",
-                    state.options.job_timeout.as_secs()
-                ));
-            });
-            return;
-        }
-        // Every user whose turn has come: the first at once, then one every 1/rate s.
-        let due = ((now - started).as_secs_f64() * rate) as usize + 1;
-        let batch = done..due.min(users.len());
-        let mut errors = Vec::new();
+    let step = |batch: Range<usize>| {
         let before = summary;
+        let mut errors = Vec::new();
         {
             let mut store = state.store.lock().expect("store lock");
-            let Some((_, connection)) = store
-                .connections()
-                .find(|(name, _)| *name == connection_name)
-                .map(|(n, c)| (n.to_string(), c.clone()))
-            else {
-                return;
+            let Some(connection) = store.connection(&connection_name).cloned() else {
+                return errors;
             };
-            for record in &users[batch.clone()] {
-                match import_users::apply(
+            for record in &users[batch] {
+                let outcome = import_users::apply(
                     &mut store,
                     &connection_name,
                     &connection,
                     upsert,
                     record,
                     &mut seen,
-                ) {
+                );
+                match outcome {
                     Outcome::Inserted => summary.inserted += 1,
                     Outcome::Updated => summary.updated += 1,
                     Outcome::Failed(record_errors) => {
@@ -514,30 +687,279 @@ async fn run_import(state: Arc<State>, id: String, file: Vec<u8>) {
                 }
             }
         }
-        {
-            let mut stats = state.stats.lock().expect("stats lock");
-            stats.writes.created += summary.inserted - before.inserted;
-            stats.writes.updated += summary.updated - before.updated;
+        let mut stats = state.stats.lock().expect("stats lock");
+        stats.writes.created += summary.inserted - before.inserted;
+        stats.writes.updated += summary.updated - before.updated;
+        errors
+    };
+    match pace(&state, &id, users.len(), step).await {
+        Paced::Done => {
+            with_job(&state, &id, |job| {
+                job.status = Status::Completed;
+                job.summary = Some(summary);
+            });
         }
-        done = batch.end;
-        let progressed = with_job(&state, &id, |job| {
-            job.done = done;
-            job.errors.append(&mut errors);
-        });
-        if progressed.is_none() {
-            return;
-        }
-        if done < users.len() {
-            // Until the next user's turn, or the deadline.
-            let next = started + Duration::from_secs_f64(done as f64 / rate);
-            tokio::select! {
-                _ = tokio::time::sleep_until(next.min(deadline)) => {}
-                _ = state.cancel.cancelled() => return,
-            }
-        }
+        Paced::TimedOut => timed_out(&state, &id, Some(summary)),
+        Paced::Gone => {}
     }
-    with_job(&state, &id, |job| {
-        job.status = Status::Completed;
-        job.summary = Some(summary);
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /api/v2/jobs/users-exports, and the file's link
+
+/// Spec (`CreateExportUsersRequestContent`, additionalProperties false): the body's keys.
+const EXPORT_KEYS: &[&str] = &["connection_id", "format", "limit", "fields"];
+
+fn export_field(index: usize, value: &Value) -> Result<ExportField, ErrorReply> {
+    let at = |reason: String| {
+        ErrorReply::invalid_body(format!(
+            "Payload validation error: '{reason}' on property fields[{index}]."
+        ))
+    };
+    let Value::Object(field) = value else {
+        return Err(at(format!(
+            "Expected type object but found type {}",
+            type_name(value)
+        )));
+    };
+    if let Some(key) = field
+        .keys()
+        .find(|k| !matches!(k.as_str(), "name" | "export_as"))
+    {
+        return Err(at(format!("Additional properties not allowed: {key}")));
+    }
+    let text = |key: &str, required: bool| -> Result<Option<String>, ErrorReply> {
+        match field.get(key) {
+            None if required => Err(at(format!("Missing required property: {key}"))),
+            None => Ok(None),
+            Some(Value::String(s)) if s.chars().count() > 100 => Err(at(format!(
+                "String is too long ({} chars), maximum 100",
+                s.chars().count()
+            ))),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(at(format!(
+                "Expected type string but found type {}",
+                type_name(other)
+            ))),
+        }
+    };
+    Ok(ExportField {
+        name: text("name", true)?.unwrap_or_default(),
+        export_as: text("export_as", false)?,
+    })
+}
+
+/// Spec (`post_users-exports`) and facts ("Bulk export jobs"): `{connection_id?, format,
+/// limit?, fields?}` and no other key, as JSON or a form; needs `read:users`; 200 with the
+/// pending job. `format` defaults to `csv` (Auth0's documented default); a CSV export names
+/// at most 30 fields; an unknown connection is 400 "The connection does not exist.". Export
+/// jobs have no limit of active jobs (the facts give one for imports only).
+pub(super) async fn create_export(
+    AxState(state): AxState<Shared>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    require_scope(&state, &["read:users"])?;
+    let Value::Object(body) = read_body(&headers, body).await? else {
+        return Err(ErrorReply::invalid_body(
+            "Payload validation error: 'Expected type object but found type array'.",
+        ));
+    };
+    if let Some(key) = body.keys().find(|k| !EXPORT_KEYS.contains(&k.as_str())) {
+        return Err(ErrorReply::invalid_body(format!(
+            "Payload validation error: 'Additional properties not allowed: {key}'."
+        )));
+    }
+    let format = match body.get("format") {
+        None => FileFormat::Csv,
+        Some(Value::String(f)) if f == "json" => FileFormat::Json,
+        Some(Value::String(f)) if f == "csv" => FileFormat::Csv,
+        Some(other) => {
+            return Err(ErrorReply::invalid_body(format!(
+                "Payload validation error: 'No enum match for: {other}' on property format (Format of the file. Must be `json` or `csv`.)."
+            )));
+        }
+    };
+    let limit = match body.get("limit") {
+        None => None,
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => n.as_u64(),
+        // A form sends it as text.
+        Some(Value::String(s)) if s.parse::<u64>().is_ok_and(|n| n >= 1) => s.parse().ok(),
+        Some(other) => {
+            return Err(ErrorReply::invalid_body(format!(
+                "Payload validation error: 'Expected an integer of at least 1 but found {other}' on property limit."
+            )));
+        }
+    };
+    let fields = match body.get("fields") {
+        None => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| export_field(i, v))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(other) => {
+            return Err(ErrorReply::invalid_body(format!(
+                "Payload validation error: 'Expected type array but found type {}' on property fields.",
+                type_name(other)
+            )));
+        }
+    };
+    if format == FileFormat::Csv && fields.as_ref().is_some_and(|f| f.len() > MAX_CSV_FIELDS) {
+        return Err(ErrorReply::invalid_body(format!(
+            "Payload validation error: a CSV export holds at most {MAX_CSV_FIELDS} fields; use the json format for more."
+        )));
+    }
+    let connection = match body.get("connection_id") {
+        None => None,
+        Some(Value::String(id)) if is_connection_id(id) => {
+            let store = state.store.lock().expect("store lock");
+            let (name, _) = store.connection_by_id(id).ok_or_else(|| {
+                ErrorReply::new(
+                    StatusCode::BAD_REQUEST,
+                    "inexistent_connection",
+                    "The connection does not exist.",
+                )
+            })?;
+            Some((id.clone(), name.to_string()))
+        }
+        Some(_) => {
+            return Err(ErrorReply::invalid_body(format!(
+                "Payload validation error: 'String does not match pattern {CONNECTION_ID_PATTERN}' on property connection_id."
+            )));
+        }
+    };
+    let (connection_id, connection) = connection.unzip();
+    let job = new_job(
+        connection_id,
+        connection,
+        None,
+        Kind::Export {
+            format,
+            limit,
+            fields,
+            file: None,
+        },
+    );
+    let body = job.json(state.options.job_rate, None);
+    let id = job.id.clone();
+    jobs(&state).map.insert(id.clone(), job);
+    tokio::spawn(run_export(state.clone(), id));
+    Ok(axum::Json(body).into_response())
+}
+
+/// One export job: the users of its connection (or all), in user_id order, up to its limit,
+/// read at `job_rate`, then written to a gzipped file.
+async fn run_export(state: Arc<State>, id: String) {
+    if !released(&state).await {
+        return;
+    }
+    let Some((connection, limit)) = with_job(&state, &id, |job| {
+        let limit = match job.kind {
+            Kind::Export { limit, .. } => limit,
+            Kind::Import { .. } => None,
+        };
+        (job.connection.clone(), limit)
+    }) else {
+        return;
+    };
+    // The users as they are when the job starts (reads by id are immediate, so the truth,
+    // not the lagging search view).
+    let users: Vec<User> = {
+        let store = state.store.lock().expect("store lock");
+        store
+            .all()
+            .map(|stored| stored.user())
+            .filter(|user| {
+                connection
+                    .as_ref()
+                    .is_none_or(|c| connections_of(user).contains(c))
+            })
+            .take(limit.map_or(usize::MAX, |l| l as usize))
+            .collect()
+    };
+    if with_job(&state, &id, |job| {
+        job.status = Status::Processing;
+        job.total = users.len();
+    })
+    .is_none()
+    {
+        return;
+    }
+    match pace(&state, &id, users.len(), |_| Vec::new()).await {
+        Paced::Done => {}
+        Paced::TimedOut => return timed_out(&state, &id, None),
+        Paced::Gone => return,
+    }
+    let Some((format, fields)) = with_job(&state, &id, |job| match &job.kind {
+        Kind::Export { format, fields, .. } => Some((*format, fields.clone())),
+        Kind::Import { .. } => None,
+    })
+    .flatten() else {
+        return;
+    };
+    let written = export_users::write_file(&users, format, fields.as_deref());
+    with_job(&state, &id, |job| match written {
+        Ok(bytes) => {
+            if let Kind::Export { file, .. } = &mut job.kind {
+                *file = Some(Arc::new(bytes));
+            }
+            job.status = Status::Completed;
+        }
+        Err(e) => {
+            job.status = Status::Failed;
+            job.status_details = Some(format!("The export file could not be written: {e}"));
+        }
     });
+}
+
+/// An answer as S3 gives for a link past its time or to nothing: 403 with an XML body.
+fn access_denied(message: &str) -> Response {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>{message}</Message></Error>"
+    );
+    let mut response = (StatusCode::FORBIDDEN, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    response
+}
+
+/// `GET /user-exports/{job}/{file}?X-Amz-Expires=..&X-Amz-Signature=<token>`: an export's file,
+/// for as long as its link lives (`export_link_ttl`, facts: 60 s), without a bearer token, as
+/// a pre-signed S3 URL is; after that, or for a link never given, 403 `AccessDenied` as S3
+/// answers.
+pub(super) async fn download(
+    AxState(state): AxState<Shared>,
+    Path((job_id, _file)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let token = url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "X-Amz-Signature")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let jobs = jobs(&state);
+    // Purging dropped the expired links: what is left is live.
+    let Some(link) = jobs.links.get(&token).filter(|l| l.job == job_id) else {
+        return access_denied("Request has expired");
+    };
+    let file = jobs.map.get(&link.job).and_then(|job| match &job.kind {
+        Kind::Export { file, .. } => file.clone(),
+        Kind::Import { .. } => None,
+    });
+    drop(jobs);
+    match file {
+        Some(bytes) => {
+            let mut response = Body::from(bytes.to_vec()).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/gzip"),
+            );
+            response
+        }
+        None => access_denied("Access Denied"),
+    }
 }

@@ -16,6 +16,7 @@
 mod connections;
 mod credentials;
 pub mod error;
+mod export_users;
 pub mod generate;
 mod import_users;
 mod index;
@@ -136,6 +137,9 @@ pub struct SandboxOptions {
     /// Jobs start held: they stay `pending` (or keep their progress) until
     /// [`Sandbox::release_jobs`]. For tests that must see a job before it runs.
     pub hold_jobs: bool,
+    /// Facts ("Bulk export jobs"): how long an export's `location` link works (60 s); each
+    /// fetch of the job gives a fresh one.
+    pub export_link_ttl: Duration,
 }
 
 impl Default for SandboxOptions {
@@ -168,6 +172,7 @@ impl Default for SandboxOptions {
             job_timeout: Duration::from_secs(2 * 3600),
             job_purge_after: Duration::from_secs(86_400),
             hold_jobs: false,
+            export_link_ttl: Duration::from_secs(60),
         }
     }
 }

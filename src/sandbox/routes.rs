@@ -40,6 +40,7 @@ pub(crate) fn router(state: Shared) -> Router {
         )
         .route("/connections", get(connections::list))
         .route("/jobs/users-imports", post(jobs::create_import))
+        .route("/jobs/users-exports", post(jobs::create_export))
         .route("/jobs/{id}", get(jobs::get_job))
         .route("/jobs/{id}/errors", get(jobs::get_errors))
         .route("/tickets/password-change", post(tickets::password_change))
@@ -48,6 +49,8 @@ pub(crate) fn router(state: Shared) -> Router {
     Router::new()
         .route("/oauth/token", post(token))
         .nest("/api/v2", api)
+        // An export's file, behind a pre-signed link as S3 serves it: no token, no limit.
+        .route("/user-exports/{job}/{file}", get(jobs::download))
         .route("/__sandbox/users", get(evidence_users))
         .route("/__sandbox/stats", get(evidence_stats))
         .route("/__sandbox/stats/reset", post(evidence_reset))
