@@ -512,11 +512,13 @@ impl Engine<'_> {
             if job.ended() {
                 return Ok(Some(job));
             }
-            let hint = job
-                .time_left_seconds
-                .map(Duration::from_secs)
-                .unwrap_or(pause);
-            self.sleep(hint.clamp(POLL_FIRST, pause)).await?;
+            // The job's own estimate when it gives one (at most a poll every POLL_CAP, so a
+            // wrong estimate costs little), else a pause that doubles.
+            let wait = match job.time_left_seconds {
+                Some(left) => Duration::from_secs(left).clamp(POLL_FIRST, POLL_CAP),
+                None => pause,
+            };
+            self.sleep(wait).await?;
             pause = (pause * 2).min(POLL_CAP);
         }
     }
