@@ -16,7 +16,8 @@ use crate::sandbox::{GroupLimit, SandboxOptions};
 mod values;
 
 pub use values::{
-    CsvMetadata, InputFormatFlag, MatchFlag, MetadataFlag, ModeFlag, OutputFormat, PasswordsFlag,
+    CsvMetadata, EngineFlag, InputFormatFlag, MatchFlag, MetadataFlag, ModeFlag, OutputFormat,
+    PasswordsFlag,
 };
 
 /// Move Auth0 users and their metadata in bulk: rate-limited, resumable export and import.
@@ -220,6 +221,23 @@ pub struct ImportArgs {
     /// Take each created user's password from this input field.
     #[arg(long, value_name = "NAME")]
     pub password_field: Option<String>,
+
+    /// How records reach the tenant. `api`: the Management API, a lookup then a create or a
+    /// patch per user, in every mode. `job`: Auth0's bulk-import job (POST
+    /// /api/v2/jobs/users-imports), the only way to create users with the password hashes of a
+    /// migration (`password_hash`, `custom_password_hash`, --password-hashes), so that they keep
+    /// their passwords; it also creates users much faster. The job engine is being built: this
+    /// version takes `job` with --dry-run only.
+    #[arg(long, value_enum, default_value_t = EngineFlag::Api)]
+    pub engine: EngineFlag,
+
+    /// Password hashes to create the users with, apart from the records: NDJSON, one
+    /// {"user_id": ...} or {"email": ...} a line with the user's `custom_password_hash` (or
+    /// bcrypt `password_hash`). Merged into the record with that user_id (`auth0|x` and `x` are
+    /// one user) or email (in any case). Checked and indexed on disk before anything is sent;
+    /// a bad line stops the run (exit 2). Needs --engine job, in create or upsert mode.
+    #[arg(long, value_name = "FILE")]
+    pub password_hashes: Option<PathBuf>,
 
     /// `merge`: Auth0's PATCH (top-level keys merged, nested objects replaced); `deep`: nested
     /// objects merged too; `replace`: each metadata object the record carries becomes exactly

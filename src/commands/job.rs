@@ -19,6 +19,7 @@ const PATH_KEYS: &[&str] = &[
     "input",
     "rejects",
     "plan",
+    "password-hashes",
 ];
 /// Options a job file must not hold: secrets live in the environment, never in files in git.
 const SECRET_KEYS: &[&str] = &["client-secret", "token"];

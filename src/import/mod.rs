@@ -29,6 +29,7 @@
 //! so a job engine will want a window sized for a job rather than for workers.)
 
 pub mod apply;
+mod hashfile;
 pub mod ledger;
 mod outcomes;
 mod pipeline;
@@ -64,6 +65,8 @@ pub struct ImportSpec {
     pub input: PathBuf,
     pub read: ReadOptions,
     pub plan: PlanOptions,
+    /// `--password-hashes`: hashes merged into the records by user_id or email.
+    pub password_hashes: Option<PathBuf>,
     pub dry_run: bool,
     pub plan_file: Option<PathBuf>,
     pub rejects: PathBuf,
@@ -79,6 +82,8 @@ pub struct ImportSpec {
 pub enum ImportError {
     #[error(transparent)]
     Input(#[from] read::InputError),
+    #[error(transparent)]
+    HashFile(#[from] hashfile::HashFileError),
     #[error(transparent)]
     State(#[from] StateError),
     #[error("cannot write {path}")]
@@ -122,6 +127,18 @@ pub async fn run(
     let started = Instant::now();
     // An unreadable input is found before any request.
     let (_format, records) = read::open(&spec.input, &spec.read)?;
+    // So is a bad line of the hash file. The index goes in the run state when it exists (a
+    // dry run, which writes nothing there, and a first run use the temporary directory).
+    let hashes = match &spec.password_hashes {
+        Some(path) => {
+            let dir = spec
+                .state
+                .as_deref()
+                .filter(|dir| !spec.dry_run && dir.is_dir());
+            Some(hashfile::HashFile::build(path, dir)?)
+        }
+        None => None,
+    };
     // Then a tenant that cannot be reached (or refuses the credentials), before the first
     // file is written; an existing state is read first, offline (`commands::common::reach`).
     if spec.dry_run || !spec.state.as_deref().is_some_and(std::path::Path::exists) {
@@ -145,7 +162,8 @@ pub async fn run(
     };
     // Kept in the run state when there is one (the system's temporary directory otherwise).
     let mut seen = seen::Seen::new(state.dir());
-    let prepare = prepare::Prepare::new(&spec.plan, &state.recovered, &mut seen);
+    let prepare =
+        prepare::Prepare::new(&spec.plan, &state.recovered, &mut seen).with_hashes(hashes.as_ref());
     let in_flight = (spec.concurrency, client.workers());
     let stopped = pipeline::run(records, prepare, &applier, &outcomes, in_flight, cancel).await;
 
