@@ -2096,3 +2096,87 @@ fn database_users_with_email(n: usize, pool: usize, seed: u64) -> Vec<User> {
     assert_eq!(users.len(), n, "too few database users with an email");
     users
 }
+
+#[test]
+fn password_hashes_need_the_job_engine_and_a_mode_that_creates_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("users.ndjson");
+    std::fs::write(
+        &input,
+        json!({"user_id": "auth0|h1", "email": "h1@example.com", "connection": DB}).to_string()
+            + "\n",
+    )
+    .unwrap();
+    let hashes = dir.path().join("hashes.ndjson");
+    std::fs::write(
+        &hashes,
+        json!({"user_id": "h1", "password_hash": "$2b$10$nFguVi9LsCAcvTZFKQlRKeLVydo8ETv483lkNsSFI/Wl1Rz1Ypo1K"}).to_string() + "\n",
+    )
+    .unwrap();
+    let hashes = hashes.to_str().unwrap();
+    let live = empty_tenant();
+    // (flags, what the message says)
+    let cases: [(&[&str], &str); 4] = [
+        (&["--password-hashes", hashes], "add --engine job"),
+        (
+            &[
+                "--password-hashes",
+                hashes,
+                "--engine",
+                "job",
+                "--mode",
+                "update",
+                "--dry-run",
+            ],
+            "--mode update never creates",
+        ),
+        (
+            &[
+                "--password-hashes",
+                "missing.ndjson",
+                "--engine",
+                "job",
+                "--dry-run",
+            ],
+            "no such file",
+        ),
+        // The job engine is being built: a real run with it would drop the hashes.
+        (
+            &["--password-hashes", hashes, "--engine", "job"],
+            "does not have the bulk-import job engine",
+        ),
+    ];
+    for (flags, says) in cases {
+        let ran = import_file(
+            &live,
+            &input,
+            &[&["--passwords", "random"][..], flags].concat(),
+        );
+        ran.expect_code(2);
+        assert!(ran.stderr.contains(says), "{flags:?}: {}", ran.stderr);
+    }
+    assert!(live.api_requests().is_empty(), "nothing was sent");
+    assert!(!beside(&input, ".state").exists() && !beside(&input, ".rejects.ndjson").exists());
+    // With the job engine, a dry run merges the hash and plans the create.
+    let plan = dir.path().join("plan.ndjson");
+    let ran = import_file(
+        &live,
+        &input,
+        &[
+            "--password-hashes",
+            hashes,
+            "--engine",
+            "job",
+            "--dry-run",
+            "--plan",
+            plan.to_str().unwrap(),
+        ],
+    );
+    ran.expect_code(0);
+    assert_eq!(count(&ran.summary(), "created"), 1);
+    assert!(read_text(&plan).contains("would_create"));
+    assert!(
+        live.tenant.sandbox.users().is_empty(),
+        "a dry run creates no one"
+    );
+}
