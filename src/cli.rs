@@ -226,8 +226,8 @@ pub struct ImportArgs {
     /// patch per user, in every mode. `job`: Auth0's bulk-import job (POST
     /// /api/v2/jobs/users-imports), the only way to create users with the password hashes of a
     /// migration (`password_hash`, `custom_password_hash`, --password-hashes), so that they keep
-    /// their passwords; it also creates users much faster. The job engine is being built: this
-    /// version takes `job` with --dry-run only.
+    /// their passwords; and, since a job takes thousands of users at once, a faster way to
+    /// create many. The job engine is being built: this version takes `job` with --dry-run only.
     #[arg(long, value_enum, default_value_t = EngineFlag::Api)]
     pub engine: EngineFlag,
 
