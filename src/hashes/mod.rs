@@ -223,16 +223,22 @@ impl PasswordHash {
         let mut take = |name: &str| record.shift_remove(name).filter(|v| !v.is_null());
         let bcrypt = take(PASSWORD_HASH);
         let custom = take(CUSTOM_PASSWORD_HASH);
-        rules::parse(bcrypt.as_ref(), custom.as_ref())?;
-        Ok(match (bcrypt, custom) {
-            (Some(value), None) => Some(PasswordHash {
-                field: HashField::PasswordHash,
-                algorithm: Algorithm::Bcrypt,
-                value,
-            }),
-            (None, Some(value)) => Some(PasswordHash::new(HashField::CustomPasswordHash, value)?),
-            _ => None,
-        })
+        let Some(parsed) = rules::parse(bcrypt.as_ref(), custom.as_ref())? else {
+            return Ok(None);
+        };
+        // `parse` refuses both at once, so exactly one is here.
+        let (field, value) = match (bcrypt, custom) {
+            (Some(value), _) => (HashField::PasswordHash, value),
+            (None, value) => (
+                HashField::CustomPasswordHash,
+                value.expect("parse found a hash"),
+            ),
+        };
+        Ok(Some(PasswordHash {
+            field,
+            algorithm: parsed.algorithm,
+            value,
+        }))
     }
 
     /// Which field the hash goes in.

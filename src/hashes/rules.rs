@@ -337,8 +337,13 @@ fn custom(value: &Value) -> Result<Parsed, HashError> {
         }
         Algorithm::Hmac => {
             let bytes = binary(&hash, text, encoding, algorithm)?;
-            let digest = hmac_digest(&hash)?;
-            same_length(&hash, bytes.len(), digest.len(), "an HMAC of that digest")?;
+            let (name, digest) = hmac_digest(&hash)?;
+            same_length(
+                &hash,
+                bytes.len(),
+                digest.len(),
+                &format!("hmac hashes of digest {name} are"),
+            )?;
             Scheme::Hmac {
                 digest,
                 key: hmac_key(&hash)?,
@@ -372,7 +377,7 @@ fn custom(value: &Value) -> Result<Parsed, HashError> {
                 &hash,
                 bytes.len(),
                 digest.len(),
-                &format!("a {} hash", algorithm.name()),
+                &format!("{} hashes are", algorithm.name()),
             )?;
             Scheme::Plain {
                 digest,
@@ -455,13 +460,8 @@ fn text_only(
         Some(other) => Err(hash.error(
             "encoding",
             &format!(
-                "is {}, but a{} {} hash is text: set it to utf8, or leave it out",
+                "is {}, but {} hashes are text: set it to utf8, or leave it out",
                 other.name(),
-                if algorithm == Algorithm::Argon2 {
-                    "n"
-                } else {
-                    ""
-                },
                 algorithm.name()
             ),
         )),
@@ -475,30 +475,28 @@ fn binary(
     encoding: Option<Encoding>,
     algorithm: Algorithm,
 ) -> Result<Vec<u8>, HashError> {
-    let encoding =
-        match encoding {
-            Some(e @ (Encoding::Hex | Encoding::Base64)) => e,
-            Some(Encoding::Utf8) => {
-                return Err(hash.error(
+    let encoding = match encoding {
+        Some(e @ (Encoding::Hex | Encoding::Base64)) => e,
+        Some(Encoding::Utf8) => {
+            return Err(hash.error(
                 "encoding",
                 &format!(
-                    "is utf8, but a{} {} hash is bytes: set it to hex or base64, as the hash is \
+                    "is utf8, but {} hashes are bytes: set it to hex or base64, as the hash is \
                      written",
-                    if algorithm == Algorithm::Hmac { "n" } else { "" },
                     algorithm.name()
                 ),
             ));
-            }
-            None => {
-                return Err(hash.missing(
-                    "encoding",
-                    &format!(
-                        "a {} hash is bytes: set it to hex or base64, as the hash is written",
-                        algorithm.name()
-                    ),
-                ));
-            }
-        };
+        }
+        None => {
+            return Err(hash.missing(
+                "encoding",
+                &format!(
+                    "{} hashes are bytes: set it to hex or base64, as the hash is written",
+                    algorithm.name()
+                ),
+            ));
+        }
+    };
     encoding.decode(text).ok_or_else(|| {
         hash.error(
             "value",
@@ -508,6 +506,7 @@ fn binary(
 }
 
 /// A decoded hash must be as long as what the algorithm makes, or no password can match it.
+/// `what` ends with its verb: "sha256 hashes are".
 fn same_length(hash: &Obj<'_>, found: usize, expected: usize, what: &str) -> Result<(), HashError> {
     if found == expected {
         return Ok(());
@@ -515,8 +514,8 @@ fn same_length(hash: &Obj<'_>, found: usize, expected: usize, what: &str) -> Res
     Err(hash.error(
         "value",
         &format!(
-            "is {found} bytes once decoded, but {what} is {expected} bytes: check the \
-             algorithm and hash.encoding"
+            "is {found} bytes once decoded, but {what} {expected} bytes: check the algorithm \
+             and hash.encoding"
         ),
     ))
 }
@@ -564,7 +563,7 @@ fn salt_of(salt: &Obj<'_>) -> Result<Salt, HashError> {
     Ok(Salt { bytes, position })
 }
 
-fn hmac_digest(hash: &Obj<'_>) -> Result<Digest, HashError> {
+fn hmac_digest(hash: &Obj<'_>) -> Result<(&'static str, Digest), HashError> {
     let names = Digest::HMAC.map(|(name, _)| name).join(", ");
     let Some(name) = hash.string("digest")? else {
         return Err(hash.missing(
@@ -575,7 +574,7 @@ fn hmac_digest(hash: &Obj<'_>) -> Result<Digest, HashError> {
     Digest::HMAC
         .iter()
         .find(|(known, _)| *known == name)
-        .map(|(_, digest)| *digest)
+        .copied()
         .ok_or_else(|| hash.error("digest", &format!("is {}, not one of {names}", shown(name))))
 }
 
@@ -1024,8 +1023,8 @@ impl<'a> Obj<'a> {
                 &format!(
                     "must be a whole number greater than zero, not {}",
                     match other {
-                        Value::Number(_) => "this number",
-                        other => kind(other),
+                        Value::Number(n) => n.to_string(),
+                        other => kind(other).to_string(),
                     }
                 ),
             )),

@@ -695,12 +695,12 @@ fn each_rule_refuses_naming_the_field_and_showing_no_value() {
         (
             put(valid("sha256"), &["hash", "encoding"], s("base64")),
             "custom_password_hash.hash.value",
-            "48 bytes once decoded, but a sha256 hash is 32",
+            "48 bytes once decoded, but sha256 hashes are 32",
         ),
         (
             put(valid("sha256"), &["algorithm"], s("sha512")),
             "custom_password_hash.hash.value",
-            "a sha512 hash is 64",
+            "sha512 hashes are 64",
         ),
         (
             put(valid("sha256"), &["hash", "digest"], s("sha256")),
@@ -851,7 +851,7 @@ fn each_rule_refuses_naming_the_field_and_showing_no_value() {
         (
             put(valid("bcrypt"), &["hash", "encoding"], s("hex")),
             "custom_password_hash.hash.encoding",
-            "is text",
+            "are text",
         ),
         (
             put(valid("argon2"), &["salt"], json!({"value": "SALTVALUE"})),
