@@ -5,8 +5,11 @@
 //! data flows through them:
 //!
 //! - [`read`]: the input (a file or stdin, maybe gzip) becomes numbered records, lazily.
+//! - `hashfile`: with `--password-hashes`, the hash file is checked and indexed on disk
+//!   before any request (a bad line ends the run before anything is sent).
 //! - `prepare`: in input order, each record is found done by an earlier run, rejected at once
-//!   (unreadable, invalid as [`plan`] checks it, a duplicate in create mode), or planned.
+//!   (unreadable, invalid as [`plan`] checks it, a duplicate in create mode), or planned; a
+//!   hash from the hash file is merged into its record first.
 //! - `pipeline`: records are applied concurrently within the client's one budget, in input
 //!   order per user.
 //! - [`apply`]: a planned record reaches the tenant (see *Applying* below).
