@@ -256,6 +256,14 @@ pub struct ImportArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub ticket_ttl: u64,
 
+    /// Password hashes to create the users with, apart from the records: NDJSON, one
+    /// {"user_id": ...} or {"email": ...} a line with the user's `custom_password_hash` (or
+    /// bcrypt `password_hash`). Merged into the record with that user_id (`auth0|x` and `x` are
+    /// one user) or email (in any case). Checked and indexed on disk before anything is sent;
+    /// a bad line stops the run (exit 2). Needs --engine job, in create or upsert mode.
+    #[arg(long, value_name = "FILE")]
+    pub password_hashes: Option<PathBuf>,
+
     /// `merge`: Auth0's PATCH (top-level keys merged, nested objects replaced); `deep`: nested
     /// objects merged too; `replace`: each metadata object the record carries becomes exactly
     /// the record's (keys it lacks are removed).

@@ -12,7 +12,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use auth0_bulk::import::plan::{self, MatchBy, MetadataStrategy, Mode, Passwords, PlanOptions};
+use auth0_bulk::import::plan::{
+    self, Engine, MatchBy, MetadataStrategy, Mode, Passwords, PlanOptions,
+};
 use auth0_bulk::import::read::{self, DEFAULT_MAX_RECORD_BYTES, InputFormat, ReadOptions};
 use auth0_bulk::sandbox::SandboxOptions;
 use proptest::prelude::*;
@@ -1158,6 +1160,7 @@ fn plan_options() -> Vec<PlanOptions> {
         connection: Some(DB.into()),
         passwords: Passwords::Random,
         metadata,
+        engine: Engine::Api,
     };
     vec![
         options(Mode::Create, MatchBy::UserId, MetadataStrategy::Merge),

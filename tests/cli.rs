@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 fn binary() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_auth0-bulk"))
+    Command::new(crate::support::child::path())
 }
 
 #[test]

@@ -1016,9 +1016,17 @@ fn bad_records() -> Vec<Bad> {
         bad(with("bad-big", json!({"user_metadata": {"blob": "x".repeat(1_100_000)}})), "too_large", "1", |e| {
             e["user_metadata"] = json!({"blob": "x"});
         }),
-        bad(with("bad-hash", json!({"password_hash": "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"})), "unsupported_field", "password_hash", |e| {
-            e.shift_remove("password_hash");
-        }),
+        // A password and a hash: a user is created with one of them.
+        bad(with("bad-hash", json!({"password_hash": "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"})), "conflicting_fields", "password hash", |_| {}),
+        // A hash alone: only the job engine creates users with one. The rejects file keeps the
+        // record without it; given a password, it imports.
+        bad(Value::Object({
+            let mut record = good("bad-needs-job");
+            record.shift_remove("pw");
+            record.insert("custom_password_hash".into(), json!({"algorithm": "sha256",
+                "hash": {"value": "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8", "encoding": "hex"}}));
+            record
+        }), "needs_job_engine", "--engine job", |_| {}),
         // The same user as line 1, which create mode takes once.
         bad(with("good-000", json!({"email": "good-000-again@example.com"})), "duplicate_record", "line 1", |e| {
             e.insert("user_id".into(), "good-000-again".into());
@@ -1109,10 +1117,12 @@ fn bad_records_go_to_the_rejects_file_with_line_and_reason_and_import_once_fixed
         if refused_by_tenant {
             assert_eq!(error["status"], 400);
         }
-        // The original record is kept as it was, less its password.
+        // The original record is kept as it was, less its password and its hash.
         if entry.len() > 1 {
             let mut original: User = serde_json::from_str(&b.text).unwrap();
             let had_password = original.shift_remove("pw").is_some();
+            let had_hash = original.shift_remove("password_hash").is_some()
+                | original.shift_remove("custom_password_hash").is_some();
             let mut kept = entry.clone();
             kept.shift_remove("_error");
             assert_eq!(kept, original, "line {line}: the original record");
@@ -1121,6 +1131,19 @@ fn bad_records_go_to_the_rejects_file_with_line_and_reason_and_import_once_fixed
                 had_password,
                 "line {line}"
             );
+            assert_eq!(error["hash_removed"] == true, had_hash, "line {line}");
+            if had_hash {
+                assert!(
+                    message.contains("--password-hashes"),
+                    "line {line}: {message}"
+                );
+                assert!(
+                    !serde_json::to_string(entry)
+                        .unwrap()
+                        .contains("5e884898da28"),
+                    "line {line}"
+                );
+            }
         }
     }
 
@@ -2072,4 +2095,88 @@ fn database_users_with_email(n: usize, pool: usize, seed: u64) -> Vec<User> {
         .collect();
     assert_eq!(users.len(), n, "too few database users with an email");
     users
+}
+
+#[test]
+fn password_hashes_need_the_job_engine_and_a_mode_that_creates_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("users.ndjson");
+    std::fs::write(
+        &input,
+        json!({"user_id": "auth0|h1", "email": "h1@example.com", "connection": DB}).to_string()
+            + "\n",
+    )
+    .unwrap();
+    let hashes = dir.path().join("hashes.ndjson");
+    std::fs::write(
+        &hashes,
+        json!({"user_id": "h1", "password_hash": "$2b$10$nFguVi9LsCAcvTZFKQlRKeLVydo8ETv483lkNsSFI/Wl1Rz1Ypo1K"}).to_string() + "\n",
+    )
+    .unwrap();
+    let hashes = hashes.to_str().unwrap();
+    let live = empty_tenant();
+    // (flags, what the message says)
+    let cases: [(&[&str], &str); 4] = [
+        (&["--password-hashes", hashes], "add --engine job"),
+        (
+            &[
+                "--password-hashes",
+                hashes,
+                "--engine",
+                "job",
+                "--mode",
+                "update",
+                "--dry-run",
+            ],
+            "--mode update never creates",
+        ),
+        (
+            &[
+                "--password-hashes",
+                "missing.ndjson",
+                "--engine",
+                "job",
+                "--dry-run",
+            ],
+            "no such file",
+        ),
+        // The job engine is being built: a real run with it would drop the hashes.
+        (
+            &["--password-hashes", hashes, "--engine", "job"],
+            "does not have the bulk-import job engine",
+        ),
+    ];
+    for (flags, says) in cases {
+        let ran = import_file(
+            &live,
+            &input,
+            &[&["--passwords", "random"][..], flags].concat(),
+        );
+        ran.expect_code(2);
+        assert!(ran.stderr.contains(says), "{flags:?}: {}", ran.stderr);
+    }
+    assert!(live.api_requests().is_empty(), "nothing was sent");
+    assert!(!beside(&input, ".state").exists() && !beside(&input, ".rejects.ndjson").exists());
+    // With the job engine, a dry run merges the hash and plans the create.
+    let plan = dir.path().join("plan.ndjson");
+    let ran = import_file(
+        &live,
+        &input,
+        &[
+            "--password-hashes",
+            hashes,
+            "--engine",
+            "job",
+            "--dry-run",
+            "--plan",
+            plan.to_str().unwrap(),
+        ],
+    );
+    ran.expect_code(0);
+    assert_eq!(count(&ran.summary(), "created"), 1);
+    assert!(read_text(&plan).contains("would_create"));
+    assert!(
+        live.tenant.sandbox.users().is_empty(),
+        "a dry run creates no one"
+    );
 }

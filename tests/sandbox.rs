@@ -846,7 +846,7 @@ async fn a_storm_drains_the_bucket_each_request_would_use() {
 #[tokio::test]
 async fn a_bad_rate_group_is_a_usage_error_that_names_the_groups() {
     let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_auth0-bulk"))
+        std::process::Command::new(crate::support::child::path())
             .arg("sandbox")
             .args(args)
             .arg("--self-check")

@@ -603,6 +603,305 @@ fn a_static_token_never_appears_in_anything_the_tool_produces() {
     assert_no_secrets(&evidence.haystacks, &secrets);
 }
 
+// ---- 1b. password hashes ----------------------------------------------------------------------
+
+/// `n` random bytes, as hex: distinctive enough to be found wherever a copy lands.
+fn random_hex(n: usize) -> String {
+    (0..n)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
+}
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|_| rand::random::<u8>()).collect()
+}
+
+/// PHC's B64 (standard alphabet, no padding).
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
+}
+
+/// Records with password hashes of every algorithm (some breaking Auth0's rules, one that
+/// cannot be read), and a separate hash file for records without one: the values, salts and
+/// keys in them are the secrets (the format around them, such as `$argon2id$v=19$`, is not).
+struct Hashed {
+    records: Vec<String>,
+    plain: Vec<String>,
+    hash_file: Vec<String>,
+    secrets: Vec<Secret>,
+}
+
+fn hashed_records() -> Hashed {
+    let mut secrets = Vec::new();
+    let mut secret = |what: &str, value: String| {
+        secrets.push(Secret::new(what, value.clone()));
+        value
+    };
+    let record = |id: &str, field: &str, hash: Value| {
+        let mut record = json!({"user_id": format!("auth0|{id}"), "email": format!("{id}@example.com"), "connection": DB});
+        record[field] = hash;
+        record.to_string()
+    };
+    let bcrypt_tail: String = (0..53)
+        .map(|_| {
+            let alphabet = b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+            alphabet[rand::random_range(0..alphabet.len())] as char
+        })
+        .collect();
+    let bcrypt = format!("$2b$10${}", secret("a bcrypt hash", bcrypt_tail));
+    let argon2 = format!(
+        "$argon2id$v=19$m=65536,t=2,p=1${}${}",
+        secret("an argon2 salt", b64(&random_bytes(24))),
+        secret("an argon2 hash", b64(&random_bytes(32)))
+    );
+    let pbkdf2 = format!(
+        "$pbkdf2-sha256$i=100000,l=32${}${}",
+        secret("a pbkdf2 salt", b64(&random_bytes(24))),
+        secret("a pbkdf2 hash", b64(&random_bytes(32)))
+    );
+    let ldap = {
+        use base64::Engine as _;
+        let stored = base64::engine::general_purpose::STANDARD.encode(random_bytes(64 + 16));
+        format!("{{SSHA512}}{}", secret("an LDAP hash", stored))
+    };
+    let records = vec![
+        record(
+            "sec-hash-sha256",
+            "custom_password_hash",
+            json!({"algorithm": "sha256",
+            "hash": {"value": secret("a sha256 hash", random_hex(32)), "encoding": "hex"},
+            "salt": {"value": secret("a sha256 salt", format!("salt-{}", random_hex(16))), "position": "prefix"}}),
+        ),
+        record(
+            "sec-hash-hmac",
+            "custom_password_hash",
+            json!({"algorithm": "hmac",
+            "hash": {"value": secret("an hmac hash", random_hex(64)), "encoding": "hex", "digest": "sha512",
+                     "key": {"value": secret("an hmac key", format!("key-{}", random_hex(16)))}},
+            "salt": {"value": secret("an hmac salt", random_hex(16)), "encoding": "hex", "position": "suffix"}}),
+        ),
+        record(
+            "sec-hash-scrypt",
+            "custom_password_hash",
+            json!({"algorithm": "scrypt",
+            "hash": {"value": secret("a scrypt hash", random_hex(32)), "encoding": "hex"},
+            "salt": {"value": secret("a scrypt salt", random_hex(16)), "encoding": "hex"}, "keylen": 32, "cost": 4096}),
+        ),
+        record("sec-hash-bcrypt", "password_hash", json!(bcrypt)),
+        record(
+            "sec-hash-argon2",
+            "custom_password_hash",
+            json!({"algorithm": "argon2", "hash": {"value": argon2}}),
+        ),
+        record(
+            "sec-hash-pbkdf2",
+            "custom_password_hash",
+            json!({"algorithm": "pbkdf2", "hash": {"value": pbkdf2, "encoding": "utf8"}}),
+        ),
+        record(
+            "sec-hash-ldap",
+            "custom_password_hash",
+            json!({"algorithm": "ldap", "hash": {"value": ldap}}),
+        ),
+        // Breaking the rules: a salt in an unknown encoding, a value that is not hex.
+        record(
+            "sec-hash-bad-salt",
+            "custom_password_hash",
+            json!({"algorithm": "md5",
+            "hash": {"value": secret("an md5 hash", random_hex(16)), "encoding": "hex"},
+            "salt": {"value": secret("a salt refused", random_hex(16)), "encoding": "ebcdic"}}),
+        ),
+        record(
+            "sec-hash-not-hex",
+            "custom_password_hash",
+            json!({"algorithm": "sha1",
+            "hash": {"value": secret("a value refused", format!("not-hex-{}", random_hex(16))), "encoding": "hex"}}),
+        ),
+        // A line that cannot be read, with a hash in it.
+        format!(
+            r#"{{"user_id": "auth0|sec-hash-raw", "custom_password_hash": {{"algorithm": "md5", "hash": {{"value": "{}""#,
+            secret("the hash of an unreadable line", random_hex(16))
+        ),
+    ];
+    let plain: Vec<String> = (0..6)
+        .map(|i| json!({"user_id": format!("auth0|sec-file-{i}"), "email": format!("sec-file-{i}@example.com"), "connection": DB}).to_string())
+        .collect();
+    let hash_file = (0..6)
+        .map(|i| {
+            let key = if i % 2 == 0 {
+                json!({"user_id": format!("sec-file-{i}")})
+            } else {
+                json!({"email": format!("SEC-FILE-{i}@example.com")})
+            };
+            let mut line = key;
+            line["custom_password_hash"] = json!({"algorithm": "sha512",
+                "hash": {"value": secret("a hash from the file", random_hex(64)), "encoding": "hex"},
+                "salt": {"value": secret("a salt from the file", random_hex(16)), "encoding": "hex"}});
+            line.to_string()
+        })
+        .collect();
+    Hashed {
+        records,
+        plain,
+        hash_file,
+        secrets,
+    }
+}
+
+#[test]
+fn no_password_hash_in_anything_an_import_with_hashes_produces() {
+    let live = tenant(50, 0);
+    let root = tempfile::tempdir().unwrap();
+    let hashed = hashed_records();
+    let input = root.path().join("hashed.ndjson");
+    std::fs::write(&input, hashed.records.join("\n") + "\n").unwrap();
+    let plain = root.path().join("plain.ndjson");
+    std::fs::write(&plain, hashed.plain.join("\n") + "\n").unwrap();
+    let hash_file = root.path().join("hashes.ndjson");
+    std::fs::write(&hash_file, hashed.hash_file.join("\n") + "\n").unwrap();
+    let hash_file = hash_file.to_str().expect("a UTF-8 path");
+    let mut evidence = Evidence::default();
+    let mut import = |name: &str, input: &Path, args: &[&str], code: i32| {
+        let dir = folder(root.path(), name);
+        let plan = dir.join("plan.ndjson");
+        let dry = args.contains(&"--dry-run");
+        let ran = run(
+            child::import(live.domain(), live.client_id(), live.client_secret())
+                .arg("--input")
+                .arg(input)
+                .arg("--state")
+                .arg(dir.join("import.state"))
+                .arg("--rejects")
+                .arg(dir.join("rejects.ndjson"))
+                .args(["--passwords", "random"])
+                .args(if dry {
+                    vec!["--plan", plan.to_str().expect("a UTF-8 path")]
+                } else {
+                    vec![]
+                })
+                .args(args),
+        );
+        ran.expect_code(code);
+        evidence.run(name, &ran, &dir);
+        (ran, dir)
+    };
+    // The API engine refuses every hash that would be created, and says how to import it.
+    let (ran, dir) = import("hashes api create", &input, &["--mode", "create", "-vv"], 3);
+    assert!(ran.stderr.contains("needs_job_engine"), "{}", ran.stderr);
+    let rejects = std::fs::read_to_string(dir.join("rejects.ndjson")).unwrap();
+    assert_eq!(
+        rejects.lines().count(),
+        hashed.records.len(),
+        "every hashed record is rejected"
+    );
+    for line in rejects.lines() {
+        let entry: Value = serde_json::from_str(line).unwrap();
+        let error = &entry["_error"];
+        if error["code"] == "invalid_json" {
+            assert_eq!(error["raw_omitted"], true, "{entry}");
+        } else {
+            assert_eq!(error["hash_removed"], true, "{entry}");
+            assert!(
+                error["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("--password-hashes"),
+                "{entry}"
+            );
+        }
+    }
+    assert!(live.tenant.sandbox.users().iter().all(|u| {
+        !u["user_id"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("sec-hash")
+    }));
+    for level in LEVELS {
+        let name = format!("hashes api upsert {}", level_name(level));
+        import(
+            &name,
+            &input,
+            &[&["--mode", "upsert"][..], level].concat(),
+            3,
+        );
+    }
+    import("hashes update", &input, &["--mode", "update", "-vv"], 3);
+    // A dry run of the job engine plans the good hashes and refuses the bad ones.
+    for level in [&["-vv"][..], &["--json"]] {
+        let name = format!("hashes job dry run {}", level_name(level));
+        let (ran, dir) = import(
+            &name,
+            &input,
+            &[&["--dry-run", "--engine", "job"][..], level].concat(),
+            3,
+        );
+        let plan = std::fs::read_to_string(dir.join("plan.ndjson")).unwrap();
+        assert_eq!(plan.matches("\"would_create\"").count(), 7, "{plan}");
+        assert!(
+            ran.stderr.contains("invalid_password_hash"),
+            "{}",
+            ran.stderr
+        );
+    }
+    // Hashes from their own file.
+    let (_, dir) = import(
+        "hash file job dry run",
+        &plain,
+        &[
+            "--dry-run",
+            "--engine",
+            "job",
+            "--password-hashes",
+            hash_file,
+            "-vv",
+        ],
+        0,
+    );
+    let plan = std::fs::read_to_string(dir.join("plan.ndjson")).unwrap();
+    assert_eq!(plan.matches("\"would_create\"").count(), 6, "{plan}");
+    // A hash file with a bad line: exit 2, naming the line and the field, nothing sent.
+    let bad_file = root.path().join("bad-hashes.ndjson");
+    let mut lines = hashed.hash_file.clone();
+    let mut bad: Value = serde_json::from_str(&lines[2]).unwrap();
+    bad["custom_password_hash"]["salt"]["position"] = "middle".into();
+    lines[2] = bad.to_string();
+    std::fs::write(&bad_file, lines.join("\n") + "\n").unwrap();
+    let (ran, dir) = import(
+        "bad hash file",
+        &plain,
+        &[
+            "--engine",
+            "job",
+            "--dry-run",
+            "--password-hashes",
+            bad_file.to_str().unwrap(),
+            "-vv",
+        ],
+        2,
+    );
+    assert!(
+        ran.stderr
+            .contains("line 3, field custom_password_hash.salt.position"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!dir.join("plan.ndjson").exists(), "nothing is planned");
+    // The job engine itself is not in this build: a real run with it is refused at once.
+    let (ran, _) = import("job engine", &input, &["--engine", "job"], 2);
+    assert!(ran.stderr.contains("--engine job"), "{}", ran.stderr);
+
+    evidence.expect_files(&[
+        "rejects.ndjson",
+        "plan.ndjson",
+        "ledger.ndjson",
+        "import.json",
+    ]);
+    let mut secrets = secrets_of(&live);
+    secrets.extend(hashed.secrets);
+    assert_no_secrets(&evidence.haystacks, &secrets);
+}
+
 // ---- 2. file modes ----------------------------------------------------------------------------
 
 /// Every file under `dir`, recursively.

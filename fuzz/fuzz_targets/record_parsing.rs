@@ -25,7 +25,7 @@
 use std::io::{self, Read};
 
 use auth0_bulk::import::plan::{
-    self, MatchBy, MetadataStrategy, Mode, Passwords, PlanOptions, User,
+    self, Engine, MatchBy, MetadataStrategy, Mode, Passwords, PlanOptions, User,
 };
 use auth0_bulk::import::read::{self, InputFormat, ReadOptions, code};
 use libfuzzer_sys::fuzz_target;
@@ -81,6 +81,7 @@ fn plan_options(byte: u8) -> PlanOptions {
             MetadataStrategy::Deep,
             MetadataStrategy::Replace,
         ][byte / 18 % 3],
+        engine: [Engine::Api, Engine::Job][byte / 54 % 2],
     }
 }
 

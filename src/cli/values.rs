@@ -9,7 +9,7 @@ use clap::ValueEnum;
 
 use crate::export::Since;
 use crate::export::walk::canonical;
-use crate::import::plan::{MatchBy, MetadataStrategy, Mode};
+use crate::import::plan::{Engine, MatchBy, MetadataStrategy, Mode};
 use crate::import::read::InputFormat;
 use crate::net::throttle::Rate;
 
@@ -29,13 +29,6 @@ impl From<ModeFlag> for Mode {
             ModeFlag::Upsert => Mode::Upsert,
         }
     }
-}
-
-/// `import --engine`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EngineFlag {
-    Api,
-    Job,
 }
 
 /// `import --match`.
@@ -71,6 +64,22 @@ impl From<MetadataFlag> for MetadataStrategy {
             MetadataFlag::Merge => MetadataStrategy::Merge,
             MetadataFlag::Deep => MetadataStrategy::Deep,
             MetadataFlag::Replace => MetadataStrategy::Replace,
+        }
+    }
+}
+
+/// `import --engine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineFlag {
+    Api,
+    Job,
+}
+
+impl From<EngineFlag> for Engine {
+    fn from(flag: EngineFlag) -> Engine {
+        match flag {
+            EngineFlag::Api => Engine::Api,
+            EngineFlag::Job => Engine::Job,
         }
     }
 }

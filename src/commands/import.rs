@@ -7,7 +7,7 @@ use clap::ValueEnum;
 use crate::cli::{EngineFlag, ImportArgs, ModeFlag, PasswordsFlag};
 use crate::exit::{RunOutcome, UsageError};
 use crate::import::job::JobSettings;
-use crate::import::plan::{Passwords, PlanOptions};
+use crate::import::plan::{Engine, Mode, Passwords, PlanOptions};
 use crate::import::read::ReadOptions;
 use crate::import::tickets::TicketSpec;
 use crate::import::{self, ImportError, ImportSpec, ImportSummary};
@@ -34,6 +34,8 @@ pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     job_engine_problem(&args).map_err(UsageError)?;
     let rehearsal = common::is_embedded_sandbox(&args.target);
     let files = files(&args, stdin, rehearsal)?;
+    let plan = plan_options(&args);
+    check_hashes(&args, &plan)?;
     let resolved = common::resolve_target(&args.target).await?;
     let cancel = interrupt.arm();
     let client = common::client(&resolved, &args.pace, &cancel)?;
@@ -44,7 +46,8 @@ pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
             unescape_formulas: args.csv_escape_formulas,
             ..ReadOptions::default()
         },
-        plan: plan_options(&args),
+        plan,
+        password_hashes: args.password_hashes.clone(),
         dry_run: args.dry_run,
         plan_file: files.plan,
         rejects: files.rejects,
@@ -102,6 +105,7 @@ fn plan_options(args: &ImportArgs) -> PlanOptions {
             (None, None) => Passwords::None,
         },
         metadata: args.metadata.into(),
+        engine: args.jobs.engine.into(),
     }
 }
 
@@ -128,6 +132,37 @@ fn job_engine_problem(args: &ImportArgs) -> Result<(), String> {
              (--passwords random) and send them password-change tickets"
                 .into(),
         );
+    }
+    Ok(())
+}
+
+/// The engine and the password hash file, before anything is sent: a hash goes only to a job
+/// that creates users, so a hash file anywhere else would only have its records refused.
+fn check_hashes(args: &ImportArgs, plan: &PlanOptions) -> Result<(), UsageError> {
+    let Some(path) = &args.password_hashes else {
+        return Ok(());
+    };
+    let flag = format!("--password-hashes {}", path.display());
+    if plan.mode == Mode::Update {
+        return Err(UsageError(format!(
+            "{flag}: a password hash is taken only when Auth0's bulk-import job creates the \
+             user, and --mode update never creates; import the hashes with --mode create and \
+             --engine job"
+        )));
+    }
+    if plan.engine == Engine::Api {
+        return Err(UsageError(format!(
+            "{flag}: only Auth0's bulk-import job creates users with a password hash; add \
+             --engine job"
+        )));
+    }
+    if let Some(problem) = input_problem(path) {
+        return Err(UsageError(format!("{flag}: {problem}")));
+    }
+    if path == &args.input {
+        return Err(UsageError(format!(
+            "{flag}: that is the input file; give the hashes in a file of their own"
+        )));
     }
     Ok(())
 }
@@ -273,6 +308,8 @@ fn failure(error: ImportError) -> anyhow::Error {
         // The state itself is the problem (locked, unreadable): re-running alone cannot help.
         ImportError::State(e) => e.into(),
         ImportError::Input(e) => UsageError(e.to_string()).into(),
+        // A bad line of the hash file, found before any request.
+        ImportError::HashFile(e) => UsageError(e.to_string()).into(),
         ImportError::Api(e) => common::api_failure(e),
         e @ ImportError::InputCut { .. } => anyhow::Error::new(e).context(
             "the import stopped where its input breaks off; the records before that point \

@@ -19,6 +19,7 @@ const PATH_KEYS: &[&str] = &[
     "input",
     "rejects",
     "plan",
+    "password-hashes",
 ];
 /// Options a job file must not hold: secrets live in the environment, never in files in git.
 const SECRET_KEYS: &[&str] = &["client-secret", "token"];
@@ -189,6 +190,34 @@ mod tests {
         let other = path.to_string_lossy().into_owned();
         let e = expand(run(&nested, vec![other])).unwrap_err();
         assert!(e.0.contains("a job cannot run another job"), "{e}");
+    }
+
+    #[test]
+    fn the_password_hash_file_follows_the_job_file_and_the_engine_is_a_value() {
+        let (dir, path) = job(
+            "command = \"import\"\ninput = \"users.ndjson\"\nengine = \"job\"\npassword_hashes = \"hashes.ndjson\"\n",
+        );
+        let argv = job_argv(&path, &[]).unwrap();
+        let hashes = dir
+            .path()
+            .join("hashes.ndjson")
+            .to_string_lossy()
+            .into_owned();
+        let at = argv.iter().position(|a| a == "--password-hashes").unwrap();
+        assert_eq!(argv[at + 1], hashes);
+        let at = argv.iter().position(|a| a == "--engine").unwrap();
+        assert_eq!(argv[at + 1], "job");
+        let Ok(Command::Import(args)) = expand(Command::Run(crate::cli::RunArgs {
+            job: path,
+            overrides: vec![],
+        })) else {
+            panic!("an import")
+        };
+        assert_eq!(args.jobs.engine, crate::cli::EngineFlag::Job);
+        assert_eq!(
+            args.password_hashes.as_deref(),
+            Some(std::path::Path::new(&hashes))
+        );
     }
 
     #[test]

@@ -499,6 +499,7 @@ mod tests {
             connection: Some("Username-Password-Authentication".into()),
             passwords: plan::Passwords::None,
             metadata: MetadataStrategy::Merge,
+            engine: plan::Engine::Api,
         };
         let record = match json!({"email": "Ann@example.com"}) {
             Value::Object(map) => map,

@@ -5,8 +5,11 @@
 //! data flows through them:
 //!
 //! - [`read`]: the input (a file or stdin, maybe gzip) becomes numbered records, lazily.
+//! - `hashfile`: with `--password-hashes`, the hash file is checked and indexed on disk
+//!   before any request (a bad line ends the run before anything is sent).
 //! - `prepare`: in input order, each record is found done by an earlier run, rejected at once
-//!   (unreadable, invalid as [`plan`] checks it, a duplicate in create mode), or planned.
+//!   (unreadable, invalid as [`plan`] checks it, a duplicate in create mode), or planned; a
+//!   hash from the hash file is merged into its record first.
 //! - `pipeline`: records are applied concurrently within the client's one budget, in input
 //!   order per user.
 //! - [`apply`]: a planned record reaches the tenant (see *Applying* below).
@@ -29,6 +32,7 @@
 //! so a job engine will want a window sized for a job rather than for workers.)
 
 pub mod apply;
+mod hashfile;
 pub mod job;
 pub mod ledger;
 mod outcomes;
@@ -66,6 +70,8 @@ pub struct ImportSpec {
     pub input: PathBuf,
     pub read: ReadOptions,
     pub plan: PlanOptions,
+    /// `--password-hashes`: hashes merged into the records by user_id or email.
+    pub password_hashes: Option<PathBuf>,
     pub dry_run: bool,
     pub plan_file: Option<PathBuf>,
     pub rejects: PathBuf,
@@ -86,6 +92,8 @@ pub struct ImportSpec {
 pub enum ImportError {
     #[error(transparent)]
     Input(#[from] read::InputError),
+    #[error(transparent)]
+    HashFile(#[from] hashfile::HashFileError),
     #[error(transparent)]
     State(#[from] StateError),
     #[error("cannot write {path}")]
@@ -171,6 +179,18 @@ pub async fn run(
     let started = Instant::now();
     // An unreadable input is found before any request.
     let (_format, records) = read::open(&spec.input, &spec.read)?;
+    // So is a bad line of the hash file. The index goes in the run state when it exists (a
+    // dry run, which writes nothing there, and a first run use the temporary directory).
+    let hashes = match &spec.password_hashes {
+        Some(path) => {
+            let dir = spec
+                .state
+                .as_deref()
+                .filter(|dir| !spec.dry_run && dir.is_dir());
+            Some(hashfile::HashFile::build(path, dir)?)
+        }
+        None => None,
+    };
     // Then a tenant that cannot be reached (or refuses the credentials), before the first
     // file is written; an existing state is read first, offline (`commands::common::reach`).
     if spec.dry_run || !spec.state.as_deref().is_some_and(std::path::Path::exists) {
@@ -190,7 +210,8 @@ pub async fn run(
         outcomes::Outcomes::open(spec, ledger, state.rejects_resume_at(), summary, progress)?;
     // Kept in the run state when there is one (the system's temporary directory otherwise).
     let mut seen = seen::Seen::new(state.dir());
-    let prepare = prepare::Prepare::new(&spec.plan, &state.recovered, &mut seen);
+    let prepare =
+        prepare::Prepare::new(&spec.plan, &state.recovered, &mut seen).with_hashes(hashes.as_ref());
     let stopped = match &spec.job {
         Some(settings) => {
             let engine = job::Engine {

@@ -5,6 +5,10 @@
 //! user; a resumed run's done records still claim their user), so the pipeline calls it
 //! synchronously, one record at a time, in input order, before any concurrency.
 //!
+//! With `--password-hashes`, a record's hash is looked up in the file's index ([`HashFile`]) and
+//! merged into the record before it is planned; the record as read (without it) is what a
+//! rejects-file entry keeps.
+//!
 //! The users claimed so far are kept on disk ([`Seen`]), so memory stays flat whatever the
 //! input's size. Should that fail (a full disk), the record at hand and every one after it is
 //! [`Prepared::Cut`]: nothing more is applied, and the run ends with the error the set holds.
@@ -12,8 +16,9 @@
 use serde_json::Value;
 
 use super::apply::Applied;
+use super::hashfile::{Found, HashFile};
 use super::ledger::{Outcome, Recovered};
-use super::plan::{self, Mode, PlanOptions, Planned};
+use super::plan::{self, Mode, PlanOptions, Planned, User, code};
 use super::read::{self, Record};
 use super::seen::Seen;
 
@@ -36,6 +41,20 @@ pub(super) struct Prepare<'a> {
     /// In create mode, a second record for a user is a duplicate of the first: the first
     /// record's line, by the user's key (the key itself, so two users are never confused).
     seen: &'a mut Seen,
+    /// `--password-hashes`, indexed.
+    hashes: Option<&'a HashFile>,
+}
+
+/// What the hash file does to a record.
+enum Merge {
+    /// No hash for it.
+    Unchanged,
+    /// The record with its hash.
+    Merged(User),
+    /// Refused: a code, the field, the message.
+    Reject(&'static str, Option<String>, String),
+    /// The file or its index cannot be read: the run stops.
+    Cut(String),
 }
 
 impl<'a> Prepare<'a> {
@@ -48,7 +67,14 @@ impl<'a> Prepare<'a> {
             options,
             recovered,
             seen,
+            hashes: None,
         }
+    }
+
+    /// Merges each record's hash from `hashes` (`--password-hashes`) before it is planned.
+    pub fn with_hashes(mut self, hashes: Option<&'a HashFile>) -> Prepare<'a> {
+        self.hashes = hashes;
+        self
     }
 
     /// Decides record `ordinal` (its 1-based position in the input).
@@ -78,6 +104,20 @@ impl<'a> Prepare<'a> {
             }
         };
         let original = Some(Value::Object(object.clone()));
+        let merged;
+        let object = match self.merge_hash(object) {
+            Merge::Unchanged => object,
+            Merge::Merged(with_hash) => {
+                merged = with_hash;
+                &merged
+            }
+            Merge::Cut(message) => return Prepared::Cut(message),
+            Merge::Reject(..) if done.is_some() => return Prepared::Done(done.expect("checked")),
+            Merge::Reject(code, field, message) => {
+                let rejected = Applied::rejected(code, message, None).with_field(field);
+                return Prepared::Reject(Box::new(rejected), original);
+            }
+        };
         let planned = match plan::plan(object, self.options) {
             Ok(planned) => planned,
             Err(_) if done.is_some() => return Prepared::Done(done.expect("checked")),
@@ -104,6 +144,49 @@ impl<'a> Prepare<'a> {
             Box::new(planned),
             self.recovered.in_flight.contains(&ordinal),
         )
+    }
+
+    /// The record with its hash from the hash file, when the file has one for it.
+    fn merge_hash(&self, object: &User) -> Merge {
+        let Some(hashes) = self.hashes else {
+            return Merge::Unchanged;
+        };
+        let file = hashes.path().display();
+        let (hash, line) = match hashes.find(object) {
+            Ok(Found::None) => return Merge::Unchanged,
+            Ok(Found::Hash(hash, line)) => (hash, line),
+            Ok(Found::Conflict {
+                by_user_id,
+                by_email,
+            }) => {
+                return Merge::Reject(
+                    code::CONFLICTING_FIELDS,
+                    None,
+                    format!(
+                        "--password-hashes {file} has two hashes for this record: line \
+                         {by_user_id} by its user_id and line {by_email} by its email; keep the \
+                         user's one"
+                    ),
+                );
+            }
+            Err(e) => return Merge::Cut(format!("--password-hashes {file}: {e}")),
+        };
+        let own = crate::hashes::FIELDS
+            .into_iter()
+            .find(|field| object.get(*field).is_some_and(|v| !v.is_null()));
+        if let Some(own) = own {
+            return Merge::Reject(
+                code::CONFLICTING_FIELDS,
+                Some(own.into()),
+                format!(
+                    "the record has its own `{own}`, and line {line} of --password-hashes {file} \
+                     has a hash for the same user: keep one of them"
+                ),
+            );
+        }
+        let mut merged = object.clone();
+        merged.insert(hash.name().into(), hash.into_value());
+        Merge::Merged(merged)
     }
 
     /// Create mode: the first record for a user claims it, a later one is a duplicate.
@@ -146,7 +229,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::import::plan::{MatchBy, MetadataStrategy, Passwords};
+    use crate::import::plan::{Engine, MatchBy, MetadataStrategy, Passwords};
 
     fn create() -> PlanOptions {
         PlanOptions {
@@ -155,6 +238,7 @@ mod tests {
             connection: None,
             passwords: Passwords::Random,
             metadata: MetadataStrategy::Merge,
+            engine: Engine::Api,
         }
     }
 
@@ -185,6 +269,86 @@ mod tests {
             }
             Prepared::Apply(..) => "apply".into(),
         }
+    }
+
+    #[test]
+    fn a_hash_from_the_file_is_merged_before_planning_and_never_into_the_rejected_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hashes.ndjson");
+        let hash = json!({"algorithm": "md5", "hash": {"value": "5f4dcc3b5aa765d61d8327deb882cf99", "encoding": "hex"}});
+        let lines = [
+            json!({"user_id": "u1", "custom_password_hash": hash}),
+            json!({"email": "U2@Example.com", "custom_password_hash": hash}),
+            json!({"email": "u3@example.com", "custom_password_hash": hash}),
+            json!({"user_id": "auth0|u3", "custom_password_hash": hash}),
+            json!({"user_id": "u4", "custom_password_hash": hash}),
+        ];
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&path, text).unwrap();
+        let hashes = HashFile::build(&path, None).unwrap();
+        let mut options = create();
+        options.engine = Engine::Job;
+        let recovered = Recovered::default();
+        let mut seen = Seen::new(Some(dir.path()));
+        let mut prepare = Prepare::new(&options, &recovered, &mut seen).with_hashes(Some(&hashes));
+        // By user_id, and by email.
+        for user in [1, 2] {
+            let Prepared::Apply(planned, _) = prepare.next(user, &record(user, user)) else {
+                panic!("user {user} is to apply");
+            };
+            assert_eq!(planned.hash.as_ref().unwrap().value(), &hash);
+            assert!(planned.create.as_ref().unwrap().get("password").is_none());
+        }
+        // Two lines for one user.
+        let Prepared::Reject(applied, original) = prepare.next(3, &record(3, 3)) else {
+            panic!("two hashes for one user");
+        };
+        let reason = applied.reason.unwrap();
+        assert_eq!(reason.code, "conflicting_fields");
+        assert!(
+            reason
+                .message
+                .contains("line 4 by its user_id and line 3 by its email"),
+            "{}",
+            reason.message
+        );
+        assert!(original.unwrap().get("custom_password_hash").is_none());
+        // A record with its own hash, and one in the file.
+        let mut own = record(4, 4);
+        if let Ok(object) = &mut own.result {
+            object.insert("custom_password_hash".into(), hash.clone());
+        }
+        let Prepared::Reject(applied, _) = prepare.next(4, &own) else {
+            panic!("two hashes for one user");
+        };
+        let reason = applied.reason.unwrap();
+        assert_eq!(
+            (reason.code.as_str(), reason.field.as_deref()),
+            ("conflicting_fields", Some("custom_password_hash"))
+        );
+        assert!(
+            reason.message.contains("line 5 of --password-hashes"),
+            "{}",
+            reason.message
+        );
+        // No hash for this one: a password as before.
+        let Prepared::Apply(planned, _) = prepare.next(5, &record(5, 5)) else {
+            panic!("user 5 is to apply");
+        };
+        assert!(planned.hash.is_none() && planned.create.unwrap().get("password").is_some());
+
+        // The API engine refuses the merged hash; the rejected record is the one read.
+        let options = create();
+        let mut seen = Seen::new(Some(dir.path()));
+        let mut prepare = Prepare::new(&options, &recovered, &mut seen).with_hashes(Some(&hashes));
+        let Prepared::Reject(applied, original) = prepare.next(1, &record(1, 1)) else {
+            panic!("needs the job engine");
+        };
+        assert_eq!(applied.reason.unwrap().code, "needs_job_engine");
+        assert_eq!(
+            original.unwrap(),
+            Value::Object(record(1, 1).result.unwrap())
+        );
     }
 
     /// Prepares `users` (one a record, in order) as a run that finds `recovered`.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::job::journal::{self, Journal};
 use super::ledger::{self, Ledger};
-use super::plan::{MatchBy, Passwords};
+use super::plan::{Engine, MatchBy, Passwords};
 use super::{ImportError, ImportSpec};
 use crate::state::resume::{self, JobOptions};
 use crate::state::{StateDir, StateError};
@@ -282,6 +282,18 @@ fn options(spec: &ImportSpec) -> JobOptions {
                 Passwords::Random => "random".to_string(),
                 Passwords::Field(f) => format!("--password-field {f}"),
             },
+        )
+        // Newer options read `(none)` when unset, so a state saved before them still resumes.
+        .with_optional(
+            "--engine",
+            (spec.plan.engine == Engine::Job).then_some(Engine::Job.name()),
+        )
+        .with_optional(
+            "--password-hashes",
+            spec.password_hashes
+                .as_ref()
+                .map(|path| path.display().to_string())
+                .as_deref(),
         )
 }
 

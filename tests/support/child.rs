@@ -12,9 +12,16 @@ use serde_json::Value;
 /// How long any one run may take before the test gives up on it.
 pub const DEADLINE: Duration = Duration::from_secs(180);
 
+/// The binary's path: `AUTH0_BULK_BIN` when set, else cargo's. Where several work trees share
+/// one target directory, cargo's `auth0-bulk` is whichever tree built last, so a test run can
+/// point at a copy of its own.
+pub fn path() -> std::ffi::OsString {
+    std::env::var_os("AUTH0_BULK_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_auth0-bulk").into())
+}
+
 /// The binary with a clean environment.
 pub fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_auth0-bulk"));
+    let mut command = Command::new(path());
     for name in [
         "AUTH0_DOMAIN",
         "AUTH0_CLIENT_ID",

@@ -252,7 +252,7 @@ fn member(
     record: Record,
     planned: &Planned,
 ) -> Result<(Member, Vec<u8>, String), (Record, Applied)> {
-    let hash = None;
+    let hash = planned.hash.as_ref().map(|h| (h.name(), h.value()));
     let (user, user_id) = match chunk::job_user(planned, hash) {
         Ok(made) => made,
         Err(invalid) => {

@@ -71,24 +71,13 @@ pub(super) const READ_ONLY_FIELDS: &[&str] = &[
     "last_password_reset",
 ];
 
-/// Auth0 bulk-import fields that the Management API does not take.
-pub(super) const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
-    (
-        "password_hash",
-        "password hashes cannot be sent through the Management API; only Auth0's bulk import \
+/// Auth0 bulk-import fields that the Management API does not take, and this tool does not
+/// either (password hashes it does: [`crate::hashes::FIELDS`], planned in `hash.rs`).
+pub(super) const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[(
+    "mfa_factors",
+    "MFA enrollments cannot be sent through the Management API; only Auth0's bulk import \
          job (POST /api/v2/jobs/users-imports) takes them",
-    ),
-    (
-        "custom_password_hash",
-        "custom password hashes cannot be sent through the Management API; only Auth0's bulk \
-         import job (POST /api/v2/jobs/users-imports) takes them",
-    ),
-    (
-        "mfa_factors",
-        "MFA enrollments cannot be sent through the Management API; only Auth0's bulk import \
-         job (POST /api/v2/jobs/users-imports) takes them",
-    ),
-];
+)];
 
 /// The same pattern as the sandbox's (validate.rs), so both agree on every address.
 pub(super) static EMAIL: LazyLock<Regex> =
@@ -114,9 +103,8 @@ pub(super) fn check_root_fields(fields: &User, options: &PlanOptions) -> Result<
             code::UNSUPPORTED_FIELD,
             *first,
             format!(
-                "unsupported field{} {}: {why}. Remove {} and create the users with \
-                 --passwords random (they then set their own through a password reset), or use \
-                 Auth0's bulk import job for this file",
+                "unsupported field{} {}: {why}. Remove {}, or use Auth0's bulk import job for \
+                 this file",
                 if unsupported.len() > 1 { "s" } else { "" },
                 unsupported.join(", "),
                 if unsupported.len() > 1 { "them" } else { "it" },
@@ -187,6 +175,7 @@ pub(super) fn known_fields() -> Vec<&'static str> {
         .map(|(name, _)| *name)
         .chain(CREATE_ONLY_FIELDS.iter().copied())
         .chain(["user_metadata", "app_metadata"])
+        .chain(crate::hashes::FIELDS)
         .collect()
 }
 
@@ -195,6 +184,7 @@ pub(super) fn is_known(name: &str) -> bool {
         || CREATE_ONLY_FIELDS.contains(&name)
         || READ_ONLY_FIELDS.contains(&name)
         || matches!(name, "user_metadata" | "app_metadata" | "metadata")
+        || crate::hashes::FIELDS.contains(&name)
 }
 
 /// The known field closest to a typo (at most two edits away), if any.

@@ -91,6 +91,18 @@
 //!   `{}`.
 //! - **Picture** must be an absolute `http` or `https` URL (stricter than the server's
 //!   strict-uri, which takes any scheme with a host).
+//! - **Password hashes** (`password_hash`, `custom_password_hash`, or a hash merged in from
+//!   `--password-hashes`) are checked by [`crate::hashes`] (`invalid_password_hash`, naming the
+//!   field's path) and kept in [`Planned::hash`], never in a Management API body: Auth0 takes a
+//!   hash only through its bulk-import job, and only when the job creates the user. So a hash
+//!   is planned only with [`Engine::Job`] in create and upsert mode, where it stands in for the
+//!   password (no `missing_password`, no random one). With [`Engine::Api`] a record with a hash
+//!   that could be created is `needs_job_engine`; in update mode a hash is `unsupported_field`
+//!   whatever the engine (stricter than a job with `upsert`, which may replace a
+//!   `custom_password_hash` of a user who never signed in: a hash is only taken where the job
+//!   creates the user). Never is a hash dropped silently. A record with both a hash and a
+//!   clear-text password (`--password-field`) is `conflicting_fields`. A root hash field that
+//!   is `null` is no hash.
 //! - **Size**: the create body, and the patch the record would send under `merge`, must each
 //!   be at most 1 MiB serialized (facts: "Every request body is limited to 1 MB"). `deep` and
 //!   `replace` bodies depend on the user found; [`check_patch`] checks those.
@@ -100,10 +112,11 @@
 //! This file holds the types and [`plan`], which reads as the order of its checks; the
 //! checks and the update side have a file each: `fields` (root and profile fields, the
 //! `user_id`), `metadata` (metadata objects and the strategies' merges), `password` (the
-//! create password) and `patch` ([`update_body`], [`apply_patch`], [`diff`] and the semantic
+//! create password), `hash` (a password hash: where it may go) and `patch` ([`update_body`], [`apply_patch`], [`diff`] and the semantic
 //! comparison).
 
 mod fields;
+mod hash;
 mod metadata;
 mod password;
 mod patch;
@@ -115,6 +128,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use fields::{check_root_fields, connection_field, profile_fields, user_id_of, verify_email_field};
+use hash::{hash_applies, take_hash};
 use metadata::{intended, metadata_objects};
 use password::creation_password;
 
@@ -123,6 +137,7 @@ pub use patch::{apply_patch, check_patch, diff, update_body};
 
 /// A user object, or an input record, as JSON.
 pub use crate::api::User;
+pub use crate::hashes::PasswordHash;
 
 /// What an import does with each record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +195,27 @@ pub enum Passwords {
     Field(String),
 }
 
+/// How planned records reach the tenant (`--engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// The Management API, one user at a time: lookups, creates and patches.
+    #[default]
+    Api,
+    /// Auth0's bulk-import job (`POST /api/v2/jobs/users-imports`): the only way to create
+    /// users with a password hash.
+    Job,
+}
+
+impl Engine {
+    /// The name on the command line and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Api => "api",
+            Engine::Job => "job",
+        }
+    }
+}
+
 /// The options that decide how records are planned.
 #[derive(Debug, Clone)]
 pub struct PlanOptions {
@@ -188,11 +224,14 @@ pub struct PlanOptions {
     pub connection: Option<String>,
     pub passwords: Passwords,
     pub metadata: MetadataStrategy,
+    /// Where records go: with [`Engine::Api`] a record with a password hash cannot be created.
+    pub engine: Engine,
 }
 
 /// A record ready to apply.
 ///
-/// `Debug` is written by hand: it shows the create body with its password redacted.
+/// `Debug` is written by hand: it shows the create body with its password redacted, and the
+/// hash's field and algorithm only.
 #[derive(Clone, PartialEq)]
 pub struct Planned {
     /// The key that finds the user: the user_id as the tenant knows it (with its `auth0|`
@@ -203,7 +242,8 @@ pub struct Planned {
     /// The connection the user lives in (for creates, and to pick among users-by-email results).
     pub connection: Option<String>,
     /// The `POST /api/v2/users` body (None when the mode cannot create, or when
-    /// `create_refused` says why not). Holds a password when one is needed and available.
+    /// `create_refused` says why not). Holds a password when one is needed and available; never
+    /// a hash (a record with [`Planned::hash`] has no password here).
     pub create: Option<Value>,
     /// Upsert only: why the record cannot be created (it has no password), which matters only
     /// if the lookup finds no user; an existing user is updated without one.
@@ -215,6 +255,9 @@ pub struct Planned {
     /// The metadata objects the record carries (absent = the record says nothing about it).
     pub user_metadata: Option<Map<String, Value>>,
     pub app_metadata: Option<Map<String, Value>>,
+    /// The password hash the user is created with, only ever by a bulk-import job (create or
+    /// upsert with [`Engine::Job`]; see the module docs).
+    pub hash: Option<PasswordHash>,
 }
 
 impl fmt::Debug for Planned {
@@ -236,6 +279,8 @@ impl fmt::Debug for Planned {
             .field("profile", &self.profile)
             .field("user_metadata", &self.user_metadata)
             .field("app_metadata", &self.app_metadata)
+            // The field and the algorithm, never the value (PasswordHash's own Debug).
+            .field("hash", &self.hash)
             .finish()
     }
 }
@@ -245,7 +290,9 @@ impl fmt::Debug for Planned {
 ///
 /// Codes: `unknown_field`, `unsupported_field`, `invalid_field`, `ambiguous_field`,
 /// `reserved_metadata_key`, `invalid_metadata_key`, `missing_field`, `missing_password`,
-/// `weak_password`, `too_large`, `read_only_connection`, `conflicting_fields`.
+/// `weak_password`, `too_large`, `read_only_connection`, `conflicting_fields`,
+/// `invalid_password_hash` (the field is the path at fault, e.g.
+/// `custom_password_hash.salt.encoding`), `needs_job_engine` (a hash, with `--engine api`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Invalid {
@@ -268,6 +315,10 @@ pub mod code {
     pub const TOO_LARGE: &str = "too_large";
     pub const READ_ONLY_CONNECTION: &str = "read_only_connection";
     pub const CONFLICTING_FIELDS: &str = "conflicting_fields";
+    /// A `password_hash` or `custom_password_hash` that breaks Auth0's rules.
+    pub const INVALID_PASSWORD_HASH: &str = "invalid_password_hash";
+    /// A record with a password hash to create through the Management API, which takes none.
+    pub const NEEDS_JOB_ENGINE: &str = "needs_job_engine";
 }
 
 fn invalid(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Invalid {
@@ -284,9 +335,9 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// Validates and normalizes one record.
 ///
-/// The checks run in a fixed order (root fields, metadata, profile fields, `user_id`,
-/// `connection`, `verify_email`, the match key, what a create needs, sizes) so a record with
-/// several faults is always refused for the same one.
+/// The checks run in a fixed order (root fields, the password hash, metadata, profile fields,
+/// `user_id`, `connection`, `verify_email`, the match key, what a create needs, where the hash
+/// may go, sizes) so a record with several faults is always refused for the same one.
 pub fn plan(record: &User, options: &PlanOptions) -> Result<Planned, Invalid> {
     let mut fields = record.clone();
     // A rejects-file entry fed back as it is: `_error` says why it was refused last time.
@@ -296,6 +347,7 @@ pub fn plan(record: &User, options: &PlanOptions) -> Result<Planned, Invalid> {
         _ => None,
     };
     check_root_fields(&fields, options)?;
+    let hash = take_hash(&mut fields, password.as_ref(), options)?;
     let (user_metadata, app_metadata) = metadata_objects(&fields)?;
     let mut profile = profile_fields(&fields)?;
     let user_id = user_id_of(&fields)?;
@@ -317,10 +369,18 @@ pub fn plan(record: &User, options: &PlanOptions) -> Result<Planned, Invalid> {
 
     let mut create_refused = None;
     let create = if options.mode == Mode::Update {
+        if let Some(hash) = &hash {
+            hash_applies(hash, options)?;
+        }
         None
     } else {
         let connection = home.creatable(email.is_some())?;
-        match creation_password(password, &options.passwords, connection) {
+        let password = match &hash {
+            // The hash is the user's password: the job creates the user with it.
+            Some(hash) => hash_applies(hash, options).map(|()| None),
+            None => creation_password(password, &options.passwords, connection).map(Some),
+        };
+        match password {
             Ok(password) => Some(create_body(CreateParts {
                 profile: &profile,
                 user_id: user_id.as_deref(),
@@ -365,6 +425,7 @@ pub fn plan(record: &User, options: &PlanOptions) -> Result<Planned, Invalid> {
         profile,
         user_metadata,
         app_metadata,
+        hash,
     })
 }
 
@@ -524,7 +585,8 @@ struct CreateParts<'a> {
     user_metadata: Option<&'a Map<String, Value>>,
     app_metadata: Option<&'a Map<String, Value>>,
     strategy: MetadataStrategy,
-    password: String,
+    /// None when the user is created with a password hash (by a job).
+    password: Option<String>,
     verify_email: bool,
 }
 
@@ -553,7 +615,9 @@ fn create_body(parts: CreateParts<'_>) -> Value {
             body.insert(name.into(), Value::Object(created));
         }
     }
-    body.insert("password".into(), parts.password.into());
+    if let Some(password) = parts.password {
+        body.insert("password".into(), password.into());
+    }
     // Spec: `verify_email` overrides `email_verified`; false keeps a migration from emailing
     // every user.
     body.insert("verify_email".into(), parts.verify_email.into());
@@ -707,16 +771,19 @@ mod tests {
 
     #[test]
     fn bulk_import_only_fields_are_unsupported_with_a_reason() {
-        for field in ["password_hash", "custom_password_hash", "mfa_factors"] {
-            let e = refused(
-                json!({"user_id": "abc", "email": "a@example.com", field: {"x": 1}}),
-                &create_opts(),
-            );
-            assert_eq!(e.code, "unsupported_field");
-            assert_eq!(e.field.as_deref(), Some(field));
-            assert!(e.message.contains("Management API"), "{}", e.message);
-            assert!(e.message.contains("--passwords random"), "{}", e.message);
-        }
+        let e = refused(
+            json!({"user_id": "abc", "email": "a@example.com", "mfa_factors": [{"x": 1}]}),
+            &create_opts(),
+        );
+        assert_eq!(e.code, "unsupported_field");
+        assert_eq!(e.field.as_deref(), Some("mfa_factors"));
+        assert!(e.message.contains("Management API"), "{}", e.message);
+        // Password hashes are checked, and planned for a job (see hash.rs).
+        let e = refused(
+            json!({"user_id": "abc", "email": "a@example.com", "custom_password_hash": {"x": 1}}),
+            &create_opts(),
+        );
+        assert_eq!(e.code, "invalid_password_hash");
     }
 
     #[test]

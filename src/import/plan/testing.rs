@@ -18,6 +18,7 @@ pub(super) fn options(mode: Mode, match_by: MatchBy) -> PlanOptions {
         connection: None,
         passwords: Passwords::Random,
         metadata: MetadataStrategy::Merge,
+        engine: Engine::Api,
     }
 }
 

@@ -135,6 +135,9 @@ pub(super) struct CsvRecords {
     cap: usize,
     unescape_formulas: bool,
     done: bool,
+    /// False when a column may hold password hashes: a row that cannot be read then keeps no
+    /// text (`RecordError::raw`), so no hash reaches the rejects file.
+    keeps_raw: bool,
 }
 
 impl CsvRecords {
@@ -206,6 +209,7 @@ impl CsvRecords {
         Ok(CsvRecords {
             splitter,
             decoder,
+            keeps_raw: !header.iter().any(|name| name.contains("password_hash")),
             header: header.iter().map(str::to_owned).collect(),
             cap,
             unescape_formulas,
@@ -293,9 +297,19 @@ impl Iterator for CsvRecords {
                 return Some(read_error(self.splitter.line, &error));
             }
         };
+        let mut result = self.decode(&row);
+        if let Err(error) = &mut result
+            && !self.keeps_raw
+            && error.raw.take().is_some()
+        {
+            error.message.push_str(
+                " (the row's text is not kept in the rejects file: the input has password hash \
+                 columns)",
+            );
+        }
         Some(Record {
             line: row.line,
-            result: self.decode(&row),
+            result,
         })
     }
 }
@@ -307,6 +321,22 @@ mod tests {
     use crate::import::read::testing::*;
     use crate::import::read::*;
     use serde_json::json;
+
+    #[test]
+    fn a_row_that_cannot_be_read_keeps_no_text_when_a_column_may_hold_a_hash() {
+        let text = "email,password_hash\na@x,$2b$SECRET,extra\n";
+        let records = read("users.csv", text.as_bytes());
+        let (_, error) = err(&records[0]);
+        assert_eq!(error.raw, None);
+        assert!(
+            error.message.contains("password hash columns"),
+            "{}",
+            error.message
+        );
+        // Without such a column the row's text is kept for fixing.
+        let records = read("users.csv", b"email,name\na@x,Ann,extra\n");
+        assert_eq!(err(&records[0]).1.raw.as_deref(), Some("a@x,Ann,extra"));
+    }
 
     #[test]
     fn csv_reads_rows_with_physical_line_numbers() {

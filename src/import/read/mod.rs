@@ -325,6 +325,12 @@ pub fn open(
     read_from(raw, input, NameHint::of(path), options)
 }
 
+/// The path of a key that one object in the JSON `text` holds twice (serde would keep the
+/// last value silently), for other JSON the import reads (`--password-hashes`).
+pub(crate) fn duplicate_key(text: &str) -> Option<String> {
+    dupkey::find_duplicate_key(text).map(|found| found.path)
+}
+
 /// As [`open`], from any reader: `name` stands for the file name (its extension decides the
 /// format under [`InputFormat::Auto`], and errors show it). Gzip is still recognised by its
 /// first bytes. The fuzz targets read their inputs through this, without a file.
