@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::apply::TicketFor;
 
-use crate::state::{open_private, private_options};
+use crate::state::log::open_log;
 
 /// What became of a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -221,38 +221,18 @@ impl Ledger {
     /// for appending. A damaged ledger (a whole line that is not an entry) is `InvalidData`.
     pub fn open(path: &Path) -> std::io::Result<(Ledger, Recovered)> {
         let mut recovered = Recovered::default();
-        let mut good_len = 0u64;
-        if let Ok(file) = File::open(path) {
-            let mut reader = BufReader::new(file);
-            let mut line = Vec::new();
-            for number in 1.. {
-                line.clear();
-                let n = reader.read_until(b'\n', &mut line)?;
-                if n == 0 || !line.ends_with(b"\n") {
-                    break;
-                }
-                let entry = serde_json::from_slice::<Entry>(&line).map_err(|e| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("line {number} is not a ledger entry ({e})"),
-                    )
-                })?;
-                good_len += n as u64;
-                if entry.started {
-                    recovered.in_flight.insert(entry.record);
-                }
-                if let Some(outcome) = entry.outcome {
-                    recovered.in_flight.remove(&entry.record);
-                    recovered.done.insert(entry.record, outcome);
-                }
-                if let Some(len) = entry.rejects {
-                    recovered.rejects_len = recovered.rejects_len.max(len);
-                }
+        let (file, good_len) = open_log(path, "a ledger entry", |entry: Entry| {
+            if entry.started {
+                recovered.in_flight.insert(entry.record);
             }
-        }
-        let file = open_private(private_options().create(true).append(true), path)?;
-        // Drop a torn tail so new entries start on a fresh line.
-        file.set_len(good_len)?;
+            if let Some(outcome) = entry.outcome {
+                recovered.in_flight.remove(&entry.record);
+                recovered.done.insert(entry.record, outcome);
+            }
+            if let Some(len) = entry.rejects {
+                recovered.rejects_len = recovered.rejects_len.max(len);
+            }
+        })?;
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("ledger".into())

@@ -2,12 +2,14 @@
 //! last one stopped, and never mistakes another job's state for its own.
 //!
 //! - [`dir`]: the private, locked directory and its atomically replaced, versioned files.
+//! - [`log`]: append-only NDJSON logs (the import ledger, the jobs journal), read back safely.
 //! - [`resume`]: whether a saved state is this run's: the same tenant (never crossed, not even
 //!   by `--fresh`), and, for an unfinished run, the same job, with what changed in words.
 //!
 //! Each command keeps its own files in the state (`export.json`; `import.json` and its ledger).
 
 pub mod dir;
+pub mod log;
 pub mod resume;
 
 use std::path::PathBuf;

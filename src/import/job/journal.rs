@@ -20,14 +20,14 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::state::{open_private, private_options};
+use crate::state::log::open_log;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
@@ -103,28 +103,7 @@ impl Journal {
             next_chunk: 1,
             ..Recovered::default()
         };
-        let mut good_len = 0u64;
-        if let Ok(file) = File::open(path) {
-            let mut reader = BufReader::new(file);
-            let mut line = Vec::new();
-            for number in 1.. {
-                line.clear();
-                let n = reader.read_until(b'\n', &mut line)?;
-                if n == 0 || !line.ends_with(b"\n") {
-                    break;
-                }
-                let entry = serde_json::from_slice::<Entry>(&line).map_err(|e| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("line {number} is not a jobs journal entry ({e})"),
-                    )
-                })?;
-                good_len += n as u64;
-                recovered.read(entry);
-            }
-        }
-        let file = open_private(private_options().create(true).append(true), path)?;
-        file.set_len(good_len)?;
+        let (file, _) = open_log(path, "a jobs journal entry", |entry| recovered.read(entry))?;
         Ok((
             Journal {
                 file: Mutex::new(file),
