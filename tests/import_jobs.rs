@@ -1551,7 +1551,6 @@ fn a_record_the_job_refuses_is_rejected_with_the_jobs_code_and_message() {
 /// `auth0|auth0|x` (made through the `auth0|auth0|` trap) is sent as `auth0|x` and comes back
 /// as `auth0|auth0|x`: the ledger, the lookups and the tickets must use that id.
 #[test]
-#[ignore = "bug: the job engine knows auth0|auth0|x as auth0|x, so its ticket is null"]
 fn a_user_id_with_the_prefix_twice_is_known_by_the_id_the_job_gives_it() {
     let records = vec![
         json!({"user_id": "auth0|auth0|trap1", "email": "trap@example.com", "connection": DB}),

@@ -67,13 +67,17 @@ pub fn verdicts(members: &[Member], errors: &[JobUserError]) -> (Vec<Verdict>, u
     (verdicts, unmatched)
 }
 
-/// The member an error entry's user is: by user id (every user we send has one), else by
-/// email.
+/// The member an error entry's user is: by user id (every user we send has one; the entry
+/// shows it as sent, without the `auth0|` the tenant adds, or else as the tenant knows it),
+/// else by email.
 fn member_of(members: &[Member], user: &Value) -> Option<usize> {
-    let bare = |id: &str| id.strip_prefix("auth0|").unwrap_or(id).to_string();
     if let Some(id) = user.get("user_id").and_then(Value::as_str) {
-        let id = bare(id);
-        if let Some(index) = members.iter().position(|m| bare(&m.user_id) == id) {
+        let sent = |m: &Member| m.user_id.strip_prefix("auth0|") == Some(id);
+        if let Some(index) = members
+            .iter()
+            .position(sent)
+            .or_else(|| members.iter().position(|m| m.user_id == id))
+        {
             return Some(index);
         }
     }
@@ -125,6 +129,33 @@ mod tests {
                 path: Some("email".into()),
             }],
         }
+    }
+
+    #[test]
+    fn an_id_sent_with_a_prefix_of_its_own_names_its_member_not_the_one_without() {
+        // `auth0|auth0|x` is sent as `auth0|x`; `auth0|x` is sent as `x`.
+        let members = [
+            member(1, "auth0|x", "a@example.com"),
+            member(2, "x", "b@example.com"),
+        ];
+        let rejected = |v: &Verdict| matches!(v, Verdict::Rejected { .. });
+        let errors = [error(
+            json!({"user_id": "auth0|x"}),
+            "INVALID_FORMAT",
+            "bad",
+        )];
+        let (first, unmatched) = verdicts(&members, &errors);
+        assert_eq!(unmatched, 0);
+        assert!(
+            rejected(&first[0]) && first[1] == Verdict::Created,
+            "{first:?}"
+        );
+        let errors = [error(json!({"user_id": "x"}), "INVALID_FORMAT", "bad")];
+        let (second, _) = verdicts(&members, &errors);
+        assert!(
+            second[0] == Verdict::Created && rejected(&second[1]),
+            "{second:?}"
+        );
     }
 
     #[test]
