@@ -1497,7 +1497,6 @@ fn a_job_purged_before_the_resumed_run_polls_it_is_sent_again_and_its_users_coun
 // ---- 9. records the job refuses ---------------------------------------------------------------
 
 #[test]
-#[ignore = "bug: a duplicate email within one users file is counted skipped (already_exists), not rejected"]
 fn a_record_the_job_refuses_is_rejected_with_the_jobs_code_and_message() {
     let records = vec![
         json!({"email": "fine.1@example.com", "connection": DB}),
