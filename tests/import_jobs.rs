@@ -1572,3 +1572,129 @@ fn a_user_id_with_the_prefix_twice_is_known_by_the_id_the_job_gives_it() {
     assert!(lines[0]["ticket"].is_string(), "{}", lines[0]);
     assert_eq!(ran.summary()["tickets"]["failed"], 0);
 }
+
+// ---- the job limit, and a job that fails ------------------------------------------------------
+
+/// Sends a job of `users` to the default database connection as another client would.
+fn job_from_elsewhere(live: &Live, users: &Value) -> String {
+    live.block_on(async {
+        let file = reqwest::multipart::Part::bytes(serde_json::to_vec(users).unwrap())
+            .file_name("users.json")
+            .mime_str("application/json")
+            .unwrap();
+        let form = reqwest::multipart::Form::new()
+            .text("connection_id", connection_id(DB))
+            .text("send_completion_email", "false")
+            .part("users", file);
+        let reply = live
+            .tenant
+            .http
+            .post(live.tenant.url("/api/v2/jobs/users-imports"))
+            .bearer_auth(&live.tenant.token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("the job request is answered");
+        assert_eq!(reply.status(), 202);
+        let job: Value = reply.json().await.expect("a job");
+        job["id"].as_str().expect("a job id").to_string()
+    })
+}
+
+#[test]
+fn a_third_job_refused_while_another_client_runs_two_is_waited_for_not_failed() {
+    let live = Live::start(SandboxOptions {
+        job_rate: 2_000.0,
+        hold_jobs: true,
+        ..Default::default()
+    });
+    for i in 0..2 {
+        job_from_elsewhere(
+            &live,
+            &json!([{"email": format!("elsewhere{i}@example.com")}]),
+        );
+    }
+    let records: Vec<Value> = records(40, "third")
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !is_bad(*i))
+        .map(|(_, r)| r)
+        .collect();
+    let (_dir, path) = input(&records);
+    let running = Running::spawn(&mut job_import(&live, live.domain(), &path, &[]));
+    wait_until(
+        Duration::from_secs(60),
+        "the tenant refused a third job",
+        || {
+            routes(&live)
+                .get(JOBS_POST)
+                .is_some_and(|by| by.contains_key(&429))
+        },
+    );
+    live.tenant.sandbox.release_jobs();
+    let ran = running.wait();
+    ran.expect_code(0);
+    let summary = ran.summary();
+    assert_eq!(
+        count(&summary, "created"),
+        records.len() as u64,
+        "{summary}"
+    );
+    assert_eq!(count(&summary, "rejected"), 0, "{summary}");
+    assert!(
+        ran.stderr.contains("runs two import jobs already; waiting"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(
+        read_text(&beside(&path, ".rejects.ndjson")),
+        "",
+        "no record paid for the limit"
+    );
+    assert_eq!(live.tenant.sandbox.user_count(), records.len() + 2);
+}
+
+#[test]
+fn a_job_that_fails_part_way_counts_the_users_it_made_and_rejects_the_rest_to_import_again() {
+    // 40 users at 10 a second take 4 s; the tenant stops a job after 1 s.
+    let live = Live::start(SandboxOptions {
+        job_rate: 10.0,
+        job_timeout: Duration::from_secs(1),
+        ..Default::default()
+    });
+    let records: Vec<Value> = (0..40)
+        .map(|i| json!({"email": format!("slow{i}@example.com"), "connection": DB}))
+        .collect();
+    let (_dir, path) = input(&records);
+    let ran = run(&mut job_import(&live, live.domain(), &path, &["--quiet"]));
+    ran.expect_code(3);
+    let summary = ran.summary();
+    assert_adds_up(&summary);
+    let (created, rejected) = (count(&summary, "created"), count(&summary, "rejected"));
+    assert!(created >= 1 && rejected >= 1, "{summary}");
+    assert_eq!(created + rejected, 40, "{summary}");
+
+    // The users the job made are the records counted created; the others are in the rejects
+    // file, to import again.
+    let tenant: BTreeSet<String> = tenant_users(&live)
+        .values()
+        .map(|u| u["email"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(tenant.len() as u64, created);
+    let rejects = read_ndjson(&beside(&path, ".rejects.ndjson"));
+    assert_eq!(rejects.len() as u64, rejected);
+    for entry in &rejects {
+        assert_eq!(entry["_error"]["code"], "job_failed", "{entry:?}");
+        assert!(
+            entry["_error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("import it again"),
+            "{entry:?}"
+        );
+        let email = entry["email"].as_str().unwrap();
+        assert!(!tenant.contains(email), "{email} was rejected yet created");
+    }
+    let ledger = LedgerView::read(&beside(&path, ".state"));
+    assert_eq!(ledger.tally().get("created").copied(), Some(created));
+}
