@@ -283,6 +283,16 @@ fn options(spec: &ImportSpec) -> JobOptions {
                 Passwords::Field(f) => format!("--password-field {f}"),
             },
         )
+        // Who gets a ticket is written in the ledger as records finish, and the file is the
+        // tickets stage's cursor: a run begun without tickets cannot give them to the users
+        // it made, and another file would start the cursor over.
+        .with_optional(
+            "--tickets",
+            spec.tickets
+                .as_ref()
+                .map(|t| t.file.display().to_string())
+                .as_deref(),
+        )
 }
 
 /// `--match` as the user spells it.
