@@ -18,7 +18,6 @@ use auth0_bulk::sandbox::{SandboxOptions, connection_id};
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::response::Response;
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value, json};
@@ -29,6 +28,7 @@ use crate::support::imports::{
     DB, LedgerView, assert_adds_up, assert_same_users, connection_of, count, import, read_ndjson,
     read_text, tenant_users, without_times, write_ndjson,
 };
+use crate::support::kill::scaled;
 use crate::support::live::Live;
 
 /// The sandbox's second database connection (password policy "fair").
@@ -732,17 +732,24 @@ const CRASH_JOB_RATE: f64 = 150.0;
 #[test]
 fn a_job_import_killed_at_seeded_points_creates_each_user_once_and_ends_as_a_clean_run() {
     let seed = 0x10b5_0003_u64;
-    let n = 400;
+    let n = scaled(400, 2_000);
+    let kills = scaled(7, 40);
     let records = records(n, "crash");
-    let args = ["--quiet", "--job-file-bytes", "8000"];
+    let args = |dir: &Path| -> Vec<String> {
+        let tickets = dir.join("tickets.ndjson").display().to_string();
+        ["--quiet", "--job-file-bytes", "8000", "--tickets", &tickets]
+            .map(String::from)
+            .to_vec()
+    };
 
     let clean_live = tenant(CRASH_JOB_RATE);
     let (clean_dir, clean_input) = input(&records);
+    let clean_args = args(clean_dir.path());
     let clean = run(&mut job_import(
         &clean_live,
         clean_live.domain(),
         &clean_input,
-        &args,
+        &clean_args.iter().map(String::as_str).collect::<Vec<_>>(),
     ));
     clean.expect_code(3);
     let clean_summary = clean.summary();
@@ -753,29 +760,23 @@ fn a_job_import_killed_at_seeded_points_creates_each_user_once_and_ends_as_a_cle
     let watch = Watch::start(&live);
     let (dir, path) = input(&records);
     let state = beside(&path, ".state");
-    let command = || job_import(&live, watch.domain(), &path, &args);
+    let crash_args = args(dir.path());
+    let crash_args: Vec<&str> = crash_args.iter().map(String::as_str).collect();
+    let command = || job_import(&live, watch.domain(), &path, &crash_args);
     let progress = || LedgerView::read(&state).done() as f64 / n as f64;
 
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    // Two kills while a job's creation is answered, the others drawn in a seeded order. The
+    // Every third kill comes while a job's creation is answered, the others are drawn. The
     // last ones may find the run finished: at least five must land.
-    let mut others = [
-        Kill::Polling,
-        Kill::Polling,
-        Kill::Progress,
-        Kill::Progress,
-        Kill::Time,
-    ];
-    others.shuffle(&mut rng);
-    let plan = [
-        Kill::Accepting,
-        others[0],
-        others[1],
-        Kill::Accepting,
-        others[2],
-        others[3],
-        others[4],
-    ];
+    let plan: Vec<Kill> = (0..kills)
+        .map(|index| {
+            if index % 3 == 0 {
+                Kill::Accepting
+            } else {
+                [Kill::Polling, Kill::Progress, Kill::Time][rng.random_range(0..3)]
+            }
+        })
+        .collect();
     let mut landed = Vec::new();
     let mut held_jobs = Vec::new();
     let mut finished = None;
@@ -959,6 +960,30 @@ fn a_job_import_killed_at_seeded_points_creates_each_user_once_and_ends_as_a_cle
         live.tenant.sandbox.stats().writes.created,
         good(n),
         "each user was created once"
+    );
+    // Tickets: a line for each created user, once, whichever run made the user.
+    let lines = ticket_lines(&dir.path().join("tickets.ndjson"));
+    let ids: Vec<&str> = lines
+        .iter()
+        .map(|l| l["user_id"].as_str().unwrap())
+        .collect();
+    let unique: BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), unique.len(), "no user has two ticket lines");
+    let users = tenant_users(&live);
+    assert_eq!(
+        unique,
+        users.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        "every created user has a ticket line"
+    );
+    assert!(lines.iter().all(|l| l["ticket"].is_string()));
+    let counts = live.tenant.sandbox.ticket_counts();
+    assert_eq!(counts.len(), users.len(), "a ticket for every user");
+    // A kill between the tenant's answer and the line costs that user a second ticket.
+    let asked: usize = counts.values().sum();
+    assert!(
+        asked - users.len() <= auth0_bulk::import::tickets::IN_FLIGHT * landed.len(),
+        "{asked} tickets for {} users",
+        users.len()
     );
     drop(clean_dir);
     drop(dir);
@@ -1697,4 +1722,49 @@ fn a_job_that_fails_part_way_counts_the_users_it_made_and_rejects_the_rest_to_im
     }
     let ledger = LedgerView::read(&beside(&path, ".state"));
     assert_eq!(ledger.tally().get("created").copied(), Some(created));
+}
+
+/// The tickets file is the tickets stage's cursor and the ledger says who gets one: an import
+/// started without `--tickets` cannot give tickets to the users its earlier runs made, nor
+/// the reverse, so an unfinished import is resumed only with the `--tickets` it began with.
+#[test]
+fn an_unfinished_import_resumed_with_other_tickets_is_refused_naming_the_flag() {
+    let records = records(120, "resume-tickets");
+    let (dir, path) = input(&records);
+    let state = beside(&path, ".state");
+    let tickets = dir.path().join("tickets.ndjson");
+    let tickets = tickets.to_str().unwrap();
+    let with = ["--quiet", "--job-file-bytes", "4000", "--tickets", tickets];
+    let without = ["--quiet", "--job-file-bytes", "4000"];
+    for (first, then) in [(&without[..], &with[..]), (&with[..], &without[..])] {
+        // A run killed once some users are created, not all.
+        let live = tenant(200.0);
+        let mut running = Running::spawn(&mut job_import(&live, live.domain(), &path, first));
+        let created = || LedgerView::read(&state).tally().get("created").copied();
+        wait_until(Duration::from_secs(60), "some users created", || {
+            created().unwrap_or(0) >= 20 || !running.is_running()
+        });
+        assert!(running.is_running(), "the run was killed before it ended");
+        running.kill();
+        let ran = run(&mut job_import(&live, live.domain(), &path, then));
+        let lines = std::fs::read_to_string(tickets).map_or(0, |t| t.lines().count());
+        assert_eq!(
+            ran.code(),
+            Some(2),
+            "{first:?} then {then:?}: {} users created by the first run; {lines} ticket lines \
+             for the {} created: {}",
+            created().unwrap_or(0),
+            good(records.len()),
+            ran.stderr
+        );
+        assert!(
+            ran.stderr.contains("`--tickets` changed from"),
+            "{first:?} then {then:?}: {}",
+            ran.stderr
+        );
+        // The import is finished as it was begun.
+        run(&mut job_import(&live, live.domain(), &path, first)).expect_code(3);
+        let _ = std::fs::remove_file(tickets);
+        std::fs::remove_dir_all(&state).unwrap();
+    }
 }
