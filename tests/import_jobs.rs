@@ -290,6 +290,8 @@ struct WatchInner {
     seen: Mutex<Vec<Seen>>,
     /// Armed: the next accepted job's answer is held. Held: that job's id.
     hold: Mutex<(bool, Option<String>)>,
+    /// How many more accepted jobs' answers are lost (a 502 instead).
+    lose: Mutex<usize>,
     released: tokio::sync::watch::Sender<bool>,
 }
 
@@ -300,6 +302,7 @@ impl Watch {
             http: reqwest::Client::new(),
             seen: Mutex::new(Vec::new()),
             hold: Mutex::new((false, None)),
+            lose: Mutex::new(0),
             released: tokio::sync::watch::Sender::new(true),
         });
         let app = axum::Router::new()
@@ -367,6 +370,11 @@ impl Watch {
             most = most.max(active.len());
         }
         most
+    }
+
+    /// The answers to the next `n` jobs the tenant accepts are lost: the client gets a 502.
+    fn lose(&self, n: usize) {
+        *self.inner.lose.lock().unwrap() = n;
     }
 
     /// From now on, the answer to the next job the tenant accepts is held.
@@ -472,8 +480,14 @@ async fn forward(State(watch): State<Arc<WatchInner>>, request: Request) -> Resp
     let body = answer.bytes().await.unwrap_or_default();
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let mut hold = false;
+    let mut lost = false;
     if let Some((file, connection_id)) = submitted {
         let job = json["id"].as_str().map(str::to_string);
+        if status.as_u16() == 202 {
+            let mut lose = watch.lose.lock().unwrap();
+            lost = *lose > 0;
+            *lose = lose.saturating_sub(1);
+        }
         {
             let mut armed = watch.hold.lock().unwrap();
             if armed.0 && status.as_u16() == 202 {
@@ -506,6 +520,16 @@ async fn forward(State(watch): State<Arc<WatchInner>>, request: Request) -> Resp
         // The tenant made the job; the client learns nothing until the test releases it.
         let mut released = watch.released.subscribe();
         let _ = released.wait_for(|released| *released).await;
+    }
+    if lost {
+        // The tenant made the job; its answer never reaches the client.
+        return Response::builder()
+            .status(502)
+            .header("content-type", "application/json")
+            .body(Body::from(
+                r#"{"statusCode":502,"error":"Bad Gateway","message":"The answer was lost (test watch).","errorCode":"bad_gateway"}"#,
+            ))
+            .expect("a static response");
     }
     let mut response = Response::builder().status(status);
     for (name, value) in &headers {
@@ -1092,6 +1116,14 @@ fn tickets_survive_a_kill(engine: &[&str], tag: &str) {
         command
     };
     let lines = || std::fs::read(&tickets).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count());
+    // An empty file the user made, readable by all: the tool makes it private before a
+    // ticket goes in.
+    std::fs::write(&tickets, "").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tickets, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
 
     let mut running = Running::spawn(&mut command());
     let third = created as usize / 3;
@@ -1767,4 +1799,46 @@ fn an_unfinished_import_resumed_with_other_tickets_is_refused_naming_the_flag() 
         let _ = std::fs::remove_file(tickets);
         std::fs::remove_dir_all(&state).unwrap();
     }
+}
+
+/// A job request whose answer is lost in transit (the tenant made the job, then a 502 came
+/// back) is sent again by the client's retries: two jobs of one chunk. The users the first
+/// made meet the second as conflicts, and are ours.
+#[test]
+fn a_job_whose_answer_is_lost_in_transit_is_sent_again_and_creates_each_user_once() {
+    let n = 200;
+    let records = records(n, "lost");
+    let live = tenant(1_000.0);
+    let watch = Watch::start(&live);
+    watch.lose(3);
+    let (_dir, path) = input(&records);
+    let ran = run(&mut job_import(
+        &live,
+        watch.domain(),
+        &path,
+        &["--quiet", "--job-file-bytes", "6000"],
+    ));
+    ran.expect_code(3);
+    let summary = ran.summary();
+    assert_adds_up(&summary);
+    assert_eq!(
+        (
+            count(&summary, "created"),
+            count(&summary, "skipped"),
+            count(&summary, "rejected")
+        ),
+        (good(n), 0, n as u64 - good(n)),
+        "the lost jobs' users are ours: {summary}"
+    );
+    assert!(count(&summary, "retries") >= 3, "{summary}");
+    // Three chunks were each made into two jobs.
+    let files = watch.accepted_files();
+    let distinct: BTreeSet<&Vec<u8>> = files.iter().map(|(_, f)| f).collect();
+    assert_eq!(files.len(), distinct.len() + 3, "three files sent twice");
+    assert_same_users(
+        &tenant_as_expected(&live),
+        &expected_users(&records),
+        "the tenant against the good records",
+    );
+    assert_eq!(live.tenant.sandbox.stats().writes.created, good(n));
 }
