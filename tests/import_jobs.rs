@@ -542,7 +542,7 @@ async fn forward(State(watch): State<Arc<WatchInner>>, request: Request) -> Resp
         .unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
-// ---- 1. a create import through jobs ----------------------------------------------------------
+// ---- a create import through jobs --------------------------------------------------------------
 
 /// A clean `--engine job` import into a fresh tenant: its summary and the tenant's users.
 fn clean_job_import(records: &[Value], args: &[&str]) -> (Live, Ran, tempfile::TempDir) {
@@ -634,7 +634,7 @@ fn a_job_import_creates_every_good_record_once_with_derived_ids_and_rejects_the_
     );
 }
 
-// ---- 2. many chunks, two jobs at a time -------------------------------------------------------
+// ---- many chunks, two jobs at a time -----------------------------------------------------------
 
 /// Imports `records` through a [`Watch`] with `args`; checks every users file the tenant
 /// accepted is a JSON array of at most `limit` bytes whose users are the good records of one
@@ -733,7 +733,7 @@ fn small_job_files_make_many_chunks_each_under_the_limit_with_at_most_two_jobs_a
     );
 }
 
-// ---- 3. exactly once across crashes -----------------------------------------------------------
+// ---- exactly once across crashes ---------------------------------------------------------------
 
 /// Where a kill lands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1013,7 +1013,7 @@ fn a_job_import_killed_at_seeded_points_creates_each_user_once_and_ends_as_a_cle
     drop(dir);
 }
 
-// ---- 4. a completed import run again ----------------------------------------------------------
+// ---- a completed import run again --------------------------------------------------------------
 
 #[test]
 fn a_completed_job_import_run_again_skips_every_user_as_already_there_without_lookups() {
@@ -1074,7 +1074,7 @@ fn a_completed_job_import_run_again_skips_every_user_as_already_there_without_lo
     assert!(routes.contains_key(JOBS_POST), "{routes:?}");
 }
 
-// ---- 5. password-change tickets ---------------------------------------------------------------
+// ---- password-change tickets -------------------------------------------------------------------
 
 /// The lines of a tickets file.
 fn ticket_lines(path: &Path) -> Vec<Value> {
@@ -1237,7 +1237,7 @@ fn tickets_with_random_passwords_per_user_are_one_line_per_created_user_across_a
     tickets_survive_a_kill(&["--engine", "api"], "tapi");
 }
 
-// ---- 6. dry run -------------------------------------------------------------------------------
+// ---- dry run -----------------------------------------------------------------------------------
 
 #[test]
 fn a_job_dry_run_sends_no_job_and_shows_the_chunks_it_would_send() {
@@ -1291,7 +1291,7 @@ fn a_job_dry_run_sends_no_job_and_shows_the_chunks_it_would_send() {
     assert_eq!(files_under(dir.path()), before, "a dry run writes no file");
 }
 
-// ---- 7. configuration errors ------------------------------------------------------------------
+// ---- configuration errors ----------------------------------------------------------------------
 
 /// Runs `import --input users.ndjson ARGS` on `live` and checks it is refused with exit 2 and
 /// a message holding `says`, before any write: no file in `dir` changed, nothing sent but
@@ -1465,7 +1465,7 @@ fn a_token_without_a_scope_the_run_needs_exits_2_naming_it_before_any_write() {
     }
 }
 
-// ---- 8. a job purged before the resumed run polls it ------------------------------------------
+// ---- a job purged before the resumed run polls it ----------------------------------------------
 
 #[test]
 fn a_job_purged_before_the_resumed_run_polls_it_is_sent_again_and_its_users_count_as_created() {
@@ -1551,7 +1551,7 @@ fn a_job_purged_before_the_resumed_run_polls_it_is_sent_again_and_its_users_coun
     assert!(ledger.outcomes.values().all(|o| o.len() == 1));
 }
 
-// ---- 9. records the job refuses ---------------------------------------------------------------
+// ---- records the job refuses -------------------------------------------------------------------
 
 #[test]
 fn a_record_the_job_refuses_is_rejected_with_the_jobs_code_and_message() {
@@ -1630,7 +1630,7 @@ fn a_user_id_with_the_prefix_twice_is_known_by_the_id_the_job_gives_it() {
     assert_eq!(ran.summary()["tickets"]["failed"], 0);
 }
 
-// ---- the job limit, and a job that fails ------------------------------------------------------
+// ---- the job limit, failed and lost jobs, resuming with other tickets --------------------------
 
 /// Sends a job of `users` to the default database connection as another client would.
 fn job_from_elsewhere(live: &Live, users: &Value) -> String {
