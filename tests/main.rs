@@ -15,6 +15,8 @@ mod export;
 mod faults;
 // `auth0-bulk import` end to end: round trips, crashes, rejects, formats, against sandboxes.
 mod import;
+// `import --engine job` and `--tickets` end to end: chunks, jobs, crashes, tickets.
+mod import_jobs;
 // The OpenAPI schema helper checks itself.
 mod oas_selftest;
 // The sandbox tenant behaves like Auth0.

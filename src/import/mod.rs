@@ -169,6 +169,25 @@ async fn check_job_engine(spec: &ImportSpec, client: &Client) -> Result<(), Impo
     Ok(())
 }
 
+/// `--tickets` asks the tenant for tickets once every record is done: a token that may not is
+/// found before anything is sent, not after the whole import (a usage error, exit 2).
+async fn check_tickets_scope(spec: &ImportSpec, client: &Client) -> Result<(), ImportError> {
+    if spec.tickets.is_none() {
+        return Ok(());
+    }
+    if let Some(scopes) = client.scopes().await?
+        && !scopes.iter().any(|s| s == tickets::SCOPE)
+    {
+        return Err(ImportError::Usage(format!(
+            "--tickets needs the scope {scope} on the Management API; the token lacks \
+             {scope}: grant it to the application in the Auth0 dashboard (APIs > Auth0 \
+             Management API > Machine to Machine Applications)",
+            scope = tickets::SCOPE
+        )));
+    }
+    Ok(())
+}
+
 /// Runs an import; returns the summary and how the run ended.
 pub async fn run(
     spec: &ImportSpec,
@@ -199,6 +218,7 @@ pub async fn run(
     if spec.job.is_some() {
         check_job_engine(spec, client).await?;
     }
+    check_tickets_scope(spec, client).await?;
     let mut state = resume::RunState::open(spec)?;
     let summary = ImportSummary::new(
         spec.dry_run,

@@ -269,8 +269,6 @@ fn options(spec: &ImportSpec) -> JobOptions {
         .with("--mode", format!("{:?}", spec.plan.mode).to_lowercase())
         .with("--match", match_name(&spec.plan.match_by))
         .with_optional("--connection", spec.plan.connection.as_deref())
-        // Unset for the per-user engine, so states written before there was a choice resume.
-        .with_optional("--engine", spec.job.is_some().then_some("job"))
         .with(
             "--metadata",
             format!("{:?}", spec.plan.metadata).to_lowercase(),
@@ -293,6 +291,16 @@ fn options(spec: &ImportSpec) -> JobOptions {
             spec.password_hashes
                 .as_ref()
                 .map(|path| path.display().to_string())
+                .as_deref(),
+        )
+        // Who gets a ticket is written in the ledger as records finish, and the file is the
+        // tickets stage's cursor: a run begun without tickets cannot give them to the users
+        // it made, and another file would start the cursor over.
+        .with_optional(
+            "--tickets",
+            spec.tickets
+                .as_ref()
+                .map(|t| t.file.display().to_string())
                 .as_deref(),
         )
 }

@@ -28,6 +28,9 @@ use super::ledger::{TicketDue, tickets_due};
 use crate::api::{ApiError, Client};
 use crate::state::{open_private, private_options};
 
+/// The scope `POST /api/v2/tickets/password-change` needs (spec), checked before the import.
+pub const SCOPE: &str = "create:user_tickets";
+
 /// Ticket requests in flight at once.
 pub const IN_FLIGHT: usize = 4;
 

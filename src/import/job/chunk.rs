@@ -236,13 +236,9 @@ pub fn job_user(
             id
         }
     };
-    // Facts ("POST /users", "Bulk import jobs"): the connection's strategy prefixes the id.
-    let known_as = if id.contains('|') {
-        id
-    } else {
-        format!("auth0|{id}")
-    };
-    Ok((user, known_as))
+    // Facts ("Bulk import jobs"): the job prefixes every id with `auth0|`, one that has a `|`
+    // too (the plan sends `auth0|auth0|x` as `auth0|x`, which comes back whole).
+    Ok((user, format!("auth0|{id}")))
 }
 
 /// A user id for a record that has none: 24 hex digits (the shape of the ids Auth0 gives
@@ -316,6 +312,42 @@ mod tests {
     fn ordinals_compress_into_runs() {
         assert_eq!(ranges([1, 2, 3, 5, 7, 8]), vec![(1, 3), (5, 5), (7, 8)]);
         assert!(ranges([]).is_empty());
+    }
+
+    #[test]
+    fn every_id_is_known_with_the_prefix_the_job_adds_even_one_that_has_it_already() {
+        use crate::import::plan::{
+            Engine, MatchBy, MetadataStrategy, Mode, Passwords, PlanOptions, plan,
+        };
+        let options = PlanOptions {
+            mode: Mode::Create,
+            match_by: MatchBy::Auto,
+            connection: None,
+            passwords: Passwords::Random,
+            metadata: MetadataStrategy::Merge,
+            engine: Engine::Job,
+        };
+        for (id, sent, known) in [
+            ("abc", "abc", "auth0|abc"),
+            ("auth0|abc", "abc", "auth0|abc"),
+            ("auth0|auth0|abc", "auth0|abc", "auth0|auth0|abc"),
+        ] {
+            let record = serde_json::json!({
+                "user_id": id,
+                "email": "a@example.com",
+                "connection": "Username-Password-Authentication",
+            });
+            let Value::Object(record) = record else {
+                unreachable!()
+            };
+            let planned = plan(&record, &options).expect("planned");
+            let (user, known_as) = job_user(&planned, None).expect("a job user");
+            assert_eq!(
+                (user["user_id"].as_str(), known_as.as_str()),
+                (Some(sent), known)
+            );
+            assert_eq!(known_as, planned.key, "the planner's key for {id}");
+        }
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! Pure: a member the errors do not name was created; one they name for an existing user
 //! (`DUPLICATED_USER`) is a conflict the engine settles with a lookup (ours from a job whose
 //! acceptance was lost, or somebody else's); any other error rejects the record with the
-//! job's code and message.
+//! job's code and message. So does a `DUPLICATED_USER` for a member whose email an earlier
+//! member of the same file has: the file held that user twice (facts: an error), and the
+//! user the tenant has is the other record's, not this one's.
 
 use serde_json::Value;
 
@@ -46,7 +48,18 @@ pub fn verdicts(members: &[Member], errors: &[JobUserError]) -> (Vec<Verdict>, u
             .map(|e| scrub(&e.message, secrets))
             .collect::<Vec<_>>()
             .join("; ");
-        verdicts[index] = if entry.errors.iter().any(|e| e.code == DUPLICATED_USER) {
+        let duplicated = entry.errors.iter().any(|e| e.code == DUPLICATED_USER);
+        verdicts[index] = if duplicated && let Some(first) = same_email_before(members, index) {
+            Verdict::Rejected {
+                code: DUPLICATED_USER.into(),
+                message: format!(
+                    "{message} (line {} has the same email in this users file; a job takes a \
+                     user once)",
+                    first.record.line
+                ),
+                field: Some("email".into()),
+            }
+        } else if duplicated {
             Verdict::Conflict { message }
         } else {
             let first = entry.errors.first();
@@ -67,13 +80,28 @@ pub fn verdicts(members: &[Member], errors: &[JobUserError]) -> (Vec<Verdict>, u
     (verdicts, unmatched)
 }
 
-/// The member an error entry's user is: by user id (every user we send has one), else by
-/// email.
+/// The first member before `index` with the email of the member at `index` (emails are
+/// compared as the tenant stores them, lower-cased).
+fn same_email_before(members: &[Member], index: usize) -> Option<&Member> {
+    let email = members[index].email.as_deref()?.to_lowercase();
+    members[..index].iter().find(|m| {
+        m.email
+            .as_deref()
+            .is_some_and(|e| e.to_lowercase() == email)
+    })
+}
+
+/// The member an error entry's user is: by user id (every user we send has one; the entry
+/// shows it as sent, without the `auth0|` the tenant adds, or else as the tenant knows it),
+/// else by email.
 fn member_of(members: &[Member], user: &Value) -> Option<usize> {
-    let bare = |id: &str| id.strip_prefix("auth0|").unwrap_or(id).to_string();
     if let Some(id) = user.get("user_id").and_then(Value::as_str) {
-        let id = bare(id);
-        if let Some(index) = members.iter().position(|m| bare(&m.user_id) == id) {
+        let sent = |m: &Member| m.user_id.strip_prefix("auth0|") == Some(id);
+        if let Some(index) = members
+            .iter()
+            .position(sent)
+            .or_else(|| members.iter().position(|m| m.user_id == id))
+        {
             return Some(index);
         }
     }
@@ -125,6 +153,67 @@ mod tests {
                 path: Some("email".into()),
             }],
         }
+    }
+
+    #[test]
+    fn an_id_sent_with_a_prefix_of_its_own_names_its_member_not_the_one_without() {
+        // `auth0|auth0|x` is sent as `auth0|x`; `auth0|x` is sent as `x`.
+        let members = [
+            member(1, "auth0|x", "a@example.com"),
+            member(2, "x", "b@example.com"),
+        ];
+        let rejected = |v: &Verdict| matches!(v, Verdict::Rejected { .. });
+        let errors = [error(
+            json!({"user_id": "auth0|x"}),
+            "INVALID_FORMAT",
+            "bad",
+        )];
+        let (first, unmatched) = verdicts(&members, &errors);
+        assert_eq!(unmatched, 0);
+        assert!(
+            rejected(&first[0]) && first[1] == Verdict::Created,
+            "{first:?}"
+        );
+        let errors = [error(json!({"user_id": "x"}), "INVALID_FORMAT", "bad")];
+        let (second, _) = verdicts(&members, &errors);
+        assert!(
+            second[0] == Verdict::Created && rejected(&second[1]),
+            "{second:?}"
+        );
+    }
+
+    #[test]
+    fn a_user_twice_in_one_file_is_rejected_and_a_user_already_there_is_a_conflict() {
+        let members = [
+            member(1, "a", "twin@example.com"),
+            member(2, "b", "Twin@Example.com"),
+            member(3, "c", "there@example.com"),
+        ];
+        let errors = [
+            error(
+                json!({"user_id": "b"}),
+                DUPLICATED_USER,
+                "A user with this email was already provided.",
+            ),
+            error(
+                json!({"user_id": "c"}),
+                DUPLICATED_USER,
+                "The user already exist and upsert parameter is false",
+            ),
+        ];
+        let (verdicts, _) = verdicts(&members, &errors);
+        assert_eq!(verdicts[0], Verdict::Created);
+        assert_eq!(
+            verdicts[1],
+            Verdict::Rejected {
+                code: DUPLICATED_USER.into(),
+                message: "A user with this email was already provided. (line 1 has the same \
+                          email in this users file; a job takes a user once)"
+                    .into(),
+                field: Some("email".into()),
+            }
+        );
+        assert!(matches!(verdicts[2], Verdict::Conflict { .. }));
     }
 
     #[test]

@@ -1,0 +1,1844 @@
+//! The bulk-import job engine (`import --engine job`) and password-change tickets (`--tickets`)
+//! end to end: the binary, run as a child process, against sandbox tenants served in-process.
+//!
+//! Where a test must see what the client sends the job endpoints (the size of each users file,
+//! when a job was made and when the client learnt it ended), the binary talks to a [`Watch`]: a
+//! proxy in front of the sandbox that records the job requests and can hold the answer to a
+//! job's creation (the tenant has made the job; the client has not learnt its id), which is
+//! the window the jobs journal exists for.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use auth0_bulk::import::job::chunk::derived_user_id;
+use auth0_bulk::sandbox::{SandboxOptions, connection_id};
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::response::Response;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Map, Value, json};
+
+use crate::support::child::{Ran, Running, run, wait_until};
+use crate::support::exports::User;
+use crate::support::imports::{
+    DB, LedgerView, assert_adds_up, assert_same_users, connection_of, count, import, read_ndjson,
+    read_text, tenant_users, without_times, write_ndjson,
+};
+use crate::support::kill::scaled;
+use crate::support::live::Live;
+
+/// The sandbox's second database connection (password policy "fair").
+const LEGACY: &str = "legacy-db";
+/// The jobs endpoint, as the sandbox's request log and stats name it.
+const JOBS_POST: &str = "POST /api/v2/jobs/users-imports";
+
+// ---- inputs -----------------------------------------------------------------------------------
+
+/// `n` create records over the two database connections (a third in `legacy-db`), each with
+/// names and nested metadata of varied size; every fourth names its `user_id`, the others get
+/// one derived from their connection and email. Every 23rd (from the 8th) has an email that is
+/// not one: rejected before any job. `tag` keeps emails apart between tests.
+fn records(n: usize, tag: &str) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let connection = if i % 3 == 0 { LEGACY } else { DB };
+            let email = if is_bad(i) {
+                format!("{tag}-{i}-at-example.com")
+            } else {
+                format!("{tag}.{i}@example.com")
+            };
+            let plan = ["free", "pro", "team"][i % 3];
+            let mut record = json!({
+                "email": email,
+                "connection": connection,
+                "email_verified": i % 2 == 0,
+                "given_name": format!("Given{i}"),
+                "family_name": format!("Family{tag}"),
+                "user_metadata": {
+                    "plan": plan,
+                    "n": i,
+                    "bio": "lorem ipsum ".repeat(i % 7),
+                    "prefs": {"theme": "dark", "langs": ["en", "fr"]},
+                },
+                "app_metadata": {"tier": i % 5, "tags": ["migrated", tag]},
+            });
+            if i % 4 == 1 {
+                record["user_id"] = json!(format!("{tag}{i:05}"));
+            }
+            record
+        })
+        .collect()
+}
+
+fn is_bad(i: usize) -> bool {
+    i % 23 == 7
+}
+
+/// The records [`records`] makes that are good.
+fn good(n: usize) -> u64 {
+    (0..n).filter(|i| !is_bad(*i)).count() as u64
+}
+
+/// The user_id the tenant gives a record: its own (`auth0|` prefixed), else the derived one.
+fn expected_id(record: &Value) -> String {
+    match record["user_id"].as_str() {
+        Some(id) => format!("auth0|{id}"),
+        None => format!(
+            "auth0|{}",
+            derived_user_id(
+                record["connection"].as_str().unwrap(),
+                record["email"].as_str().unwrap()
+            )
+        ),
+    }
+}
+
+/// What the tenant must hold for the good records, by user_id: the fields a record sets and
+/// its connection.
+fn expected_users(records: &[Value]) -> BTreeMap<String, User> {
+    records
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !is_bad(*i))
+        .map(|(_, record)| {
+            let mut user = Map::new();
+            for field in [
+                "email",
+                "email_verified",
+                "given_name",
+                "family_name",
+                "user_metadata",
+                "app_metadata",
+            ] {
+                user.insert(field.into(), record[field].clone());
+            }
+            user.insert("connection".into(), record["connection"].clone());
+            (expected_id(record), user)
+        })
+        .collect()
+}
+
+/// The tenant's users reduced to what [`expected_users`] holds.
+fn tenant_as_expected(live: &Live) -> BTreeMap<String, User> {
+    tenant_users(live)
+        .into_iter()
+        .map(|(id, user)| {
+            let mut out: User = [
+                "email",
+                "email_verified",
+                "given_name",
+                "family_name",
+                "user_metadata",
+                "app_metadata",
+            ]
+            .iter()
+            .filter_map(|f| Some((f.to_string(), user.get(*f)?.clone())))
+            .collect();
+            out.insert("connection".into(), json!(connection_of(&user)));
+            (id, out)
+        })
+        .collect()
+}
+
+/// A sandbox whose jobs run at `job_rate` users a second.
+fn tenant(job_rate: f64) -> Live {
+    Live::start(SandboxOptions {
+        job_rate,
+        ..Default::default()
+    })
+}
+
+/// A temporary folder with `records` in `users.ndjson`.
+fn input(records: &[Value]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.ndjson");
+    write_ndjson(&path, records);
+    (dir, path)
+}
+
+/// `import --input INPUT --engine job --passwords random ARGS --json` against `domain` (the
+/// sandbox's, or a [`Watch`]'s in front of it), state and rejects beside the input.
+fn job_import(live: &Live, domain: &str, input: &Path, args: &[&str]) -> Command {
+    let mut command = crate::support::child::import(domain, live.client_id(), live.client_secret());
+    command
+        .arg("--input")
+        .arg(input)
+        .args(["--engine", "job", "--passwords", "random"])
+        .args(args)
+        .arg("--json");
+    command
+}
+
+/// The API requests the tenant answered, as `METHOD /route` (ids collapsed) → status → count.
+fn routes(live: &Live) -> BTreeMap<String, BTreeMap<u16, u64>> {
+    live.tenant.sandbox.stats().requests
+}
+
+/// How many requests of `route` the tenant answered (any status).
+fn requests_of(live: &Live, route: &str) -> u64 {
+    routes(live).get(route).map_or(0, |by| by.values().sum())
+}
+
+/// The rejects file's entries by line: (`code`, `message`, `field`).
+fn rejects_by_line(path: &Path) -> BTreeMap<u64, (String, String, Option<String>)> {
+    read_ndjson(path)
+        .into_iter()
+        .map(|entry| {
+            let error = &entry["_error"];
+            (
+                error["line"].as_u64().expect("a line"),
+                (
+                    error["code"].as_str().unwrap().to_string(),
+                    error["message"].as_str().unwrap().to_string(),
+                    error["field"].as_str().map(str::to_string),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The lines of a file, sorted (order aside, two files with the same lines compare equal).
+fn sorted_lines(path: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = read_text(path).lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn beside(input: &Path, suffix: &str) -> PathBuf {
+    crate::support::imports::beside(input, suffix)
+}
+
+// ---- the jobs journal, as a test reads it -----------------------------------------------------
+
+/// A chunk the journal names that is not done: whether its job's id was recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Open {
+    job: Option<String>,
+}
+
+/// The chunks the jobs journal in `state` names that are not done (a torn last line left out).
+fn open_chunks(state: &Path) -> BTreeMap<u64, Open> {
+    let mut open = BTreeMap::new();
+    let Ok(text) = std::fs::read_to_string(state.join("jobs.ndjson")) else {
+        return open;
+    };
+    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+        let entry: Value = serde_json::from_str(line).expect("a journal entry");
+        let chunk = entry["chunk"].as_u64().expect("a chunk number");
+        if entry["done"] == true {
+            open.remove(&chunk);
+        } else if entry.get("records").is_some() {
+            open.insert(chunk, Open { job: None });
+        } else if let Some(job) = entry["job"].as_str() {
+            open.insert(
+                chunk,
+                Open {
+                    job: Some(job.to_string()),
+                },
+            );
+        }
+    }
+    open
+}
+
+// ---- the watch: a proxy that sees the job requests --------------------------------------------
+
+/// What the watch saw, in the order the tenant's answers came back.
+#[derive(Debug, Clone)]
+enum Seen {
+    /// `POST /api/v2/jobs/users-imports`: the users file and the answer.
+    Submitted {
+        connection_id: String,
+        file: Vec<u8>,
+        status: u16,
+        job: Option<String>,
+    },
+    /// `GET /api/v2/jobs/{id}` answered with this job status (or the HTTP status, for a 404).
+    Polled { job: String, status: String },
+}
+
+/// A proxy in front of a [`Live`] tenant that records the job requests and, once armed, holds
+/// the tenant's answer to the next job creation until [`Watch::release`].
+struct Watch {
+    domain: String,
+    inner: Arc<WatchInner>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+struct WatchInner {
+    upstream: String,
+    http: reqwest::Client,
+    seen: Mutex<Vec<Seen>>,
+    /// Armed: the next accepted job's answer is held. Held: that job's id.
+    hold: Mutex<(bool, Option<String>)>,
+    /// How many more accepted jobs' answers are lost (a 502 instead).
+    lose: Mutex<usize>,
+    released: tokio::sync::watch::Sender<bool>,
+}
+
+impl Watch {
+    fn start(live: &Live) -> Watch {
+        let inner = Arc::new(WatchInner {
+            upstream: live.domain().to_string(),
+            http: reqwest::Client::new(),
+            seen: Mutex::new(Vec::new()),
+            hold: Mutex::new((false, None)),
+            lose: Mutex::new(0),
+            released: tokio::sync::watch::Sender::new(true),
+        });
+        let app = axum::Router::new()
+            .fallback(forward)
+            .with_state(inner.clone());
+        let (domain, server) = live.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("the watch binds");
+            let addr = listener.local_addr().expect("the watch's address");
+            let server = tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            (format!("http://{addr}"), server)
+        });
+        Watch {
+            domain,
+            inner,
+            server,
+        }
+    }
+
+    fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.inner.seen.lock().unwrap().clone()
+    }
+
+    /// The users files of the jobs the tenant accepted, with their connection ids.
+    fn accepted_files(&self) -> Vec<(String, Vec<u8>)> {
+        self.seen()
+            .into_iter()
+            .filter_map(|seen| match seen {
+                Seen::Submitted {
+                    connection_id,
+                    file,
+                    status: 202,
+                    ..
+                } => Some((connection_id, file)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The most jobs the client had going at once: accepted, and not yet seen ended by a poll.
+    fn most_jobs_at_once(&self) -> usize {
+        let mut active = BTreeSet::new();
+        let mut most = 0;
+        for seen in self.seen() {
+            match seen {
+                Seen::Submitted {
+                    job: Some(job),
+                    status: 202,
+                    ..
+                } => {
+                    active.insert(job);
+                }
+                Seen::Polled { job, status } if status != "pending" && status != "processing" => {
+                    active.remove(&job);
+                }
+                _ => {}
+            }
+            most = most.max(active.len());
+        }
+        most
+    }
+
+    /// The answers to the next `n` jobs the tenant accepts are lost: the client gets a 502.
+    fn lose(&self, n: usize) {
+        *self.inner.lose.lock().unwrap() = n;
+    }
+
+    /// From now on, the answer to the next job the tenant accepts is held.
+    fn arm(&self) {
+        self.inner.released.send_replace(false);
+        *self.inner.hold.lock().unwrap() = (true, None);
+    }
+
+    /// The job whose answer is held, if one is.
+    fn held(&self) -> Option<String> {
+        self.inner.hold.lock().unwrap().1.clone()
+    }
+
+    /// Lets a held answer go (to a client that may be gone) and disarms.
+    fn release(&self) {
+        *self.inner.hold.lock().unwrap() = (false, None);
+        self.inner.released.send_replace(true);
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.release();
+        self.server.abort();
+    }
+}
+
+/// The `users` file and `connection_id` of a job request's multipart form.
+async fn form_of(content_type: &str, body: &[u8]) -> (Vec<u8>, String) {
+    let request = Request::builder()
+        .header("content-type", content_type)
+        .body(Body::from(body.to_vec()))
+        .expect("a request");
+    let mut form = Multipart::from_request(request, &())
+        .await
+        .expect("a multipart form");
+    let (mut file, mut connection) = (Vec::new(), String::new());
+    while let Some(field) = form.next_field().await.expect("a form part") {
+        let name = field.name().unwrap_or_default().to_string();
+        let bytes = field.bytes().await.expect("the part's bytes").to_vec();
+        match name.as_str() {
+            "users" => file = bytes,
+            "connection_id" => connection = String::from_utf8(bytes).expect("text"),
+            _ => {}
+        }
+    }
+    (file, connection)
+}
+
+async fn forward(State(watch): State<Arc<WatchInner>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_string();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| path.clone());
+    let mut bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .expect("the request body reads")
+        .to_vec();
+    if path == "/oauth/token" {
+        // The sandbox wants its own API as the audience; the client names the watch's.
+        let mut form: Map<String, Value> =
+            serde_json::from_slice(&bytes).expect("the token request is JSON");
+        form.insert(
+            "audience".into(),
+            Value::String(format!("{}/api/v2/", watch.upstream)),
+        );
+        bytes = serde_json::to_vec(&form).expect("JSON");
+    }
+    let submitted = if path == "/api/v2/jobs/users-imports" {
+        let content_type = parts
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        Some(form_of(&content_type, &bytes).await)
+    } else {
+        None
+    };
+    let mut upstream = watch.http.request(
+        parts.method.clone(),
+        format!("{}{path_and_query}", watch.upstream),
+    );
+    for (name, value) in &parts.headers {
+        if !matches!(name.as_str(), "host" | "content-length") {
+            upstream = upstream.header(name, value);
+        }
+    }
+    let answer = match upstream.body(bytes).send().await {
+        Ok(answer) => answer,
+        Err(_) => {
+            return Response::builder()
+                .status(502)
+                .body(Body::empty())
+                .expect("a static response");
+        }
+    };
+    let status = answer.status();
+    let headers = answer.headers().clone();
+    let body = answer.bytes().await.unwrap_or_default();
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut hold = false;
+    let mut lost = false;
+    if let Some((file, connection_id)) = submitted {
+        let job = json["id"].as_str().map(str::to_string);
+        if status.as_u16() == 202 {
+            let mut lose = watch.lose.lock().unwrap();
+            lost = *lose > 0;
+            *lose = lose.saturating_sub(1);
+        }
+        {
+            let mut armed = watch.hold.lock().unwrap();
+            if armed.0 && status.as_u16() == 202 {
+                *armed = (false, job.clone());
+                hold = true;
+            }
+        }
+        watch.seen.lock().unwrap().push(Seen::Submitted {
+            connection_id,
+            file,
+            status: status.as_u16(),
+            job,
+        });
+    } else if let Some(job) = path.strip_prefix("/api/v2/jobs/")
+        && !job.contains('/')
+        && parts.method == axum::http::Method::GET
+    {
+        let status = json["status"]
+            .as_str()
+            .map_or_else(|| status.as_u16().to_string(), str::to_string);
+        let job = percent_encoding::percent_decode_str(job)
+            .decode_utf8()
+            .expect("a job id is UTF-8");
+        watch.seen.lock().unwrap().push(Seen::Polled {
+            job: job.into_owned(),
+            status,
+        });
+    }
+    if hold {
+        // The tenant made the job; the client learns nothing until the test releases it.
+        let mut released = watch.released.subscribe();
+        let _ = released.wait_for(|released| *released).await;
+    }
+    if lost {
+        // The tenant made the job; its answer never reaches the client.
+        return Response::builder()
+            .status(502)
+            .header("content-type", "application/json")
+            .body(Body::from(
+                r#"{"statusCode":502,"error":"Bad Gateway","message":"The answer was lost (test watch).","errorCode":"bad_gateway"}"#,
+            ))
+            .expect("a static response");
+    }
+    let mut response = Response::builder().status(status);
+    for (name, value) in &headers {
+        if !matches!(name.as_str(), "content-length" | "transfer-encoding") {
+            response = response.header(name, value);
+        }
+    }
+    response
+        .body(Body::from(body))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+// ---- a create import through jobs --------------------------------------------------------------
+
+/// A clean `--engine job` import into a fresh tenant: its summary and the tenant's users.
+fn clean_job_import(records: &[Value], args: &[&str]) -> (Live, Ran, tempfile::TempDir) {
+    let live = tenant(2_000.0);
+    let (dir, path) = input(records);
+    let ran = run(&mut job_import(&live, live.domain(), &path, args));
+    (live, ran, dir)
+}
+
+#[test]
+fn a_job_import_creates_every_good_record_once_with_derived_ids_and_rejects_the_rest_by_line() {
+    let n = 300;
+    let records = records(n, "create");
+    let (live, ran, dir) = clean_job_import(&records, &["--quiet"]);
+    ran.expect_code(3);
+    let summary = ran.summary();
+    assert_adds_up(&summary);
+    let (good, bad) = (good(n), n as u64 - good(n));
+    assert_eq!(
+        (
+            count(&summary, "read"),
+            count(&summary, "created"),
+            count(&summary, "skipped"),
+            count(&summary, "rejected"),
+        ),
+        (n as u64, good, 0, bad),
+        "{summary}"
+    );
+
+    // Every good record is one user, in its connection, with its fields and the id expected.
+    assert_same_users(
+        &tenant_as_expected(&live),
+        &expected_users(&records),
+        "the tenant against the good records",
+    );
+    assert_eq!(
+        live.tenant.sandbox.stats().writes.created,
+        good,
+        "each user was written once"
+    );
+    let derived: Vec<String> = records
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| !is_bad(*i) && r.get("user_id").is_none())
+        .map(|(_, r)| expected_id(r))
+        .collect();
+    assert!(derived.len() as u64 > good / 2);
+    for id in &derived {
+        let local = id.strip_prefix("auth0|").unwrap();
+        assert!(
+            local.len() == 24 && local.bytes().all(|b| b.is_ascii_hexdigit()),
+            "a derived id has the shape of Auth0's own: {id}"
+        );
+    }
+    // The bad records, and only they, are in the rejects file with their line and reason.
+    let rejects = rejects_by_line(&beside(&dir.path().join("users.ndjson"), ".rejects.ndjson"));
+    let bad_lines: Vec<u64> = (0..n)
+        .filter(|i| is_bad(*i))
+        .map(|i| i as u64 + 1)
+        .collect();
+    assert_eq!(rejects.keys().copied().collect::<Vec<_>>(), bad_lines);
+    for (line, (code, message, field)) in &rejects {
+        assert_eq!(code, "invalid_field", "line {line}");
+        assert_eq!(field.as_deref(), Some("email"), "line {line}");
+        assert!(
+            message.contains("not an email address"),
+            "line {line}: {message}"
+        );
+    }
+    let entries = read_ndjson(&beside(&dir.path().join("users.ndjson"), ".rejects.ndjson"));
+    for entry in &entries {
+        let line = entry["_error"]["line"].as_u64().unwrap() as usize;
+        let mut record = entry.clone();
+        record.shift_remove("_error");
+        assert_eq!(
+            Value::Object(record),
+            records[line - 1],
+            "the entry is the record as read"
+        );
+    }
+
+    // The same input into another fresh tenant: the same users, ids included.
+    let (again, ran, _dir) = clean_job_import(&records, &["--quiet"]);
+    ran.expect_code(3);
+    assert_same_users(
+        &tenant_as_expected(&again),
+        &tenant_as_expected(&live),
+        "a second clean run's tenant against the first's",
+    );
+}
+
+// ---- many chunks, two jobs at a time -----------------------------------------------------------
+
+/// Imports `records` through a [`Watch`] with `args`; checks every users file the tenant
+/// accepted is a JSON array of at most `limit` bytes whose users are the good records of one
+/// connection, each sent once; returns the watch and the summary.
+fn chunked_import(records: &[Value], limit: usize, args: &[&str]) -> (Live, Watch, Value) {
+    let live = tenant(400.0);
+    let watch = Watch::start(&live);
+    let (_dir, path) = input(records);
+    let bytes = limit.to_string();
+    let mut all = vec!["--quiet", "--job-file-bytes", &bytes];
+    all.extend_from_slice(args);
+    let ran = run(&mut job_import(&live, watch.domain(), &path, &all));
+    ran.expect_code(3);
+    let summary = ran.summary();
+    assert_adds_up(&summary);
+    assert_eq!(count(&summary, "created"), good(records.len()), "{summary}");
+    assert_eq!(
+        count(&summary, "throttled"),
+        0,
+        "no 429 reached the client: {summary}"
+    );
+
+    let connection_of_email: BTreeMap<&str, &str> = records
+        .iter()
+        .map(|r| {
+            (
+                r["email"].as_str().unwrap(),
+                r["connection"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let mut sent = Vec::new();
+    for (connection, file) in watch.accepted_files() {
+        assert!(
+            file.len() <= limit,
+            "a users file of {} bytes, over the {limit} asked for",
+            file.len()
+        );
+        let users: Vec<Map<String, Value>> =
+            serde_json::from_slice(&file).expect("a users file is a JSON array of users");
+        assert!(!users.is_empty());
+        for user in &users {
+            let email = user["email"].as_str().unwrap();
+            assert_eq!(
+                connection_id(connection_of_email[email]),
+                connection,
+                "{email} went to its own connection's job"
+            );
+            assert!(
+                user.contains_key("user_id"),
+                "every user is sent with an id"
+            );
+            assert!(
+                !user.contains_key("password"),
+                "a job takes no clear-text password"
+            );
+            sent.push(email.to_string());
+        }
+    }
+    let unique: BTreeSet<&String> = sent.iter().collect();
+    assert_eq!(unique.len(), sent.len(), "no user sent twice");
+    assert_eq!(
+        sent.len() as u64,
+        good(records.len()),
+        "every good record sent"
+    );
+    assert_same_users(
+        &tenant_as_expected(&live),
+        &expected_users(records),
+        "the tenant against the good records",
+    );
+    (live, watch, summary)
+}
+
+#[test]
+fn small_job_files_make_many_chunks_each_under_the_limit_with_at_most_two_jobs_at_once() {
+    let records = records(480, "chunks");
+    let (live, watch, _) = chunked_import(&records, 20_000, &[]);
+    let files = watch.accepted_files().len();
+    assert!(files >= 8, "{files} chunks");
+    let most = watch.most_jobs_at_once();
+    eprintln!("{files} chunks of at most 20000 bytes, at most {most} jobs at once");
+    assert_eq!(most, 2, "two jobs went at once, never more");
+    // The client never asked for a third job (the tenant would have answered 429).
+    let posts = &routes(&live)[JOBS_POST];
+    assert_eq!(posts.get(&429), None, "{posts:?}");
+    assert_eq!(posts.get(&202).copied(), Some(files as u64));
+
+    // `--jobs 1`: one at a time.
+    let (_, watch, _) = chunked_import(&records[..120], 8_000, &["--jobs", "1"]);
+    assert!(watch.accepted_files().len() >= 3);
+    assert_eq!(
+        watch.most_jobs_at_once(),
+        1,
+        "--jobs 1 runs one job at a time"
+    );
+}
+
+// ---- exactly once across crashes ---------------------------------------------------------------
+
+/// Where a kill lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kill {
+    /// Right after the tenant made a job, before the client heard of it: the watch holds the
+    /// tenant's answer, so the journal has the chunk as sent and no job id.
+    Accepting,
+    /// While a job whose id the journal recorded is running (a random moment into it).
+    Polling,
+    /// Once the ledger holds a share of the records, a few milliseconds later.
+    Progress,
+    /// A random moment after the start.
+    Time,
+}
+
+/// Users a second each job processes in the crash test: a chunk of about 25 takes a few
+/// polls, so kills find jobs running.
+const CRASH_JOB_RATE: f64 = 150.0;
+
+#[test]
+fn a_job_import_killed_at_seeded_points_creates_each_user_once_and_ends_as_a_clean_run() {
+    let seed = 0x10b5_0003_u64;
+    let n = scaled(400, 2_000);
+    let kills = scaled(7, 40);
+    let records = records(n, "crash");
+    let args = |dir: &Path| -> Vec<String> {
+        let tickets = dir.join("tickets.ndjson").display().to_string();
+        ["--quiet", "--job-file-bytes", "8000", "--tickets", &tickets]
+            .map(String::from)
+            .to_vec()
+    };
+
+    let clean_live = tenant(CRASH_JOB_RATE);
+    let (clean_dir, clean_input) = input(&records);
+    let clean_args = args(clean_dir.path());
+    let clean = run(&mut job_import(
+        &clean_live,
+        clean_live.domain(),
+        &clean_input,
+        &clean_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    clean.expect_code(3);
+    let clean_summary = clean.summary();
+    let clean_state = beside(&clean_input, ".state");
+    let clean_ledger = LedgerView::read(&clean_state);
+
+    let live = tenant(CRASH_JOB_RATE);
+    let watch = Watch::start(&live);
+    let (dir, path) = input(&records);
+    let state = beside(&path, ".state");
+    let crash_args = args(dir.path());
+    let crash_args: Vec<&str> = crash_args.iter().map(String::as_str).collect();
+    let command = || job_import(&live, watch.domain(), &path, &crash_args);
+    let progress = || LedgerView::read(&state).done() as f64 / n as f64;
+
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // Every third kill comes while a job's creation is answered, the others are drawn. The
+    // last ones may find the run finished: at least five must land.
+    let plan: Vec<Kill> = (0..kills)
+        .map(|index| {
+            if index % 3 == 0 {
+                Kill::Accepting
+            } else {
+                [Kill::Polling, Kill::Progress, Kill::Time][rng.random_range(0..3)]
+            }
+        })
+        .collect();
+    let mut landed = Vec::new();
+    let mut held_jobs = Vec::new();
+    let mut finished = None;
+    for (index, kind) in plan.iter().copied().enumerate() {
+        let done = progress();
+        // About an even share of what is left for each kill still to come.
+        let share = rng.random_range(0.0..2.0 / (plan.len() - index + 1) as f64);
+        let target = done + (1.0 - done) * share;
+        let delay = clean.elapsed.mul_f64((1.0 - done) * share);
+        let settle = Duration::from_millis(rng.random_range(0..5));
+        let into_job = Duration::from_millis(rng.random_range(0..300));
+        let mut running = Running::spawn(&mut command());
+        let started = Instant::now();
+        let mut armed = false;
+        let mut job_seen: Option<Instant> = None;
+        let due = loop {
+            if !running.is_running() {
+                break false;
+            }
+            let reached = progress() >= target;
+            match kind {
+                Kill::Accepting => {
+                    if reached && !armed {
+                        watch.arm();
+                        armed = true;
+                    }
+                    if armed && watch.held().is_some() {
+                        break true;
+                    }
+                }
+                Kill::Polling => {
+                    if job_seen.is_none()
+                        && reached
+                        && open_chunks(&state).values().any(|c| c.job.is_some())
+                    {
+                        job_seen = Some(Instant::now());
+                    }
+                    if job_seen.is_some_and(|t| t.elapsed() >= into_job) {
+                        break true;
+                    }
+                }
+                Kill::Progress => {
+                    if reached {
+                        std::thread::sleep(settle);
+                        break true;
+                    }
+                }
+                Kill::Time => {
+                    if started.elapsed() >= delay {
+                        break true;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        if !due {
+            watch.release();
+            eprintln!("kill {index} ({kind:?}): the run finished first");
+            finished = Some(running.wait());
+            break;
+        }
+        let hit = running.is_running();
+        let ran = running.kill();
+        let held = watch.held();
+        watch.release();
+        if !hit {
+            ran.expect_code(3);
+            finished = Some(ran);
+            break;
+        }
+        let open = open_chunks(&state);
+        if kind == Kill::Accepting {
+            let job = held.expect("a job's answer was held when the kill came");
+            assert!(
+                open.values().any(|c| c.job.is_none()),
+                "kill {index}: the journal has a chunk sent without its job: {open:?}"
+            );
+            assert!(
+                !open
+                    .values()
+                    .any(|c| c.job.as_deref() == Some(job.as_str())),
+                "kill {index}: the held job {job} is not in the journal"
+            );
+            held_jobs.push(job);
+        }
+        let ledger = LedgerView::read(&state);
+        let twice = ledger.outcomes.values().filter(|o| o.len() > 1).count();
+        assert_eq!(twice, 0, "kill {index}: records with two outcomes");
+        eprintln!(
+            "kill {index} ({kind:?}, target {target:.2}): {} records done, open chunks {open:?}",
+            ledger.done()
+        );
+        landed.push(kind);
+    }
+    let last = finished.unwrap_or_else(|| run(&mut command()));
+    last.expect_code(3);
+    eprintln!(
+        "seed {seed:#x}: kills {landed:?}; {} jobs accepted (clean run: {}); last run {}",
+        watch.accepted_files().len(),
+        requests_of(&clean_live, JOBS_POST),
+        last.stdout_text().trim()
+    );
+    assert!(
+        landed.len() >= 5,
+        "at least five kills hit a running import: {landed:?}"
+    );
+    assert!(
+        landed.contains(&Kill::Accepting),
+        "a kill came between a job's creation and its id in the journal"
+    );
+
+    // The held jobs' users were sent again, in another job.
+    let files = watch.accepted_files();
+    let emails = |file: &[u8]| -> BTreeSet<String> {
+        serde_json::from_slice::<Vec<Map<String, Value>>>(file)
+            .unwrap()
+            .iter()
+            .map(|u| u["email"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let sent_twice: BTreeSet<String> = {
+        let mut all = BTreeMap::<String, usize>::new();
+        for (_, file) in &files {
+            for email in emails(file) {
+                *all.entry(email).or_default() += 1;
+            }
+        }
+        all.into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(e, _)| e)
+            .collect()
+    };
+    assert!(
+        !sent_twice.is_empty(),
+        "the chunk whose job's answer was lost was sent again"
+    );
+
+    // Exactly once: every record has one outcome, the same as in the clean run.
+    let ledger = LedgerView::read(&state);
+    assert_eq!(
+        ledger.outcomes.keys().copied().collect::<Vec<u64>>(),
+        (1..=n as u64).collect::<Vec<u64>>(),
+        "the ledger has an outcome for every record"
+    );
+    assert!(ledger.outcomes.values().all(|o| o.len() == 1));
+    assert_eq!(ledger.tally(), clean_ledger.tally());
+    let summary = last.summary();
+    assert_adds_up(&summary);
+    assert_eq!(summary["resumed"], true);
+    for key in ["read", "created", "skipped", "rejected"] {
+        assert_eq!(
+            count(&summary, key),
+            count(&clean_summary, key),
+            "{key}: the last run's summary against a clean run's"
+        );
+    }
+    assert_eq!(
+        count(&summary, "skipped"),
+        0,
+        "no user of ours came back as skipped"
+    );
+    // The rejects file: a clean run's lines, none twice, none missing.
+    assert_eq!(
+        sorted_lines(&beside(&path, ".rejects.ndjson")),
+        sorted_lines(&beside(&clean_input, ".rejects.ndjson")),
+        "the rejects file against a clean run's"
+    );
+    // The tenant: a clean run's users, each written once.
+    let strip = |live: &Live| -> BTreeMap<String, User> {
+        tenant_users(live)
+            .iter()
+            .map(|(id, u)| (id.clone(), without_times(u)))
+            .collect()
+    };
+    assert_same_users(
+        &strip(&live),
+        &strip(&clean_live),
+        "the killed import's tenant against a clean run's",
+    );
+    assert_eq!(
+        live.tenant.sandbox.stats().writes.created,
+        good(n),
+        "each user was created once"
+    );
+    // Tickets: a line for each created user, once, whichever run made the user.
+    let lines = ticket_lines(&dir.path().join("tickets.ndjson"));
+    let ids: Vec<&str> = lines
+        .iter()
+        .map(|l| l["user_id"].as_str().unwrap())
+        .collect();
+    let unique: BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), unique.len(), "no user has two ticket lines");
+    let users = tenant_users(&live);
+    assert_eq!(
+        unique,
+        users.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        "every created user has a ticket line"
+    );
+    assert!(lines.iter().all(|l| l["ticket"].is_string()));
+    let counts = live.tenant.sandbox.ticket_counts();
+    assert_eq!(counts.len(), users.len(), "a ticket for every user");
+    // A kill between the tenant's answer and the line costs that user a second ticket.
+    let asked: usize = counts.values().sum();
+    assert!(
+        asked - users.len() <= auth0_bulk::import::tickets::IN_FLIGHT * landed.len(),
+        "{asked} tickets for {} users",
+        users.len()
+    );
+    drop(clean_dir);
+    drop(dir);
+}
+
+// ---- a completed import run again --------------------------------------------------------------
+
+#[test]
+fn a_completed_job_import_run_again_skips_every_user_as_already_there_without_lookups() {
+    let n = 120;
+    let records = records(n, "rerun");
+    let live = tenant(2_000.0);
+    let (_dir, path) = input(&records);
+    let first = run(&mut job_import(&live, live.domain(), &path, &[]));
+    first.expect_code(3);
+    assert_eq!(count(&first.summary(), "created"), good(n));
+    let users = tenant_users(&live);
+    live.tenant.sandbox.reset_stats();
+
+    // The same command: the state says the import completed, so this is a new import.
+    let again = run(&mut job_import(&live, live.domain(), &path, &[]));
+    again.expect_code(3);
+    let summary = again.summary();
+    assert_adds_up(&summary);
+    assert_eq!(summary["resumed"], false, "{summary}");
+    assert_eq!(
+        (
+            count(&summary, "created"),
+            count(&summary, "skipped"),
+            count(&summary, "rejected"),
+        ),
+        (0, good(n), n as u64 - good(n)),
+        "{summary}"
+    );
+    let already = again
+        .stderr
+        .lines()
+        .filter(|l| l.contains("skipped") && l.contains("(already_exists)"))
+        .count() as u64;
+    assert_eq!(
+        already,
+        good(n),
+        "each good record is skipped as already_exists"
+    );
+
+    assert_eq!(
+        tenant_users(&live),
+        users,
+        "the tenant is as the first run left it"
+    );
+    assert_eq!(live.tenant.sandbox.stats().writes.created, 0);
+    let routes = routes(&live);
+    for route in [
+        "GET /api/v2/users/{id}",
+        "GET /api/v2/users-by-email",
+        "GET /api/v2/users",
+        "POST /api/v2/users",
+    ] {
+        assert!(
+            !routes.contains_key(route),
+            "no per-user request ({route}) on a rerun: {routes:?}"
+        );
+    }
+    assert!(routes.contains_key(JOBS_POST), "{routes:?}");
+}
+
+// ---- password-change tickets -------------------------------------------------------------------
+
+/// The lines of a tickets file.
+fn ticket_lines(path: &Path) -> Vec<Value> {
+    read_text(path)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a tickets line is JSON"))
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+/// Imports records with `engine` and `--tickets FILE`, kills the run once the tickets stage
+/// has written a third of its lines, runs it again to its end, and checks the file: a line for
+/// each created user, once, `0600`, and no ticket URL in any output.
+fn tickets_survive_a_kill(engine: &[&str], tag: &str) {
+    let n = 90;
+    let records = records(n, tag);
+    let created = good(n);
+    // Each ticket request takes a while, so the stage lasts long enough to be killed in.
+    let live = Live::start(SandboxOptions {
+        job_rate: 2_000.0,
+        latency: Duration::from_millis(25),
+        ..Default::default()
+    });
+    let (dir, path) = input(&records);
+    let tickets = dir.path().join("tickets.ndjson");
+    let command = || {
+        let mut command = import(&live);
+        command
+            .arg("--input")
+            .arg(&path)
+            .args(engine)
+            .args(["--passwords", "random", "--json", "--tickets"])
+            .arg(&tickets);
+        command
+    };
+    let lines = || std::fs::read(&tickets).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count());
+    // An empty file the user made, readable by all: the tool makes it private before a
+    // ticket goes in.
+    std::fs::write(&tickets, "").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tickets, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    let mut running = Running::spawn(&mut command());
+    let third = created as usize / 3;
+    let start = Instant::now();
+    while running.is_running() && lines() < third {
+        assert!(start.elapsed() < Duration::from_secs(120), "no tickets");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    if !running.is_running() {
+        let ran = running.wait();
+        panic!(
+            "the run ended before a third of the tickets was written ({} lines): exit {:?}\n{}",
+            lines(),
+            ran.code(),
+            ran.stderr
+        );
+    }
+    let killed = running.kill();
+    let at_kill = lines();
+    assert!(
+        at_kill >= third && (at_kill as u64) < created,
+        "{at_kill} lines at the kill"
+    );
+    let asked_at_kill: usize = live.tenant.sandbox.ticket_counts().values().sum();
+
+    let last = run(&mut command());
+    last.expect_code(3);
+    let summary = last.summary();
+    assert_eq!(summary["resumed"], true);
+    assert_eq!(count(&summary, "created"), created);
+    assert_eq!(
+        summary["tickets"],
+        json!({"written": created - at_kill as u64, "total": created, "failed": 0}),
+        "{summary}"
+    );
+
+    // One line per created user, each once, with the user's email and a ticket.
+    let users = tenant_users(&live);
+    assert_eq!(users.len() as u64, created);
+    let file = ticket_lines(&tickets);
+    let ids: Vec<&str> = file
+        .iter()
+        .map(|l| l["user_id"].as_str().unwrap())
+        .collect();
+    let unique: BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "no user has two lines");
+    assert_eq!(
+        unique,
+        users.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        "every created user has a line"
+    );
+    for line in &file {
+        let user = &users[line["user_id"].as_str().unwrap()];
+        assert_eq!(line["email"], user["email"], "{line}");
+        assert!(
+            line["ticket"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("https://")),
+            "{line}"
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&tickets).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the tickets file is private");
+    }
+    // A ticket URL is a secret: it is in the file and nowhere else the tool writes.
+    for line in &file {
+        let url = line["ticket"].as_str().unwrap();
+        for (what, ran) in [("killed run", &killed), ("last run", &last)] {
+            assert!(
+                !contains(&ran.stdout, url) && !ran.stderr.contains(url),
+                "a ticket URL in the {what}'s output"
+            );
+        }
+        for file in files_under(dir.path()) {
+            if file != tickets {
+                assert!(
+                    !contains(&std::fs::read(&file).unwrap(), url),
+                    "a ticket URL in {}",
+                    file.display()
+                );
+            }
+        }
+    }
+    // The tenant made a ticket for every created user. A kill between the tenant's answer and
+    // the line costs that user a second ticket (src/import/tickets.rs: at most IN_FLIGHT
+    // users), the first of which expires unused.
+    let counts = live.tenant.sandbox.ticket_counts();
+    assert_eq!(
+        counts.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        unique,
+        "tickets only for the users created"
+    );
+    let asked: usize = counts.values().sum();
+    let twice = asked - created as usize;
+    assert!(
+        twice <= auth0_bulk::import::tickets::IN_FLIGHT,
+        "{twice} users got a second ticket ({asked_at_kill} asked before the kill, {at_kill} lines)"
+    );
+}
+
+#[test]
+fn tickets_through_the_job_engine_are_one_line_per_created_user_across_a_kill() {
+    tickets_survive_a_kill(&["--engine", "job"], "tjob");
+}
+
+#[test]
+fn tickets_with_random_passwords_per_user_are_one_line_per_created_user_across_a_kill() {
+    tickets_survive_a_kill(&["--engine", "api"], "tapi");
+}
+
+// ---- dry run -----------------------------------------------------------------------------------
+
+#[test]
+fn a_job_dry_run_sends_no_job_and_shows_the_chunks_it_would_send() {
+    let n = 150;
+    let records = records(n, "dry");
+    let live = tenant(2_000.0);
+    let (dir, path) = input(&records);
+    let before = files_under(dir.path());
+    let ran = run(&mut job_import(
+        &live,
+        live.domain(),
+        &path,
+        &["--dry-run", "--job-file-bytes", "6000"],
+    ));
+    ran.expect_code(3);
+    let summary = ran.summary();
+    assert_eq!(summary["dry_run"], true);
+    assert_adds_up(&summary);
+    assert_eq!(count(&summary, "created"), good(n), "{summary}");
+
+    // "Would send chunk 3: 17 users, 5873 bytes, to connection legacy-db."
+    let shown: Vec<(u64, u64, String)> = ran
+        .stderr
+        .lines()
+        .filter_map(|line| {
+            let rest = line.split("Would send chunk ").nth(1)?;
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            Some((
+                words[1].parse().unwrap(),
+                words[3].parse().unwrap(),
+                words[7].trim_end_matches('.').to_string(),
+            ))
+        })
+        .collect();
+    assert!(shown.len() >= 4, "the chunks are shown:\n{}", ran.stderr);
+    assert!(
+        shown.iter().all(|(_, bytes, _)| *bytes <= 6000),
+        "{shown:?}"
+    );
+    assert_eq!(
+        shown.iter().map(|(users, _, _)| users).sum::<u64>(),
+        good(n)
+    );
+    let connections: BTreeSet<&str> = shown.iter().map(|(_, _, c)| c.as_str()).collect();
+    assert_eq!(connections, BTreeSet::from([DB, LEGACY]));
+
+    let routes = routes(&live);
+    assert!(!routes.contains_key(JOBS_POST), "no job sent: {routes:?}");
+    assert!(!routes.contains_key("POST /api/v2/users"), "{routes:?}");
+    assert_eq!(live.tenant.sandbox.user_count(), 0, "nothing created");
+    assert_eq!(files_under(dir.path()), before, "a dry run writes no file");
+}
+
+// ---- configuration errors ----------------------------------------------------------------------
+
+/// Runs `import --input users.ndjson ARGS` on `live` and checks it is refused with exit 2 and
+/// a message holding `says`, before any write: no file in `dir` changed, nothing sent but
+/// reads.
+fn assert_refused(live: &Live, dir: &Path, args: &[&str], says: &str) {
+    let before: Vec<(PathBuf, Vec<u8>)> = files_under(dir)
+        .into_iter()
+        .map(|f| (f.clone(), std::fs::read(&f).unwrap()))
+        .collect();
+    let ran = run(import(live)
+        .arg("--input")
+        .arg(dir.join("users.ndjson"))
+        .args(args));
+    assert_eq!(ran.code(), Some(2), "{args:?}: {}", ran.stderr);
+    assert!(
+        ran.stderr.contains(says),
+        "{args:?} says {says:?}: {}",
+        ran.stderr
+    );
+    let after: Vec<(PathBuf, Vec<u8>)> = files_under(dir)
+        .into_iter()
+        .map(|f| (f.clone(), std::fs::read(&f).unwrap()))
+        .collect();
+    assert!(after == before, "{args:?}: a file was written or changed");
+    for request in live.api_requests() {
+        assert_eq!(request.method, "GET", "{args:?}: only reads: {request:?}");
+    }
+}
+
+#[test]
+fn job_engine_configuration_errors_exit_2_before_any_write() {
+    let live = tenant(2_000.0);
+    let (dir, _path) = input(&records(5, "config"));
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--engine", "job", "--mode", "update"],
+            "--engine job takes --mode create (not update)",
+        ),
+        (
+            &[
+                "--engine",
+                "job",
+                "--mode",
+                "upsert",
+                "--passwords",
+                "random",
+            ],
+            "--engine job takes --mode create (not upsert)",
+        ),
+        (
+            &["--engine", "job", "--password-field", "pw"],
+            "--password-field with --engine job",
+        ),
+        (
+            &[
+                "--engine",
+                "job",
+                "--passwords",
+                "random",
+                "--connection",
+                "nope",
+            ],
+            "--connection nope: the tenant has no connection of that name",
+        ),
+        (
+            &[
+                "--engine",
+                "job",
+                "--passwords",
+                "random",
+                "--connection",
+                "google-oauth2",
+            ],
+            "database connections only",
+        ),
+        (
+            &[
+                "--engine",
+                "job",
+                "--passwords",
+                "random",
+                "--job-file-bytes",
+                "10",
+            ],
+            "--job-file-bytes",
+        ),
+        (
+            &["--engine", "job", "--passwords", "random", "--jobs", "3"],
+            "--jobs",
+        ),
+        (
+            &[
+                "--engine",
+                "job",
+                "--passwords",
+                "random",
+                "--ticket-ttl",
+                "60",
+            ],
+            "--tickets",
+        ),
+    ];
+    for (args, says) in cases {
+        assert_refused(&live, dir.path(), args, says);
+    }
+
+    // A tickets file an earlier import left, on a new import: its lines would be taken as
+    // this import's.
+    let tickets = dir.path().join("tickets.ndjson");
+    std::fs::write(&tickets, "{\"user_id\":\"auth0|earlier\"}\n").unwrap();
+    for engine in ["job", "api"] {
+        assert_refused(
+            &live,
+            dir.path(),
+            &[
+                "--engine",
+                engine,
+                "--passwords",
+                "random",
+                "--tickets",
+                tickets.to_str().unwrap(),
+            ],
+            "holds tickets of an earlier import",
+        );
+    }
+    assert_eq!(live.tenant.sandbox.user_count(), 0);
+}
+
+/// A tenant whose tokens carry every scope but `missing`.
+fn tenant_without(missing: &str) -> Live {
+    Live::start(SandboxOptions {
+        scopes: Some(
+            auth0_bulk::sandbox::SCOPES
+                .iter()
+                .filter(|s| **s != missing)
+                .map(|s| s.to_string())
+                .collect(),
+        ),
+        ..Default::default()
+    })
+}
+
+#[test]
+fn a_token_without_a_scope_the_run_needs_exits_2_naming_it_before_any_write() {
+    let (dir, _path) = input(&records(5, "scopes"));
+    let tickets = dir.path().join("tickets.ndjson");
+    let tickets = tickets.to_str().unwrap();
+    let cases: &[(&str, &[&str])] = &[
+        ("create:users", &["--engine", "job"]),
+        ("read:connections", &["--engine", "job"]),
+        ("read:users", &["--engine", "job"]),
+        (
+            "create:user_tickets",
+            &["--engine", "job", "--tickets", tickets],
+        ),
+        (
+            "create:user_tickets",
+            &["--engine", "api", "--tickets", tickets],
+        ),
+    ];
+    for (missing, args) in cases {
+        let live = tenant_without(missing);
+        let mut all = args.to_vec();
+        all.extend(["--passwords", "random"]);
+        assert_refused(&live, dir.path(), &all, &format!("lacks {missing}"));
+        assert!(
+            !routes(&live).contains_key(JOBS_POST),
+            "{missing}: no job sent"
+        );
+        assert_eq!(live.tenant.sandbox.user_count(), 0, "{missing}");
+    }
+}
+
+// ---- a job purged before the resumed run polls it ----------------------------------------------
+
+#[test]
+fn a_job_purged_before_the_resumed_run_polls_it_is_sent_again_and_its_users_count_as_created() {
+    let n = 40;
+    let records = records(n, "purged");
+    // Jobs start held, and are forgotten a few seconds after they are made.
+    let live = Live::start(SandboxOptions {
+        job_rate: 2_000.0,
+        hold_jobs: true,
+        job_purge_after: Duration::from_secs(3),
+        ..Default::default()
+    });
+    let (_dir, path) = input(&records);
+    let state = beside(&path, ".state");
+    let command = || job_import(&live, live.domain(), &path, &["--quiet"]);
+
+    // The first run sends its chunks and learns their jobs, which wait: killed while polling.
+    let running = Running::spawn(&mut command());
+    wait_until(Duration::from_secs(60), "two jobs in the journal", || {
+        open_chunks(&state)
+            .values()
+            .filter(|c| c.job.is_some())
+            .count()
+            == 2
+    });
+    running.kill();
+    let jobs: Vec<String> = open_chunks(&state)
+        .into_values()
+        .filter_map(|c| c.job)
+        .collect();
+
+    // The jobs run, then the tenant forgets them.
+    live.tenant.sandbox.release_jobs();
+    wait_until(
+        Duration::from_secs(30),
+        "the jobs created the users",
+        || live.tenant.sandbox.user_count() as u64 == good(n),
+    );
+    for job in &jobs {
+        wait_until(Duration::from_secs(30), "the job purged", || {
+            live.block_on(live.tenant.get(&format!("/jobs/{job}")))
+                .status
+                == 404
+        });
+    }
+    let users = tenant_users(&live);
+    live.tenant.sandbox.reset_stats();
+
+    let last = run(&mut command());
+    last.expect_code(3);
+    let summary = last.summary();
+    assert_adds_up(&summary);
+    assert_eq!(summary["resumed"], true);
+    assert_eq!(
+        (count(&summary, "created"), count(&summary, "skipped")),
+        (good(n), 0),
+        "the purged jobs' users are ours: {summary}"
+    );
+    assert_eq!(
+        tenant_users(&live),
+        users,
+        "no user created or changed again"
+    );
+    assert_eq!(live.tenant.sandbox.stats().writes.created, 0);
+    let routes = routes(&live);
+    assert_eq!(
+        routes["GET /api/v2/jobs/{id}"].get(&404).copied(),
+        Some(jobs.len() as u64),
+        "each purged job was polled once: {routes:?}"
+    );
+    assert_eq!(
+        routes[JOBS_POST].get(&202).copied(),
+        Some(jobs.len() as u64),
+        "each chunk was sent again: {routes:?}"
+    );
+    // Telling ours from somebody else's took one lookup per user, by id.
+    assert_eq!(
+        requests_of(&live, "GET /api/v2/users/{id}"),
+        good(n),
+        "{routes:?}"
+    );
+    let ledger = LedgerView::read(&state);
+    assert!(ledger.outcomes.values().all(|o| o.len() == 1));
+}
+
+// ---- records the job refuses -------------------------------------------------------------------
+
+#[test]
+fn a_record_the_job_refuses_is_rejected_with_the_jobs_code_and_message() {
+    let records = vec![
+        json!({"email": "fine.1@example.com", "connection": DB}),
+        // The import schema takes `username` only where the connection requires one.
+        json!({"email": "named@example.com", "connection": DB, "username": "named"}),
+        json!({"user_id": "twin-a", "email": "twin@example.com", "connection": DB}),
+        // The same email as the line before, under another id, in the same users file.
+        json!({"user_id": "twin-b", "email": "Twin@Example.com", "connection": DB}),
+        json!({"email": "fine.2@example.com", "connection": LEGACY}),
+    ];
+    let live = tenant(2_000.0);
+    let (dir, path) = input(&records);
+    let ran = run(&mut job_import(&live, live.domain(), &path, &["--quiet"]));
+    ran.expect_code(3);
+    let summary = ran.summary();
+    assert_adds_up(&summary);
+    assert_eq!(
+        (
+            count(&summary, "created"),
+            count(&summary, "skipped"),
+            count(&summary, "rejected"),
+        ),
+        (3, 0, 2),
+        "{summary}"
+    );
+    let rejects = rejects_by_line(&beside(&path, ".rejects.ndjson"));
+    assert_eq!(
+        rejects[&2],
+        (
+            "NOT_PASSED".to_string(),
+            "Cannot set username for connection without requires_username".to_string(),
+            Some("username".to_string())
+        )
+    );
+    let (code, message, _) = &rejects[&4];
+    assert_eq!(code, "DUPLICATED_USER");
+    assert!(
+        message.contains("A user with this email was already provided"),
+        "{message}"
+    );
+    assert_eq!(rejects.len(), 2);
+    let ids: BTreeSet<String> = tenant_users(&live).into_keys().collect();
+    assert!(
+        ids.contains("auth0|twin-a") && !ids.contains("auth0|twin-b"),
+        "{ids:?}"
+    );
+    drop(dir);
+}
+
+/// Facts: Auth0 prefixes every id in a users file with `auth0|`, so a user exported as
+/// `auth0|auth0|x` (made through the `auth0|auth0|` trap) is sent as `auth0|x` and comes back
+/// as `auth0|auth0|x`: the ledger, the lookups and the tickets must use that id.
+#[test]
+fn a_user_id_with_the_prefix_twice_is_known_by_the_id_the_job_gives_it() {
+    let records = vec![
+        json!({"user_id": "auth0|auth0|trap1", "email": "trap@example.com", "connection": DB}),
+    ];
+    let live = tenant(2_000.0);
+    let (dir, path) = input(&records);
+    let tickets = dir.path().join("tickets.ndjson");
+    let tickets_arg = tickets.to_str().unwrap();
+    let ran = run(&mut job_import(
+        &live,
+        live.domain(),
+        &path,
+        &["--quiet", "--tickets", tickets_arg],
+    ));
+    ran.expect_code(0);
+    assert!(tenant_users(&live).contains_key("auth0|auth0|trap1"));
+    let lines = ticket_lines(&tickets);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["user_id"], "auth0|auth0|trap1", "{}", lines[0]);
+    assert!(lines[0]["ticket"].is_string(), "{}", lines[0]);
+    assert_eq!(ran.summary()["tickets"]["failed"], 0);
+}
+
+// ---- the job limit, failed and lost jobs, resuming with other tickets --------------------------
+
+/// Sends a job of `users` to the default database connection as another client would.
+fn job_from_elsewhere(live: &Live, users: &Value) -> String {
+    live.block_on(async {
+        let file = reqwest::multipart::Part::bytes(serde_json::to_vec(users).unwrap())
+            .file_name("users.json")
+            .mime_str("application/json")
+            .unwrap();
+        let form = reqwest::multipart::Form::new()
+            .text("connection_id", connection_id(DB))
+            .text("send_completion_email", "false")
+            .part("users", file);
+        let reply = live
+            .tenant
+            .http
+            .post(live.tenant.url("/api/v2/jobs/users-imports"))
+            .bearer_auth(&live.tenant.token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("the job request is answered");
+        assert_eq!(reply.status(), 202);
+        let job: Value = reply.json().await.expect("a job");
+        job["id"].as_str().expect("a job id").to_string()
+    })
+}
+
+#[test]
+fn a_third_job_refused_while_another_client_runs_two_is_waited_for_not_failed() {
+    let live = Live::start(SandboxOptions {
+        job_rate: 2_000.0,
+        hold_jobs: true,
+        ..Default::default()
+    });
+    for i in 0..2 {
+        job_from_elsewhere(
+            &live,
+            &json!([{"email": format!("elsewhere{i}@example.com")}]),
+        );
+    }
+    let records: Vec<Value> = records(40, "third")
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !is_bad(*i))
+        .map(|(_, r)| r)
+        .collect();
+    let (_dir, path) = input(&records);
+    let running = Running::spawn(&mut job_import(&live, live.domain(), &path, &[]));
+    wait_until(
+        Duration::from_secs(60),
+        "the tenant refused a third job",
+        || {
+            routes(&live)
+                .get(JOBS_POST)
+                .is_some_and(|by| by.contains_key(&429))
+        },
+    );
+    live.tenant.sandbox.release_jobs();
+    let ran = running.wait();
+    ran.expect_code(0);
+    let summary = ran.summary();
+    assert_eq!(
+        count(&summary, "created"),
+        records.len() as u64,
+        "{summary}"
+    );
+    assert_eq!(count(&summary, "rejected"), 0, "{summary}");
+    assert!(
+        ran.stderr.contains("runs two import jobs already; waiting"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(
+        read_text(&beside(&path, ".rejects.ndjson")),
+        "",
+        "no record paid for the limit"
+    );
+    assert_eq!(live.tenant.sandbox.user_count(), records.len() + 2);
+}
+
+#[test]
+fn a_job_that_fails_part_way_counts_the_users_it_made_and_rejects_the_rest_to_import_again() {
+    // 40 users at 10 a second take 4 s; the tenant stops a job after 1 s.
+    let live = Live::start(SandboxOptions {
+        job_rate: 10.0,
+        job_timeout: Duration::from_secs(1),
+        ..Default::default()
+    });
+    let records: Vec<Value> = (0..40)
+        .map(|i| json!({"email": format!("slow{i}@example.com"), "connection": DB}))
+        .collect();
+    let (_dir, path) = input(&records);
+    let ran = run(&mut job_import(&live, live.domain(), &path, &["--quiet"]));
+    ran.expect_code(3);
+    let summary = ran.summary();
+    assert_adds_up(&summary);
+    let (created, rejected) = (count(&summary, "created"), count(&summary, "rejected"));
+    assert!(created >= 1 && rejected >= 1, "{summary}");
+    assert_eq!(created + rejected, 40, "{summary}");
+
+    // The users the job made are the records counted created; the others are in the rejects
+    // file, to import again.
+    let tenant: BTreeSet<String> = tenant_users(&live)
+        .values()
+        .map(|u| u["email"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(tenant.len() as u64, created);
+    let rejects = read_ndjson(&beside(&path, ".rejects.ndjson"));
+    assert_eq!(rejects.len() as u64, rejected);
+    for entry in &rejects {
+        assert_eq!(entry["_error"]["code"], "job_failed", "{entry:?}");
+        assert!(
+            entry["_error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("import it again"),
+            "{entry:?}"
+        );
+        let email = entry["email"].as_str().unwrap();
+        assert!(!tenant.contains(email), "{email} was rejected yet created");
+    }
+    let ledger = LedgerView::read(&beside(&path, ".state"));
+    assert_eq!(ledger.tally().get("created").copied(), Some(created));
+}
+
+/// The tickets file is the tickets stage's cursor and the ledger says who gets one: an import
+/// started without `--tickets` cannot give tickets to the users its earlier runs made, nor
+/// the reverse, so an unfinished import is resumed only with the `--tickets` it began with.
+#[test]
+fn an_unfinished_import_resumed_with_other_tickets_is_refused_naming_the_flag() {
+    let records = records(120, "resume-tickets");
+    let (dir, path) = input(&records);
+    let state = beside(&path, ".state");
+    let tickets = dir.path().join("tickets.ndjson");
+    let tickets = tickets.to_str().unwrap();
+    let with = ["--quiet", "--job-file-bytes", "4000", "--tickets", tickets];
+    let without = ["--quiet", "--job-file-bytes", "4000"];
+    for (first, then) in [(&without[..], &with[..]), (&with[..], &without[..])] {
+        // A run killed once some users are created, not all.
+        let live = tenant(200.0);
+        let mut running = Running::spawn(&mut job_import(&live, live.domain(), &path, first));
+        let created = || LedgerView::read(&state).tally().get("created").copied();
+        wait_until(Duration::from_secs(60), "some users created", || {
+            created().unwrap_or(0) >= 20 || !running.is_running()
+        });
+        assert!(running.is_running(), "the run was killed before it ended");
+        running.kill();
+        let ran = run(&mut job_import(&live, live.domain(), &path, then));
+        let lines = std::fs::read_to_string(tickets).map_or(0, |t| t.lines().count());
+        assert_eq!(
+            ran.code(),
+            Some(2),
+            "{first:?} then {then:?}: {} users created by the first run; {lines} ticket lines \
+             for the {} created: {}",
+            created().unwrap_or(0),
+            good(records.len()),
+            ran.stderr
+        );
+        assert!(
+            ran.stderr.contains("`--tickets` changed from"),
+            "{first:?} then {then:?}: {}",
+            ran.stderr
+        );
+        // The import is finished as it was begun.
+        run(&mut job_import(&live, live.domain(), &path, first)).expect_code(3);
+        let _ = std::fs::remove_file(tickets);
+        std::fs::remove_dir_all(&state).unwrap();
+    }
+}
+
+/// A job request whose answer is lost in transit (the tenant made the job, then a 502 came
+/// back) is sent again by the client's retries: two jobs of one chunk. The users the first
+/// made meet the second as conflicts, and are ours.
+#[test]
+fn a_job_whose_answer_is_lost_in_transit_is_sent_again_and_creates_each_user_once() {
+    let n = 200;
+    let records = records(n, "lost");
+    let live = tenant(1_000.0);
+    let watch = Watch::start(&live);
+    watch.lose(3);
+    let (_dir, path) = input(&records);
+    let ran = run(&mut job_import(
+        &live,
+        watch.domain(),
+        &path,
+        &["--quiet", "--job-file-bytes", "6000"],
+    ));
+    ran.expect_code(3);
+    let summary = ran.summary();
+    assert_adds_up(&summary);
+    assert_eq!(
+        (
+            count(&summary, "created"),
+            count(&summary, "skipped"),
+            count(&summary, "rejected")
+        ),
+        (good(n), 0, n as u64 - good(n)),
+        "the lost jobs' users are ours: {summary}"
+    );
+    assert!(count(&summary, "retries") >= 3, "{summary}");
+    // Three chunks were each made into two jobs.
+    let files = watch.accepted_files();
+    let distinct: BTreeSet<&Vec<u8>> = files.iter().map(|(_, f)| f).collect();
+    assert_eq!(files.len(), distinct.len() + 3, "three files sent twice");
+    assert_same_users(
+        &tenant_as_expected(&live),
+        &expected_users(&records),
+        "the tenant against the good records",
+    );
+    assert_eq!(live.tenant.sandbox.stats().writes.created, good(n));
+}
