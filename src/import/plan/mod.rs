@@ -378,7 +378,8 @@ pub fn plan(record: &User, options: &PlanOptions) -> Result<Planned, Invalid> {
         let password = match &hash {
             // The hash is the user's password: the job creates the user with it.
             Some(hash) => hash_applies(hash, options).map(|()| None),
-            None => creation_password(password, &options.passwords, connection).map(Some),
+            None => creation_password(password, &options.passwords, connection, options.engine)
+                .map(Some),
         };
         match password {
             Ok(password) => Some(create_body(CreateParts {

@@ -5,16 +5,28 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use serde_json::Value;
 
-use super::{Invalid, Passwords, code, invalid};
+use super::{Engine, Invalid, Passwords, code, invalid};
 
 /// The password a create sends: random, or the record's field (checked, never echoed).
 pub(super) fn creation_password(
     field_value: Option<Value>,
     passwords: &Passwords,
     connection: &str,
+    engine: Engine,
 ) -> Result<String, Invalid> {
     match passwords {
         Passwords::Random => Ok(random_password()),
+        // An import job takes no clear-text password (so no --password-field): a hash, or none.
+        Passwords::None if engine == Engine::Job => Err(invalid(
+            code::MISSING_PASSWORD,
+            "password",
+            format!(
+                "creating a user in database connection {connection} through an import job \
+                 needs a password hash (`password_hash`, `custom_password_hash`, or \
+                 --password-hashes FILE); or pass --passwords random to create users without \
+                 one, who set theirs through a password-change ticket (--tickets)"
+            ),
+        )),
         Passwords::None => Err(invalid(
             code::MISSING_PASSWORD,
             "password",
