@@ -74,6 +74,29 @@ fn records(n: usize, tag: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Whether record `i` of the crash test brings a password hash.
+fn has_hash(i: usize) -> bool {
+    i % 2 == 0
+}
+
+/// The password a legacy store held for record `i`.
+fn legacy_password(i: usize) -> String {
+    format!("Legacy-{i}-secret!")
+}
+
+/// A `custom_password_hash`: SHA-256 over a salt (its prefix) and the password, in hex.
+fn sha256_hash(password: &str, i: usize) -> Value {
+    use sha2::Digest as _;
+    let salt = format!("s{i:07}");
+    let digest = sha2::Sha256::digest(format!("{salt}{password}").as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    json!({
+        "algorithm": "sha256",
+        "hash": {"value": hex, "encoding": "hex"},
+        "salt": {"value": salt, "encoding": "utf8", "position": "prefix"},
+    })
+}
+
 fn is_bad(i: usize) -> bool {
     i % 23 == 7
 }
@@ -758,7 +781,17 @@ fn a_job_import_killed_at_seeded_points_creates_each_user_once_and_ends_as_a_cle
     let seed = 0x10b5_0003_u64;
     let n = scaled(400, 2_000);
     let kills = scaled(7, 40);
-    let records = records(n, "crash");
+    // A legacy store's migration: every other record brings its password as a salted SHA-256.
+    let records: Vec<Value> = records(n, "crash")
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut record)| {
+            if has_hash(i) {
+                record["custom_password_hash"] = sha256_hash(&legacy_password(i), i);
+            }
+            record
+        })
+        .collect();
     let args = |dir: &Path| -> Vec<String> {
         let tickets = dir.join("tickets.ndjson").display().to_string();
         ["--quiet", "--job-file-bytes", "8000", "--tickets", &tickets]
@@ -985,7 +1018,48 @@ fn a_job_import_killed_at_seeded_points_creates_each_user_once_and_ends_as_a_cle
         good(n),
         "each user was created once"
     );
-    // Tickets: a line for each created user, once, whichever run made the user.
+    // Every user who brought a hash signs in with their old password, whichever run made them.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let login = |record: &Value, password: &str| -> bool {
+        let body = json!({
+            "email": record["email"],
+            "connection": record["connection"],
+            "password": password,
+        });
+        let url = format!("{}/__sandbox/login", live.domain());
+        runtime.block_on(async {
+            let answer: Value = http
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answer["ok"] == true
+        })
+    };
+    let hashed: Vec<(usize, &Value)> = records
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| has_hash(*i) && !is_bad(*i))
+        .collect();
+    assert!(!hashed.is_empty());
+    for (i, record) in &hashed {
+        assert!(
+            login(record, &legacy_password(*i)),
+            "record {i} signs in with its old password"
+        );
+    }
+    assert!(!login(hashed[0].1, "not-the-password"), "a wrong password is refused");
+    let hashed_ids: BTreeSet<String> = hashed.iter().map(|(_, r)| expected_id(r)).collect();
+
+    // Tickets: a line for each created user without a hash, once, whichever run made the user.
     let lines = ticket_lines(&dir.path().join("tickets.ndjson"));
     let ids: Vec<&str> = lines
         .iter()
@@ -994,20 +1068,28 @@ fn a_job_import_killed_at_seeded_points_creates_each_user_once_and_ends_as_a_cle
     let unique: BTreeSet<&str> = ids.iter().copied().collect();
     assert_eq!(ids.len(), unique.len(), "no user has two ticket lines");
     let users = tenant_users(&live);
+    let without_hash: BTreeSet<&str> = users
+        .keys()
+        .map(String::as_str)
+        .filter(|id| !hashed_ids.contains(*id))
+        .collect();
     assert_eq!(
-        unique,
-        users.keys().map(String::as_str).collect::<BTreeSet<_>>(),
-        "every created user has a ticket line"
+        unique, without_hash,
+        "every created user without a hash has a ticket line, and no other"
     );
     assert!(lines.iter().all(|l| l["ticket"].is_string()));
     let counts = live.tenant.sandbox.ticket_counts();
-    assert_eq!(counts.len(), users.len(), "a ticket for every user");
+    assert_eq!(
+        counts.len(),
+        without_hash.len(),
+        "a ticket for every user without a hash"
+    );
     // A kill between the tenant's answer and the line costs that user a second ticket.
     let asked: usize = counts.values().sum();
     assert!(
-        asked - users.len() <= auth0_bulk::import::tickets::IN_FLIGHT * landed.len(),
+        asked - without_hash.len() <= auth0_bulk::import::tickets::IN_FLIGHT * landed.len(),
         "{asked} tickets for {} users",
-        users.len()
+        without_hash.len()
     );
     drop(clean_dir);
     drop(dir);
