@@ -159,9 +159,10 @@ impl Client {
         decode(&bytes, "POST /api/v2/jobs/users-exports")
     }
 
-    /// Polls `GET /api/v2/jobs/{id}` until the job ends (completed or failed), with a pause
-    /// that grows from half a second to [`POLL_CAP`] and is shortened by the job's own
-    /// `time_left_seconds`; `seen` hears every answer (for progress). `None` once the job is
+    /// Polls `GET /api/v2/jobs/{id}` until the job ends (completed or failed): after the job's
+    /// own estimate when it gives one (`time_left_seconds`, between [`POLL_FIRST`] and
+    /// [`POLL_CAP`], so a wrong estimate costs little), else after a pause that doubles from
+    /// the first to the cap. `seen` hears every answer (for progress). `None` once the job is
     /// unknown or purged; `ApiError::Cancelled` when the run is interrupted meanwhile.
     pub async fn wait_for_job(
         &self,
@@ -177,11 +178,11 @@ impl Client {
             if job.ended() {
                 return Ok(Some(job));
             }
-            let hint = job
-                .time_left_seconds
-                .map(Duration::from_secs)
-                .unwrap_or(pause);
-            self.sleep(hint.clamp(POLL_FIRST, pause)).await?;
+            let wait = match job.time_left_seconds {
+                Some(left) => Duration::from_secs(left).clamp(POLL_FIRST, POLL_CAP),
+                None => pause,
+            };
+            self.sleep(wait).await?;
             pause = (pause * 2).min(POLL_CAP);
         }
     }
