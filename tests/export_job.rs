@@ -454,6 +454,41 @@ fn a_file_that_breaks_off_is_fetched_again_and_the_users_written_are_passed_over
 }
 
 #[test]
+fn a_connection_the_job_cannot_name_is_refused_before_any_file_is_written() {
+    let without_scope = Live::start(SandboxOptions {
+        generate: 10,
+        scopes: Some(vec!["read:users".into()]),
+        ..Default::default()
+    });
+    let live = tenant(10, 1_000_000.0);
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("users.ndjson");
+    for (tenant, connection, says) in [
+        (
+            &without_scope,
+            "legacy-db",
+            "needs the read:connections scope",
+        ),
+        (
+            &live,
+            "no-such-db",
+            "the tenant has no connection of that name",
+        ),
+    ] {
+        let ran = run(export(tenant)
+            .args(["--engine", "job", "--connection", connection, "--output"])
+            .arg(&output));
+        ran.expect_code(2);
+        assert!(ran.stderr.contains(says), "{}", ran.stderr);
+        assert!(!output.exists() && !state_of(&output).exists());
+        assert_eq!(
+            requests(tenant, "POST", "/api/v2/jobs/users-exports").len(),
+            0
+        );
+    }
+}
+
+#[test]
 fn query_since_and_users_are_refused_with_the_job_engine_before_any_request() {
     let live = tenant(10, 1_000_000.0);
     let dir = tempfile::tempdir().unwrap();
