@@ -7,11 +7,14 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 
+use serde_json::value::RawValue;
+
 use crate::api::Listed;
-use crate::state::{StateDir, open_private, private_options};
+use crate::state::StateDir;
+use crate::state::log::open_log;
 
 /// The file name in the run state.
 pub const FILE: &str = "caught-up.ndjson";
@@ -31,37 +34,33 @@ impl CaughtUp {
             return Ok(CaughtUp::default());
         };
         let path = state.file(FILE);
-        let mut file = open_private(private_options().read(true).write(true).create(true), &path)?;
+        let mut lines: Vec<Box<RawValue>> = Vec::new();
+        let (file, _) = open_log(&path, "a user_id", |line| lines.push(line))?;
+        if (lines.len() as u64) < count {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} holds {} users but the checkpoint counts {count}; the run state was \
+                     changed outside this run (start over with --fresh)",
+                    path.display(),
+                    lines.len()
+                ),
+            ));
+        }
         let mut ids = HashSet::new();
-        let mut good = 0u64;
-        let mut reader = BufReader::new(&mut file);
-        let mut line = String::new();
-        while (ids.len() as u64) < count {
-            line.clear();
-            let read = reader.read_line(&mut line)?;
-            if read == 0 || !line.ends_with('\n') {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "{} holds {} users but the checkpoint counts {count}; the run state \
-                         was changed outside this run (start over with --fresh)",
-                        path.display(),
-                        ids.len()
-                    ),
-                ));
-            }
-            let id: String = serde_json::from_str(line.trim_end()).map_err(|e| {
+        let mut counted = 0u64;
+        for line in lines.iter().take(count as usize) {
+            let id: String = serde_json::from_str(line.get()).map_err(|e| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("{}: a line is not a user_id ({e})", path.display()),
                 )
             })?;
-            good += read as u64;
+            // Each line is as `record` wrote it: the JSON string and a `\n`.
+            counted += line.get().len() as u64 + 1;
             ids.insert(id);
         }
-        drop(reader);
-        file.set_len(good)?;
-        file.seek(SeekFrom::Start(good))?;
+        file.set_len(counted)?;
         Ok(CaughtUp {
             ids,
             log: Some((file, path)),
