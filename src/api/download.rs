@@ -132,11 +132,6 @@ impl Download {
             .await
             .map_err(|e| DownloadError::transport(&self.link, &e))
     }
-
-    /// The body's length, when the host says.
-    pub fn length(&self) -> Option<u64> {
-        self.response.content_length()
-    }
 }
 
 impl Client {

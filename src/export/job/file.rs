@@ -126,13 +126,11 @@ enum Failure {
 
 impl From<DownloadError> for Attempt {
     fn from(error: DownloadError) -> Attempt {
-        match error {
-            e @ (DownloadError::Refused { .. }
-            | DownloadError::Unavailable { .. }
-            | DownloadError::Transport { fatal: false, .. }) => {
-                Attempt::Again(Failure::Download(e))
-            }
-            fatal => Attempt::Fatal(fatal.to_string()),
+        // A refused link has expired (or was never good): a fresh one may not be.
+        if error.is_transient() || matches!(error, DownloadError::Refused { .. }) {
+            Attempt::Again(Failure::Download(error))
+        } else {
+            Attempt::Fatal(error.to_string())
         }
     }
 }
