@@ -389,6 +389,88 @@ fn a_job_export_killed_at_seeded_points_ends_as_a_clean_run_with_every_user_once
 }
 
 #[test]
+fn a_job_export_killed_in_a_long_catch_up_ends_as_a_clean_run_with_every_user_once() {
+    let users = scaled(4_000, 20_000);
+    let live = tenant(users, 1_000_000.0);
+    // Every other user changed "lately" (a stamp ahead of the clock, so it stays past the
+    // catch-up's mark however long the test runs): the catch-up writes half the tenant, and
+    // the job's copies of those users are left out.
+    let lately = chrono::Utc::now() + chrono::Duration::minutes(30);
+    let lately = lately.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let changed: Vec<_> = live
+        .tenant
+        .sandbox
+        .users()
+        .into_iter()
+        .step_by(2)
+        .map(|mut user| {
+            user.insert("updated_at".into(), Value::String(lately.clone()));
+            user
+        })
+        .collect();
+    live.tenant.sandbox.insert_users(changed);
+    let name = "users.ndjson";
+    let args = ["--engine", "job"];
+    let clean_dir = tempfile::tempdir().unwrap();
+    let (clean, clean_run) = clean_export(&live, clean_dir.path(), name, &args);
+    let says = format!("{} users changed while it ran", users / 2);
+    assert!(clean_run.stderr.contains(&says), "{}", clean_run.stderr);
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join(name);
+    let state = state_of(&output);
+    let command = || {
+        let mut command = export(&live);
+        command
+            .arg("--output")
+            .arg(&output)
+            .args(args)
+            .arg("--json");
+        command
+    };
+    let stage = || checkpoint(&state).map(|c| (c["job"]["stage"].clone(), c["users"].clone()));
+    let jobs_before = requests(&live, "POST", "/api/v2/jobs/users-exports").len();
+    // Killed while the catch-up reads its first pages, then once it has written some of them.
+    let running = Running::spawn(&mut command());
+    wait_until(Duration::from_secs(120), "the catch-up", || {
+        stage().is_some_and(|(s, _)| s == "catching_up")
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    running.kill();
+    assert_consistent(&output, &clean);
+    let running = Running::spawn(&mut command());
+    wait_until(
+        Duration::from_secs(120),
+        "a part of the catch-up written",
+        || stage().is_some_and(|(s, users)| s != "catching_up" || users.as_u64() > Some(0)),
+    );
+    let (at, written) = stage().unwrap();
+    running.kill();
+    assert_consistent(&output, &clean);
+    eprintln!("second kill: stage {at}, {written} users written");
+    let ran = run(&mut command());
+    ran.expect_code(0);
+    assert_eq!(ran.summary()["job"]["caught_up"], users / 2);
+    assert_eq!(ran.summary()["job"]["replaced"], users / 2);
+    assert_eq!(
+        requests(&live, "POST", "/api/v2/jobs/users-exports").len(),
+        jobs_before + 1,
+        "the resumed runs polled the first run's job"
+    );
+    assert!(
+        read(&output) == clean,
+        "after the kills the file differs from a clean run's"
+    );
+    let api_dir = tempfile::tempdir().unwrap();
+    clean_export(&live, api_dir.path(), name, &[]);
+    assert_same_users(
+        "killed in the catch-up",
+        &users_of(&output),
+        &users_of(&api_dir.path().join(name)),
+    );
+}
+
+#[test]
 fn an_expired_link_is_refreshed_not_fatal() {
     // Each API request takes 60 ms, and a link lives 50 ms: the link of the poll that saw the
     // job complete has expired by the time the catch-up pass is done with the API.
