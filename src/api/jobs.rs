@@ -160,8 +160,8 @@ impl Client {
     }
 
     /// Polls `GET /api/v2/jobs/{id}` until the job ends (completed or failed): after the job's
-    /// own estimate when it gives one (`time_left_seconds`, between [`POLL_FIRST`] and
-    /// [`POLL_CAP`], so a wrong estimate costs little), else after a pause that doubles from
+    /// own estimate when it gives one (`time_left_seconds`, between `POLL_FIRST` and
+    /// `POLL_CAP`, so a wrong estimate costs little), else after a pause that doubles from
     /// the first to the cap. `seen` hears every answer (for progress). `None` once the job is
     /// unknown or purged; `ApiError::Cancelled` when the run is interrupted meanwhile.
     pub async fn wait_for_job(

@@ -16,7 +16,7 @@
 //!    walk, `updated_at` at or after the job's creation less [`CATCH_UP_REACH_BACK`]) writes
 //!    every user changed since then to the output first, and records their `user_id`s
 //!    ([`caught_up`]). The walk resumes as an API export does, from the plan in the checkpoint.
-//! 3. **Reading.** The job's file is streamed (fresh link in hand, see [`file`]): gunzipped as
+//! 3. **Reading.** The job's file is streamed (fresh link in hand, see `file.rs`): gunzipped as
 //!    it arrives, cut into lines, and written in batches through the encoder; a user the
 //!    catch-up wrote is left out (its copy there is the newer one). The checkpoint counts the
 //!    lines done. The file of a job never changes, so a transfer that breaks off, a link that
@@ -32,7 +32,7 @@
 //! the user's page before the delete keeps it too); and a root attribute outside the profile
 //! fields the job names (an identity provider's own, say `locale`) is in an API export only.
 //!
-//! **Memory.** One batch of the file (at most [`file::BATCH_USERS`] users or about 1 MiB) and
+//! **Memory.** One batch of the file (at most 500 users or about 1 MiB) and
 //! the line being cut are held at a time, whatever the tenant's size. The catch-up holds one
 //! window of pages, as an API export does, and the `user_id`s of the users it wrote (about
 //! 100 bytes each): a tenant's changes during one job, not its size. The ids are kept on disk
