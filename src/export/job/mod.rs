@@ -202,7 +202,9 @@ pub async fn prepare(
 /// (Auth0's job exports a predefined few without `fields`), or the roots `--fields` selects,
 /// less the roots `--exclude-fields` names; `user_id` always, to match the catch-up's users.
 pub fn job_fields(shape: &Shape) -> Vec<&'static str> {
-    let root = |f: &str| f.split('.').next().unwrap_or_default().to_string();
+    fn root(field: &str) -> &str {
+        field.split('.').next().unwrap_or_default()
+    }
     PROFILE_COLUMNS
         .iter()
         .copied()
@@ -210,6 +212,7 @@ pub fn job_fields(shape: &Shape) -> Vec<&'static str> {
             *field == "user_id"
                 || match &shape.include {
                     Some(include) => include.iter().any(|f| root(f) == *field),
+                    // A metadata path leaves the rest of its object in: the job asks for it.
                     None => !shape.exclude.iter().any(|f| f == field),
                 }
         })
