@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use auth0_bulk::sandbox::SandboxOptions;
@@ -94,13 +95,20 @@ fn assert_same_users(what: &str, job: &BTreeMap<String, Value>, api: &BTreeMap<S
     }
 }
 
-/// `export --engine job --output DIR/NAME ARGS --json`, run to its end with exit 0.
-fn job_export(live: &Live, dir: &Path, name: &str, args: &[&str]) -> Value {
-    let ran = run(export(live)
+/// `export --engine job --output OUTPUT ARGS --json`, to run.
+fn job_command(live: &Live, output: &Path, args: &[&str]) -> Command {
+    let mut command = export(live);
+    command
         .args(["--engine", "job", "--output"])
-        .arg(dir.join(name))
+        .arg(output)
         .args(args)
-        .arg("--json"));
+        .arg("--json");
+    command
+}
+
+/// [`job_command`] into `DIR/NAME`, run to its end with exit 0: its summary.
+fn job_export(live: &Live, dir: &Path, name: &str, args: &[&str]) -> Value {
+    let ran = run(&mut job_command(live, &dir.join(name), args));
     ran.expect_code(0);
     ran.summary()
 }
@@ -189,12 +197,7 @@ fn users_changed_while_the_job_runs_are_exported_with_their_new_values() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("users.ndjson");
     let state = state_of(&output);
-    let running = Running::spawn(
-        export(&live)
-            .args(["--engine", "job", "--output"])
-            .arg(&output)
-            .arg("--json"),
-    );
+    let running = Running::spawn(&mut job_command(&live, &output, &[]));
     wait_until(Duration::from_secs(60), "the job in the checkpoint", || {
         checkpoint(&state).is_some_and(|c| c["job"]["id"].is_string())
     });
@@ -274,14 +277,7 @@ fn a_job_export_killed_while_its_job_runs_polls_that_job_when_run_again() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("users.ndjson.gz");
     let state = state_of(&output);
-    let command = || {
-        let mut command = export(&live);
-        command
-            .args(["--engine", "job", "--output"])
-            .arg(&output)
-            .arg("--json");
-        command
-    };
+    let command = || job_command(&live, &output, &[]);
     // Twice killed while the job is held, between two polls.
     for _ in 0..2 {
         let running = Running::spawn(&mut command());
@@ -316,9 +312,14 @@ fn a_job_export_killed_at_seeded_points_ends_as_a_clean_run_with_every_user_once
     // member at the slowest level and a checkpoint, so kills land in every stage.
     let live = tenant(users, 4_000.0);
     let name = "users.csv.gz";
-    let args = ["--engine", "job", "--gzip-level", "9"];
+    let args = ["--gzip-level", "9"];
     let clean_dir = tempfile::tempdir().unwrap();
-    let (clean, clean_run) = clean_export(&live, clean_dir.path(), name, &args);
+    let (clean, clean_run) = clean_export(
+        &live,
+        clean_dir.path(),
+        name,
+        &["--engine", "job", "--gzip-level", "9"],
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join(name);
@@ -345,15 +346,7 @@ fn a_job_export_killed_at_seeded_points_ends_as_a_clean_run_with_every_user_once
         0x10b_0001,
         scaled(6, 40),
         clean_run.elapsed,
-        || {
-            let mut command = export(&live);
-            command
-                .arg("--output")
-                .arg(&output)
-                .args(args)
-                .arg("--json");
-            command
-        },
+        || job_command(&live, &output, &args),
         progress,
         |_| {
             assert_consistent(&output, &clean);
@@ -410,24 +403,15 @@ fn a_job_export_killed_in_a_long_catch_up_ends_as_a_clean_run_with_every_user_on
         .collect();
     live.tenant.sandbox.insert_users(changed);
     let name = "users.ndjson";
-    let args = ["--engine", "job"];
     let clean_dir = tempfile::tempdir().unwrap();
-    let (clean, clean_run) = clean_export(&live, clean_dir.path(), name, &args);
+    let (clean, clean_run) = clean_export(&live, clean_dir.path(), name, &["--engine", "job"]);
     let says = format!("{} users changed while it ran", users / 2);
     assert!(clean_run.stderr.contains(&says), "{}", clean_run.stderr);
 
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join(name);
     let state = state_of(&output);
-    let command = || {
-        let mut command = export(&live);
-        command
-            .arg("--output")
-            .arg(&output)
-            .args(args)
-            .arg("--json");
-        command
-    };
+    let command = || job_command(&live, &output, &[]);
     let stage = || checkpoint(&state).map(|c| (c["job"]["stage"].clone(), c["users"].clone()));
     let jobs_before = requests(&live, "POST", "/api/v2/jobs/users-exports").len();
     // Killed while the catch-up reads its first pages, then once it has written some of them.
