@@ -53,10 +53,12 @@ pub enum Command {
     ///
     /// Reads the tenant in created_at windows at its rate limit, retries 429s and transient
     /// failures, and checkpoints after every batch: run the same command again after a crash or
-    /// Ctrl-C and it resumes, producing the same bytes as a clean run.
+    /// Ctrl-C and it resumes, producing the same bytes as a clean run. --engine job reads a
+    /// whole large tenant through one Auth0 bulk-export job instead.
     ///
     /// Examples:
     ///   auth0-bulk export --domain acme.eu.auth0.com --output users.ndjson.gz
+    ///   auth0-bulk export --engine job --output all-users.ndjson.gz
     ///   auth0-bulk export --query 'app_metadata.plan:"pro"' --output pro.csv --csv-metadata flatten
     ///   auth0-bulk export --since last --output nightly.ndjson --state /var/lib/auth0-bulk/nightly
     #[command(verbatim_doc_comment)]
@@ -313,6 +315,16 @@ pub struct ExportArgs {
     /// Replace an existing --output file that no run of this job wrote.
     #[arg(long)]
     pub overwrite: bool,
+
+    /// How users are read. `api`: pages of GET /api/v2/users in created_at windows, every
+    /// selection (--query, --since, --users). `job`: one Auth0 bulk-export job of every user
+    /// (or one --connection's), for full exports of large tenants: one job and one download
+    /// instead of thousands of list pages. Users changed while the job ran are read again
+    /// through the API, so the output holds the same users as an `api` export, in another
+    /// order. The job has no query or updated_at filter: no --query, --since or --users. It
+    /// needs read:users (and read:connections with --connection).
+    #[arg(long, value_enum, default_value_t = EngineFlag::Api)]
+    pub engine: EngineFlag,
 
     /// Output format; default from the extension (`.csv`, `.csv.gz`), else ndjson. It must fit
     /// the output's extension when it has one.

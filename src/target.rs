@@ -120,7 +120,9 @@ pub fn parse_domain(domain: &str) -> Result<Url, TargetError> {
     Ok(url)
 }
 
-fn is_loopback(url: &Url) -> bool {
+/// Whether `url`'s host is a loopback address (`localhost`, 127.0.0.0/8, `::1`): the only hosts
+/// plain http may reach, for `--domain` and for a link the tenant hands out alike.
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(host)) => host.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),

@@ -98,12 +98,15 @@ const MAX_RENEWALS: u32 = 3;
 /// The Management API client. Cheap to share behind an `Arc`.
 pub struct Client {
     http: reqwest::Client,
+    /// For files behind links the tenant hands out (see [`super::download`]): no token, no
+    /// decoding, no limit on the whole transfer (only on each read).
+    pub(super) files: reqwest::Client,
     target: Target,
     pace: Pace,
     workers: Workers,
     backoff: Backoff,
     token: tokio::sync::Mutex<Option<Token>>,
-    metrics: Metrics,
+    pub(super) metrics: Metrics,
     cancel: CancellationToken,
     /// The tenant has answered at least once (any status): from then on a connection that
     /// fails is transient, not a wrong domain.
@@ -133,8 +136,22 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("the HTTP client builds with static settings");
+        let files = reqwest::Client::builder()
+            .user_agent(concat!("auth0-bulk/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            // A file of a million users takes minutes to stream: a whole-request limit would
+            // cut it, a read that stalls this long is a broken transfer.
+            .read_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(5))
+            // A pre-signed link does not redirect; one that does leads to a host never checked.
+            .redirect(reqwest::redirect::Policy::none())
+            // The file is gzip itself: the caller decompresses it as it streams.
+            .no_gzip()
+            .build()
+            .expect("the HTTP client builds with static settings");
         Client {
             http,
+            files,
             target,
             pace: Pace::shared(throttle),
             workers: Workers::new(None),
@@ -325,7 +342,8 @@ impl Client {
         }
     }
 
-    async fn sleep(&self, delay: Duration) -> Result<(), ApiError> {
+    /// Waits `delay`, unless the run is interrupted first.
+    pub(super) async fn sleep(&self, delay: Duration) -> Result<(), ApiError> {
         tokio::select! {
             _ = tokio::time::sleep(delay) => Ok(()),
             _ = self.cancel.cancelled() => Err(ApiError::Cancelled),
@@ -553,7 +571,7 @@ fn redirect(what: &str, response: &reqwest::Response) -> ApiError {
 /// Whether the TLS handshake failed because the server's certificate was refused (unknown
 /// issuer, wrong name, expired, ...). rustls reports it inside nested `io::Error`s, which hide
 /// their inner error from `source()`, so each one is opened too.
-fn refused_certificate(error: &reqwest::Error) -> bool {
+pub(super) fn refused_certificate(error: &reqwest::Error) -> bool {
     fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
         if matches!(
             e.downcast_ref::<rustls::Error>(),
@@ -570,7 +588,7 @@ fn refused_certificate(error: &reqwest::Error) -> bool {
 }
 
 /// A transport error in words, without the URL's query (which could be long) or any header.
-fn describe(error: &reqwest::Error) -> String {
+pub(super) fn describe(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {

@@ -23,12 +23,14 @@
 //! |------|-------|
 //! | `client.rs` | the [`Client`]: its token, the send loop (pace, retry, renewal), [`Counts`] |
 //! | `users.rs` | the users calls, what they return ([`Listed`], [`UsersPage`], [`User`]) |
-//! | `jobs.rs` | the bulk-import job calls: connections, jobs, their errors |
+//! | `jobs.rs` | the bulk job calls: connections, import and export jobs, polling, errors |
+//! | `download.rs` | a file behind a link the tenant hands out, fetched without the token |
 //! | `tickets.rs` | password-change tickets |
 //! | `scan.rs` | the one-pass read of a list page's JSON, checked against serde |
 //! | `error.rs` | [`ApiError`], why a call failed |
 
 mod client;
+mod download;
 mod error;
 mod jobs;
 pub(crate) mod scan;
@@ -36,6 +38,7 @@ mod tickets;
 mod users;
 
 pub use client::{Client, Counts, Metrics};
+pub use download::{Download, DownloadError, Link};
 pub use error::ApiError;
-pub use jobs::{Connection, ImportJob, Job, JobErrorDetail, JobSummary, JobUserError};
+pub use jobs::{Connection, ExportJob, ImportJob, Job, JobErrorDetail, JobSummary, JobUserError};
 pub use users::{ListQuery, Listed, User, UsersPage, encode_segment};

@@ -68,7 +68,8 @@ impl From<MetadataFlag> for MetadataStrategy {
     }
 }
 
-/// `import --engine`.
+/// `import --engine` and `export --engine` (an export's job engine needs settings from the
+/// tenant, so `commands::export` builds its engine itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EngineFlag {
     Api,

@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::cli::{CsvMetadata, ExportArgs, OutputFormat};
+use crate::cli::{CsvMetadata, EngineFlag, ExportArgs, OutputFormat};
 use crate::exit::{RunOutcome, UsageError};
 use crate::export::encode::{Encoder, Shape};
-use crate::export::{self, ExportError, ExportSpec, ExportSummary, Output, Since, checkpoint};
+use crate::export::{
+    self, Engine, ExportError, ExportSpec, ExportSummary, Output, Since, checkpoint, job,
+};
 use crate::format::fields;
 use crate::progress::Progress;
 use crate::query::Query;
@@ -30,6 +32,7 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
         .into());
     }
     let encoder = encoder(&args, &name)?;
+    job_engine_problem(&args).map_err(UsageError)?;
     if let Some(q) = &args.query {
         // Auth0 would refuse it with a 400 on the first page; the column is in the user's text.
         Query::parse(q).map_err(|e| UsageError(format!("--query: {e} (in `{q}`)")))?;
@@ -65,6 +68,11 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     }
     let resolved = common::resolve_target(&args.target).await?;
     let mut spec = ExportSpec {
+        // The job's settings need the tenant: filled in once it is reached.
+        engine: match args.engine {
+            EngineFlag::Api => Engine::Api,
+            EngineFlag::Job => Engine::Job(job::JobSettings::default()),
+        },
         query: args.query.clone(),
         connection: args.connection.clone(),
         since,
@@ -101,6 +109,11 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
         spec.output.name()
     );
     common::reach(&client, spec.state.as_deref()).await?;
+    if let Engine::Job(settings) = &mut spec.engine {
+        *settings = job::prepare(&client, spec.connection.as_deref())
+            .await
+            .map_err(failure)?;
+    }
     let progress = Progress::new(args.run.quiet, "users");
     let result = export::run(&spec, &client, &progress, &cancel).await;
     progress.finish();
@@ -124,6 +137,34 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     Ok(outcome)
 }
 
+/// What `--engine job` cannot do with the other flags, said before anything is sent.
+fn job_engine_problem(args: &ExportArgs) -> Result<(), String> {
+    if args.engine != EngineFlag::Job {
+        return Ok(());
+    }
+    let why = "Auth0's export job takes no query and no updated_at filter: it exports every \
+               user, or one --connection's";
+    if args.query.is_some() {
+        return Err(format!(
+            "--query with --engine job: {why}; export with --engine api (the default) to select \
+             users by query"
+        ));
+    }
+    if args.since.is_some() {
+        return Err(format!(
+            "--since with --engine job: {why}; export with --engine api (the default) for the \
+             users changed since a time"
+        ));
+    }
+    if args.users.is_some() {
+        return Err(format!(
+            "--users with --engine job: {why}; export with --engine api (the default) to fetch \
+             listed users"
+        ));
+    }
+    Ok(())
+}
+
 /// The closing summary in words.
 fn summary_lines(summary: &ExportSummary) -> Vec<String> {
     let mut lines = Vec::new();
@@ -134,6 +175,13 @@ fn summary_lines(summary: &ExportSummary) -> Vec<String> {
             summary.throttled, summary.retries,
             if summary.resumed { ", resumed from a checkpoint" } else { "" }
         ));
+        if let Some(job) = &summary.job {
+            lines.push(format!(
+                "Export job {}: {} users changed while it ran were read again through the API \
+                 (the catch-up pass); {} of its file's copies were left out for them.",
+                job.id, job.caught_up, job.replaced
+            ));
+        }
         lines.extend(common::budgets_line(&summary.budgets));
         if summary.not_found > 0 {
             lines.push(format!(
@@ -174,6 +222,8 @@ fn failure(error: ExportError) -> anyhow::Error {
         // The state itself is the problem (locked, unreadable): re-running alone cannot help.
         ExportError::State(e) => e.into(),
         ExportError::Walk(crate::export::walk::WalkError::Api(e)) => common::api_failure(e),
+        // Each says what to do: run again, or start over with --fresh.
+        ExportError::Job(e) => e.into(),
         e => anyhow::Error::new(e)
             .context("the export stopped; run the same command again to resume"),
     }

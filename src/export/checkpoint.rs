@@ -19,17 +19,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::state::{self, resume, resume::JobOptions};
 
+use super::job::JobRun;
 use super::walk::{self, Cursor, Plan};
-use super::{ExportError, ExportSpec, Output, Since};
+use super::{Engine, ExportError, ExportSpec, Output, Since};
 
 /// The file name of the checkpoint in the run state.
 pub const CHECKPOINT: &str = "export.json";
-/// The format version of [`Saved`] this build writes.
-pub const FORMAT: &str = "2";
+/// The newest format version of [`Saved`] this build writes.
+pub const FORMAT: &str = "3";
 
 /// The checkpoint as stored, tagged with its format version. Version 2 adds the walk's plan;
 /// a version 1 checkpoint (an export started by an older auth0-bulk) resumes from its cursor
-/// as the start of a new plan.
+/// as the start of a new plan. Version 3 is a job export's (`--engine job`, with `job`): an
+/// older auth0-bulk, which knows no job, refuses it rather than resume it as a walk. An API
+/// export is still written as version 2, which older builds read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "version")]
 pub enum Saved {
@@ -37,12 +40,14 @@ pub enum Saved {
     V1(Checkpoint),
     #[serde(rename = "2")]
     V2(Checkpoint),
+    #[serde(rename = "3")]
+    V3(Checkpoint),
 }
 
 impl Saved {
     pub fn into_checkpoint(self) -> Checkpoint {
         match self {
-            Saved::V1(c) | Saved::V2(c) => c,
+            Saved::V1(c) | Saved::V2(c) | Saved::V3(c) => c,
         }
     }
 }
@@ -93,6 +98,10 @@ pub struct Checkpoint {
     /// The file the last completed run wrote, so the next run may replace it.
     #[serde(default)]
     pub last_output: Option<Written>,
+    /// `--engine job`: the export job and how far the run is with it (format 3). In a job
+    /// export, `upper`, `since`, `cursor` and `walk` are the catch-up walk's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobRun>,
 }
 
 /// A file a completed run wrote: its path and size when the run completed.
@@ -149,6 +158,7 @@ impl Checkpoint {
             written: false,
             last_completed_upper: previous_upper,
             last_output: previous.and_then(|c| c.last_output),
+            job: None,
         })
     }
 }
@@ -157,6 +167,10 @@ impl Checkpoint {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Options {
     pub output: String,
+    /// `job` for `--engine job`; absent for the API (and in states written before there was a
+    /// choice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     pub format: String,
     pub gzip: bool,
     /// `--gzip-level` of a gzipped output: a resumed run compresses its batches the same way,
@@ -178,6 +192,7 @@ impl Options {
         Options {
             // As given on the command line, with any `{date}` still in it.
             output: spec.template.name(),
+            engine: matches!(spec.engine, Engine::Job(_)).then(|| "job".into()),
             format: spec.encoder.format_name(),
             gzip: spec.gzip,
             gzip_level: spec.gzip.then_some(spec.gzip_level),
@@ -212,6 +227,7 @@ impl Options {
     pub fn named(&self) -> JobOptions {
         let named = JobOptions::new()
             .with("--output", self.output.clone())
+            .with_optional("--engine", self.engine.as_deref())
             .with("--format", self.format.clone())
             .with("gzip (the output's .gz)", self.gzip.to_string())
             .with_optional(
@@ -232,10 +248,15 @@ impl Options {
     }
 }
 
-/// The options of an export, as one line (what older states compare by).
+/// The options of an export, as one line (what older states compare by). A job export's ends
+/// in ` engine=job`; an API export's is as it always was.
 pub fn fingerprint(spec: &ExportSpec) -> String {
+    let engine = match spec.engine {
+        Engine::Api => "",
+        Engine::Job(_) => " engine=job",
+    };
     format!(
-        "domain={} query={:?} connection={:?} since={:?} users={:?} format={} gzip={} output={:?}",
+        "domain={} query={:?} connection={:?} since={:?} users={:?} format={} gzip={} output={:?}{engine}",
         spec.domain,
         spec.query,
         spec.connection,
@@ -403,7 +424,11 @@ pub fn begin(
 /// Saves the checkpoint in the run state, if the run has one.
 pub fn save(state: Option<&state::StateDir>, checkpoint: &Checkpoint) -> Result<(), ExportError> {
     if let Some(state) = state {
-        state.save(CHECKPOINT, &Saved::V2(checkpoint.clone()))?;
+        let saved = match checkpoint.job {
+            Some(_) => Saved::V3(checkpoint.clone()),
+            None => Saved::V2(checkpoint.clone()),
+        };
+        state.save(CHECKPOINT, &saved)?;
     }
     Ok(())
 }
@@ -475,6 +500,7 @@ mod tests {
     fn changed_options_are_named_with_both_values() {
         let before = Options {
             output: "u.ndjson".into(),
+            engine: None,
             format: "ndjson".into(),
             gzip: false,
             gzip_level: None,

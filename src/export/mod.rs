@@ -8,9 +8,14 @@
 //! steps that finish the file. A resumed run truncates the output to the checkpoint, re-uses the
 //! pages kept and reads only the rest of the plan, so its file is byte-identical to a clean
 //! run's.
+//!
+//! [`job`] is the other way in (`--engine job`): one Auth0 bulk-export job, a catch-up walk for
+//! the users changed while it ran, then the job's file streamed through the same encoder,
+//! sink and checkpoint.
 
 pub mod checkpoint;
 pub mod encode;
+pub mod job;
 mod list;
 mod output;
 pub mod pages;
@@ -63,9 +68,20 @@ pub enum Since {
     Last,
 }
 
+/// How the users are read (`--engine`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// List pages of `GET /api/v2/users`, in `created_at` windows ([`walk`]).
+    #[default]
+    Api,
+    /// One bulk-export job and a catch-up walk ([`job`]).
+    Job(job::JobSettings),
+}
+
 /// A validated export.
 #[derive(Debug, Clone)]
 pub struct ExportSpec {
+    pub engine: Engine,
     pub query: Option<String>,
     pub connection: Option<String>,
     pub since: Option<Since>,
@@ -106,6 +122,9 @@ pub struct ExportSummary {
     pub output: String,
     pub state: Option<String>,
     pub completed: bool,
+    /// `--engine job`: the job, and what the catch-up pass did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<job::JobReport>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +133,8 @@ pub enum ExportError {
     Walk(#[from] WalkError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Job(#[from] job::JobError),
     #[error("cannot write {path}")]
     Output {
         path: String,
@@ -157,10 +178,14 @@ pub async fn run(
                 checkpoint: &mut checkpoint,
                 state,
                 progress,
+                caught_up: None,
             };
-            match &spec.users_file {
-                Some(list) => list::export(client, list, &mut out, cancel).await,
-                None => export_walk(spec, client, &mut out, cancel).await,
+            match (&spec.users_file, &spec.engine) {
+                (Some(list), _) => list::export(client, list, &mut out, cancel).await,
+                (None, Engine::Job(settings)) => {
+                    job::export(spec, settings, client, &mut out, cancel).await
+                }
+                (None, Engine::Api) => export_walk(spec, client, &mut out, cancel).await,
             }
         }
         _ => Ok(()),
@@ -174,6 +199,10 @@ pub async fn run(
         Err(e) => return Err(e),
     }
     walk_output.finish(spec, state, &mut checkpoint, sink)?;
+    if let (Engine::Job(_), Some(state)) = (&spec.engine, state) {
+        // Only once the checkpoint says complete: until then a resume reads it back.
+        state.remove(job::caught_up::FILE)?;
+    }
     summary.completed = true;
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     let exit = if checkpoint.not_found > 0 {
@@ -208,6 +237,7 @@ impl ExportSummary {
             output: spec.output.name(),
             state: spec.state.as_ref().map(|p| p.display().to_string()),
             completed: false,
+            job: checkpoint.job.as_ref().map(job::JobReport::of),
         }
     }
 }

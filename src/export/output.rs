@@ -11,6 +11,7 @@ use crate::state::StateDir;
 
 use super::checkpoint::{self, Checkpoint, Written};
 use super::encode::{self, Encoder};
+use super::job::caught_up::CaughtUp;
 use super::sink::{self, Sink};
 use super::{ExportError, ExportSpec, Output};
 
@@ -163,6 +164,8 @@ pub(super) struct Batches<'a> {
     pub checkpoint: &'a mut Checkpoint,
     pub state: Option<&'a StateDir>,
     pub progress: &'a Progress,
+    /// A job export's catch-up pass: every user written is recorded in it (see [`CaughtUp`]).
+    pub caught_up: Option<CaughtUp>,
 }
 
 impl Batches<'_> {
@@ -182,6 +185,14 @@ impl Batches<'_> {
                 path: self.sink.name(),
                 source,
             })?;
+        if let Some(caught_up) = &mut self.caught_up {
+            caught_up
+                .record(users)
+                .map_err(|source| ExportError::Output {
+                    path: caught_up.name(),
+                    source,
+                })?;
+        }
         self.checkpoint.bytes = self.sink.bytes();
         self.checkpoint.users += users.len() as u64;
         record(self.checkpoint);

@@ -49,6 +49,15 @@ impl Live {
         self.runtime.block_on(future)
     }
 
+    /// Starts a task on the sandbox's runtime (a proxy in front of it).
+    pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.runtime.spawn(future)
+    }
+
     pub fn domain(&self) -> &str {
         self.tenant.sandbox.domain()
     }
@@ -108,6 +117,9 @@ pub fn user_id(user: &Map<String, Value>) -> &str {
 /// A proxy in front of a [`Live`] tenant that can go down: after [`Gate::go_down`] it answers
 /// every API request with 503 (and `Retry-After: 0`, so that the client's retries do not make
 /// the test slow) until [`Gate::heal`]. The token endpoint always works.
+///
+/// An export job's links lead through the gate too (the tenant's address in a job's answer is
+/// replaced by the gate's), so that [`Gate::cut_next_file`] can break a download off halfway.
 pub struct Gate {
     domain: String,
     inner: Arc<GateInner>,
@@ -116,32 +128,35 @@ pub struct Gate {
 
 struct GateInner {
     upstream: String,
+    /// The gate's own address, for the links it hands out.
+    domain: String,
     down: AtomicBool,
     refused: AtomicU64,
+    /// The next export file is sent only halfway, then the connection is dropped.
+    cut_file: AtomicBool,
     http: reqwest::Client,
 }
 
 impl Gate {
     /// A healthy gate in front of `live`.
     pub fn start(live: &Live) -> Gate {
+        let listener = live.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"));
+        let listener = listener.expect("the gate binds");
+        let addr = listener.local_addr().expect("the gate's address");
+        let domain = format!("http://{addr}");
         let inner = Arc::new(GateInner {
             upstream: live.domain().to_string(),
+            domain: domain.clone(),
             down: AtomicBool::new(false),
             refused: AtomicU64::new(0),
+            cut_file: AtomicBool::new(false),
             http: reqwest::Client::new(),
         });
         let app = axum::Router::new()
             .fallback(forward)
             .with_state(inner.clone());
-        let (domain, server) = live.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("the gate binds");
-            let addr = listener.local_addr().expect("the gate's address");
-            let server = tokio::spawn(async move {
-                let _ = axum::serve(listener, app).await;
-            });
-            (format!("http://{addr}"), server)
+        let server = live.spawn(async move {
+            let _ = axum::serve(listener, app).await;
         });
         Gate {
             domain,
@@ -163,6 +178,12 @@ impl Gate {
     /// From now on every request goes through.
     pub fn heal(&self) {
         self.inner.down.store(false, Ordering::SeqCst);
+    }
+
+    /// The next export file is sent only halfway (its full length announced), then the
+    /// connection is dropped: a transfer that breaks off.
+    pub fn cut_next_file(&self) {
+        self.inner.cut_file.store(true, Ordering::SeqCst);
     }
 
     /// API requests answered 503 so far.
@@ -234,7 +255,26 @@ async fn forward(State(gate): State<Arc<GateInner>>, request: Request) -> Respon
             response = response.header(name, value);
         }
     }
-    let body = answer.bytes().await.unwrap_or_default();
+    let mut body = answer.bytes().await.unwrap_or_default();
+    if path.starts_with("/api/v2/jobs/") {
+        // An export job's link leads through the gate.
+        let text = String::from_utf8_lossy(&body).replace(&gate.upstream, &gate.domain);
+        body = text.into_bytes().into();
+    }
+    if path.starts_with("/user-exports/") && gate.cut_file.swap(false, Ordering::SeqCst) {
+        use futures::StreamExt;
+        let half: Result<bytes::Bytes, std::io::Error> = Ok(body.slice(..body.len() / 2));
+        // The half goes out before the connection drops.
+        let cut = futures::stream::once(async {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            Err(std::io::Error::other("the gate cut the file off"))
+        });
+        let pieces = futures::stream::iter([half]).chain(cut);
+        return response
+            .header("content-length", body.len())
+            .body(Body::from_stream(pieces))
+            .unwrap_or_else(|_| Response::new(Body::empty()));
+    }
     response
         .body(Body::from(body))
         .unwrap_or_else(|_| Response::new(Body::empty()))

@@ -71,9 +71,6 @@ pub const SCOPES: [&str; 3] = ["read:connections", "create:users", "read:users"]
 
 /// How long a resumed run waits between tries when the tenant already runs two import jobs.
 const JOB_SLOT_WAIT: Duration = Duration::from_secs(5);
-/// The first and the longest pause between two polls of a job.
-const POLL_FIRST: Duration = Duration::from_millis(500);
-const POLL_CAP: Duration = Duration::from_secs(10);
 
 /// What the engine shares between chunks.
 pub(super) struct Engine<'a> {
@@ -396,7 +393,7 @@ impl Engine<'_> {
                     }
                 }
             };
-            match self.wait_for(&id).await? {
+            match self.client.wait_for_job(&id, |_| {}).await? {
                 Some(job) => break job,
                 None => {
                     // Purged or unknown: send the chunk again; what the first job made
@@ -499,27 +496,6 @@ impl Engine<'_> {
                 }
                 Err(e) => return Err(e),
             }
-        }
-    }
-
-    /// Polls a job until it ends; `None` when the tenant does not know it (purged).
-    async fn wait_for(&self, id: &str) -> Result<Option<Job>, ApiError> {
-        let mut pause = POLL_FIRST;
-        loop {
-            let Some(job) = self.client.get_job(id).await? else {
-                return Ok(None);
-            };
-            if job.ended() {
-                return Ok(Some(job));
-            }
-            // The job's own estimate when it gives one (at most a poll every POLL_CAP, so a
-            // wrong estimate costs little), else a pause that doubles.
-            let wait = match job.time_left_seconds {
-                Some(left) => Duration::from_secs(left).clamp(POLL_FIRST, POLL_CAP),
-                None => pause,
-            };
-            self.sleep(wait).await?;
-            pause = (pause * 2).min(POLL_CAP);
         }
     }
 
