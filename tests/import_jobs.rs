@@ -76,7 +76,7 @@ fn records(n: usize, tag: &str) -> Vec<Value> {
 
 /// Whether record `i` of the crash test brings a password hash.
 fn has_hash(i: usize) -> bool {
-    i % 2 == 0
+    i.is_multiple_of(2)
 }
 
 /// The password a legacy store held for record `i`.
@@ -1056,7 +1056,10 @@ fn a_job_import_killed_at_seeded_points_creates_each_user_once_and_ends_as_a_cle
             "record {i} signs in with its old password"
         );
     }
-    assert!(!login(hashed[0].1, "not-the-password"), "a wrong password is refused");
+    assert!(
+        !login(hashed[0].1, "not-the-password"),
+        "a wrong password is refused"
+    );
     let hashed_ids: BTreeSet<String> = hashed.iter().map(|(_, r)| expected_id(r)).collect();
 
     // Tickets: a line for each created user without a hash, once, whichever run made the user.
