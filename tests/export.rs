@@ -15,6 +15,7 @@ use crate::support::exports::{
     self, User, checkpoint, clean_export, expected_export, export, ndjson_users, parse, read,
     read_text, slow_tenant, state_of,
 };
+use crate::support::files_under;
 use crate::support::live::{Gate, Live, line_key, user_id};
 use crate::support::tenant::encode;
 
@@ -819,20 +820,6 @@ fn the_output_and_the_run_state_are_private_to_their_owner() {
         // The flattened CSV's first pass (user data) is gone once the CSV is written.
         assert_eq!(files, ["export.json", "lock"], "{name}");
     }
-}
-
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 fn assert_secret_absent(secret: &str, ran: &Ran, dir: &Path) {

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::support::child::{self, Ran, Running, run, wait_until};
 use crate::support::exports::{User, export};
+use crate::support::files_under;
 use crate::support::imports::{
     DB, LedgerView, assert_adds_up, assert_same_users, beside, changed, connection_of, count,
     empty_tenant, generated, import, object, read_ndjson, read_text, settable, settable_by_id,
@@ -49,20 +50,6 @@ fn routes(live: &Live) -> BTreeMap<String, usize> {
             request.path.as_str()
         };
         *out.entry(format!("{} {path}", request.method)).or_default() += 1;
-    }
-    out
-}
-
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
     }
     out
 }

@@ -24,6 +24,7 @@ use serde_json::{Map, Value, json};
 
 use crate::support::child::{Ran, Running, run, wait_until};
 use crate::support::exports::User;
+use crate::support::files_under;
 use crate::support::imports::{
     DB, LedgerView, assert_adds_up, assert_same_users, connection_of, count, import, read_ndjson,
     read_text, tenant_users, without_times, write_ndjson,
@@ -229,21 +230,6 @@ fn sorted_lines(path: &Path) -> Vec<String> {
     let mut lines: Vec<String> = read_text(path).lines().map(str::to_string).collect();
     lines.sort();
     lines
-}
-
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
 }
 
 fn beside(input: &Path, suffix: &str) -> PathBuf {

@@ -24,6 +24,7 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::support::child::{self, Ran, Running, run};
+use crate::support::files_under;
 use crate::support::live::{Gate, Live, user_id};
 
 /// The client secret of every tenant here: long and distinctive, so that any slice of it is
@@ -915,23 +916,6 @@ fn no_password_hash_in_anything_an_import_with_hashes_produces() {
 }
 
 // ---- 2. file modes ----------------------------------------------------------------------------
-
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries {
-        let path = entry.expect("a directory entry").path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
 
 /// Every directory under `dir`, recursively, `dir` included.
 fn dirs_under(dir: &Path) -> Vec<PathBuf> {
