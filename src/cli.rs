@@ -262,7 +262,7 @@ pub struct ImportArgs {
     /// {"user_id": ...} or {"email": ...} a line with the user's `custom_password_hash` (or
     /// bcrypt `password_hash`). Merged into the record with that user_id (`auth0|x` and `x` are
     /// one user) or email (in any case). Checked and indexed on disk before anything is sent;
-    /// a bad line stops the run (exit 2). Needs --engine job, in create or upsert mode.
+    /// a bad line stops the run (exit 2). Needs --engine job (create mode).
     #[arg(long, value_name = "FILE")]
     pub password_hashes: Option<PathBuf>,
 
