@@ -41,13 +41,32 @@ const JOB_FIELDS: &[&str] = &[
 pub struct Member {
     /// The record's position in the input (the ledger's key).
     pub ordinal: u64,
-    pub record: Record,
+    /// Its line in the input, for messages and the rejects file.
+    pub line: u64,
+    /// The record as read, as compact JSON, for the rejects file: a chunk's members wait for
+    /// their job, and text holds a few times less memory than the parsed object.
+    pub original: Box<str>,
     /// The user's id as the tenant knows it (`auth0|…`).
     pub user_id: String,
     pub email: Option<String>,
     /// The record's hash values, salts and keys: taken out of any message the tenant sends
     /// back about this user. Held in memory only.
     pub secrets: Vec<String>,
+}
+
+impl Member {
+    /// The record as the outcome stages take it (its object is [`Member::original`]).
+    pub fn record(&self) -> Record {
+        Record {
+            line: self.line,
+            result: Ok(serde_json::Map::new()),
+        }
+    }
+
+    /// The record's object as read.
+    pub fn original(&self) -> Option<Value> {
+        serde_json::from_str(&self.original).ok()
+    }
 }
 
 /// A users file for one import job.
@@ -261,10 +280,8 @@ mod tests {
     fn member(ordinal: u64) -> Member {
         Member {
             ordinal,
-            record: Record {
-                line: ordinal,
-                result: Ok(Map::new()),
-            },
+            line: ordinal,
+            original: "{}".into(),
             user_id: format!("auth0|u{ordinal}"),
             email: None,
             secrets: Vec::new(),

@@ -183,7 +183,7 @@ pub(super) async fn run(
                                 Some(invalid) => {
                                     let applied =
                                         Applied::rejected(invalid.code, invalid.message, None);
-                                    reject(engine, ordinal, &member.record, &applied)
+                                    engine.finish(&member, &applied)
                                 }
                                 None => {
                                     if let Some(sealed) = chunker.add(&connection, member, &user) {
@@ -264,9 +264,14 @@ fn member(
         .and_then(Value::as_str)
         .map(str::to_string);
     let connection = planned.connection.clone().unwrap_or_default();
+    let original = match &record.result {
+        Ok(object) => serde_json::to_string(object).expect("an object serializes"),
+        Err(_) => "{}".to_string(),
+    };
     let member = Member {
         ordinal,
-        record,
+        line: record.line,
+        original: original.into_boxed_str(),
         user_id,
         email,
         secrets: secrets_of(&user),
@@ -587,15 +592,8 @@ impl Engine<'_> {
             });
         }
         let applied = &applied;
-        let original = member
-            .record
-            .result
-            .as_ref()
-            .ok()
-            .cloned()
-            .map(Value::Object);
         self.outcomes
-            .finish(member.ordinal, &member.record, applied, original)
+            .finish(member.ordinal, &member.record(), applied, member.original())
     }
 
     /// Forgets a chunk whose members' outcomes are all written: once the ledger has them on

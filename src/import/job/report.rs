@@ -55,7 +55,7 @@ pub fn verdicts(members: &[Member], errors: &[JobUserError]) -> (Vec<Verdict>, u
                 message: format!(
                     "{message} (line {} has the same email in this users file; a job takes a \
                      user once)",
-                    first.record.line
+                    first.line
                 ),
                 field: Some("email".into()),
             }
@@ -125,19 +125,16 @@ fn scrub(message: &str, secrets: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{Map, json};
+    use serde_json::json;
 
     use super::*;
     use crate::api::JobErrorDetail;
-    use crate::import::read::Record;
 
     fn member(ordinal: u64, id: &str, email: &str) -> Member {
         Member {
             ordinal,
-            record: Record {
-                line: ordinal,
-                result: Ok(Map::new()),
-            },
+            line: ordinal,
+            original: "{}".into(),
             user_id: format!("auth0|{id}"),
             email: Some(email.into()),
             secrets: vec!["$2b$10$abcdefghijklmnopqrstuv".into()],
