@@ -6,6 +6,7 @@
 //! fixed order (the object's keys, `algorithm`, `hash`, then the algorithm's own rules), so a
 //! hash with several faults is always refused for the same one.
 
+use crate::format::csv::describe_value;
 use serde_json::{Map, Value};
 
 use super::encoding::{self, Encoding, PasswordEncoding};
@@ -206,7 +207,7 @@ fn bcrypt_field(value: &Value) -> Result<Parsed, HashError> {
             PASSWORD_HASH,
             format!(
                 "`password_hash` must be a bcrypt hash, as a string, not {}",
-                kind(value)
+                describe_value(value)
             ),
         ));
     };
@@ -912,18 +913,6 @@ fn pbkdf2(value: &str, field: &str) -> Result<Scheme, HashError> {
     })
 }
 
-/// What kind of JSON value this is, for messages (never the value itself).
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// A name the record gave (an algorithm, an encoding, a key) as a message may show it: quoted
 /// when it is short and plain, else not at all (a value put in the wrong place must not be
 /// echoed).
@@ -952,7 +941,7 @@ impl<'a> Obj<'a> {
             Value::Object(map) => Ok(Obj { path, map }),
             other => Err(HashError::new(
                 &path,
-                format!("`{path}` must be {shape}, not {}", kind(other)),
+                format!("`{path}` must be {shape}, not {}", describe_value(other)),
             )),
         }
     }
@@ -1003,7 +992,10 @@ impl<'a> Obj<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(text)) => Ok(Some(text)),
-            Some(other) => Err(self.error(key, &format!("must be a string, not {}", kind(other)))),
+            Some(other) => Err(self.error(
+                key,
+                &format!("must be a string, not {}", describe_value(other)),
+            )),
         }
     }
 
@@ -1024,7 +1016,7 @@ impl<'a> Obj<'a> {
                     "must be a whole number greater than zero, not {}",
                     match other {
                         Value::Number(n) => n.to_string(),
-                        other => kind(other).to_string(),
+                        other => describe_value(other).to_string(),
                     }
                 ),
             )),
