@@ -30,7 +30,7 @@ use crate::support::imports::{
     read_text, tenant_users, without_times, write_ndjson,
 };
 use crate::support::kill::scaled;
-use crate::support::live::Live;
+use crate::support::live::{Live, own_audience, pass_on};
 
 /// The sandbox's second database connection (password policy "fair").
 const LEGACY: &str = "legacy-db";
@@ -446,14 +446,7 @@ async fn forward(State(watch): State<Arc<WatchInner>>, request: Request) -> Resp
         .expect("the request body reads")
         .to_vec();
     if path == "/oauth/token" {
-        // The sandbox wants its own API as the audience; the client names the watch's.
-        let mut form: Map<String, Value> =
-            serde_json::from_slice(&bytes).expect("the token request is JSON");
-        form.insert(
-            "audience".into(),
-            Value::String(format!("{}/api/v2/", watch.upstream)),
-        );
-        bytes = serde_json::to_vec(&form).expect("JSON");
+        bytes = own_audience(&bytes, &watch.upstream);
     }
     let submitted = if path == "/api/v2/jobs/users-imports" {
         let content_type = parts
@@ -466,23 +459,9 @@ async fn forward(State(watch): State<Arc<WatchInner>>, request: Request) -> Resp
     } else {
         None
     };
-    let mut upstream = watch.http.request(
-        parts.method.clone(),
-        format!("{}{path_and_query}", watch.upstream),
-    );
-    for (name, value) in &parts.headers {
-        if !matches!(name.as_str(), "host" | "content-length") {
-            upstream = upstream.header(name, value);
-        }
-    }
-    let answer = match upstream.body(bytes).send().await {
+    let answer = match pass_on(&watch.http, &watch.upstream, &parts, &path_and_query, bytes).await {
         Ok(answer) => answer,
-        Err(_) => {
-            return Response::builder()
-                .status(502)
-                .body(Body::empty())
-                .expect("a static response");
-        }
+        Err(failed) => return failed,
     };
     let status = answer.status();
     let headers = answer.headers().clone();

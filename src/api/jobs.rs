@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::client::Body;
-use super::{ApiError, Client, encode_segment};
+use super::{ApiError, Client, decode, encode_segment};
 
 /// A connection, as `GET /api/v2/connections` lists it.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -206,11 +206,4 @@ impl Client {
         }
         decode(&bytes, "GET /api/v2/jobs/{id}/errors")
     }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::Decode {
-        what: what.to_string(),
-        message: e.to_string(),
-    })
 }

@@ -42,3 +42,11 @@ pub use download::{Download, DownloadError, Link};
 pub use error::ApiError;
 pub use jobs::{Connection, ExportJob, ImportJob, Job, JobErrorDetail, JobSummary, JobUserError};
 pub use users::{ListQuery, Listed, User, UsersPage, encode_segment};
+
+/// An answer's body as `T`, or [`ApiError::Decode`] naming the call (`what`).
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::Decode {
+        what: what.to_string(),
+        message: e.to_string(),
+    })
+}

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{Map, Value};
 
 use super::client::Body;
-use super::{ApiError, Client, scan};
+use super::{ApiError, Client, decode, scan};
 
 /// A user object exactly as the API returns it. The one name for it in the crate's API layer.
 pub type User = Map<String, Value>;
@@ -173,7 +173,7 @@ impl Client {
     pub async fn get_user(&self, user_id: &str) -> Result<Option<User>, ApiError> {
         let path = format!("/users/{}", encode_segment(user_id));
         match self.send(Method::GET, &path, &[], Body::None).await {
-            Ok((_, bytes)) => decode_user(&bytes, "GET /api/v2/users/{id}").map(Some),
+            Ok((_, bytes)) => decode::<User>(&bytes, "GET /api/v2/users/{id}").map(Some),
             Err(ApiError::Status { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -189,10 +189,7 @@ impl Client {
                 Body::None,
             )
             .await?;
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
-            what: "GET /api/v2/users-by-email".into(),
-            message: e.to_string(),
-        })
+        decode(&bytes, "GET /api/v2/users-by-email")
     }
 
     /// `POST /api/v2/users`.
@@ -200,7 +197,7 @@ impl Client {
         let (_, bytes) = self
             .send(Method::POST, "/users", &[], Body::Json(body))
             .await?;
-        decode_user(&bytes, "POST /api/v2/users")
+        decode::<User>(&bytes, "POST /api/v2/users")
     }
 
     /// `PATCH /api/v2/users/{id}`.
@@ -209,15 +206,8 @@ impl Client {
         let (_, bytes) = self
             .send(Method::PATCH, &path, &[], Body::Json(body))
             .await?;
-        decode_user(&bytes, "PATCH /api/v2/users/{id}")
+        decode::<User>(&bytes, "PATCH /api/v2/users/{id}")
     }
-}
-
-fn decode_user(bytes: &[u8], what: &str) -> Result<User, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::Decode {
-        what: what.to_string(),
-        message: e.to_string(),
-    })
 }
 
 /// Percent-encodes a path segment: user ids hold `|` and other reserved characters.

@@ -198,6 +198,41 @@ impl Drop for Gate {
     }
 }
 
+/// A token request's body with the sandbox's own API as the audience: a client in front of a
+/// proxy names the proxy's.
+pub fn own_audience(bytes: &[u8], upstream: &str) -> Vec<u8> {
+    let mut form: Map<String, Value> =
+        serde_json::from_slice(bytes).expect("the token request is JSON");
+    form.insert(
+        "audience".into(),
+        Value::String(format!("{upstream}/api/v2/")),
+    );
+    serde_json::to_vec(&form).expect("JSON")
+}
+
+/// Sends a request a proxy took in on to `upstream` (its headers but the host and length);
+/// `Err` is the 502 to answer when the upstream cannot be reached.
+pub async fn pass_on(
+    http: &reqwest::Client,
+    upstream: &str,
+    parts: &axum::http::request::Parts,
+    path_and_query: &str,
+    bytes: Vec<u8>,
+) -> Result<reqwest::Response, Response> {
+    let mut request = http.request(parts.method.clone(), format!("{upstream}{path_and_query}"));
+    for (name, value) in &parts.headers {
+        if !matches!(name.as_str(), "host" | "content-length") {
+            request = request.header(name, value);
+        }
+    }
+    request.body(bytes).send().await.map_err(|_| {
+        Response::builder()
+            .status(502)
+            .body(Body::empty())
+            .expect("a static response")
+    })
+}
+
 async fn forward(State(gate): State<Arc<GateInner>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
@@ -222,32 +257,11 @@ async fn forward(State(gate): State<Arc<GateInner>>, request: Request) -> Respon
         .expect("the request body reads")
         .to_vec();
     if path == "/oauth/token" {
-        // The sandbox wants its own API as the audience; the client names the gate's.
-        let mut form: Map<String, Value> =
-            serde_json::from_slice(&bytes).expect("the token request is JSON");
-        form.insert(
-            "audience".into(),
-            Value::String(format!("{}/api/v2/", gate.upstream)),
-        );
-        bytes = serde_json::to_vec(&form).expect("JSON");
+        bytes = own_audience(&bytes, &gate.upstream);
     }
-    let mut upstream = gate.http.request(
-        parts.method.clone(),
-        format!("{}{path_and_query}", gate.upstream),
-    );
-    for (name, value) in &parts.headers {
-        if !matches!(name.as_str(), "host" | "content-length") {
-            upstream = upstream.header(name, value);
-        }
-    }
-    let answer = match upstream.body(bytes).send().await {
+    let answer = match pass_on(&gate.http, &gate.upstream, &parts, &path_and_query, bytes).await {
         Ok(answer) => answer,
-        Err(_) => {
-            return Response::builder()
-                .status(502)
-                .body(Body::empty())
-                .expect("a static response");
-        }
+        Err(failed) => return failed,
     };
     let mut response = Response::builder().status(answer.status());
     for (name, value) in answer.headers() {
