@@ -161,11 +161,14 @@ pub struct PaceArgs {
 /// How `import --engine job` sends its creates.
 #[derive(Debug, Clone, Args)]
 pub struct JobArgs {
-    /// How creates reach the tenant. `api`: one request per user (lookups, creates, patches:
-    /// every mode). `job`: Auth0's bulk-import jobs, the only way to bring password hashes
-    /// (`password_hash`, `custom_password_hash`), and far faster for creates than the users
-    /// write limit; create mode only. Jobs need the scopes read:connections, create:users and
-    /// read:users; users without a hash are created without a password (`--passwords random`).
+    /// How creates reach the tenant. `api`: one request per user (lookups, creates, patches).
+    /// `job`: creates go through Auth0's bulk-import jobs, the only way to bring password
+    /// hashes (`password_hash`, `custom_password_hash`), and far faster than the users write
+    /// limit. In create mode nothing is looked up (the job reports users that exist); in upsert
+    /// mode each user is looked up and patched one at a time, and only missing ones go to jobs;
+    /// update mode never creates, so it goes one user at a time either way. Jobs need the
+    /// scopes read:connections, create:users and read:users (and update:users to upsert); users
+    /// without a hash are created without a password (`--passwords random`).
     #[arg(long, value_enum, default_value_t = EngineFlag::Api)]
     pub engine: EngineFlag,
 
@@ -262,7 +265,8 @@ pub struct ImportArgs {
     /// {"user_id": ...} or {"email": ...} a line with the user's `custom_password_hash` (or
     /// bcrypt `password_hash`). Merged into the record with that user_id (`auth0|x` and `x` are
     /// one user) or email (in any case). Checked and indexed on disk before anything is sent;
-    /// a bad line stops the run (exit 2). Needs --engine job (create mode).
+    /// a bad line stops the run (exit 2). Needs --engine job, in create or upsert mode: a hash
+    /// is taken only when the job creates the user.
     #[arg(long, value_name = "FILE")]
     pub password_hashes: Option<PathBuf>,
 

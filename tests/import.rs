@@ -2115,7 +2115,7 @@ fn password_hashes_need_the_job_engine_and_a_mode_that_creates_before_anything_i
                 "update",
                 "--dry-run",
             ],
-            "--engine job takes --mode create",
+            "--mode update never creates",
         ),
         (
             &[

@@ -1377,21 +1377,6 @@ fn job_engine_configuration_errors_exit_2_before_any_write() {
     let (dir, _path) = input(&records(5, "config"));
     let cases: &[(&[&str], &str)] = &[
         (
-            &["--engine", "job", "--mode", "update"],
-            "--engine job takes --mode create (not update)",
-        ),
-        (
-            &[
-                "--engine",
-                "job",
-                "--mode",
-                "upsert",
-                "--passwords",
-                "random",
-            ],
-            "--engine job takes --mode create (not upsert)",
-        ),
-        (
             &["--engine", "job", "--password-field", "pw"],
             "--password-field with --engine job",
         ),

@@ -2,9 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::ValueEnum;
-
-use crate::cli::{EngineFlag, ImportArgs, ModeFlag, PasswordsFlag};
+use crate::cli::{EngineFlag, ImportArgs, PasswordsFlag};
 use crate::exit::{RunOutcome, UsageError};
 use crate::import::job::JobSettings;
 use crate::import::plan::{Engine, Mode, Passwords, PlanOptions};
@@ -113,16 +111,6 @@ fn plan_options(args: &ImportArgs) -> PlanOptions {
 fn job_engine_problem(args: &ImportArgs) -> Result<(), String> {
     if args.jobs.engine != EngineFlag::Job {
         return Ok(());
-    }
-    if args.mode != ModeFlag::Create {
-        return Err(format!(
-            "--engine job takes --mode create (not {}): jobs create users, and updates go one \
-             user at a time with --engine api, the default",
-            args.mode
-                .to_possible_value()
-                .expect("no skipped values")
-                .get_name()
-        ));
     }
     if args.password_field.is_some() {
         return Err(

@@ -10,8 +10,10 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiError, Client, User};
 
+use super::Step;
 use super::ledger::{Ledger, Outcome};
 use super::plan::{self, Invalid, MatchBy, MetadataStrategy, Mode, Planned};
+use super::read::Record;
 
 /// What applying a record came to.
 #[derive(Debug, Clone)]
@@ -119,9 +121,10 @@ impl super::Apply for PerUser<'_> {
     async fn apply(
         &self,
         ordinal: u64,
+        _record: &Record,
         planned: &Planned,
         was_in_flight: bool,
-    ) -> Result<Applied, ApiError> {
+    ) -> Result<Step, ApiError> {
         let mut applied = apply(self, ordinal, planned, was_in_flight).await?;
         if self.tickets && applied.outcome == Outcome::Created && !self.dry_run {
             applied.ticket = Some(TicketFor {
@@ -132,7 +135,7 @@ impl super::Apply for PerUser<'_> {
                     .map(str::to_string),
             });
         }
-        Ok(applied)
+        Ok(Step::Applied(applied))
     }
 }
 
@@ -143,16 +146,37 @@ async fn apply(
     planned: &Planned,
     was_in_flight: bool,
 ) -> Result<Applied, ApiError> {
+    match decide(ctx, planned, was_in_flight).await? {
+        Decision::Done(applied) => Ok(applied),
+        Decision::Create => create(ctx, record, planned).await,
+    }
+}
+
+/// What a record comes to before anything is written: its outcome, or a create to send.
+pub(super) enum Decision {
+    Done(Applied),
+    /// No such user, and the record can make one.
+    Create,
+}
+
+/// Looks the user a record points at up (but for a first try at a create in create mode,
+/// where a 409 says the user exists at no cost for the common case), and decides: create,
+/// patch (done here, with `ctx`'s merge strategy), or leave it.
+pub(super) async fn decide(
+    ctx: &PerUser<'_>,
+    planned: &Planned,
+    was_in_flight: bool,
+) -> Result<Decision, ApiError> {
+    let done = |applied| Ok(Decision::Done(applied));
     if ctx.mode == Mode::Create && !was_in_flight && !ctx.dry_run {
-        // No lookup first: a 409 says the user exists, at no cost for the common case.
-        return create(ctx, record, planned).await;
+        return Ok(Decision::Create);
     }
     let found = find(ctx, planned).await;
     let (current, elsewhere) = match found {
         Ok(Lookup::Found(user)) => (Some(user), Vec::new()),
         Ok(Lookup::Missing { elsewhere }) => (None, elsewhere),
         Err(Found::Ambiguous(n)) => {
-            return Ok(Applied::rejected(
+            return done(Applied::rejected(
                 "ambiguous_email",
                 format!(
                     "{n} users have the email {}; name the connection (--connection or a \
@@ -162,18 +186,18 @@ async fn apply(
                 None,
             ));
         }
-        Err(Found::Api(e)) => return fatal_or_reject(e),
+        Err(Found::Api(e)) => return fatal_or_reject(e).map(Decision::Done),
     };
     match (ctx.mode, current) {
         (Mode::Create | Mode::Upsert, Some(user)) if was_in_flight => {
             // Our create from an interrupted run reached the tenant before the process died.
-            Ok(Applied::done(
+            done(Applied::done(
                 Outcome::Created,
                 Some(id_of(&user)),
                 Vec::new(),
             ))
         }
-        (Mode::Create, Some(user)) => Ok(Applied::skipped(
+        (Mode::Create, Some(user)) => done(Applied::skipped(
             Some(id_of(&user)),
             "already_exists",
             format!(
@@ -181,17 +205,19 @@ async fn apply(
                 id_of(&user)
             ),
         )),
-        (Mode::Update, None) => Ok(Applied::rejected(
+        (Mode::Update, None) => done(Applied::rejected(
             "not_found",
             not_found(planned, &elsewhere),
             Some(404),
         )),
         (Mode::Upsert, None) if planned.create_refused.is_some() => {
             let refused = planned.create_refused.clone().expect("checked");
-            Ok(cannot_create(planned, &elsewhere, refused))
+            done(cannot_create(planned, &elsewhere, refused))
         }
-        (Mode::Create | Mode::Upsert, None) => create(ctx, record, planned).await,
-        (Mode::Update | Mode::Upsert, Some(user)) => update(ctx, planned, user).await,
+        (Mode::Create | Mode::Upsert, None) => Ok(Decision::Create),
+        (Mode::Update | Mode::Upsert, Some(user)) => {
+            update(ctx, planned, user).await.map(Decision::Done)
+        }
     }
 }
 

@@ -21,15 +21,21 @@
 //! # Applying
 //!
 //! Reading, planning, ordering, the ledger and the rejects file are shared by every way of
-//! applying records; only [`Apply`] differs. Today's one implementation is
-//! [`apply::PerUser`]: a lookup, then a create or a patch, per record, through the Management
-//! API. The bulk-import job engine is meant to be a second one: it would queue each planned
-//! record into a job and resolve the record's future when the job's report names it. Its
-//! contract is the same as today's: `Err` only for what ends the run, a [`ledger`] start mark
-//! before anything that could create a user, and the same [`apply::Applied`] for the record.
-//! (The pipeline applies a record while it holds one of the client's worker permits, whose
-//! number follows the tenant's rate × round trip, and takes in at most `concurrency` records,
-//! so a job engine will want a window sized for a job rather than for workers.)
+//! applying records; only [`Apply`] differs:
+//!
+//! - [`apply::PerUser`]: a lookup, then a create or a patch, per record, through the
+//!   Management API (`--engine api`, and update mode whatever the engine).
+//! - [`job`] in create mode: records are cut into chunks in input order and sent as Auth0's
+//!   bulk-import jobs, with no lookups; it has its own loop, since nothing is applied per user.
+//! - `job::handoff` in upsert mode: an [`Apply`] that looks each record up and patches the
+//!   users found as [`apply::PerUser`] does, and hands the missing ones to the job engine
+//!   ([`Step::Handed`]); the engine writes their outcomes when their job ends. The pipeline
+//!   takes in a window sized for chunks to fill, and a handed record waits without a worker
+//!   permit.
+//!
+//! The contract is the same for all: `Err` only for what ends the run, a mark on disk (the
+//! [`ledger`]'s `started`, or the jobs journal) before anything that could create a user, and
+//! one outcome per record.
 
 pub mod apply;
 mod hashfile;
@@ -118,23 +124,36 @@ pub trait Apply: Sync {
     /// `was_in_flight` when an earlier run's create for it was sent with its outcome unknown.
     /// `Err` is fatal for the run (the tenant is down past the retry budget, the credentials
     /// were refused, the run was interrupted); everything about the record itself is an
-    /// [`Applied`].
+    /// [`Applied`], or the job engine's to write ([`Step::Handed`]).
     fn apply(
         &self,
         ordinal: u64,
+        record: &read::Record,
         planned: &Planned,
         was_in_flight: bool,
-    ) -> impl Future<Output = Result<Applied, ApiError>> + Send;
+    ) -> impl Future<Output = Result<Step, ApiError>> + Send;
+}
+
+/// What [`Apply::apply`] made of a record.
+pub enum Step {
+    /// Its outcome, for the pipeline to write.
+    Applied(Applied),
+    /// Handed to the job engine, which writes the outcome once the record's job has ended and
+    /// then sends `()`; the sender is dropped unsent when the engine stopped first.
+    Handed(tokio::sync::oneshot::Receiver<()>),
 }
 
 /// What the job engine needs of the tenant before anything is sent: a token with the engine's
 /// scopes, and the `--connection` named, if any, as a database connection. Each failure is a
 /// usage error (exit 2).
 async fn check_job_engine(spec: &ImportSpec, client: &Client) -> Result<(), ImportError> {
-    // The flags that do not go with it were refused before (`commands::import`).
-    debug_assert!(spec.plan.mode == plan::Mode::Create);
     if let Some(scopes) = client.scopes().await? {
-        let missing: Vec<&str> = job::SCOPES
+        let mut needed = job::SCOPES.to_vec();
+        if spec.plan.mode == plan::Mode::Upsert {
+            // Users found are patched one at a time.
+            needed.push(job::UPDATE_SCOPE);
+        }
+        let missing: Vec<&str> = needed
             .iter()
             .copied()
             .filter(|needed| !scopes.iter().any(|s| s == needed))
@@ -144,7 +163,7 @@ async fn check_job_engine(spec: &ImportSpec, client: &Client) -> Result<(), Impo
                 "--engine job needs the scopes {} on the Management API; the token lacks {}: \
                  grant them to the application in the Auth0 dashboard (APIs > Auth0 Management \
                  API > Machine to Machine Applications)",
-                job::SCOPES.join(", "),
+                needed.join(", "),
                 missing.join(", ")
             )));
         }
@@ -167,6 +186,14 @@ async fn check_job_engine(spec: &ImportSpec, client: &Client) -> Result<(), Impo
         }
     }
     Ok(())
+}
+
+/// The job engine's settings when it has users to create: `--engine job` in create or upsert
+/// mode (update mode never creates, so its records go one user at a time).
+fn job_engine(spec: &ImportSpec) -> Option<&job::JobSettings> {
+    spec.job
+        .as_ref()
+        .filter(|_| spec.plan.mode != plan::Mode::Update)
 }
 
 /// `--tickets` asks the tenant for tickets once every record is done: a token that may not is
@@ -215,7 +242,7 @@ pub async fn run(
     if spec.dry_run || !spec.state.as_deref().is_some_and(std::path::Path::exists) {
         client.reach().await?;
     }
-    if spec.job.is_some() {
+    if job_engine(spec).is_some() {
         check_job_engine(spec, client).await?;
     }
     check_tickets_scope(spec, client).await?;
@@ -232,7 +259,16 @@ pub async fn run(
     let mut seen = seen::Seen::new(state.dir());
     let prepare =
         prepare::Prepare::new(&spec.plan, &state.recovered, &mut seen).with_hashes(hashes.as_ref());
-    let stopped = match &spec.job {
+    let per_user = apply::PerUser {
+        client,
+        ledger,
+        mode: spec.plan.mode,
+        metadata: spec.plan.metadata,
+        dry_run: spec.dry_run,
+        tickets: spec.tickets.is_some() && spec.plan.passwords == plan::Passwords::Random,
+    };
+    let in_flight = (spec.concurrency, client.workers());
+    let stopped = match job_engine(spec) {
         Some(settings) => {
             let engine = job::Engine {
                 client,
@@ -244,22 +280,33 @@ pub async fn run(
                 tickets: spec.tickets.is_some(),
                 cancel,
                 connections: Default::default(),
+                waiting: Default::default(),
             };
             let sent = std::mem::take(&mut state.jobs);
-            job::run(records, prepare, &engine, sent).await
+            if spec.plan.mode == plan::Mode::Create {
+                job::run(records, prepare, &engine, sent).await
+            } else {
+                // Upserts: lookups and patches per user, creates through jobs.
+                let (handoff, jobs) =
+                    job::handoff::start(per_user, &engine, sent, &state.recovered.done);
+                let window = (in_flight.0.max(job::handoff::WINDOW), in_flight.1);
+                let pipeline = async {
+                    let stopped =
+                        pipeline::run(records, prepare, &handoff, &outcomes, window, cancel).await;
+                    // The jobs' task ends once nothing more can be handed over.
+                    drop(handoff);
+                    stopped
+                };
+                let (mut stopped, fatal) = futures::join!(pipeline, jobs);
+                // Records waiting for jobs stop with `Cancelled` when the engine fails: the
+                // engine's error says why.
+                if fatal.is_some() {
+                    stopped.fatal = fatal;
+                }
+                stopped
+            }
         }
-        None => {
-            let applier = apply::PerUser {
-                client,
-                ledger,
-                mode: spec.plan.mode,
-                metadata: spec.plan.metadata,
-                dry_run: spec.dry_run,
-                tickets: spec.tickets.is_some() && spec.plan.passwords == plan::Passwords::Random,
-            };
-            let in_flight = (spec.concurrency, client.workers());
-            pipeline::run(records, prepare, &applier, &outcomes, in_flight, cancel).await
-        }
+        None => pipeline::run(records, prepare, &per_user, &outcomes, in_flight, cancel).await,
     };
 
     let mut summary = outcomes.close();

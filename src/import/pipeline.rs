@@ -11,7 +11,9 @@
 //!   create is written only under a permit: a crash leaves at most the goal's worth of creates
 //!   for a resumed run to look up, not every record taken in.
 //! - **Per-user input order.** Records for one user (the same [`Planned::key`]) are applied in
-//!   input order: each waits for the one before it, while records for other users go on.
+//!   input order: each waits for the one before it, while records for other users go on. A
+//!   record handed to the job engine ([`Step::Handed`]) counts as done once the engine has
+//!   written its outcome, so the user's next record finds the user the job made.
 //! - **Stopping.** Cancellation, or a fatal error from applying or writing an outcome, stops
 //!   taking new records; the ones in flight finish and are written. A record that says the
 //!   input broke off is the reader's last, and ends the run once the rest are done.
@@ -24,11 +26,12 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::Apply;
+use super::apply::Applied;
 use super::outcomes::Outcomes;
 use super::plan::Planned;
 use super::prepare::{Prepare, Prepared};
 use super::read::Record;
+use super::{Apply, Step};
 use crate::api::ApiError;
 use crate::net::workers::Workers;
 
@@ -97,12 +100,12 @@ pub(super) async fn run(
                         let turn = turn.expect("apply records take a turn");
                         let applying = Applying {
                             ordinal,
+                            record: &record,
                             planned: &planned,
                             was_in_flight,
                         };
-                        apply_in_turn(applier, chains, workers, turn, applying)
-                            .await
-                            .and_then(|applied| {
+                        match apply_in_turn(applier, chains, workers, turn, applying).await {
+                            Ok(Some(applied)) => {
                                 let original = record.result.as_ref().ok().cloned();
                                 outcomes.finish(
                                     ordinal,
@@ -110,7 +113,11 @@ pub(super) async fn run(
                                     &applied,
                                     original.map(Value::Object),
                                 )
-                            })
+                            }
+                            // The job engine wrote it.
+                            Ok(None) => Ok(()),
+                            Err(e) => Err(e),
+                        }
                     }
                 };
                 if let Err(error) = finished {
@@ -132,27 +139,44 @@ pub(super) async fn run(
 /// A planned record, as [`Apply::apply`] takes it.
 struct Applying<'a> {
     ordinal: u64,
+    record: &'a Record,
     planned: &'a Planned,
     was_in_flight: bool,
 }
 
 /// Applies a record once the record before it for the same user is done, holding a worker
-/// permit while it does (taken after its turn has come: see the module docs).
+/// permit while it does (taken after its turn has come: see the module docs). A record handed
+/// to the job engine lets its permit go and waits for its outcome, which the engine writes
+/// (`None`), so the user's next record sees what the job did.
 async fn apply_in_turn(
     applier: &impl Apply,
     chains: &Chains,
     workers: &Workers,
     turn: Turn,
     record: Applying<'_>,
-) -> Result<super::apply::Applied, ApiError> {
+) -> Result<Option<Applied>, ApiError> {
     if let Some(mut previous) = turn.previous {
         let _ = previous.wait_for(|done| *done).await;
     }
     let permit = workers.acquire().await;
-    let result = applier
-        .apply(record.ordinal, record.planned, record.was_in_flight)
+    let step = applier
+        .apply(
+            record.ordinal,
+            record.record,
+            record.planned,
+            record.was_in_flight,
+        )
         .await;
     drop(permit);
+    let result = match step {
+        Ok(Step::Applied(applied)) => Ok(Some(applied)),
+        // The engine stopped before the record's job ended: it says why.
+        Ok(Step::Handed(written)) => written
+            .await
+            .map(|()| None)
+            .map_err(|_| ApiError::Cancelled),
+        Err(e) => Err(e),
+    };
     let _ = turn.done.send(true);
     chains.leave(&record.planned.key);
     result

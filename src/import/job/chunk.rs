@@ -179,8 +179,13 @@ impl Chunker {
     }
 
     /// Seals every open chunk, in the order they were opened.
-    pub fn finish(self) -> Vec<Chunk> {
-        let mut chunks: Vec<Chunk> = self.open.into_values().map(Chunk::seal).collect();
+    pub fn finish(mut self) -> Vec<Chunk> {
+        self.flush()
+    }
+
+    /// Seals every open chunk, in the order they were opened, and goes on with new ones.
+    pub fn flush(&mut self) -> Vec<Chunk> {
+        let mut chunks: Vec<Chunk> = self.open.drain().map(|(_, c)| c.seal()).collect();
         chunks.sort_by_key(|c| c.number);
         chunks
     }

@@ -22,6 +22,7 @@
 //! - **Dry run**: chunks are cut and shown (count, size, connection), nothing is sent.
 
 pub mod chunk;
+pub(super) mod handoff;
 pub mod journal;
 pub mod report;
 
@@ -68,6 +69,8 @@ impl Default for JobSettings {
 /// The scopes the job engine's calls need: connections to find the job's connection id, jobs
 /// to create and poll (spec: `create:users`), and users to settle conflicts.
 pub const SCOPES: [&str; 3] = ["read:connections", "create:users", "read:users"];
+/// The scope upserts need beside [`SCOPES`], to patch the users found.
+pub const UPDATE_SCOPE: &str = "update:users";
 
 /// How long a resumed run waits between tries when the tenant already runs two import jobs.
 const JOB_SLOT_WAIT: Duration = Duration::from_secs(5);
@@ -85,6 +88,8 @@ pub(super) struct Engine<'a> {
     pub cancel: &'a CancellationToken,
     /// Connections by name, as the tenant lists them (`None`: it has none of that name).
     pub connections: Connections,
+    /// Records handed over by the per-user pipeline ([`handoff`]), waiting for their job.
+    pub waiting: handoff::Waiting,
 }
 
 /// The tenant's connections by name, looked up once each (`None`: no such connection).
@@ -171,8 +176,8 @@ pub(super) async fn run(
                 Prepared::Reject(applied, original) => {
                     engine.outcomes.finish(ordinal, &record, &applied, original)
                 }
-                Prepared::Apply(planned, _) => match member(ordinal, record, &planned) {
-                    Err((record, applied)) => reject(engine, ordinal, &record, &applied),
+                Prepared::Apply(planned, _) => match member(ordinal, &record, &planned) {
+                    Err(applied) => reject(engine, ordinal, &record, &applied),
                     Ok((member, user, connection)) => {
                         match resumed.values_mut().find(|(p, _)| p.contains(ordinal)) {
                             Some((_, members)) => {
@@ -222,42 +227,24 @@ pub(super) async fn run(
         drop(chunks_tx);
     };
 
-    let runner = stream_from(chunks_rx)
-        .map(|dispatch| async {
-            if halted() {
-                return Ok(());
-            }
-            engine.run_chunk(dispatch).await
-        })
-        .buffer_unordered(engine.settings.max_jobs.max(1))
-        .for_each(|result| {
-            if let Err(error) = result {
-                stop(error);
-            }
-            async {}
-        });
+    let runner = engine.run_jobs(chunks_rx, &halted, &stop);
     futures::join!(producer, runner);
     drop(reader);
     stopped.into_inner().expect("stop lock")
 }
 
-/// A planned record as a chunk member: the member, its user object's JSON, its connection.
-/// A record the job cannot take comes back with its rejection.
+/// A planned record as a chunk member: the member, its user object's JSON, its connection;
+/// or the rejection of a record the job cannot take.
 #[allow(clippy::result_large_err)]
 fn member(
     ordinal: u64,
-    record: Record,
+    record: &Record,
     planned: &Planned,
-) -> Result<(Member, Vec<u8>, String), (Record, Applied)> {
+) -> Result<(Member, Vec<u8>, String), Applied> {
     let hash = planned.hash.as_ref().map(|h| (h.name(), h.value()));
-    let (user, user_id) = match chunk::job_user(planned, hash) {
-        Ok(made) => made,
-        Err(invalid) => {
-            let applied =
-                Applied::rejected(invalid.code, invalid.message, None).with_field(invalid.field);
-            return Err((record, applied));
-        }
-    };
+    let (user, user_id) = chunk::job_user(planned, hash).map_err(|invalid| {
+        Applied::rejected(invalid.code, invalid.message, None).with_field(invalid.field)
+    })?;
     let bytes = serde_json::to_vec(&user).expect("a user serializes");
     let email = user
         .get("email")
@@ -310,6 +297,31 @@ fn reject(
 }
 
 impl Engine<'_> {
+    /// Runs the chunks sent on `chunks`, at most `max_jobs` at a time, until the channel
+    /// closes; after `halted`, the rest are not sent. A fatal error goes to `stop`.
+    async fn run_jobs(
+        &self,
+        chunks: tokio::sync::mpsc::Receiver<Dispatch>,
+        halted: &impl Fn() -> bool,
+        stop: &impl Fn(ApiError),
+    ) {
+        stream_from(chunks)
+            .map(|dispatch| async move {
+                if halted() {
+                    return Ok(());
+                }
+                self.run_chunk(dispatch).await
+            })
+            .buffer_unordered(self.settings.max_jobs.max(1))
+            .for_each(|result| {
+                if let Err(error) = result {
+                    stop(error);
+                }
+                async {}
+            })
+            .await;
+    }
+
     /// Takes one chunk to its end: sent (or found again), polled, its members' outcomes
     /// written, and forgotten by the journal. `Err` only for what ends the run.
     async fn run_chunk(&self, dispatch: Dispatch) -> Result<(), ApiError> {
@@ -591,9 +603,14 @@ impl Engine<'_> {
                 email: member.email.clone(),
             });
         }
-        let applied = &applied;
-        self.outcomes
-            .finish(member.ordinal, &member.record(), applied, member.original())
+        self.outcomes.finish(
+            member.ordinal,
+            &member.record(),
+            &applied,
+            member.original(),
+        )?;
+        self.waiting.written(member.ordinal);
+        Ok(())
     }
 
     /// Forgets a chunk whose members' outcomes are all written: once the ledger has them on
