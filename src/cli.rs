@@ -363,6 +363,17 @@ pub struct ExportArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["query", "connection", "since"])]
     pub users: Option<PathBuf>,
 
+    /// Add each user's access, by name (ids differ between tenants): any of `roles`,
+    /// `organizations` (each with the member's roles in it) and `permissions` (direct ones),
+    /// comma-separated. Roles and organizations are read per role and per organization before
+    /// the users, 100 members a request: about roles + organizations + assignments/100
+    /// requests, whatever the number of users. Direct permissions can only be read one user at
+    /// a time: one more request per user, which at 10 requests/s is over a day for a million
+    /// users. In CSV the lists are JSON in the `extra` column (or their own columns when named
+    /// in --fields).
+    #[arg(long, value_name = "LIST")]
+    pub include: Option<crate::export::authz::Include>,
+
     /// Only these fields, comma-separated: root fields Auth0 returns, or paths in metadata
     /// (user_id,email,app_metadata.plan). A path stays nested in NDJSON and is one CSV column.
     #[arg(long, value_delimiter = ',', value_name = "A,B")]

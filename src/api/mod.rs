@@ -26,9 +26,11 @@
 //! | `jobs.rs` | the bulk job calls: connections, import and export jobs, polling, errors |
 //! | `download.rs` | a file behind a link the tenant hands out, fetched without the token |
 //! | `tickets.rs` | password-change tickets |
+//! | `authz.rs` | roles, direct permissions, organizations and their members |
 //! | `scan.rs` | the one-pass read of a list page's JSON, checked against serde |
 //! | `error.rs` | [`ApiError`], why a call failed |
 
+mod authz;
 mod client;
 mod download;
 mod error;
@@ -37,6 +39,7 @@ pub(crate) mod scan;
 mod tickets;
 mod users;
 
+pub use authz::{Checkpoint, Member, Organization, Permission, Role};
 pub use client::{Client, Counts, Metrics};
 pub use download::{Download, DownloadError, Link};
 pub use error::ApiError;

@@ -89,6 +89,7 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
         fresh: args.run.fresh || rehearsal,
         index_lag: Duration::from_secs(args.index_lag),
         domain: resolved.domain.clone(),
+        include: args.include.unwrap_or_default(),
     };
     checkpoint::prepare(&mut spec, args.overwrite, Utc::now()).map_err(failure)?;
     if rehearsal {
@@ -109,6 +110,7 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
         spec.output.name()
     );
     common::reach(&client, spec.state.as_deref()).await?;
+    check_include_scopes(&spec, &client).await?;
     if let Engine::Job(settings) = &mut spec.engine {
         *settings = job::prepare(&client, spec.connection.as_deref())
             .await
@@ -135,6 +137,38 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     )?;
     drop(resolved);
     Ok(outcome)
+}
+
+/// `--include` reads roles and organizations with scopes of their own: a token without them is
+/// told before any user is read (exit 2), not after the first 403.
+async fn check_include_scopes(
+    spec: &ExportSpec,
+    client: &crate::api::Client,
+) -> anyhow::Result<()> {
+    if !spec.include.any() {
+        return Ok(());
+    }
+    let Some(scopes) = client.scopes().await.map_err(common::api_failure)? else {
+        return Ok(());
+    };
+    let needed = spec.include.scopes();
+    let missing: Vec<&str> = needed
+        .iter()
+        .copied()
+        .filter(|n| !scopes.iter().any(|s| s == n))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(UsageError(format!(
+        "--include {} needs the scopes {} on the Management API; the token lacks {}: grant them \
+         to the application in the Auth0 dashboard (APIs > Auth0 Management API > Machine to \
+         Machine Applications)",
+        spec.include,
+        needed.join(", "),
+        missing.join(", ")
+    ))
+    .into())
 }
 
 /// What `--engine job` cannot do with the other flags, said before anything is sent.
@@ -182,6 +216,20 @@ fn summary_lines(summary: &ExportSummary) -> Vec<String> {
                 job.id, job.caught_up, job.replaced
             ));
         }
+        if let Some(authz) = &summary.authz {
+            let mut line = format!(
+                "--include {}: {} roles and {} organizations with {} assignments read in {} \
+                 requests",
+                authz.include, authz.roles, authz.organizations, authz.assignments, authz.requests
+            );
+            if authz.include.contains("permissions") {
+                line.push_str(&format!(
+                    "; direct permissions read one user at a time ({} requests)",
+                    authz.permission_requests
+                ));
+            }
+            lines.push(line + ".");
+        }
         lines.extend(common::budgets_line(&summary.budgets));
         if summary.not_found > 0 {
             lines.push(format!(
@@ -222,6 +270,7 @@ fn failure(error: ExportError) -> anyhow::Error {
         // The state itself is the problem (locked, unreadable): re-running alone cannot help.
         ExportError::State(e) => e.into(),
         ExportError::Walk(crate::export::walk::WalkError::Api(e)) => common::api_failure(e),
+        ExportError::Authz(crate::export::authz::AuthzError::Api(e)) => common::api_failure(e),
         // Each says what to do: run again, or start over with --fresh.
         ExportError::Job(e) => e.into(),
         e => anyhow::Error::new(e)

@@ -184,6 +184,9 @@ pub struct Options {
     pub fields: Option<Vec<String>>,
     pub exclude_fields: Vec<String>,
     pub rename: Vec<String>,
+    /// `--include`; absent when nothing is added (and in states written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<String>,
 }
 
 impl Options {
@@ -210,6 +213,7 @@ impl Options {
                 .iter()
                 .map(|(from, to)| format!("{from}={to}"))
                 .collect(),
+            include: spec.include.any().then(|| spec.include.to_string()),
         }
     }
 
@@ -245,16 +249,20 @@ impl Options {
         named
             .with_list("--exclude-fields", &self.exclude_fields)
             .with_list("--rename", &self.rename)
+            .with_optional("--include", self.include.as_deref())
     }
 }
 
 /// The options of an export, as one line (what older states compare by). A job export's ends
 /// in ` engine=job`; an API export's is as it always was.
 pub fn fingerprint(spec: &ExportSpec) -> String {
-    let engine = match spec.engine {
-        Engine::Api => "",
-        Engine::Job(_) => " engine=job",
+    let mut engine = match spec.engine {
+        Engine::Api => String::new(),
+        Engine::Job(_) => " engine=job".into(),
     };
+    if spec.include.any() {
+        engine.push_str(&format!(" include={}", spec.include));
+    }
     format!(
         "domain={} query={:?} connection={:?} since={:?} users={:?} format={} gzip={} output={:?}{engine}",
         spec.domain,
@@ -511,6 +519,7 @@ mod tests {
             fields: Some(vec!["a".into(), "b".into()]),
             exclude_fields: vec![],
             rename: vec![],
+            include: None,
         };
         let mut after = before.clone();
         after.fields = Some(vec!["a".into(), "b".into(), "c".into()]);

@@ -28,6 +28,8 @@ impl Shape {
             for root in include
                 .iter()
                 .map(|f| root_of(f))
+                // `--include`'s keys are added to the user, not asked of the tenant.
+                .filter(|f| !crate::export::authz::KEYS.contains(f))
                 .chain(["user_id", "created_at"])
             {
                 if !fields.contains(&root) {

@@ -60,7 +60,8 @@ pub(super) async fn export(
         out.write(&users, lines, |checkpoint| {
             checkpoint.not_found += missing;
             checkpoint.lines_done += lines;
-        })?;
+        })
+        .await?;
     }
     Ok(())
 }

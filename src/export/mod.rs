@@ -13,6 +13,7 @@
 //! the users changed while it ran, then the job's file streamed through the same encoder,
 //! sink and checkpoint.
 
+pub mod authz;
 pub mod checkpoint;
 pub mod encode;
 pub mod job;
@@ -101,6 +102,8 @@ pub struct ExportSpec {
     pub index_lag: Duration,
     /// The tenant (`sandbox` for the embedded one): a state belongs to one tenant.
     pub domain: String,
+    /// `--include`: roles, organizations, direct permissions added to each user ([`authz`]).
+    pub include: authz::Include,
 }
 
 /// What the export did, for the closing summary (`--json` prints it as one object).
@@ -125,6 +128,9 @@ pub struct ExportSummary {
     /// `--engine job`: the job, and what the catch-up pass did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job: Option<job::JobReport>,
+    /// `--include`: what the role, organization and permission reads found and cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authz: Option<authz::AuthzReport>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +141,8 @@ pub enum ExportError {
     State(#[from] StateError),
     #[error(transparent)]
     Job(#[from] job::JobError),
+    #[error(transparent)]
+    Authz(#[from] authz::AuthzError),
     #[error("cannot write {path}")]
     Output {
         path: String,
@@ -169,6 +177,26 @@ pub async fn run(
     let walk_output = WalkOutput::of(spec, state)?;
     // A run that died after every batch was written has only the finishing steps left.
     let walk_done = resumed && checkpoint.written;
+    let store = match spec.include.any() {
+        true => Some(authz::Store::open(state, resumed, spec.include)?),
+        false => None,
+    };
+    if let Some(store) = &store
+        && !walk_done
+    {
+        tracing::info!(
+            "Reading the members of every role and organization ({}) before the users.",
+            spec.include
+        );
+        match store.gather(client, cancel).await {
+            Ok(()) => {}
+            Err(authz::AuthzError::Api(ApiError::Cancelled)) => {
+                let summary = ExportSummary::of(spec, client, &checkpoint, started, resumed);
+                return Ok((summary, RunOutcome::Interrupted));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let mut sink = walk_output.open(spec, state, &mut checkpoint, resumed, walk_done)?;
     let outcome = match sink.as_mut() {
         Some(sink) if !walk_done => {
@@ -179,6 +207,11 @@ pub async fn run(
                 state,
                 progress,
                 caught_up: None,
+                authz: store.as_ref().map(|store| output::Authz {
+                    store,
+                    client,
+                    cancel,
+                }),
             };
             match (&spec.users_file, &spec.engine) {
                 (Some(list), _) => list::export(client, list, &mut out, cancel).await,
@@ -191,9 +224,13 @@ pub async fn run(
         _ => Ok(()),
     };
     let mut summary = ExportSummary::of(spec, client, &checkpoint, started, resumed);
+    if let Some(store) = &store {
+        summary.authz = Some(store.report()?);
+    }
     match outcome {
         Ok(()) => {}
-        Err(ExportError::Walk(WalkError::Api(ApiError::Cancelled))) => {
+        Err(ExportError::Walk(WalkError::Api(ApiError::Cancelled)))
+        | Err(ExportError::Authz(authz::AuthzError::Api(ApiError::Cancelled))) => {
             return Ok((summary, RunOutcome::Interrupted));
         }
         Err(e) => return Err(e),
@@ -202,6 +239,9 @@ pub async fn run(
     if let (Engine::Job(_), Some(state)) = (&spec.engine, state) {
         // Only once the checkpoint says complete: until then a resume reads it back.
         state.remove(job::caught_up::FILE)?;
+    }
+    if let Some(store) = store {
+        store.remove();
     }
     summary.completed = true;
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
@@ -238,6 +278,7 @@ impl ExportSummary {
             state: spec.state.as_ref().map(|p| p.display().to_string()),
             completed: false,
             job: checkpoint.job.as_ref().map(job::JobReport::of),
+            authz: None,
         }
     }
 }
@@ -316,7 +357,8 @@ async fn export_walk(
                 checkpoint.windows += 1;
                 checkpoint.cursor = next;
                 checkpoint.walk = rest;
-            })?;
+            })
+            .await?;
             // Only once the checkpoint no longer holds the window: a kill before this line
             // leaves pages the next run removes.
             pages.remove(id).map_err(WalkError::from)?;

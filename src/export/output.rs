@@ -166,18 +166,40 @@ pub(super) struct Batches<'a> {
     pub progress: &'a Progress,
     /// A job export's catch-up pass: every user written is recorded in it (see [`CaughtUp`]).
     pub caught_up: Option<CaughtUp>,
+    /// `--include`: each user's roles, organizations and permissions are added as written.
+    pub authz: Option<Authz<'a>>,
+}
+
+/// What `--include` needs to add to a batch: the assignments, and the client for the direct
+/// permissions read per user.
+pub(super) struct Authz<'a> {
+    pub store: &'a super::authz::Store,
+    pub client: &'a crate::api::Client,
+    pub cancel: &'a tokio_util::sync::CancellationToken,
 }
 
 impl Batches<'_> {
     /// Encodes `users` and writes them durably, then records them in the checkpoint (with what
     /// `record` adds: the walk's cursor, the list's lines) and saves it, and only then moves
     /// the progress on by `done`. A checkpoint never counts a byte that is not on disk.
-    pub fn write(
+    pub async fn write(
         &mut self,
         users: &[Listed],
         done: u64,
         record: impl FnOnce(&mut Checkpoint),
     ) -> Result<(), ExportError> {
+        let enriched;
+        let users = match &self.authz {
+            Some(authz) => {
+                authz
+                    .store
+                    .fetch_permissions(authz.client, users, authz.cancel)
+                    .await?;
+                enriched = authz.store.enrich(users)?;
+                &enriched[..]
+            }
+            None => users,
+        };
         let bytes = self.encoder.encode(users).map_err(ExportError::Usage)?;
         self.sink
             .write_batch(&bytes)

@@ -162,14 +162,13 @@ async fn attempt(
     let mut download = client.download(link).await?;
     let done = job(out).lines;
     let mut batch = Batch::default();
-    let mut take = |number: u64, line: &[u8]| -> Result<(), Attempt> {
+    // Lines are taken as the gzip gives them; a full batch is written between two pieces (so
+    // a batch may pass its size by one piece's lines).
+    let take = |batch: &mut Batch, out: &Batches<'_>, number: u64, line: &[u8]| {
         if number > done {
             batch.take(number, line, caught, job(out))?;
-            if batch.full() {
-                batch.write(out)?;
-            }
         }
-        Ok(())
+        Ok::<(), Attempt>(())
     };
     let mut cut = GzLines::default();
     loop {
@@ -178,17 +177,20 @@ async fn attempt(
             _ = cancel.cancelled() => return Err(Attempt::Stop(api(ApiError::Cancelled))),
         };
         match piece {
-            Some(piece) => cut.feed(&piece, &mut take)?,
+            Some(piece) => cut.feed(&piece, &mut |n, l| take(&mut batch, out, n, l))?,
             None => break,
         }
+        if batch.full() {
+            batch.write(out).await?;
+        }
     }
-    let found = cut.finish(&mut take)?;
+    let found = cut.finish(&mut |n, l| take(&mut batch, out, n, l))?;
     if found < done {
         let id = job(out).id.clone();
         return Err(Attempt::Stop(JobError::Shorter { id, found, done }.into()));
     }
     // The rest, and the lines left out since the last batch.
-    batch.write(out)?;
+    batch.write(out).await?;
     Ok(())
 }
 
@@ -239,7 +241,7 @@ impl Batch {
     }
 
     /// Writes the batch and counts its lines done, in one checkpoint; then starts a new one.
-    fn write(&mut self, out: &mut Batches<'_>) -> Result<(), ExportError> {
+    async fn write(&mut self, out: &mut Batches<'_>) -> Result<(), ExportError> {
         let Some(last) = self.last else {
             return Ok(());
         };
@@ -248,7 +250,8 @@ impl Batch {
             let job = checkpoint.job.as_mut().expect("a job export has a job");
             job.lines = last;
             job.replaced += replaced;
-        })?;
+        })
+        .await?;
         *self = Batch::default();
         Ok(())
     }
