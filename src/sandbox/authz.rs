@@ -75,6 +75,9 @@ pub(crate) struct Org {
     members: BTreeMap<Arc<str>, Box<[RoleIx]>>,
 }
 
+/// A member as listed: the user id and the member roles as `{id, name}`.
+pub(crate) type Member = (Arc<str>, Vec<Value>);
+
 /// What one user holds; every list sorted, without repeats.
 #[derive(Default)]
 struct Grants {
@@ -721,7 +724,7 @@ impl Authz {
         from: Option<&str>,
         skip: usize,
         take: usize,
-    ) -> (usize, Vec<(Arc<str>, Vec<Value>)>) {
+    ) -> (usize, Vec<Member>) {
         let members = &self.orgs[org as usize].members;
         let range = match from {
             Some(from) => members

@@ -116,9 +116,9 @@ impl AuthzGenerator {
             by_api.push(list);
         }
         let mut roles = Vec::new();
-        for area in 0..AREAS.len() {
+        for (area, area_name) in AREAS.iter().enumerate() {
             for level in LEVELS {
-                let name = format!("{} {level}", AREAS[area]);
+                let name = format!("{area_name} {level}");
                 let ix = authz
                     .ensure_role(&name)
                     .expect("36 roles fit the tenant's 1,000");

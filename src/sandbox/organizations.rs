@@ -215,7 +215,7 @@ pub(super) async fn members(
     let store = state.store.lock().expect("store lock");
     let authz = state.authz.lock().expect("authz lock");
     let (ix, _) = authz.org(&id)?;
-    let member = |(user_id, roles): &(std::sync::Arc<str>, Vec<Value>)| {
+    let member = |(user_id, roles): &super::authz::Member| {
         let user = store.get(user_id).unwrap_or_default();
         let mut out = Map::new();
         out.insert("user_id".into(), user_id.to_string().into());
