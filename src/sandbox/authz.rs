@@ -38,6 +38,13 @@ pub(crate) const LIMIT_CODE: &str = "too_many_entities";
 pub(crate) type RoleIx = u16;
 pub(crate) type OrgIx = u32;
 
+/// Whether a request adds grants (POST) or removes them (DELETE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    Add,
+    Remove,
+}
+
 /// A permission: a scope of a resource server, by index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Perm {
@@ -397,16 +404,14 @@ impl Authz {
             .collect()
     }
 
-    pub(crate) fn add_role_permissions(&mut self, ix: RoleIx, perms: &[Perm]) {
-        self.roles[usize::from(ix)]
-            .permissions
-            .extend(perms.iter().copied());
-    }
-
-    pub(crate) fn remove_role_permissions(&mut self, ix: RoleIx, perms: &[Perm]) {
+    /// Adds or removes role permissions (no limit: the facts give none).
+    pub(crate) fn change_role_permissions(&mut self, ix: RoleIx, perms: &[Perm], change: Change) {
         let role = &mut self.roles[usize::from(ix)];
         for perm in perms {
-            role.permissions.remove(perm);
+            match change {
+                Change::Add => role.permissions.insert(*perm),
+                Change::Remove => role.permissions.remove(perm),
+            };
         }
     }
 
@@ -759,41 +764,37 @@ impl Authz {
         Ok(self.by_name(roles))
     }
 
-    /// Spec (`post_organization_member_roles`): 409 "No more roles can be assigned to this
+    /// Adds or removes member roles; 404 for a user who is not a member. Spec
+    /// (`post_organization_member_roles`): 409 "No more roles can be assigned to this
     /// organization member." past the facts' 50 roles per member.
-    pub(crate) fn assign_member_roles(
+    pub(crate) fn change_member_roles(
         &mut self,
         org: OrgIx,
         user_id: &str,
         roles: &[RoleIx],
+        change: Change,
     ) -> Result<(), ErrorReply> {
         let held = self.orgs[org as usize]
             .members
             .get_mut(user_id)
             .ok_or_else(not_a_member)?;
-        if held.len() + missing(held, roles) > MAX_MEMBER_ROLES {
-            return Err(ErrorReply::new(
-                StatusCode::CONFLICT,
-                LIMIT_CODE,
-                "No more roles can be assigned to this organization member.",
-            ));
+        match change {
+            Change::Add if held.len() + missing(held, roles) > MAX_MEMBER_ROLES => {
+                Err(ErrorReply::new(
+                    StatusCode::CONFLICT,
+                    LIMIT_CODE,
+                    "No more roles can be assigned to this organization member.",
+                ))
+            }
+            Change::Add => {
+                add_sorted(held, roles);
+                Ok(())
+            }
+            Change::Remove => {
+                remove_sorted(held, roles);
+                Ok(())
+            }
         }
-        add_sorted(held, roles);
-        Ok(())
-    }
-
-    pub(crate) fn unassign_member_roles(
-        &mut self,
-        org: OrgIx,
-        user_id: &str,
-        roles: &[RoleIx],
-    ) -> Result<(), ErrorReply> {
-        let held = self.orgs[org as usize]
-            .members
-            .get_mut(user_id)
-            .ok_or_else(not_a_member)?;
-        remove_sorted(held, roles);
-        Ok(())
     }
 
     fn by_name(&self, roles: &[RoleIx]) -> Vec<RoleIx> {
@@ -920,7 +921,7 @@ impl Authz {
                     for name in names(roles, "organizations[].roles")? {
                         ixs.push(self.ensure_role(&name).map_err(shown)?);
                     }
-                    self.assign_member_roles(org, user_id, &ixs)
+                    self.change_member_roles(org, user_id, &ixs, Change::Add)
                         .map_err(shown)?;
                 }
             }
@@ -965,7 +966,9 @@ mod tests {
         let org = authz.ensure_org("acme");
         authz.assign_roles("auth0|a", &[role]).unwrap();
         authz.add_members(org, &["auth0|a".into()]).unwrap();
-        authz.assign_member_roles(org, "auth0|a", &[role]).unwrap();
+        authz
+            .change_member_roles(org, "auth0|a", &[role], Change::Add)
+            .unwrap();
         authz.forget_user("auth0|a");
         assert_eq!(authz.role_users(role, None, 0, 10).0, 0);
         assert_eq!(authz.members(org, None, 0, 10).0, 0);

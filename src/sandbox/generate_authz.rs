@@ -23,7 +23,7 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::authz::{Authz, OrgIx, Perm, RoleIx};
+use super::authz::{Authz, Change, OrgIx, Perm, RoleIx};
 use super::generate::Dice;
 
 /// Resource servers: identifier, name, scopes.
@@ -128,7 +128,7 @@ impl AuthzGenerator {
                     let chosen: Vec<Perm> = (0..count)
                         .map(|_| pool[dice.below(pool.len() as u64) as usize])
                         .collect();
-                    authz.add_role_permissions(ix, &chosen);
+                    authz.change_role_permissions(ix, &chosen, Change::Add);
                 }
                 roles.push(ix);
             }
@@ -176,7 +176,7 @@ impl AuthzGenerator {
                 .collect();
             // An organization at the facts' limit takes no more members.
             if authz.add_members(org, &[user_id.to_string()]).is_ok() && !member_roles.is_empty() {
-                let _ = authz.assign_member_roles(org, user_id, &member_roles);
+                let _ = authz.change_member_roles(org, user_id, &member_roles, Change::Add);
             }
         }
     }

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::{Map, Value};
 
-use super::authz::Authz;
+use super::authz::{Authz, Change};
 use super::error::ErrorReply;
 use super::paging::{Paging, Rules, checkpoint_body};
 use super::roles::{
@@ -308,45 +308,49 @@ pub(super) async fn member_roles(
     Ok(axum::Json(offset_page(&offset, "roles", all)).into_response())
 }
 
-/// Reads `{roles: [role_id, ...]}` (spec: `AssignOrganizationMemberRolesRequestContent`,
-/// `DeleteOrganizationMemberRolesRequestContent`, additionalProperties false).
-async fn role_body(headers: HeaderMap, body: Body) -> Result<Vec<String>, ErrorReply> {
-    let body = body_object(&headers, body, &["roles"], &["roles"], true).await?;
-    id_list(&body, "roles")
-}
-
 /// Spec (`post_organization_member_roles`): 204; 404 for an unknown organization, member or
 /// role; 409 "No more roles can be assigned to this organization member." past the facts' 50
 /// roles per member; a role held already is fine. Needs `create:organization_member_roles`.
 pub(super) async fn assign_member_roles(
-    AxState(state): AxState<Shared>,
-    Path((id, user_id)): Path<(String, String)>,
+    state: AxState<Shared>,
+    ids: Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    require_scope(&state, &["create:organization_member_roles"])?;
-    let roles = role_body(headers, body).await?;
-    let mut authz = state.authz.lock().expect("authz lock");
-    let (ix, _) = authz.org(&id)?;
-    let roles = authz.role_ids(&roles)?;
-    authz.assign_member_roles(ix, &user_id, &roles)?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    change_member_roles(state, ids, headers, body, Change::Add).await
 }
 
 /// Spec (`delete_organization_member_roles`): 204; roles the member lacks are passed over.
 /// Needs `delete:organization_member_roles`.
 pub(super) async fn remove_member_roles(
+    state: AxState<Shared>,
+    ids: Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    change_member_roles(state, ids, headers, body, Change::Remove).await
+}
+
+/// Reads `{roles: [role_id, ...]}` (spec: `AssignOrganizationMemberRolesRequestContent`,
+/// `DeleteOrganizationMemberRolesRequestContent`, additionalProperties false) and applies it.
+async fn change_member_roles(
     AxState(state): AxState<Shared>,
     Path((id, user_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
+    change: Change,
 ) -> ApiResult {
-    require_scope(&state, &["delete:organization_member_roles"])?;
-    let roles = role_body(headers, body).await?;
+    let scope = match change {
+        Change::Add => "create:organization_member_roles",
+        Change::Remove => "delete:organization_member_roles",
+    };
+    require_scope(&state, &[scope])?;
+    let body = body_object(&headers, body, &["roles"], &["roles"], true).await?;
+    let roles = id_list(&body, "roles")?;
     let mut authz = state.authz.lock().expect("authz lock");
     let (ix, _) = authz.org(&id)?;
     let roles = authz.role_ids(&roles)?;
-    authz.unassign_member_roles(ix, &user_id, &roles)?;
+    authz.change_member_roles(ix, &user_id, &roles, change)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
 
-use super::authz::{Authz, PermissionName};
+use super::authz::{Authz, Change, PermissionName};
 use super::error::ErrorReply;
 use super::paging::{Offset, Paging, Rules, checkpoint_body};
 use super::routes::{ApiResult, Params, Shared, read_body, require_scope, require_scopes};
@@ -358,27 +358,30 @@ pub(super) fn offset_params(raw: Option<String>) -> Result<Offset, ErrorReply> {
 /// Spec (`post_role_permission_assignment`): `{permissions: [...]}`; 201. Facts: each must name
 /// an existing resource server and one of its scopes, else 400. Needs `update:roles`.
 pub(super) async fn add_permissions(
-    AxState(state): AxState<Shared>,
-    Path(id): Path<String>,
+    state: AxState<Shared>,
+    id: Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    require_scope(&state, &["update:roles"])?;
-    let body = body_object(&headers, body, &["permissions"], &["permissions"], true).await?;
-    let list = permission_list(&body, "permissions")?;
-    let mut authz = state.authz.lock().expect("authz lock");
-    let (ix, _) = authz.role(&id)?;
-    let perms = authz.permissions(&list)?;
-    authz.add_role_permissions(ix, &perms);
-    Ok(StatusCode::CREATED.into_response())
+    change_permissions(state, id, headers, body, Change::Add).await
 }
 
 /// Spec (`delete_role_permission_assignment`): 200. Needs `update:roles`.
 pub(super) async fn remove_permissions(
+    state: AxState<Shared>,
+    id: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    change_permissions(state, id, headers, body, Change::Remove).await
+}
+
+async fn change_permissions(
     AxState(state): AxState<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
+    change: Change,
 ) -> ApiResult {
     require_scope(&state, &["update:roles"])?;
     let body = body_object(&headers, body, &["permissions"], &["permissions"], true).await?;
@@ -386,8 +389,12 @@ pub(super) async fn remove_permissions(
     let mut authz = state.authz.lock().expect("authz lock");
     let (ix, _) = authz.role(&id)?;
     let perms = authz.permissions(&list)?;
-    authz.remove_role_permissions(ix, &perms);
-    Ok(StatusCode::OK.into_response())
+    authz.change_role_permissions(ix, &perms, change);
+    let status = match change {
+        Change::Add => StatusCode::CREATED,
+        Change::Remove => StatusCode::OK,
+    };
+    Ok(status.into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
