@@ -520,10 +520,12 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub export_link_ttl: u64,
 
-    /// The scopes every access token carries, space-separated (default: all of them:
-    /// read:users create:users update:users update:users_app_metadata delete:users
-    /// read:connections create:user_tickets). An endpoint answers 403 insufficient_scope
-    /// when none of the scopes it accepts is there.
+    /// The scopes every access token carries, space-separated (default: all of them: the
+    /// users scopes read:users create:users update:users update:users_app_metadata
+    /// delete:users, read:connections, create:user_tickets, and those of roles, resource
+    /// servers and organizations, e.g. read:roles create:role_members read:organizations
+    /// read:organization_member_roles). An endpoint answers 403 insufficient_scope when none
+    /// of the scopes it accepts is there.
     #[arg(long, value_name = "\"SCOPE ...\"")]
     pub scopes: Option<String>,
 

@@ -23,6 +23,8 @@ mod import_jobs;
 mod oas_selftest;
 // The sandbox tenant behaves like Auth0.
 mod sandbox;
+// Its roles, permissions, resource servers and organizations (issue 14).
+mod sandbox_authz;
 // Its bulk-import jobs, connections, scopes, sign-in and tickets (issue 13).
 mod sandbox_jobs;
 // Secrets never leak, files are private, and the transport refuses what could expose them.

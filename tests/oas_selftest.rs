@@ -501,10 +501,23 @@ fn subset_holds_the_paths_the_sandbox_serves_and_every_schema_they_reference() {
             "/jobs/users-imports",
             "/jobs/{id}",
             "/jobs/{id}/errors",
+            "/organizations",
+            "/organizations/name/{name}",
+            "/organizations/{id}",
+            "/organizations/{id}/members",
+            "/organizations/{id}/members/{user_id}/roles",
+            "/resource-servers",
+            "/roles",
+            "/roles/{id}",
+            "/roles/{id}/permissions",
+            "/roles/{id}/users",
             "/tickets/password-change",
             "/users",
             "/users-by-email",
-            "/users/{id}"
+            "/users/{id}",
+            "/users/{id}/organizations",
+            "/users/{id}/permissions",
+            "/users/{id}/roles"
         ]
     );
     let mut refs = Vec::new();

@@ -125,11 +125,11 @@ struct Segment {
 
 /// The random source: raw `u64`s from ChaCha8, reduced by multiply-shift (Lemire), so that
 /// the output never depends on how `rand` implements its distributions.
-struct Dice(ChaCha8Rng);
+pub(crate) struct Dice(pub(crate) ChaCha8Rng);
 
 impl Dice {
     /// Uniform in `0..n` (`n > 0`); the bias is at most `n / 2^64`.
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.0.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
@@ -139,7 +139,7 @@ impl Dice {
     }
 
     /// True with probability `per_mille / 1000`.
-    fn chance(&mut self, per_mille: u64) -> bool {
+    pub(crate) fn chance(&mut self, per_mille: u64) -> bool {
         self.below(1000) < per_mille
     }
 
@@ -148,7 +148,7 @@ impl Dice {
     }
 
     /// An index into `weights`, chosen with probability proportional to its weight.
-    fn weighted(&mut self, weights: &[u32]) -> usize {
+    pub(crate) fn weighted(&mut self, weights: &[u32]) -> usize {
         let total: u32 = weights.iter().sum();
         let mut roll = self.below(u64::from(total)) as u32;
         for (i, &w) in weights.iter().enumerate() {

@@ -13,17 +13,22 @@
 //! # Ok(()) }
 //! ```
 
+mod authz;
 mod connections;
 mod credentials;
 pub mod error;
 mod export_users;
 pub mod generate;
+mod generate_authz;
 mod import_users;
 mod index;
 mod jobs;
+mod organizations;
+mod paging;
 mod profile;
 pub mod query;
 mod ratelimit;
+mod roles;
 mod routes;
 mod server;
 mod store;
@@ -40,6 +45,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub use ratelimit::{Group, GroupLimit};
@@ -68,6 +74,24 @@ pub const SCOPES: &[&str] = &[
     "delete:users",
     "read:connections",
     "create:user_tickets",
+    // The spec's `security` of the roles, resource-server and organization operations.
+    "read:roles",
+    "create:roles",
+    "update:roles",
+    "read:role_members",
+    "create:role_members",
+    "delete:role_members",
+    "read:resource_servers",
+    "create:resource_servers",
+    "read:organizations",
+    "read:organizations_summary",
+    "create:organizations",
+    "read:organization_members",
+    "create:organization_members",
+    "delete:organization_members",
+    "read:organization_member_roles",
+    "create:organization_member_roles",
+    "delete:organization_member_roles",
 ];
 
 /// Facts ("Bulk import jobs"): about 400k users an hour with 2 jobs, so about 55 users a
@@ -276,6 +300,9 @@ pub struct Writes {
 /// Shared state behind every handler.
 pub(crate) struct State {
     pub(crate) store: Mutex<Store>,
+    /// Roles, permissions, resource servers and organizations. Locked after `store` when both
+    /// are needed.
+    pub(crate) authz: Mutex<authz::Authz>,
     pub(crate) tokens: Mutex<HashMap<String, Instant>>,
     pub(crate) client_id: String,
     pub(crate) client_secret: String,
@@ -414,12 +441,24 @@ impl Sandbox {
             }
         };
         let mut store = Store::new(Duration::ZERO);
+        let mut authz = authz::Authz::default();
         for path in &options.seed {
-            load_seed(&mut store, path)?;
+            load_seed(&mut store, &mut authz, path)?;
         }
+        // A generated tenant has roles, permissions and organizations too (generate_authz.rs),
+        // drawn beside the users without changing them.
+        let mut grants = (options.generate > 0)
+            .then(|| generate_authz::AuthzGenerator::new(options.gen_seed, &mut authz));
         // One thread: a generator thread handing maps over made startup three times costlier
         // in CPU (each map freed on another thread than the one that built it).
-        store.put_all(generate::generate(options.generate, options.gen_seed));
+        store.put_all(
+            generate::generate(options.generate, options.gen_seed).inspect(|user| {
+                if let (Some(grants), Some(Value::String(id))) = (&mut grants, user.get("user_id"))
+                {
+                    grants.assign(&mut authz, id);
+                }
+            }),
+        );
         // The lag applies to writes through the API, not to the initial data.
         store.set_search_lag(options.search_lag);
 
@@ -441,6 +480,7 @@ impl Sandbox {
         let cancel = CancellationToken::new();
         let state = Arc::new(State {
             store: Mutex::new(store),
+            authz: Mutex::new(authz),
             tokens: Mutex::new(HashMap::new()),
             client_id: options
                 .client_id
@@ -599,8 +639,29 @@ pub(crate) fn write_users(state: &State, out: &mut dyn Write) -> std::io::Result
     Ok(())
 }
 
-/// Loads users from NDJSON exactly as the API returns them.
-fn load_seed(store: &mut Store, path: &PathBuf) -> Result<(), SandboxError> {
+/// Writes every user as NDJSON, sorted by user_id, each with its `roles`, `organizations` and
+/// direct `permissions` (see `Authz::evidence`).
+pub(crate) fn write_users_with_authz(state: &State, out: &mut dyn Write) -> std::io::Result<()> {
+    let store = state.store.lock().expect("store lock");
+    let authz = state.authz.lock().expect("authz lock");
+    for stored in store.all() {
+        let mut user = stored.user();
+        for (key, value) in authz.evidence(stored.id()) {
+            user.insert(key.into(), value);
+        }
+        serde_json::to_writer(&mut *out, &user)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Loads users from NDJSON exactly as the API returns them, and the grants a user may carry
+/// (`roles`, `organizations`, `permissions`: see `Authz::seed`).
+fn load_seed(
+    store: &mut Store,
+    authz: &mut authz::Authz,
+    path: &PathBuf,
+) -> Result<(), SandboxError> {
     let file = std::fs::File::open(path).map_err(|source| SandboxError::SeedIo {
         path: path.clone(),
         source,
@@ -618,15 +679,16 @@ fn load_seed(store: &mut Store, path: &PathBuf) -> Result<(), SandboxError> {
             line: index + 1,
             message,
         };
-        let user: User = serde_json::from_str(&line).map_err(|e| record(e.to_string()))?;
-        match user.get("user_id") {
-            Some(serde_json::Value::String(id)) if !id.is_empty() => {}
+        let mut user: User = serde_json::from_str(&line).map_err(|e| record(e.to_string()))?;
+        let user_id = match user.get("user_id") {
+            Some(Value::String(id)) if !id.is_empty() => id.clone(),
             _ => {
                 return Err(record(
                     "a seeded user needs a non-empty string `user_id`".into(),
                 ));
             }
-        }
+        };
+        authz.seed(&user_id, &mut user).map_err(record)?;
         store.put(user);
     }
     Ok(())

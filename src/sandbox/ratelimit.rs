@@ -54,6 +54,13 @@ impl Group {
 
     /// The group of an API request, from its method and its path (with or without the
     /// `/api/v2` prefix). The token endpoint is in none: it is not limited by these buckets.
+    ///
+    /// Facts ("Rate limits") name the users read and write groups and no group of roles or
+    /// organizations. So every path under `/users` counts as a users request, its sub-resources
+    /// too (`GET /users/{id}/roles` reads, `POST /users/{id}/roles` and `/permissions` write:
+    /// they change the user's access, and an import assigning roles user by user then meets
+    /// the write limit as it would), while `/roles`, `/resource-servers` and `/organizations`
+    /// (`POST /roles/{id}/users` and organization members included) fall to `Other`.
     pub fn of(method: &str, path: &str) -> Group {
         let path = path.strip_prefix("/api/v2").unwrap_or(path);
         let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
@@ -280,6 +287,15 @@ mod tests {
             ("GET", "/api/v2/clients", Group::Other),
             ("POST", "/api/v2/jobs/users-imports", Group::Other),
             ("GET", "/api/v2/usersx", Group::Other),
+            ("POST", "/api/v2/users/auth0%7C1/roles", Group::UsersWrite),
+            (
+                "DELETE",
+                "/api/v2/users/auth0%7C1/permissions",
+                Group::UsersWrite,
+            ),
+            ("GET", "/api/v2/roles/rol_1/users", Group::Other),
+            ("POST", "/api/v2/roles/rol_1/users", Group::Other),
+            ("POST", "/api/v2/organizations/org_1/members", Group::Other),
         ] {
             assert_eq!(Group::of(method, path), group, "{method} {path}");
         }

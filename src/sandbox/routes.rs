@@ -20,7 +20,7 @@ use super::profile::{new_database_user, next_timestamp, random_hex_id};
 use super::query::Query;
 use super::ratelimit::{Decision, Group, Verdict};
 use super::store::{Sort, Strategy, User, connections_of, identities};
-use super::{State, connections, jobs, random_token, tickets, validate};
+use super::{State, connections, jobs, organizations, random_token, roles, tickets, validate};
 
 pub(super) type Shared = Arc<State>;
 pub(super) type ApiResult = Result<Response, ErrorReply>;
@@ -44,6 +44,53 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/jobs/{id}", get(jobs::get_job))
         .route("/jobs/{id}/errors", get(jobs::get_errors))
         .route("/tickets/password-change", post(tickets::password_change))
+        .route("/roles", get(roles::list).post(roles::create))
+        .route("/roles/{id}", get(roles::get))
+        .route(
+            "/roles/{id}/users",
+            get(roles::users).post(roles::assign_users),
+        )
+        .route(
+            "/roles/{id}/permissions",
+            get(roles::permissions)
+                .post(roles::add_permissions)
+                .delete(roles::remove_permissions),
+        )
+        .route(
+            "/users/{id}/roles",
+            get(roles::user_roles)
+                .post(roles::assign_user_roles)
+                .delete(roles::remove_user_roles),
+        )
+        .route(
+            "/users/{id}/permissions",
+            get(roles::user_permissions)
+                .post(roles::grant_user_permissions)
+                .delete(roles::revoke_user_permissions),
+        )
+        .route("/users/{id}/organizations", get(organizations::of_user))
+        .route(
+            "/resource-servers",
+            get(roles::list_servers).post(roles::create_server),
+        )
+        .route(
+            "/organizations",
+            get(organizations::list).post(organizations::create),
+        )
+        .route("/organizations/name/{name}", get(organizations::by_name))
+        .route("/organizations/{id}", get(organizations::get))
+        .route(
+            "/organizations/{id}/members",
+            get(organizations::members)
+                .post(organizations::add_members)
+                .delete(organizations::remove_members),
+        )
+        .route(
+            "/organizations/{id}/members/{user_id}/roles",
+            get(organizations::member_roles)
+                .post(organizations::assign_member_roles)
+                .delete(organizations::remove_member_roles),
+        )
         .fallback(|| async { ErrorReply::new(StatusCode::NOT_FOUND, "not_found", "Not Found") })
         .layer(middleware::from_fn_with_state(state.clone(), api_gate));
     Router::new()
@@ -139,6 +186,22 @@ pub(super) fn require_scope(state: &State, any_of: &[&str]) -> Result<(), ErrorR
         StatusCode::FORBIDDEN,
         "insufficient_scope",
         format!("Insufficient scope, expected any of: {}", any_of.join(",")),
+    ))
+}
+
+/// As [`require_scope`] for an endpoint whose scopes come in sets: the token needs every scope
+/// of at least one set. Spec: `get_role_user` and `get_user_roles` answer "expected all of:
+/// read:users, read:roles", and take the finer `read:role_members` alone too.
+pub(super) fn require_scopes(state: &State, any_of: &[&[&str]]) -> Result<(), ErrorReply> {
+    let held = |set: &&[&str]| set.iter().all(|s| state.scopes.iter().any(|g| g == s));
+    if any_of.iter().any(held) {
+        return Ok(());
+    }
+    let sets: Vec<String> = any_of.iter().map(|set| set.join(",")).collect();
+    Err(ErrorReply::new(
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+        format!("Insufficient scope, expected all of: {}", sets.join(" or ")),
     ))
 }
 
@@ -355,6 +418,11 @@ pub(super) struct Projection {
 }
 
 impl Projection {
+    /// True when the projection asks for `field` by name (`fields` lists it, included).
+    pub(super) fn names(&self, field: &str) -> bool {
+        self.include && self.fields.iter().any(|f| f == field)
+    }
+
     pub(super) fn apply(&self, user: &User) -> Value {
         if self.fields.is_empty() {
             return Value::Object(user.clone());
@@ -549,7 +617,11 @@ async fn get_user(
 /// Facts ("DELETE"): 204, also for an id that does not exist.
 async fn delete_user(AxState(state): AxState<Shared>, Path(id): Path<String>) -> ApiResult {
     require_scope(&state, &["delete:users"])?;
-    if state.store.lock().expect("store lock").delete(&id) {
+    let mut store = state.store.lock().expect("store lock");
+    if store.delete(&id) {
+        // The user's roles, direct permissions and memberships go with them.
+        state.authz.lock().expect("authz lock").forget_user(&id);
+        drop(store);
         state.stats.lock().expect("stats lock").writes.deleted += 1;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -764,9 +836,29 @@ pub(crate) fn merge_metadata(user: &mut User, field: &str, patch: &Map<String, V
 // ---------------------------------------------------------------------------------------------
 // /__sandbox: evidence for scripts and benchmarks (no token, never limited or faulted)
 
-async fn evidence_users(AxState(state): AxState<Shared>) -> Response {
+/// `GET /__sandbox/users`: every user as NDJSON, by user_id; with `with=authz`, each with its
+/// `roles`, `organizations` and direct `permissions` too.
+async fn evidence_users(AxState(state): AxState<Shared>, RawQuery(raw): RawQuery) -> Response {
+    let with_authz = match Params::parse(raw, &["with"]) {
+        Ok(params) => match params.get("with") {
+            None => false,
+            Some("authz") => true,
+            Some(other) => {
+                return ErrorReply::invalid_query(format!(
+                    "with={other}: the sandbox knows only with=authz"
+                ))
+                .into_response();
+            }
+        },
+        Err(e) => return e.into_response(),
+    };
     let mut out = Vec::new();
-    if let Err(e) = super::write_users(&state, &mut out) {
+    let written = if with_authz {
+        super::write_users_with_authz(&state, &mut out)
+    } else {
+        super::write_users(&state, &mut out)
+    };
+    if let Err(e) = written {
         return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
     }
     let mut response = out.into_response();

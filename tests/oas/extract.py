@@ -33,6 +33,20 @@ PATHS = [
     "/jobs/{id}/errors",
     "/jobs/users-exports",
     "/tickets/password-change",
+    # Issue 14: roles, permissions, resource servers and organizations.
+    "/roles",
+    "/roles/{id}",
+    "/roles/{id}/users",
+    "/roles/{id}/permissions",
+    "/users/{id}/roles",
+    "/users/{id}/permissions",
+    "/users/{id}/organizations",
+    "/resource-servers",
+    "/organizations",
+    "/organizations/name/{name}",
+    "/organizations/{id}",
+    "/organizations/{id}/members",
+    "/organizations/{id}/members/{user_id}/roles",
 ]
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 EXPECTED_SHA256 = "3ac17a404d0b2d3acd45b002e4b2e55a70cbf809175187cf9a5bfe604f1335c3"

@@ -106,6 +106,15 @@ impl Tenant {
         reply(request.bearer_auth(&self.token).send().await.expect("send")).await
     }
 
+    /// DELETE an API path with a JSON body (`/users/{id}/roles {roles}`).
+    pub async fn delete_json(&self, path: &str, body: &Value) -> Reply {
+        let request = self
+            .http
+            .delete(self.url(&format!("/api/v2{path}")))
+            .json(body);
+        reply(request.bearer_auth(&self.token).send().await.expect("send")).await
+    }
+
     pub async fn delete(&self, path: &str) -> Reply {
         let request = self.http.delete(self.url(&format!("/api/v2{path}")));
         reply(request.bearer_auth(&self.token).send().await.expect("send")).await
