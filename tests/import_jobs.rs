@@ -1,534 +1,25 @@
-//! The bulk-import job engine (`import --engine job`) and password-change tickets (`--tickets`)
-//! end to end: the binary, run as a child process, against sandbox tenants served in-process.
-//!
-//! Where a test must see what the client sends the job endpoints (the size of each users file,
-//! when a job was made and when the client learnt it ended), the binary talks to a [`Watch`]: a
-//! proxy in front of the sandbox that records the job requests and can hold the answer to a
-//! job's creation (the tenant has made the job; the client has not learnt its id), which is
-//! the window the jobs journal exists for.
+//! The bulk-import job engine (`import --engine job`) in create mode and password-change
+//! tickets (`--tickets`) end to end: the binary, run as a child process, against sandbox
+//! tenants served in-process (helpers in `support/jobs.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use auth0_bulk::import::job::chunk::derived_user_id;
 use auth0_bulk::sandbox::{SandboxOptions, connection_id};
-use axum::body::Body;
-use axum::extract::{FromRequest, Multipart, Request, State};
-use axum::response::Response;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value, json};
 
 use crate::support::child::{Ran, Running, run, wait_until};
-use crate::support::exports::User;
 use crate::support::files_under;
 use crate::support::imports::{
-    DB, LedgerView, assert_adds_up, assert_same_users, connection_of, count, import, read_ndjson,
-    read_text, tenant_users, without_times, write_ndjson,
+    DB, LedgerView, assert_adds_up, assert_same_users, beside, count, import, read_ndjson,
+    read_text, tenant_users,
 };
+use crate::support::jobs::*;
 use crate::support::kill::scaled;
-use crate::support::live::{Live, own_audience, pass_on};
-
-/// The sandbox's second database connection (password policy "fair").
-const LEGACY: &str = "legacy-db";
-/// The jobs endpoint, as the sandbox's request log and stats name it.
-const JOBS_POST: &str = "POST /api/v2/jobs/users-imports";
-
-// ---- inputs -----------------------------------------------------------------------------------
-
-/// `n` create records over the two database connections (a third in `legacy-db`), each with
-/// names and nested metadata of varied size; every fourth names its `user_id`, the others get
-/// one derived from their connection and email. Every 23rd (from the 8th) has an email that is
-/// not one: rejected before any job. `tag` keeps emails apart between tests.
-fn records(n: usize, tag: &str) -> Vec<Value> {
-    (0..n)
-        .map(|i| {
-            let connection = if i % 3 == 0 { LEGACY } else { DB };
-            let email = if is_bad(i) {
-                format!("{tag}-{i}-at-example.com")
-            } else {
-                format!("{tag}.{i}@example.com")
-            };
-            let plan = ["free", "pro", "team"][i % 3];
-            let mut record = json!({
-                "email": email,
-                "connection": connection,
-                "email_verified": i % 2 == 0,
-                "given_name": format!("Given{i}"),
-                "family_name": format!("Family{tag}"),
-                "user_metadata": {
-                    "plan": plan,
-                    "n": i,
-                    "bio": "lorem ipsum ".repeat(i % 7),
-                    "prefs": {"theme": "dark", "langs": ["en", "fr"]},
-                },
-                "app_metadata": {"tier": i % 5, "tags": ["migrated", tag]},
-            });
-            if i % 4 == 1 {
-                record["user_id"] = json!(format!("{tag}{i:05}"));
-            }
-            record
-        })
-        .collect()
-}
-
-/// Whether record `i` of the crash test brings a password hash.
-fn has_hash(i: usize) -> bool {
-    i.is_multiple_of(2)
-}
-
-/// The password a legacy store held for record `i`.
-fn legacy_password(i: usize) -> String {
-    format!("Legacy-{i}-secret!")
-}
-
-/// A `custom_password_hash`: SHA-256 over a salt (its prefix) and the password, in hex.
-fn sha256_hash(password: &str, i: usize) -> Value {
-    use sha2::Digest as _;
-    let salt = format!("s{i:07}");
-    let digest = sha2::Sha256::digest(format!("{salt}{password}").as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    json!({
-        "algorithm": "sha256",
-        "hash": {"value": hex, "encoding": "hex"},
-        "salt": {"value": salt, "encoding": "utf8", "position": "prefix"},
-    })
-}
-
-fn is_bad(i: usize) -> bool {
-    i % 23 == 7
-}
-
-/// The records [`records`] makes that are good.
-fn good(n: usize) -> u64 {
-    (0..n).filter(|i| !is_bad(*i)).count() as u64
-}
-
-/// The user_id the tenant gives a record: its own (`auth0|` prefixed), else the derived one.
-fn expected_id(record: &Value) -> String {
-    match record["user_id"].as_str() {
-        Some(id) => format!("auth0|{id}"),
-        None => format!(
-            "auth0|{}",
-            derived_user_id(
-                record["connection"].as_str().unwrap(),
-                record["email"].as_str().unwrap()
-            )
-        ),
-    }
-}
-
-/// What the tenant must hold for the good records, by user_id: the fields a record sets and
-/// its connection.
-fn expected_users(records: &[Value]) -> BTreeMap<String, User> {
-    records
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !is_bad(*i))
-        .map(|(_, record)| {
-            let mut user = Map::new();
-            for field in [
-                "email",
-                "email_verified",
-                "given_name",
-                "family_name",
-                "user_metadata",
-                "app_metadata",
-            ] {
-                user.insert(field.into(), record[field].clone());
-            }
-            user.insert("connection".into(), record["connection"].clone());
-            (expected_id(record), user)
-        })
-        .collect()
-}
-
-/// The tenant's users reduced to what [`expected_users`] holds.
-fn tenant_as_expected(live: &Live) -> BTreeMap<String, User> {
-    tenant_users(live)
-        .into_iter()
-        .map(|(id, user)| {
-            let mut out: User = [
-                "email",
-                "email_verified",
-                "given_name",
-                "family_name",
-                "user_metadata",
-                "app_metadata",
-            ]
-            .iter()
-            .filter_map(|f| Some((f.to_string(), user.get(*f)?.clone())))
-            .collect();
-            out.insert("connection".into(), json!(connection_of(&user)));
-            (id, out)
-        })
-        .collect()
-}
-
-/// A sandbox whose jobs run at `job_rate` users a second.
-fn tenant(job_rate: f64) -> Live {
-    Live::start(SandboxOptions {
-        job_rate,
-        ..Default::default()
-    })
-}
-
-/// A temporary folder with `records` in `users.ndjson`.
-fn input(records: &[Value]) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("users.ndjson");
-    write_ndjson(&path, records);
-    (dir, path)
-}
-
-/// `import --input INPUT --engine job --passwords random ARGS --json` against `domain` (the
-/// sandbox's, or a [`Watch`]'s in front of it), state and rejects beside the input.
-fn job_import(live: &Live, domain: &str, input: &Path, args: &[&str]) -> Command {
-    let mut command = crate::support::child::import(domain, live.client_id(), live.client_secret());
-    command
-        .arg("--input")
-        .arg(input)
-        .args(["--engine", "job", "--passwords", "random"])
-        .args(args)
-        .arg("--json");
-    command
-}
-
-/// The API requests the tenant answered, as `METHOD /route` (ids collapsed) → status → count.
-fn routes(live: &Live) -> BTreeMap<String, BTreeMap<u16, u64>> {
-    live.tenant.sandbox.stats().requests
-}
-
-/// How many requests of `route` the tenant answered (any status).
-fn requests_of(live: &Live, route: &str) -> u64 {
-    routes(live).get(route).map_or(0, |by| by.values().sum())
-}
-
-/// The rejects file's entries by line: (`code`, `message`, `field`).
-fn rejects_by_line(path: &Path) -> BTreeMap<u64, (String, String, Option<String>)> {
-    read_ndjson(path)
-        .into_iter()
-        .map(|entry| {
-            let error = &entry["_error"];
-            (
-                error["line"].as_u64().expect("a line"),
-                (
-                    error["code"].as_str().unwrap().to_string(),
-                    error["message"].as_str().unwrap().to_string(),
-                    error["field"].as_str().map(str::to_string),
-                ),
-            )
-        })
-        .collect()
-}
-
-/// The lines of a file, sorted (order aside, two files with the same lines compare equal).
-fn sorted_lines(path: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = read_text(path).lines().map(str::to_string).collect();
-    lines.sort();
-    lines
-}
-
-fn beside(input: &Path, suffix: &str) -> PathBuf {
-    crate::support::imports::beside(input, suffix)
-}
-
-// ---- the jobs journal, as a test reads it -----------------------------------------------------
-
-/// A chunk the journal names that is not done: whether its job's id was recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Open {
-    job: Option<String>,
-}
-
-/// The chunks the jobs journal in `state` names that are not done (a torn last line left out).
-fn open_chunks(state: &Path) -> BTreeMap<u64, Open> {
-    let mut open = BTreeMap::new();
-    let Ok(text) = std::fs::read_to_string(state.join("jobs.ndjson")) else {
-        return open;
-    };
-    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
-        let entry: Value = serde_json::from_str(line).expect("a journal entry");
-        let chunk = entry["chunk"].as_u64().expect("a chunk number");
-        if entry["done"] == true {
-            open.remove(&chunk);
-        } else if entry.get("records").is_some() {
-            open.insert(chunk, Open { job: None });
-        } else if let Some(job) = entry["job"].as_str() {
-            open.insert(
-                chunk,
-                Open {
-                    job: Some(job.to_string()),
-                },
-            );
-        }
-    }
-    open
-}
-
-// ---- the watch: a proxy that sees the job requests --------------------------------------------
-
-/// What the watch saw, in the order the tenant's answers came back.
-#[derive(Debug, Clone)]
-enum Seen {
-    /// `POST /api/v2/jobs/users-imports`: the users file and the answer.
-    Submitted {
-        connection_id: String,
-        file: Vec<u8>,
-        status: u16,
-        job: Option<String>,
-    },
-    /// `GET /api/v2/jobs/{id}` answered with this job status (or the HTTP status, for a 404).
-    Polled { job: String, status: String },
-}
-
-/// A proxy in front of a [`Live`] tenant that records the job requests and, once armed, holds
-/// the tenant's answer to the next job creation until [`Watch::release`].
-struct Watch {
-    domain: String,
-    inner: Arc<WatchInner>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-struct WatchInner {
-    upstream: String,
-    http: reqwest::Client,
-    seen: Mutex<Vec<Seen>>,
-    /// Armed: the next accepted job's answer is held. Held: that job's id.
-    hold: Mutex<(bool, Option<String>)>,
-    /// How many more accepted jobs' answers are lost (a 502 instead).
-    lose: Mutex<usize>,
-    released: tokio::sync::watch::Sender<bool>,
-}
-
-impl Watch {
-    fn start(live: &Live) -> Watch {
-        let inner = Arc::new(WatchInner {
-            upstream: live.domain().to_string(),
-            http: reqwest::Client::new(),
-            seen: Mutex::new(Vec::new()),
-            hold: Mutex::new((false, None)),
-            lose: Mutex::new(0),
-            released: tokio::sync::watch::Sender::new(true),
-        });
-        let app = axum::Router::new()
-            .fallback(forward)
-            .with_state(inner.clone());
-        let (domain, server) = live.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("the watch binds");
-            let addr = listener.local_addr().expect("the watch's address");
-            let server = tokio::spawn(async move {
-                let _ = axum::serve(listener, app).await;
-            });
-            (format!("http://{addr}"), server)
-        });
-        Watch {
-            domain,
-            inner,
-            server,
-        }
-    }
-
-    fn domain(&self) -> &str {
-        &self.domain
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.inner.seen.lock().unwrap().clone()
-    }
-
-    /// The users files of the jobs the tenant accepted, with their connection ids.
-    fn accepted_files(&self) -> Vec<(String, Vec<u8>)> {
-        self.seen()
-            .into_iter()
-            .filter_map(|seen| match seen {
-                Seen::Submitted {
-                    connection_id,
-                    file,
-                    status: 202,
-                    ..
-                } => Some((connection_id, file)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The most jobs the client had going at once: accepted, and not yet seen ended by a poll.
-    fn most_jobs_at_once(&self) -> usize {
-        let mut active = BTreeSet::new();
-        let mut most = 0;
-        for seen in self.seen() {
-            match seen {
-                Seen::Submitted {
-                    job: Some(job),
-                    status: 202,
-                    ..
-                } => {
-                    active.insert(job);
-                }
-                Seen::Polled { job, status } if status != "pending" && status != "processing" => {
-                    active.remove(&job);
-                }
-                _ => {}
-            }
-            most = most.max(active.len());
-        }
-        most
-    }
-
-    /// The answers to the next `n` jobs the tenant accepts are lost: the client gets a 502.
-    fn lose(&self, n: usize) {
-        *self.inner.lose.lock().unwrap() = n;
-    }
-
-    /// From now on, the answer to the next job the tenant accepts is held.
-    fn arm(&self) {
-        self.inner.released.send_replace(false);
-        *self.inner.hold.lock().unwrap() = (true, None);
-    }
-
-    /// The job whose answer is held, if one is.
-    fn held(&self) -> Option<String> {
-        self.inner.hold.lock().unwrap().1.clone()
-    }
-
-    /// Lets a held answer go (to a client that may be gone) and disarms.
-    fn release(&self) {
-        *self.inner.hold.lock().unwrap() = (false, None);
-        self.inner.released.send_replace(true);
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        self.release();
-        self.server.abort();
-    }
-}
-
-/// The `users` file and `connection_id` of a job request's multipart form.
-async fn form_of(content_type: &str, body: &[u8]) -> (Vec<u8>, String) {
-    let request = Request::builder()
-        .header("content-type", content_type)
-        .body(Body::from(body.to_vec()))
-        .expect("a request");
-    let mut form = Multipart::from_request(request, &())
-        .await
-        .expect("a multipart form");
-    let (mut file, mut connection) = (Vec::new(), String::new());
-    while let Some(field) = form.next_field().await.expect("a form part") {
-        let name = field.name().unwrap_or_default().to_string();
-        let bytes = field.bytes().await.expect("the part's bytes").to_vec();
-        match name.as_str() {
-            "users" => file = bytes,
-            "connection_id" => connection = String::from_utf8(bytes).expect("text"),
-            _ => {}
-        }
-    }
-    (file, connection)
-}
-
-async fn forward(State(watch): State<Arc<WatchInner>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let path = parts.uri.path().to_string();
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| path.clone());
-    let mut bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .expect("the request body reads")
-        .to_vec();
-    if path == "/oauth/token" {
-        bytes = own_audience(&bytes, &watch.upstream);
-    }
-    let submitted = if path == "/api/v2/jobs/users-imports" {
-        let content_type = parts
-            .headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        Some(form_of(&content_type, &bytes).await)
-    } else {
-        None
-    };
-    let answer = match pass_on(&watch.http, &watch.upstream, &parts, &path_and_query, bytes).await {
-        Ok(answer) => answer,
-        Err(failed) => return failed,
-    };
-    let status = answer.status();
-    let headers = answer.headers().clone();
-    let body = answer.bytes().await.unwrap_or_default();
-    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let mut hold = false;
-    let mut lost = false;
-    if let Some((file, connection_id)) = submitted {
-        let job = json["id"].as_str().map(str::to_string);
-        if status.as_u16() == 202 {
-            let mut lose = watch.lose.lock().unwrap();
-            lost = *lose > 0;
-            *lose = lose.saturating_sub(1);
-        }
-        {
-            let mut armed = watch.hold.lock().unwrap();
-            if armed.0 && status.as_u16() == 202 {
-                *armed = (false, job.clone());
-                hold = true;
-            }
-        }
-        watch.seen.lock().unwrap().push(Seen::Submitted {
-            connection_id,
-            file,
-            status: status.as_u16(),
-            job,
-        });
-    } else if let Some(job) = path.strip_prefix("/api/v2/jobs/")
-        && !job.contains('/')
-        && parts.method == axum::http::Method::GET
-    {
-        let status = json["status"]
-            .as_str()
-            .map_or_else(|| status.as_u16().to_string(), str::to_string);
-        let job = percent_encoding::percent_decode_str(job)
-            .decode_utf8()
-            .expect("a job id is UTF-8");
-        watch.seen.lock().unwrap().push(Seen::Polled {
-            job: job.into_owned(),
-            status,
-        });
-    }
-    if hold {
-        // The tenant made the job; the client learns nothing until the test releases it.
-        let mut released = watch.released.subscribe();
-        let _ = released.wait_for(|released| *released).await;
-    }
-    if lost {
-        // The tenant made the job; its answer never reaches the client.
-        return Response::builder()
-            .status(502)
-            .header("content-type", "application/json")
-            .body(Body::from(
-                r#"{"statusCode":502,"error":"Bad Gateway","message":"The answer was lost (test watch).","errorCode":"bad_gateway"}"#,
-            ))
-            .expect("a static response");
-    }
-    let mut response = Response::builder().status(status);
-    for (name, value) in &headers {
-        if !matches!(name.as_str(), "content-length" | "transfer-encoding") {
-            response = response.header(name, value);
-        }
-    }
-    response
-        .body(Body::from(body))
-        .unwrap_or_else(|_| Response::new(Body::empty()))
-}
+use crate::support::live::Live;
 
 // ---- a create import through jobs --------------------------------------------------------------
 
@@ -723,24 +214,6 @@ fn small_job_files_make_many_chunks_each_under_the_limit_with_at_most_two_jobs_a
 
 // ---- exactly once across crashes ---------------------------------------------------------------
 
-/// Where a kill lands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kill {
-    /// Right after the tenant made a job, before the client heard of it: the watch holds the
-    /// tenant's answer, so the journal has the chunk as sent and no job id.
-    Accepting,
-    /// While a job whose id the journal recorded is running (a random moment into it).
-    Polling,
-    /// Once the ledger holds a share of the records, a few milliseconds later.
-    Progress,
-    /// A random moment after the start.
-    Time,
-}
-
-/// Users a second each job processes in the crash test: a chunk of about 25 takes a few
-/// polls, so kills find jobs running.
-const CRASH_JOB_RATE: f64 = 150.0;
-
 #[test]
 fn a_job_import_killed_at_seeded_points_creates_each_user_once_and_ends_as_a_clean_run() {
     let seed = 0x10b5_0003_u64;
@@ -775,8 +248,6 @@ fn a_job_import_killed_at_seeded_points_creates_each_user_once_and_ends_as_a_cle
     ));
     clean.expect_code(3);
     let clean_summary = clean.summary();
-    let clean_state = beside(&clean_input, ".state");
-    let clean_ledger = LedgerView::read(&clean_state);
 
     let live = tenant(CRASH_JOB_RATE);
     let watch = Watch::start(&live);
@@ -785,114 +256,26 @@ fn a_job_import_killed_at_seeded_points_creates_each_user_once_and_ends_as_a_cle
     let crash_args = args(dir.path());
     let crash_args: Vec<&str> = crash_args.iter().map(String::as_str).collect();
     let command = || job_import(&live, watch.domain(), &path, &crash_args);
-    let progress = || LedgerView::read(&state).done() as f64 / n as f64;
 
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // Every third kill comes while a job's creation is answered, the others are drawn. The
     // last ones may find the run finished: at least five must land.
-    let plan: Vec<Kill> = (0..kills)
-        .map(|index| {
-            if index % 3 == 0 {
-                Kill::Accepting
-            } else {
-                [Kill::Polling, Kill::Progress, Kill::Time][rng.random_range(0..3)]
-            }
-        })
-        .collect();
-    let mut landed = Vec::new();
-    let mut held_jobs = Vec::new();
-    let mut finished = None;
-    for (index, kind) in plan.iter().copied().enumerate() {
-        let done = progress();
-        // About an even share of what is left for each kill still to come.
-        let share = rng.random_range(0.0..2.0 / (plan.len() - index + 1) as f64);
-        let target = done + (1.0 - done) * share;
-        let delay = clean.elapsed.mul_f64((1.0 - done) * share);
-        let settle = Duration::from_millis(rng.random_range(0..5));
-        let into_job = Duration::from_millis(rng.random_range(0..300));
-        let mut running = Running::spawn(&mut command());
-        let started = Instant::now();
-        let mut armed = false;
-        let mut job_seen: Option<Instant> = None;
-        let due = loop {
-            if !running.is_running() {
-                break false;
-            }
-            let reached = progress() >= target;
-            match kind {
-                Kill::Accepting => {
-                    if reached && !armed {
-                        watch.arm();
-                        armed = true;
-                    }
-                    if armed && watch.held().is_some() {
-                        break true;
-                    }
-                }
-                Kill::Polling => {
-                    if job_seen.is_none()
-                        && reached
-                        && open_chunks(&state).values().any(|c| c.job.is_some())
-                    {
-                        job_seen = Some(Instant::now());
-                    }
-                    if job_seen.is_some_and(|t| t.elapsed() >= into_job) {
-                        break true;
-                    }
-                }
-                Kill::Progress => {
-                    if reached {
-                        std::thread::sleep(settle);
-                        break true;
-                    }
-                }
-                Kill::Time => {
-                    if started.elapsed() >= delay {
-                        break true;
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
-        if !due {
-            watch.release();
-            eprintln!("kill {index} ({kind:?}): the run finished first");
-            finished = Some(running.wait());
-            break;
-        }
-        let hit = running.is_running();
-        let ran = running.kill();
-        let held = watch.held();
-        watch.release();
-        if !hit {
-            ran.expect_code(3);
-            finished = Some(ran);
-            break;
-        }
-        let open = open_chunks(&state);
-        if kind == Kill::Accepting {
-            let job = held.expect("a job's answer was held when the kill came");
-            assert!(
-                open.values().any(|c| c.job.is_none()),
-                "kill {index}: the journal has a chunk sent without its job: {open:?}"
-            );
-            assert!(
-                !open
-                    .values()
-                    .any(|c| c.job.as_deref() == Some(job.as_str())),
-                "kill {index}: the held job {job} is not in the journal"
-            );
-            held_jobs.push(job);
-        }
-        let ledger = LedgerView::read(&state);
-        let twice = ledger.outcomes.values().filter(|o| o.len() > 1).count();
-        assert_eq!(twice, 0, "kill {index}: records with two outcomes");
-        eprintln!(
-            "kill {index} ({kind:?}, target {target:.2}): {} records done, open chunks {open:?}",
-            ledger.done()
-        );
-        landed.push(kind);
-    }
+    let plan = kill_plan(
+        kills,
+        &[Kill::Polling, Kill::Progress, Kill::Time],
+        &mut rng,
+    );
+    let killer = Killer {
+        watch: &watch,
+        state: &state,
+        records: n,
+        lasts: clean.elapsed,
+        code: 3,
+        patches: &|| 0,
+    };
+    let Killings {
+        landed, finished, ..
+    } = killer.kill_at(&plan, &mut rng, command);
     let last = finished.unwrap_or_else(|| run(&mut command()));
     last.expect_code(3);
     eprintln!(
@@ -911,72 +294,23 @@ fn a_job_import_killed_at_seeded_points_creates_each_user_once_and_ends_as_a_cle
     );
 
     // The held jobs' users were sent again, in another job.
-    let files = watch.accepted_files();
-    let emails = |file: &[u8]| -> BTreeSet<String> {
-        serde_json::from_slice::<Vec<Map<String, Value>>>(file)
-            .unwrap()
-            .iter()
-            .map(|u| u["email"].as_str().unwrap().to_string())
-            .collect()
-    };
-    let sent_twice: BTreeSet<String> = {
-        let mut all = BTreeMap::<String, usize>::new();
-        for (_, file) in &files {
-            for email in emails(file) {
-                *all.entry(email).or_default() += 1;
-            }
-        }
-        all.into_iter()
-            .filter(|(_, n)| *n > 1)
-            .map(|(e, _)| e)
-            .collect()
-    };
     assert!(
-        !sent_twice.is_empty(),
+        !watch.sent_twice().is_empty(),
         "the chunk whose job's answer was lost was sent again"
     );
 
     // Exactly once: every record has one outcome, the same as in the clean run.
-    let ledger = LedgerView::read(&state);
-    assert_eq!(
-        ledger.outcomes.keys().copied().collect::<Vec<u64>>(),
-        (1..=n as u64).collect::<Vec<u64>>(),
-        "the ledger has an outcome for every record"
-    );
-    assert!(ledger.outcomes.values().all(|o| o.len() == 1));
-    assert_eq!(ledger.tally(), clean_ledger.tally());
     let summary = last.summary();
-    assert_adds_up(&summary);
-    assert_eq!(summary["resumed"], true);
-    for key in ["read", "created", "skipped", "rejected"] {
-        assert_eq!(
-            count(&summary, key),
-            count(&clean_summary, key),
-            "{key}: the last run's summary against a clean run's"
-        );
-    }
+    assert_ends_as_clean(
+        &Ended::of(&live, &path, &summary),
+        &Ended::of(&clean_live, &clean_input, &clean_summary),
+        n,
+        &[&["read"], &["created"], &["skipped"], &["rejected"]],
+    );
     assert_eq!(
         count(&summary, "skipped"),
         0,
         "no user of ours came back as skipped"
-    );
-    // The rejects file: a clean run's lines, none twice, none missing.
-    assert_eq!(
-        sorted_lines(&beside(&path, ".rejects.ndjson")),
-        sorted_lines(&beside(&clean_input, ".rejects.ndjson")),
-        "the rejects file against a clean run's"
-    );
-    // The tenant: a clean run's users, each written once.
-    let strip = |live: &Live| -> BTreeMap<String, User> {
-        tenant_users(live)
-            .iter()
-            .map(|(id, u)| (id.clone(), without_times(u)))
-            .collect()
-    };
-    assert_same_users(
-        &strip(&live),
-        &strip(&clean_live),
-        "the killed import's tenant against a clean run's",
     );
     assert_eq!(
         live.tenant.sandbox.stats().writes.created,
@@ -984,31 +318,7 @@ fn a_job_import_killed_at_seeded_points_creates_each_user_once_and_ends_as_a_cle
         "each user was created once"
     );
     // Every user who brought a hash signs in with their old password, whichever run made them.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let http = reqwest::Client::new();
-    let login = |record: &Value, password: &str| -> bool {
-        let body = json!({
-            "email": record["email"],
-            "connection": record["connection"],
-            "password": password,
-        });
-        let url = format!("{}/__sandbox/login", live.domain());
-        runtime.block_on(async {
-            let answer: Value = http
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            answer["ok"] == true
-        })
-    };
+    let login = |record: &Value, password: &str| signs_in(&live, record, password);
     let hashed: Vec<(usize, &Value)> = records
         .iter()
         .enumerate()
@@ -1343,34 +653,6 @@ fn a_job_dry_run_sends_no_job_and_shows_the_chunks_it_would_send() {
 
 // ---- configuration errors ----------------------------------------------------------------------
 
-/// Runs `import --input users.ndjson ARGS` on `live` and checks it is refused with exit 2 and
-/// a message holding `says`, before any write: no file in `dir` changed, nothing sent but
-/// reads.
-fn assert_refused(live: &Live, dir: &Path, args: &[&str], says: &str) {
-    let before: Vec<(PathBuf, Vec<u8>)> = files_under(dir)
-        .into_iter()
-        .map(|f| (f.clone(), std::fs::read(&f).unwrap()))
-        .collect();
-    let ran = run(import(live)
-        .arg("--input")
-        .arg(dir.join("users.ndjson"))
-        .args(args));
-    assert_eq!(ran.code(), Some(2), "{args:?}: {}", ran.stderr);
-    assert!(
-        ran.stderr.contains(says),
-        "{args:?} says {says:?}: {}",
-        ran.stderr
-    );
-    let after: Vec<(PathBuf, Vec<u8>)> = files_under(dir)
-        .into_iter()
-        .map(|f| (f.clone(), std::fs::read(&f).unwrap()))
-        .collect();
-    assert!(after == before, "{args:?}: a file was written or changed");
-    for request in live.api_requests() {
-        assert_eq!(request.method, "GET", "{args:?}: only reads: {request:?}");
-    }
-}
-
 #[test]
 fn job_engine_configuration_errors_exit_2_before_any_write() {
     let live = tenant(2_000.0);
@@ -1453,20 +735,6 @@ fn job_engine_configuration_errors_exit_2_before_any_write() {
         );
     }
     assert_eq!(live.tenant.sandbox.user_count(), 0);
-}
-
-/// A tenant whose tokens carry every scope but `missing`.
-fn tenant_without(missing: &str) -> Live {
-    Live::start(SandboxOptions {
-        scopes: Some(
-            auth0_bulk::sandbox::SCOPES
-                .iter()
-                .filter(|s| **s != missing)
-                .map(|s| s.to_string())
-                .collect(),
-        ),
-        ..Default::default()
-    })
 }
 
 #[test]

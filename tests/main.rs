@@ -19,6 +19,8 @@ mod faults;
 mod import;
 // `import --engine job` and `--tickets` end to end: chunks, jobs, crashes, tickets.
 mod import_jobs;
+// `import --engine job --mode upsert|update`: patches per user, creates through jobs, kills.
+mod import_jobs_upsert;
 // The OpenAPI schema helper checks itself.
 mod oas_selftest;
 // The sandbox tenant behaves like Auth0.

@@ -3,6 +3,7 @@
 pub mod child;
 pub mod exports;
 pub mod imports;
+pub mod jobs;
 pub mod kill;
 pub mod live;
 pub mod oas;
