@@ -313,6 +313,12 @@ fn an_upsert_through_jobs_patches_the_users_found_and_creates_the_missing_ones_o
             !signs_in(&live, record, &legacy_password(*i)),
             "record {i}'s hash was not given to the user that was there"
         );
+        // Not dropped silently: the run says so, naming the line.
+        let said = format!(
+            "Line {}: the user exists, so its `custom_password_hash` was not applied",
+            i + 1
+        );
+        assert!(ran.stderr.contains(&said), "{said:?} in:\n{}", ran.stderr);
         assert!(
             !unique.contains(record["email"].as_str().unwrap()),
             "record {i} went to no job"

@@ -26,7 +26,7 @@ use super::journal::{self, Pending};
 use super::{Dispatch, Engine, member};
 use crate::api::ApiError;
 use crate::import::apply::{self, Decision, PerUser};
-use crate::import::ledger;
+use crate::import::ledger::{self, Outcome};
 use crate::import::plan::Planned;
 use crate::import::read::Record;
 use crate::import::{Apply, Step};
@@ -97,7 +97,23 @@ impl Apply for Handoff<'_> {
             return Ok(self.hand(ordinal, record, planned));
         }
         match apply::decide(&self.per_user, planned, was_in_flight).await? {
-            Decision::Done(applied) => Ok(Step::Applied(applied)),
+            Decision::Done(applied) => {
+                if let Some(hash) = &planned.hash
+                    && applied.user_id.is_some()
+                    && applied.outcome != Outcome::Rejected
+                {
+                    // Auth0 takes a hash only from a job that creates the user: said, not
+                    // dropped silently.
+                    tracing::warn!(
+                        "Line {}: the user exists, so its `{}` was not applied (Auth0 takes a \
+                         password hash only when an import job creates the user); the user \
+                         keeps the password they have.",
+                        record.line,
+                        hash.name()
+                    );
+                }
+                Ok(Step::Applied(applied))
+            }
             Decision::Create => Ok(self.hand(ordinal, record, planned)),
         }
     }

@@ -41,7 +41,8 @@ pub(super) fn take_hash(
 
 /// Whether a record with `hash` can be applied as `options` say: only a job that creates the
 /// user takes a hash, so an update (which never creates) refuses it, and so does the API
-/// engine (whose create cannot carry it). The hash is never dropped silently.
+/// engine (whose create cannot carry it). The hash is never dropped silently: an upsert
+/// through jobs that finds the user says the hash was not applied (`job::handoff`).
 pub(super) fn hash_applies(hash: &PasswordHash, options: &PlanOptions) -> Result<(), Invalid> {
     let field = hash.name();
     match (options.mode, options.engine) {

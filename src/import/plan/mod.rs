@@ -100,7 +100,8 @@
 //!   that could be created is `needs_job_engine`; in update mode a hash is `unsupported_field`
 //!   whatever the engine (stricter than a job with `upsert`, which may replace a
 //!   `custom_password_hash` of a user who never signed in: a hash is only taken where the job
-//!   creates the user). Never is a hash dropped silently. A record with both a hash and a
+//!   creates the user). Never is a hash dropped silently (an upsert through jobs that finds
+//!   the user warns, naming the line, that its hash was not applied). A record with both a hash and a
 //!   clear-text password (`--password-field`) is `conflicting_fields`. A root hash field that
 //!   is `null` is no hash.
 //! - **Size**: the create body, and the patch the record would send under `merge`, must each
