@@ -16,8 +16,8 @@ use crate::sandbox::{GroupLimit, SandboxOptions};
 mod values;
 
 pub use values::{
-    CsvMetadata, EngineFlag, InputFormatFlag, MatchFlag, MetadataFlag, ModeFlag, OutputFormat,
-    PasswordsFlag,
+    AuthzFlag, CreateMissing, CsvMetadata, EngineFlag, InputFormatFlag, MatchFlag, MetadataFlag,
+    ModeFlag, OutputFormat, PasswordsFlag,
 };
 
 /// Move Auth0 users and their metadata in bulk: rate-limited, resumable export and import.
@@ -275,6 +275,20 @@ pub struct ImportArgs {
     /// the record's (keys it lacks are removed).
     #[arg(long, value_enum, default_value_t = MetadataFlag::Merge)]
     pub metadata: MetadataFlag,
+
+    /// What a record's `roles`, `organizations` (with the member's roles) and `permissions`
+    /// (direct ones) do, as `export --include` writes them: `merge` adds what the user lacks;
+    /// `replace` also takes away what the record does not list. A key the record lacks leaves
+    /// that kind alone. Roles and organizations are matched by name; the user's current ones
+    /// are read first, and only the difference is written.
+    #[arg(long, value_enum, default_value_t = AuthzFlag::Merge)]
+    pub authz: AuthzFlag,
+
+    /// Create the roles and organizations records name that the tenant lacks (`roles`,
+    /// `organizations`, or both, comma-separated), once each. Without it such a record is
+    /// rejected (`unknown_role`, `unknown_organization`) before its user is touched.
+    #[arg(long, value_name = "LIST")]
+    pub create_missing: Option<CreateMissing>,
 
     /// Send no write: print what each record would do (create; update with the changed fields
     /// and metadata keys; unchanged; reject with the reason) and the totals.

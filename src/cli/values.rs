@@ -230,3 +230,49 @@ mod tests {
         );
     }
 }
+
+/// `--authz`: what happens to the assignments a record does not list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthzFlag {
+    Merge,
+    Replace,
+}
+
+impl From<AuthzFlag> for crate::import::access::Strategy {
+    fn from(flag: AuthzFlag) -> crate::import::access::Strategy {
+        match flag {
+            AuthzFlag::Merge => crate::import::access::Strategy::Merge,
+            AuthzFlag::Replace => crate::import::access::Strategy::Replace,
+        }
+    }
+}
+
+/// `--create-missing`: the kinds a record may name that the import creates when the tenant
+/// lacks them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CreateMissing {
+    pub roles: bool,
+    pub organizations: bool,
+}
+
+impl std::str::FromStr for CreateMissing {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<CreateMissing, String> {
+        let mut out = CreateMissing::default();
+        for part in s.split(',').map(str::trim) {
+            match part {
+                "roles" => out.roles = true,
+                "organizations" => out.organizations = true,
+                "" => return Err("an empty name in the list".into()),
+                other => {
+                    return Err(format!(
+                        "`{other}` is not one of roles, organizations (permissions name an \
+                         API's scopes, which an import does not create)"
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{EngineFlag, ImportArgs, PasswordsFlag};
 use crate::exit::{RunOutcome, UsageError};
+use crate::import::access::AccessOptions;
 use crate::import::job::JobSettings;
 use crate::import::plan::{Engine, Mode, Passwords, PlanOptions};
 use crate::import::read::ReadOptions;
@@ -63,6 +64,11 @@ pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
             file,
             ttl_sec: args.ticket_ttl,
         }),
+        access: AccessOptions {
+            strategy: args.authz.into(),
+            create_roles: args.create_missing.is_some_and(|c| c.roles),
+            create_organizations: args.create_missing.is_some_and(|c| c.organizations),
+        },
     };
     // A rehearsal's tickets point at a tenant that lived as long as its run.
     if rehearsal && let Some(tickets) = &spec.tickets {

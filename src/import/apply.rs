@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::api::{ApiError, Client, User};
 
 use super::Step;
+use super::access::AccessApplier;
 use super::ledger::{Ledger, Outcome};
 use super::plan::{self, Invalid, MatchBy, MetadataStrategy, Mode, Planned};
 use super::read::Record;
@@ -109,6 +110,9 @@ pub struct PerUser<'a> {
     pub dry_run: bool,
     /// Created users with a random password get a ticket (`--tickets`).
     pub tickets: bool,
+    /// Records' roles, organizations and permissions (`None` only where no record can have
+    /// any: tests).
+    pub access: Option<&'a AccessApplier<'a>>,
 }
 
 /// How close a found user's `created_at` must be to our first attempt to count as ours: the
@@ -125,6 +129,9 @@ impl super::Apply for PerUser<'_> {
         planned: &Planned,
         was_in_flight: bool,
     ) -> Result<Step, ApiError> {
+        if let Some(rejected) = self.check_access(planned).await? {
+            return Ok(Step::Applied(rejected));
+        }
         let mut applied = apply(self, ordinal, planned, was_in_flight).await?;
         if self.tickets && applied.outcome == Outcome::Created && !self.dry_run {
             applied.ticket = Some(TicketFor {
@@ -135,7 +142,60 @@ impl super::Apply for PerUser<'_> {
                     .map(str::to_string),
             });
         }
+        let applied = self.with_access(planned, applied, was_in_flight).await?;
         Ok(Step::Applied(applied))
+    }
+}
+
+impl PerUser<'_> {
+    /// Resolves a record's role and organization names before its user is touched: the
+    /// record's rejection when one is unknown.
+    pub(super) async fn check_access(
+        &self,
+        planned: &Planned,
+    ) -> Result<Option<Applied>, ApiError> {
+        match (self.access, &planned.access) {
+            (Some(applier), Some(access)) => Ok(applier.check(access).await?.err()),
+            _ => Ok(None),
+        }
+    }
+
+    /// Brings the user's access to what the record says, once the user is created or found
+    /// (a user skipped as somebody else's, or a rejected record, is left alone). Changes make
+    /// an unchanged user updated.
+    pub(super) async fn with_access(
+        &self,
+        planned: &Planned,
+        mut applied: Applied,
+        was_in_flight: bool,
+    ) -> Result<Applied, ApiError> {
+        let (Some(applier), Some(access)) = (self.access, &planned.access) else {
+            return Ok(applied);
+        };
+        if !matches!(
+            applied.outcome,
+            Outcome::Created | Outcome::Updated | Outcome::Unchanged
+        ) {
+            return Ok(applied);
+        }
+        // A user this call made has nothing yet; one an earlier run made may have some.
+        let fresh = applied.outcome == Outcome::Created && !was_in_flight;
+        match applier
+            .apply(applied.user_id.as_deref(), access, fresh)
+            .await?
+        {
+            Ok(changes) => {
+                if !changes.is_empty() && applied.outcome == Outcome::Unchanged {
+                    applied.outcome = Outcome::Updated;
+                }
+                applied.changes.extend(changes);
+                Ok(applied)
+            }
+            Err(rejected) => Ok(Applied {
+                user_id: applied.user_id,
+                ..rejected
+            }),
+        }
     }
 }
 

@@ -37,6 +37,7 @@
 //! [`ledger`]'s `started`, or the jobs journal) before anything that could create a user, and
 //! one outcome per record.
 
+pub mod access;
 pub mod apply;
 mod hashfile;
 pub mod job;
@@ -92,6 +93,9 @@ pub struct ImportSpec {
     pub job: Option<job::JobSettings>,
     /// `--tickets`: created users without a known password get a password-change ticket.
     pub tickets: Option<tickets::TicketSpec>,
+    /// `--authz` and `--create-missing`: how records' roles, organizations and permissions
+    /// are applied.
+    pub access: access::AccessOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -259,6 +263,13 @@ pub async fn run(
     let mut seen = seen::Seen::new(state.dir());
     let prepare =
         prepare::Prepare::new(&spec.plan, &state.recovered, &mut seen).with_hashes(hashes.as_ref());
+    let names = access::Names::default();
+    let access_applier = access::AccessApplier {
+        client,
+        options: spec.access,
+        names: &names,
+        dry_run: spec.dry_run,
+    };
     let per_user = apply::PerUser {
         client,
         ledger,
@@ -266,6 +277,7 @@ pub async fn run(
         metadata: spec.plan.metadata,
         dry_run: spec.dry_run,
         tickets: spec.tickets.is_some() && spec.plan.passwords == plan::Passwords::Random,
+        access: Some(&access_applier),
     };
     let in_flight = (spec.concurrency, client.workers());
     let stopped = match job_engine(spec) {
@@ -281,6 +293,7 @@ pub async fn run(
                 cancel,
                 connections: Default::default(),
                 waiting: Default::default(),
+                access: Some(&access_applier),
             };
             let sent = std::mem::take(&mut state.jobs);
             if spec.plan.mode == plan::Mode::Create {

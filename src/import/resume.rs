@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::access::Strategy;
 use super::job::journal::{self, Journal};
 use super::ledger::{self, Ledger};
 use super::plan::{Engine, MatchBy, Passwords};
@@ -303,6 +304,24 @@ fn options(spec: &ImportSpec) -> JobOptions {
                 .map(|t| t.file.display().to_string())
                 .as_deref(),
         )
+        .with_optional(
+            "--authz",
+            (spec.access.strategy == Strategy::Replace).then_some("replace"),
+        )
+        .with_optional("--create-missing", create_missing(spec).as_deref())
+}
+
+/// `--create-missing` as the user spells it, when given.
+fn create_missing(spec: &ImportSpec) -> Option<String> {
+    let kinds: Vec<&str> = [
+        ("roles", spec.access.create_roles),
+        ("organizations", spec.access.create_organizations),
+    ]
+    .iter()
+    .filter(|(_, on)| *on)
+    .map(|(name, _)| *name)
+    .collect();
+    (!kinds.is_empty()).then(|| kinds.join(","))
 }
 
 /// `--match` as the user spells it.

@@ -52,6 +52,8 @@ pub struct Member {
     /// The record's hash values, salts and keys: taken out of any message the tenant sends
     /// back about this user. Held in memory only.
     pub secrets: Vec<String>,
+    /// The record's roles, organizations and permissions, given once the job made the user.
+    pub access: Option<Box<crate::import::plan::access::Access>>,
 }
 
 impl Member {
@@ -290,6 +292,7 @@ mod tests {
             user_id: format!("auth0|u{ordinal}"),
             email: None,
             secrets: Vec::new(),
+            access: None,
         }
     }
 

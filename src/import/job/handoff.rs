@@ -92,6 +92,9 @@ impl Apply for Handoff<'_> {
         planned: &Planned,
         was_in_flight: bool,
     ) -> Result<Step, ApiError> {
+        if let Some(rejected) = self.per_user.check_access(planned).await? {
+            return Ok(Step::Applied(rejected));
+        }
         // Its chunk may have made the user: no lookup, the chunk's job says.
         if self.was_sent(ordinal) {
             return Ok(self.hand(ordinal, record, planned));
@@ -112,6 +115,10 @@ impl Apply for Handoff<'_> {
                         hash.name()
                     );
                 }
+                let applied = self
+                    .per_user
+                    .with_access(planned, applied, was_in_flight)
+                    .await?;
                 Ok(Step::Applied(applied))
             }
             Decision::Create => Ok(self.hand(ordinal, record, planned)),

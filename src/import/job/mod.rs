@@ -35,6 +35,7 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::access::AccessApplier;
 use super::apply::{Applied, TicketFor, created_since};
 use super::ledger::{Ledger, Outcome};
 use super::outcomes::Outcomes;
@@ -90,6 +91,8 @@ pub(super) struct Engine<'a> {
     pub connections: Connections,
     /// Records handed over by the per-user pipeline ([`handoff`]), waiting for their job.
     pub waiting: handoff::Waiting,
+    /// Records' roles, organizations and permissions, given to the users their job made.
+    pub access: Option<&'a AccessApplier<'a>>,
 }
 
 /// The tenant's connections by name, looked up once each (`None`: no such connection).
@@ -176,29 +179,35 @@ pub(super) async fn run(
                 Prepared::Reject(applied, original) => {
                     engine.outcomes.finish(ordinal, &record, &applied, original)
                 }
-                Prepared::Apply(planned, _) => match member(ordinal, &record, &planned) {
-                    Err(applied) => reject(engine, ordinal, &record, &applied),
-                    Ok((member, user, connection)) => {
-                        match resumed.values_mut().find(|(p, _)| p.contains(ordinal)) {
-                            Some((_, members)) => {
-                                members.push((member, user));
-                                Ok(())
-                            }
-                            None => match chunker.refuses(&user) {
-                                Some(invalid) => {
-                                    let applied =
-                                        Applied::rejected(invalid.code, invalid.message, None);
-                                    engine.finish(&member, &applied)
-                                }
-                                None => {
-                                    if let Some(sealed) = chunker.add(&connection, member, &user) {
-                                        let _ = chunks_tx.send(Dispatch::New(sealed)).await;
-                                    }
+                Prepared::Apply(planned, _) => match check_access(engine, &planned).await {
+                    Err(error) => Err(error),
+                    Ok(Some(rejected)) => reject(engine, ordinal, &record, &rejected),
+                    Ok(None) => match member(ordinal, &record, &planned) {
+                        Err(applied) => reject(engine, ordinal, &record, &applied),
+                        Ok((member, user, connection)) => {
+                            match resumed.values_mut().find(|(p, _)| p.contains(ordinal)) {
+                                Some((_, members)) => {
+                                    members.push((member, user));
                                     Ok(())
                                 }
-                            },
+                                None => match chunker.refuses(&user) {
+                                    Some(invalid) => {
+                                        let applied =
+                                            Applied::rejected(invalid.code, invalid.message, None);
+                                        engine.finish(&member, &applied)
+                                    }
+                                    None => {
+                                        if let Some(sealed) =
+                                            chunker.add(&connection, member, &user)
+                                        {
+                                            let _ = chunks_tx.send(Dispatch::New(sealed)).await;
+                                        }
+                                        Ok(())
+                                    }
+                                },
+                            }
                         }
-                    }
+                    },
                 },
             };
             if let Err(error) = finished {
@@ -262,6 +271,7 @@ fn member(
         user_id,
         email,
         secrets: secrets_of(&user),
+        access: planned.access.clone().map(Box::new),
     };
     Ok((member, bytes, connection))
 }
@@ -283,6 +293,15 @@ fn secrets_of(user: &serde_json::Map<String, Value>) -> Vec<String> {
         }
     }
     out
+}
+
+/// Resolves a record's role and organization names before it joins a chunk: its rejection
+/// when one is unknown.
+async fn check_access(engine: &Engine<'_>, planned: &Planned) -> Result<Option<Applied>, ApiError> {
+    match (engine.access, &planned.access) {
+        (Some(applier), Some(access)) => Ok(applier.check(access).await?.err()),
+        _ => Ok(None),
+    }
 }
 
 /// Writes a record's rejection.
@@ -530,7 +549,10 @@ impl Engine<'_> {
     ) -> Result<Applied, ApiError> {
         let id = Some(member.user_id.clone());
         let message = match verdict {
-            Verdict::Created => return Ok(Applied::done(Outcome::Created, id, Vec::new())),
+            Verdict::Created => {
+                let created = Applied::done(Outcome::Created, id, Vec::new());
+                return self.with_access(member, created, !(twice || failed)).await;
+            }
             Verdict::Rejected {
                 code,
                 message,
@@ -553,7 +575,8 @@ impl Engine<'_> {
         }
         match self.client.get_user(&member.user_id).await? {
             Some(user) if created_since(&user, sent_at) => {
-                Ok(Applied::done(Outcome::Created, id, Vec::new()))
+                let created = Applied::done(Outcome::Created, id, Vec::new());
+                self.with_access(member, created, false).await
             }
             Some(_) => Ok(exists()),
             None if !failed => Ok(exists()),
@@ -562,6 +585,32 @@ impl Engine<'_> {
                 format!("{message}; the user was not created: import it again"),
                 None,
             )),
+        }
+    }
+
+    /// Gives a user the job made the record's access; `fresh` when no earlier job or run can
+    /// have given it any.
+    async fn with_access(
+        &self,
+        member: &Member,
+        mut applied: Applied,
+        fresh: bool,
+    ) -> Result<Applied, ApiError> {
+        let (Some(applier), Some(access)) = (self.access, &member.access) else {
+            return Ok(applied);
+        };
+        match applier
+            .apply(applied.user_id.as_deref(), access, fresh)
+            .await?
+        {
+            Ok(changes) => {
+                applied.changes.extend(changes);
+                Ok(applied)
+            }
+            Err(rejected) => Ok(Applied {
+                user_id: applied.user_id,
+                ..rejected
+            }),
         }
     }
 

@@ -138,6 +138,7 @@ mod tests {
             user_id: format!("auth0|{id}"),
             email: Some(email.into()),
             secrets: vec!["$2b$10$abcdefghijklmnopqrstuv".into()],
+            access: None,
         }
     }
 

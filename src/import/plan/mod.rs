@@ -116,6 +116,7 @@
 //! create password), `hash` (a password hash: where it may go) and `patch` ([`update_body`], [`apply_patch`], [`diff`] and the semantic
 //! comparison).
 
+pub mod access;
 mod fields;
 mod hash;
 mod metadata;
@@ -259,6 +260,9 @@ pub struct Planned {
     /// The password hash the user is created with, only ever by a bulk-import job (create or
     /// upsert with [`Engine::Job`]; see the module docs).
     pub hash: Option<PasswordHash>,
+    /// The user's roles, organizations and direct permissions, when the record names them
+    /// ([`access`]).
+    pub access: Option<access::Access>,
 }
 
 impl fmt::Debug for Planned {
@@ -282,6 +286,7 @@ impl fmt::Debug for Planned {
             .field("app_metadata", &self.app_metadata)
             // The field and the algorithm, never the value (PasswordHash's own Debug).
             .field("hash", &self.hash)
+            .field("access", &self.access)
             .finish()
     }
 }
@@ -347,6 +352,7 @@ pub fn plan(record: &User, options: &PlanOptions) -> Result<Planned, Invalid> {
         Passwords::Field(name) => fields.shift_remove(name),
         _ => None,
     };
+    let access = access::take_access(&mut fields)?;
     check_root_fields(&fields, options)?;
     let hash = take_hash(&mut fields, password.as_ref(), options)?;
     let (user_metadata, app_metadata) = metadata_objects(&fields)?;
@@ -428,6 +434,7 @@ pub fn plan(record: &User, options: &PlanOptions) -> Result<Planned, Invalid> {
         user_metadata,
         app_metadata,
         hash,
+        access,
     })
 }
 

@@ -1,0 +1,516 @@
+//! Applies a record's access (roles, organization memberships with member roles, direct
+//! permissions: [`plan::access`]) to its user, once the user is created or found.
+//!
+//! - **By name.** Role and organization ids differ between tenants: names are resolved in the
+//!   target once per run ([`Names`]: every role listed once, organizations looked up by name
+//!   as they come). A name the tenant lacks rejects the record before its user is touched
+//!   (`unknown_role`, `unknown_organization`), unless `--create-missing` makes it: once per
+//!   name across workers (a lock around the lookup and the create), and across crashes (a
+//!   resumed run finds what an earlier one made; a 409 is looked up again).
+//! - **Only what differs.** The user's current roles, memberships, member roles and direct
+//!   permissions are read (not for a user this call just created: they have none), and only
+//!   the difference is written: `merge` adds what is missing, `replace` also takes away what
+//!   the record does not list. A re-run sends only reads.
+//! - **Exactly once.** Every write is a set operation (giving a role twice is giving it once),
+//!   so a run killed half-way through a user's writes reads again and finishes them; the
+//!   ledger's outcome comes after the last write.
+
+// A record's rejection is its `Applied`, made once per record and moved on at once: boxing it
+// would cost more than the size clippy warns of.
+#![allow(clippy::result_large_err)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use tokio::sync::{Mutex, OnceCell};
+
+use crate::api::{ApiError, Client, Permission, Role};
+
+use super::apply::Applied;
+use super::plan::access::{Access, Membership};
+
+/// `--authz`: what happens to assignments the record does not list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Strategy {
+    /// Add what is missing; keep the rest.
+    #[default]
+    Merge,
+    /// Also take away what the record does not list.
+    Replace,
+}
+
+/// `--authz` and `--create-missing`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccessOptions {
+    pub strategy: Strategy,
+    pub create_roles: bool,
+    pub create_organizations: bool,
+}
+
+/// The tenant's roles and organizations by name, resolved once per run.
+#[derive(Default)]
+pub struct Names {
+    roles: OnceCell<Mutex<HashMap<String, String>>>,
+    organizations: Mutex<HashMap<String, Option<String>>>,
+}
+
+/// A record's names resolved to ids, or why one cannot be.
+struct Resolved {
+    roles: HashMap<String, String>,
+    organizations: HashMap<String, String>,
+}
+
+/// Applies records' access with the run's options.
+pub struct AccessApplier<'a> {
+    pub client: &'a Client,
+    pub options: AccessOptions,
+    pub names: &'a Names,
+    pub dry_run: bool,
+}
+
+/// Placeholder id of a role or organization a dry run would create.
+const WOULD_CREATE: &str = "";
+
+impl AccessApplier<'_> {
+    /// Resolves the record's names before its user is touched: `Err(applied)` rejects it.
+    pub async fn check(&self, access: &Access) -> Result<Result<(), Applied>, ApiError> {
+        self.resolve(access).await.map(|r| r.map(|_| ()))
+    }
+
+    async fn resolve(&self, access: &Access) -> Result<Result<Resolved, Applied>, ApiError> {
+        let mut roles = HashMap::new();
+        let known = self
+            .names
+            .roles
+            .get_or_try_init(|| async {
+                let all = self.client.roles().await?;
+                Ok::<_, ApiError>(Mutex::new(
+                    all.into_iter().map(|r| (r.name, r.id)).collect(),
+                ))
+            })
+            .await?;
+        for name in access.role_names() {
+            let mut known = known.lock().await;
+            let id = match known.get(name) {
+                Some(id) => id.clone(),
+                None if !self.options.create_roles => {
+                    return Ok(Err(Applied::rejected(
+                        "unknown_role",
+                        format!(
+                            "the tenant has no role named {name:?}; create it, or pass \
+                             --create-missing roles"
+                        ),
+                        None,
+                    )
+                    .with_field(Some(role_field(access, name)))));
+                }
+                None if self.dry_run => WOULD_CREATE.to_string(),
+                None => {
+                    let id = match self.client.create_role(name).await {
+                        Ok(role) => role.id,
+                        // Made by an earlier run, or another process, since the list.
+                        Err(ApiError::Status { status: 409, .. }) => {
+                            match self.client.role_by_name(name).await? {
+                                Some(role) => role.id,
+                                None => return Err(gone("role", name)),
+                            }
+                        }
+                        Err(e) => {
+                            return reject_or_fatal(e, Some(&role_field(access, name)));
+                        }
+                    };
+                    tracing::info!("Created the role {name:?}.");
+                    known.insert(name.to_string(), id.clone());
+                    id
+                }
+            };
+            roles.insert(name.to_string(), id);
+        }
+        let mut organizations = HashMap::new();
+        for membership in access.organizations.iter().flatten() {
+            let name = membership.name.as_str();
+            let mut known = self.names.organizations.lock().await;
+            let found = match known.get(name) {
+                Some(found) => found.clone(),
+                None => {
+                    let found = self.client.organization_by_name(name).await?.map(|o| o.id);
+                    known.insert(name.to_string(), found.clone());
+                    found
+                }
+            };
+            let id = match found {
+                Some(id) => id,
+                None if !self.options.create_organizations => {
+                    return Ok(Err(Applied::rejected(
+                        "unknown_organization",
+                        format!(
+                            "the tenant has no organization named {name:?}; create it, or pass \
+                             --create-missing organizations"
+                        ),
+                        None,
+                    )
+                    .with_field(Some(org_field(access, name)))));
+                }
+                None if self.dry_run => WOULD_CREATE.to_string(),
+                None => {
+                    let id = match self.client.create_organization(name).await {
+                        Ok(org) => org.id,
+                        Err(ApiError::Status { status: 409, .. }) => {
+                            match self.client.organization_by_name(name).await? {
+                                Some(org) => org.id,
+                                None => return Err(gone("organization", name)),
+                            }
+                        }
+                        Err(e) => {
+                            return reject_or_fatal(e, Some(&org_field(access, name)));
+                        }
+                    };
+                    tracing::info!("Created the organization {name:?}.");
+                    known.insert(name.to_string(), Some(id.clone()));
+                    id
+                }
+            };
+            organizations.insert(name.to_string(), id);
+        }
+        Ok(Ok(Resolved {
+            roles,
+            organizations,
+        }))
+    }
+
+    /// Brings `user_id`'s access to what `access` says; `fresh` when the user was created by
+    /// this very call (it has nothing yet). Returns the changes (`roles +admin`, …), or the
+    /// record's rejection when the tenant refuses a write.
+    pub async fn apply(
+        &self,
+        user_id: Option<&str>,
+        access: &Access,
+        fresh: bool,
+    ) -> Result<Result<Vec<String>, Applied>, ApiError> {
+        let resolved = match self.resolve(access).await? {
+            Ok(resolved) => resolved,
+            Err(rejected) => return Ok(Err(rejected)),
+        };
+        let now = match (user_id, fresh) {
+            (Some(user_id), false) => self.current(user_id, access).await?,
+            _ => Current::default(),
+        };
+        let plan = self.diff(access, &now);
+        if self.dry_run || plan.is_empty() {
+            return Ok(Ok(plan.changes()));
+        }
+        let user_id = user_id.expect("a user to write to");
+        match self.write(user_id, &plan, &resolved, &now).await {
+            Ok(()) => Ok(Ok(plan.changes())),
+            Err(e) => reject_or_fatal(e, None).map(|r| r.map(|()| Vec::new())),
+        }
+    }
+
+    /// What the user has of the kinds the record names.
+    async fn current(&self, user_id: &str, access: &Access) -> Result<Current, ApiError> {
+        let mut now = Current::default();
+        if access.roles.is_some() {
+            now.roles = by_name(self.client.user_roles(user_id).await?);
+        }
+        if let Some(wanted) = &access.organizations {
+            for org in self.client.user_organizations(user_id).await? {
+                // Member roles matter for the organizations the record keeps.
+                let roles = if wanted.iter().any(|m| m.name == org.name) {
+                    by_name(self.client.member_roles(&org.id, user_id).await?)
+                } else {
+                    BTreeMap::new()
+                };
+                now.organizations.insert(org.name.clone(), (org.id, roles));
+            }
+        }
+        if access.permissions.is_some() {
+            now.permissions = self
+                .client
+                .user_permissions(user_id)
+                .await?
+                .into_iter()
+                .collect();
+        }
+        Ok(now)
+    }
+
+    fn diff(&self, access: &Access, now: &Current) -> Plan {
+        let replace = self.options.strategy == Strategy::Replace;
+        let mut plan = Plan::default();
+        if let Some(wanted) = &access.roles {
+            plan.add_roles = missing(wanted, &now.roles);
+            if replace {
+                plan.remove_roles = extra(&now.roles, wanted);
+            }
+        }
+        if let Some(wanted) = &access.organizations {
+            for Membership { name, roles } in wanted {
+                let none = BTreeMap::new();
+                let (joined, had) = match now.organizations.get(name) {
+                    Some((_, had)) => (false, had),
+                    None => (true, &none),
+                };
+                let add = missing(roles, had);
+                let remove = if replace {
+                    extra(had, roles)
+                } else {
+                    Vec::new()
+                };
+                if joined || !add.is_empty() || !remove.is_empty() {
+                    plan.organizations.insert(
+                        name.clone(),
+                        OrgChange {
+                            join: joined,
+                            add,
+                            remove,
+                        },
+                    );
+                }
+            }
+            if replace {
+                for name in now.organizations.keys() {
+                    if !wanted.iter().any(|m| &m.name == name) {
+                        plan.leave.push(name.clone());
+                    }
+                }
+            }
+        }
+        if let Some(wanted) = &access.permissions {
+            let wanted: BTreeSet<Permission> = wanted.iter().cloned().collect();
+            plan.add_permissions = wanted.difference(&now.permissions).cloned().collect();
+            if replace {
+                plan.remove_permissions = now.permissions.difference(&wanted).cloned().collect();
+            }
+        }
+        plan
+    }
+
+    async fn write(
+        &self,
+        user_id: &str,
+        plan: &Plan,
+        resolved: &Resolved,
+        now: &Current,
+    ) -> Result<(), ApiError> {
+        let client = self.client;
+        let ids = |names: &[String]| -> Vec<String> {
+            names
+                .iter()
+                .filter_map(|n| resolved.roles.get(n).cloned())
+                .collect()
+        };
+        if !plan.add_roles.is_empty() {
+            client
+                .assign_user_roles(user_id, &ids(&plan.add_roles))
+                .await?;
+        }
+        if !plan.remove_roles.is_empty() {
+            // Roles the user has: their ids come from the user's own list.
+            let ids: Vec<String> = plan
+                .remove_roles
+                .iter()
+                .map(|n| now.roles[n].clone())
+                .collect();
+            client.remove_user_roles(user_id, &ids).await?;
+        }
+        let user = [user_id.to_string()];
+        for (name, change) in &plan.organizations {
+            let org = &resolved.organizations[name];
+            if change.join {
+                client.add_organization_members(org, &user).await?;
+            }
+            if !change.add.is_empty() {
+                client
+                    .assign_member_roles(org, user_id, &ids(&change.add))
+                    .await?;
+            }
+            if !change.remove.is_empty() {
+                let had = &now.organizations[name].1;
+                let ids: Vec<String> = change.remove.iter().map(|n| had[n].clone()).collect();
+                client.remove_member_roles(org, user_id, &ids).await?;
+            }
+        }
+        for name in &plan.leave {
+            let (org, _) = &now.organizations[name];
+            client.remove_organization_members(org, &user).await?;
+        }
+        if !plan.add_permissions.is_empty() {
+            client
+                .add_user_permissions(user_id, &plan.add_permissions)
+                .await?;
+        }
+        if !plan.remove_permissions.is_empty() {
+            client
+                .remove_user_permissions(user_id, &plan.remove_permissions)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// What a user has now, of the kinds a record names (roles by name, with their ids).
+#[derive(Default)]
+struct Current {
+    roles: BTreeMap<String, String>,
+    /// By name: the organization's id and the member's roles in it.
+    organizations: BTreeMap<String, (String, BTreeMap<String, String>)>,
+    permissions: BTreeSet<Permission>,
+}
+
+/// The writes that bring a user to a record's access.
+#[derive(Default)]
+struct Plan {
+    add_roles: Vec<String>,
+    remove_roles: Vec<String>,
+    organizations: BTreeMap<String, OrgChange>,
+    leave: Vec<String>,
+    add_permissions: Vec<Permission>,
+    remove_permissions: Vec<Permission>,
+}
+
+struct OrgChange {
+    join: bool,
+    add: Vec<String>,
+    remove: Vec<String>,
+}
+
+impl Plan {
+    fn is_empty(&self) -> bool {
+        self.add_roles.is_empty()
+            && self.remove_roles.is_empty()
+            && self.organizations.is_empty()
+            && self.leave.is_empty()
+            && self.add_permissions.is_empty()
+            && self.remove_permissions.is_empty()
+    }
+
+    /// The changes as plans and logs show them.
+    fn changes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let list = |sign: char, names: &[String]| -> String {
+            names
+                .iter()
+                .map(|n| format!("{sign}{n}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        if !self.add_roles.is_empty() || !self.remove_roles.is_empty() {
+            let both = [list('+', &self.add_roles), list('-', &self.remove_roles)];
+            out.push(format!("roles {}", join_nonempty(&both)));
+        }
+        for (name, change) in &self.organizations {
+            if change.join {
+                out.push(format!("organizations +{name}"));
+            }
+            if !change.add.is_empty() || !change.remove.is_empty() {
+                let both = [list('+', &change.add), list('-', &change.remove)];
+                out.push(format!(
+                    "organizations.{name}.roles {}",
+                    join_nonempty(&both)
+                ));
+            }
+        }
+        for name in &self.leave {
+            out.push(format!("organizations -{name}"));
+        }
+        let perm =
+            |p: &Permission| format!("{}:{}", p.resource_server_identifier, p.permission_name);
+        if !self.add_permissions.is_empty() || !self.remove_permissions.is_empty() {
+            let add: Vec<String> = self.add_permissions.iter().map(perm).collect();
+            let remove: Vec<String> = self.remove_permissions.iter().map(perm).collect();
+            let both = [list('+', &add), list('-', &remove)];
+            out.push(format!("permissions {}", join_nonempty(&both)));
+        }
+        out
+    }
+}
+
+fn join_nonempty(parts: &[String]) -> String {
+    parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn by_name(roles: Vec<Role>) -> BTreeMap<String, String> {
+    roles.into_iter().map(|r| (r.name, r.id)).collect()
+}
+
+/// The names `wanted` has that the user lacks.
+fn missing(wanted: &[String], had: &BTreeMap<String, String>) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|n| !had.contains_key(*n))
+        .cloned()
+        .collect()
+}
+
+/// The names the user has that `wanted` lacks.
+fn extra(had: &BTreeMap<String, String>, wanted: &[String]) -> Vec<String> {
+    had.keys()
+        .filter(|n| !wanted.contains(n))
+        .cloned()
+        .collect()
+}
+
+/// The field of a role name in the record: `roles[i]` or `organizations[j].roles[k]`.
+fn role_field(access: &Access, name: &str) -> String {
+    if let Some(i) = access.roles.iter().flatten().position(|r| r == name) {
+        return format!("roles[{i}]");
+    }
+    for (j, m) in access.organizations.iter().flatten().enumerate() {
+        if let Some(k) = m.roles.iter().position(|r| r == name) {
+            return format!("organizations[{j}].roles[{k}]");
+        }
+    }
+    "roles".into()
+}
+
+fn org_field(access: &Access, name: &str) -> String {
+    access
+        .organizations
+        .iter()
+        .flatten()
+        .position(|m| m.name == name)
+        .map_or("organizations".into(), |j| {
+            format!("organizations[{j}].name")
+        })
+}
+
+/// A 4xx rejects the record (naming `field`); anything else ends the run.
+fn reject_or_fatal<T>(
+    error: ApiError,
+    field: Option<&str>,
+) -> Result<Result<T, Applied>, ApiError> {
+    match error {
+        ApiError::Status {
+            status,
+            error_code,
+            message,
+            ..
+        } if (400..500).contains(&status) && status != 401 && status != 429 => {
+            let code = if error_code.is_empty() {
+                format!("http_{status}")
+            } else {
+                error_code
+            };
+            let applied = Applied::rejected(
+                &code,
+                format!("the tenant refused a change of the user's access: {message}"),
+                Some(status),
+            )
+            .with_field(field.map(str::to_string));
+            Ok(Err(applied))
+        }
+        other => Err(other),
+    }
+}
+
+/// A name the tenant said exists (409) and then could not find.
+fn gone(kind: &str, name: &str) -> ApiError {
+    ApiError::Local {
+        what: format!("the {kind} {name:?}"),
+        message: "the tenant said it exists, then could not find it".into(),
+    }
+}
