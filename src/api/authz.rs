@@ -44,6 +44,22 @@ pub struct Member {
     pub roles: Vec<Role>,
 }
 
+/// Whether a write adds (`POST`) or takes away (`DELETE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Add,
+    Remove,
+}
+
+impl Change {
+    fn method(self) -> Method {
+        match self {
+            Change::Add => Method::POST,
+            Change::Remove => Method::DELETE,
+        }
+    }
+}
+
 /// One checkpoint page: its items and where the next starts (`None`: it was the last).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint<T> {
@@ -184,93 +200,57 @@ impl Client {
             .collect())
     }
 
-    /// Gives a user roles (`POST /api/v2/users/{id}/roles`); roles it has stay.
-    pub async fn assign_user_roles(
+    /// Gives a user roles, or takes them away (`POST`/`DELETE /api/v2/users/{id}/roles`); roles
+    /// it has stay, and giving one twice gives it once.
+    pub async fn user_roles_change(
         &self,
+        change: Change,
         user_id: &str,
         role_ids: &[String],
     ) -> Result<(), ApiError> {
         let path = format!("/users/{}/roles", encode_segment(user_id));
-        self.write(Method::POST, &path, &json!({"roles": role_ids}))
+        self.write(change.method(), &path, &json!({"roles": role_ids}))
             .await
     }
 
-    /// Takes roles from a user (`DELETE /api/v2/users/{id}/roles`).
-    pub async fn remove_user_roles(
+    /// Gives a user direct permissions, or takes them away.
+    pub async fn user_permissions_change(
         &self,
-        user_id: &str,
-        role_ids: &[String],
-    ) -> Result<(), ApiError> {
-        let path = format!("/users/{}/roles", encode_segment(user_id));
-        self.write(Method::DELETE, &path, &json!({"roles": role_ids}))
-            .await
-    }
-
-    /// Gives a user direct permissions.
-    pub async fn add_user_permissions(
-        &self,
+        change: Change,
         user_id: &str,
         permissions: &[Permission],
     ) -> Result<(), ApiError> {
         let path = format!("/users/{}/permissions", encode_segment(user_id));
-        self.write(Method::POST, &path, &json!({"permissions": permissions}))
+        self.write(change.method(), &path, &json!({"permissions": permissions}))
             .await
     }
 
-    /// Takes direct permissions from a user.
-    pub async fn remove_user_permissions(
+    /// Makes users members of an organization, or takes them out (and so their roles in it).
+    pub async fn organization_members_change(
         &self,
-        user_id: &str,
-        permissions: &[Permission],
-    ) -> Result<(), ApiError> {
-        let path = format!("/users/{}/permissions", encode_segment(user_id));
-        self.write(Method::DELETE, &path, &json!({"permissions": permissions}))
-            .await
-    }
-
-    /// Makes users members of an organization.
-    pub async fn add_organization_members(
-        &self,
+        change: Change,
         organization_id: &str,
         user_ids: &[String],
     ) -> Result<(), ApiError> {
         let path = format!("/organizations/{}/members", encode_segment(organization_id));
-        self.write(Method::POST, &path, &json!({"members": user_ids}))
+        self.write(change.method(), &path, &json!({"members": user_ids}))
             .await
     }
 
-    /// Takes users out of an organization (and so their roles in it).
-    pub async fn remove_organization_members(
+    /// Gives a member roles in an organization, or takes them away.
+    pub async fn member_roles_change(
         &self,
-        organization_id: &str,
-        user_ids: &[String],
-    ) -> Result<(), ApiError> {
-        let path = format!("/organizations/{}/members", encode_segment(organization_id));
-        self.write(Method::DELETE, &path, &json!({"members": user_ids}))
-            .await
-    }
-
-    /// Gives a member roles in an organization.
-    pub async fn assign_member_roles(
-        &self,
+        change: Change,
         organization_id: &str,
         user_id: &str,
         role_ids: &[String],
     ) -> Result<(), ApiError> {
-        let path = member_roles_path(organization_id, user_id);
-        self.write(Method::POST, &path, &json!({"roles": role_ids}))
-            .await
-    }
-
-    /// Takes roles in an organization from a member.
-    pub async fn remove_member_roles(
-        &self,
-        organization_id: &str,
-        user_id: &str,
-        role_ids: &[String],
-    ) -> Result<(), ApiError> {
-        let path = member_roles_path(organization_id, user_id);
-        self.write(Method::DELETE, &path, &json!({"roles": role_ids}))
+        let path = format!(
+            "/organizations/{}/members/{}/roles",
+            encode_segment(organization_id),
+            encode_segment(user_id)
+        );
+        self.write(change.method(), &path, &json!({"roles": role_ids}))
             .await
     }
 
@@ -337,14 +317,6 @@ impl Client {
         };
         Ok(Checkpoint { items, next })
     }
-}
-
-fn member_roles_path(organization_id: &str, user_id: &str) -> String {
-    format!(
-        "/organizations/{}/members/{}/roles",
-        encode_segment(organization_id),
-        encode_segment(user_id)
-    )
 }
 
 /// A page with totals (`{"<key>": [...], "total": n}`), or a bare array (a tenant that leaves

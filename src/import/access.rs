@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tokio::sync::{Mutex, OnceCell};
 
-use crate::api::{ApiError, Client, Permission, Role};
+use crate::api::{ApiError, Change, Client, Permission, Role};
 
 use super::apply::Applied;
 use super::plan::access::{Access, Membership};
@@ -300,7 +300,7 @@ impl AccessApplier<'_> {
         };
         if !plan.add_roles.is_empty() {
             client
-                .assign_user_roles(user_id, &ids(&plan.add_roles))
+                .user_roles_change(Change::Add, user_id, &ids(&plan.add_roles))
                 .await?;
         }
         if !plan.remove_roles.is_empty() {
@@ -310,37 +310,45 @@ impl AccessApplier<'_> {
                 .iter()
                 .map(|n| now.roles[n].clone())
                 .collect();
-            client.remove_user_roles(user_id, &ids).await?;
+            client
+                .user_roles_change(Change::Remove, user_id, &ids)
+                .await?;
         }
         let user = [user_id.to_string()];
         for (name, change) in &plan.organizations {
             let org = &resolved.organizations[name];
             if change.join {
-                client.add_organization_members(org, &user).await?;
+                client
+                    .organization_members_change(Change::Add, org, &user)
+                    .await?;
             }
             if !change.add.is_empty() {
                 client
-                    .assign_member_roles(org, user_id, &ids(&change.add))
+                    .member_roles_change(Change::Add, org, user_id, &ids(&change.add))
                     .await?;
             }
             if !change.remove.is_empty() {
                 let had = &now.organizations[name].1;
                 let ids: Vec<String> = change.remove.iter().map(|n| had[n].clone()).collect();
-                client.remove_member_roles(org, user_id, &ids).await?;
+                client
+                    .member_roles_change(Change::Remove, org, user_id, &ids)
+                    .await?;
             }
         }
         for name in &plan.leave {
             let (org, _) = &now.organizations[name];
-            client.remove_organization_members(org, &user).await?;
+            client
+                .organization_members_change(Change::Remove, org, &user)
+                .await?;
         }
         if !plan.add_permissions.is_empty() {
             client
-                .add_user_permissions(user_id, &plan.add_permissions)
+                .user_permissions_change(Change::Add, user_id, &plan.add_permissions)
                 .await?;
         }
         if !plan.remove_permissions.is_empty() {
             client
-                .remove_user_permissions(user_id, &plan.remove_permissions)
+                .user_permissions_change(Change::Remove, user_id, &plan.remove_permissions)
                 .await?;
         }
         Ok(())
