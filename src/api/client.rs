@@ -265,6 +265,38 @@ impl Client {
             .and_then(|token| token.scopes.clone()))
     }
 
+    /// Why `flag` cannot run with the run's token: the scopes of `needed` it lacks, in words
+    /// (`None` when it has them all, or when its scopes are unknown: `--token`).
+    pub async fn lacks_scopes(
+        &self,
+        flag: &str,
+        needed: &[&str],
+    ) -> Result<Option<String>, ApiError> {
+        let Some(scopes) = self.scopes().await? else {
+            return Ok(None);
+        };
+        let missing: Vec<&str> = needed
+            .iter()
+            .copied()
+            .filter(|n| !scopes.iter().any(|s| s == n))
+            .collect();
+        if missing.is_empty() {
+            return Ok(None);
+        }
+        let (noun, them) = if needed.len() == 1 {
+            ("scope", "it")
+        } else {
+            ("scopes", "them")
+        };
+        Ok(Some(format!(
+            "{flag} needs the {noun} {} on the Management API; the token lacks {}: grant {them} \
+             to the application in the Auth0 dashboard (APIs > Auth0 Management API > Machine to \
+             Machine Applications)",
+            needed.join(", "),
+            missing.join(", ")
+        )))
+    }
+
     /// Forgets the current token so the next call gets a new one.
     async fn invalidate(&self) {
         let mut slot = self.token.lock().await;

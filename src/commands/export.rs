@@ -148,27 +148,15 @@ async fn check_include_scopes(
     if !spec.include.any() {
         return Ok(());
     }
-    let Some(scopes) = client.scopes().await.map_err(common::api_failure)? else {
-        return Ok(());
-    };
-    let needed = spec.include.scopes();
-    let missing: Vec<&str> = needed
-        .iter()
-        .copied()
-        .filter(|n| !scopes.iter().any(|s| s == n))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
+    let flag = format!("--include {}", spec.include);
+    match client
+        .lacks_scopes(&flag, &spec.include.scopes())
+        .await
+        .map_err(common::api_failure)?
+    {
+        Some(problem) => Err(UsageError(problem).into()),
+        None => Ok(()),
     }
-    Err(UsageError(format!(
-        "--include {} needs the scopes {} on the Management API; the token lacks {}: grant them \
-         to the application in the Auth0 dashboard (APIs > Auth0 Management API > Machine to \
-         Machine Applications)",
-        spec.include,
-        needed.join(", "),
-        missing.join(", ")
-    ))
-    .into())
 }
 
 /// What `--engine job` cannot do with the other flags, said before anything is sent.

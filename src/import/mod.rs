@@ -151,26 +151,13 @@ pub enum Step {
 /// scopes, and the `--connection` named, if any, as a database connection. Each failure is a
 /// usage error (exit 2).
 async fn check_job_engine(spec: &ImportSpec, client: &Client) -> Result<(), ImportError> {
-    if let Some(scopes) = client.scopes().await? {
-        let mut needed = job::SCOPES.to_vec();
-        if spec.plan.mode == plan::Mode::Upsert {
-            // Users found are patched one at a time.
-            needed.push(job::UPDATE_SCOPE);
-        }
-        let missing: Vec<&str> = needed
-            .iter()
-            .copied()
-            .filter(|needed| !scopes.iter().any(|s| s == needed))
-            .collect();
-        if !missing.is_empty() {
-            return Err(ImportError::Usage(format!(
-                "--engine job needs the scopes {} on the Management API; the token lacks {}: \
-                 grant them to the application in the Auth0 dashboard (APIs > Auth0 Management \
-                 API > Machine to Machine Applications)",
-                needed.join(", "),
-                missing.join(", ")
-            )));
-        }
+    let mut needed = job::SCOPES.to_vec();
+    if spec.plan.mode == plan::Mode::Upsert {
+        // Users found are patched one at a time.
+        needed.push(job::UPDATE_SCOPE);
+    }
+    if let Some(problem) = client.lacks_scopes("--engine job", &needed).await? {
+        return Err(ImportError::Usage(problem));
     }
     if let Some(name) = &spec.plan.connection {
         match client.connection_by_name(name).await? {
@@ -206,15 +193,42 @@ async fn check_tickets_scope(spec: &ImportSpec, client: &Client) -> Result<(), I
     if spec.tickets.is_none() {
         return Ok(());
     }
-    if let Some(scopes) = client.scopes().await?
-        && !scopes.iter().any(|s| s == tickets::SCOPE)
-    {
-        return Err(ImportError::Usage(format!(
-            "--tickets needs the scope {scope} on the Management API; the token lacks \
-             {scope}: grant it to the application in the Auth0 dashboard (APIs > Auth0 \
-             Management API > Machine to Machine Applications)",
-            scope = tickets::SCOPE
-        )));
+    match client.lacks_scopes("--tickets", &[tickets::SCOPE]).await? {
+        Some(problem) => Err(ImportError::Usage(problem)),
+        None => Ok(()),
+    }
+}
+
+/// `--create-missing` creates roles and organizations, and `--authz replace` takes access away:
+/// a token that may not is found before anything is sent (exit 2). (Giving access needs other
+/// scopes too, but only records that carry access use them, which no flag says in advance: a
+/// token without them gets those records rejected with the tenant's `insufficient_scope`.)
+async fn check_access_scopes(spec: &ImportSpec, client: &Client) -> Result<(), ImportError> {
+    let checks: [(&str, bool, &[&str]); 3] = [
+        (
+            "--create-missing roles",
+            spec.access.create_roles,
+            &["read:roles", "create:roles"],
+        ),
+        (
+            "--create-missing organizations",
+            spec.access.create_organizations,
+            &["read:organizations", "create:organizations"],
+        ),
+        (
+            "--authz replace",
+            spec.access.strategy == access::Strategy::Replace,
+            &[
+                "delete:role_members",
+                "delete:organization_members",
+                "delete:organization_member_roles",
+            ],
+        ),
+    ];
+    for (flag, asked, needed) in checks {
+        if asked && let Some(problem) = client.lacks_scopes(flag, needed).await? {
+            return Err(ImportError::Usage(problem));
+        }
     }
     Ok(())
 }
@@ -250,6 +264,7 @@ pub async fn run(
         check_job_engine(spec, client).await?;
     }
     check_tickets_scope(spec, client).await?;
+    check_access_scopes(spec, client).await?;
     let mut state = resume::RunState::open(spec)?;
     let summary = ImportSummary::new(
         spec.dry_run,
