@@ -14,7 +14,7 @@ use auth0_bulk::sandbox::SandboxOptions;
 use serde_json::{Value, json};
 
 use crate::support::authz::{
-    INCLUDE_ALL, assert_same_access, copy_apis, evidence, organization_names, role_names,
+    INCLUDE_ALL, KEYS, assert_same_access, copy_apis, evidence, organization_names, role_names,
     writes_sent,
 };
 use crate::support::child::{Ran, run};
@@ -101,7 +101,10 @@ fn a_tenant_exported_with_its_access_imports_into_an_empty_one_with_the_same_acc
 
     let want = evidence(&source);
     assert!(
-        want.values().filter(|a| a["organizations"] != json!([])).count() > n / 20,
+        want.values()
+            .filter(|a| a["organizations"] != json!([]))
+            .count()
+            > n / 20,
         "the source has memberships to carry"
     );
     assert_same_access(
@@ -110,4 +113,175 @@ fn a_tenant_exported_with_its_access_imports_into_an_empty_one_with_the_same_acc
         "the target's access against the source's",
     );
     assert_no_duplicate_names(&target);
+}
+
+// ---- 2. kills, and a re-run that sends no write -----------------------------------------------
+
+/// Latency of the kill test's tenants: an import of a few hundred users with their access
+/// lasts a couple of seconds, so kills land among a user's access writes.
+const KILL_LATENCY: Duration = Duration::from_millis(20);
+
+/// `dir/NAME/users.ndjson`, a copy of `input` (its state and rejects beside it).
+fn copy_input(input: &Path, dir: &Path, name: &str) -> PathBuf {
+    let folder = dir.join(name);
+    std::fs::create_dir(&folder).unwrap();
+    let path = folder.join("users.ndjson");
+    std::fs::copy(input, &path).unwrap();
+    path
+}
+
+/// Successful `POST path` requests the tenant answered.
+fn made(live: &Live, route: &str) -> u64 {
+    live.tenant
+        .sandbox
+        .stats()
+        .requests
+        .get(route)
+        .map_or(0, |by| {
+            by.iter()
+                .filter(|(status, _)| (200..300).contains(*status))
+                .map(|(_, n)| n)
+                .sum()
+        })
+}
+
+#[test]
+fn an_import_with_access_killed_at_seeded_points_ends_as_a_clean_run_and_a_rerun_only_reads() {
+    let seed = 0xacce_5500_u64;
+    let n = scaled(400, 3_000);
+    let source = Live::generated(n);
+    let dir = tempfile::tempdir().unwrap();
+    let exported = export_with_access(&source, dir.path());
+    let want = evidence(&source);
+    let slow = || SandboxOptions {
+        latency: KILL_LATENCY,
+        ..Default::default()
+    };
+    let mut args = UPSERT.to_vec();
+    args.extend(CREATE_MISSING);
+    args.extend(["--quiet", "--json"]);
+    let command = |live: &Live, input: &Path| {
+        let mut command = import(live);
+        command.arg("--input").arg(input).args(&args);
+        command
+    };
+
+    let clean_target = target_for(&source, slow());
+    let clean_input = copy_input(&exported, dir.path(), "clean");
+    let clean = run(&mut command(&clean_target, &clean_input));
+    clean.expect_code(0);
+    let clean_summary = clean.summary();
+    let clean_ledger = ledger_bytes(&beside(&clean_input, ".state")).max(1);
+
+    let target = target_for(&source, slow());
+    let input = copy_input(&exported, dir.path(), "killed");
+    let state = beside(&input, ".state");
+    let completed = || {
+        std::fs::read_to_string(state.join("import.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .is_some_and(|c| c["completed"] == true)
+    };
+    // The ledger's size against a clean run's: cheap to read every millisecond.
+    let progress = || {
+        if completed() {
+            1.0
+        } else {
+            (ledger_bytes(&state) as f64 / clean_ledger as f64).min(0.999)
+        }
+    };
+    // Users a kill left with part of their access: created, some writes done, some not.
+    let mut partial = 0;
+    let after_kill = |_| {
+        let ledger = LedgerView::read(&state);
+        let twice = ledger.outcomes.values().filter(|o| o.len() > 1).count();
+        assert_eq!(twice, 0, "records with two outcomes after a kill");
+        partial += evidence(&target)
+            .iter()
+            .filter(|(email, got)| {
+                let empty = KEYS.iter().all(|k| got[*k] == json!([]));
+                !empty && want.get(*email) != Some(*got)
+            })
+            .count();
+    };
+    let killed = kill_until_done(
+        seed,
+        scaled(6, 40),
+        clean.elapsed,
+        || command(&target, &input),
+        progress,
+        after_kill,
+    );
+    eprintln!(
+        "{n} users, clean run {:.2}s ({clean_summary}); seed {seed:#x}: {}; {partial} users \
+         left with part of their access at the kills",
+        clean.elapsed.as_secs_f64(),
+        killed.describe(),
+    );
+    assert!(killed.mid_run >= 5, "at least five kills landed mid-run");
+    assert!(killed.mid_progress >= 1, "a kill came after part was done");
+    assert!(partial >= 1, "a kill came among a user's access writes");
+
+    // The target is the clean run's (and the source's); the ledger has one outcome a record;
+    // the counts are a clean run's, `updated` and `unchanged` together (a user whose outcome a
+    // kill lost may find its access written already).
+    assert_same_access(&evidence(&target), &want, "the killed import's target");
+    assert_same_access(&evidence(&clean_target), &want, "the clean import's target");
+    match &killed.last {
+        Some(last) => {
+            let counts: [&[&str]; 5] = [
+                &["read"],
+                &["created"],
+                &["updated", "unchanged"],
+                &["skipped"],
+                &["rejected"],
+            ];
+            assert_ends_as_clean(
+                &Ended::of(&target, &input, &last.summary()),
+                &Ended::of(&clean_target, &clean_input, &clean_summary),
+                n,
+                &counts,
+            );
+        }
+        None => eprintln!("the last kill came after the import completed"),
+    }
+    let ledger = LedgerView::read(&state);
+    assert_eq!(ledger.done(), n as u64);
+    assert!(ledger.outcomes.values().all(|o| o.len() == 1));
+
+    // Each role and organization was created once: the tenant's names, each once, are the
+    // clean run's, and as many creates succeeded as there are names.
+    assert_no_duplicate_names(&target);
+    let (roles, orgs) = (role_names(&target), organization_names(&target));
+    assert_eq!(sorted(roles.clone()), sorted(role_names(&clean_target)));
+    assert_eq!(
+        sorted(orgs.clone()),
+        sorted(organization_names(&clean_target))
+    );
+    assert_eq!(made(&target, "POST /api/v2/roles"), roles.len() as u64);
+    assert_eq!(
+        made(&target, "POST /api/v2/organizations"),
+        orgs.len() as u64
+    );
+
+    // The finished import again: its state says it completed, so it is a new import, which
+    // finds every user with the access its record says, and sends only reads.
+    target.tenant.sandbox.reset_stats();
+    let again = run(&mut command(&target, &input));
+    again.expect_code(0);
+    let summary = again.summary();
+    assert_eq!(summary["resumed"], false, "{summary}");
+    assert_eq!(count(&summary, "unchanged"), n as u64, "{summary}");
+    assert_eq!(writes_sent(&target), Vec::<String>::new(), "only reads");
+    assert_same_access(&evidence(&target), &want, "the target after the re-run");
+}
+
+/// The ledger file's size in `state` (0 before it exists).
+fn ledger_bytes(state: &Path) -> u64 {
+    std::fs::metadata(state.join("ledger.ndjson")).map_or(0, |m| m.len())
+}
+
+fn sorted(mut names: Vec<String>) -> Vec<String> {
+    names.sort();
+    names
 }

@@ -69,7 +69,12 @@ pub fn assert_same_access(
         extra.len(),
         extra.iter().take(3).collect::<Vec<_>>(),
         differ.len(),
-        differ.iter().take(3).cloned().collect::<Vec<_>>().join("\n")
+        differ
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
