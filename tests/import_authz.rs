@@ -285,3 +285,285 @@ fn sorted(mut names: Vec<String>) -> Vec<String> {
     names.sort();
     names
 }
+
+// ---- 3. --authz replace and merge, and their dry run ------------------------------------------
+
+const API: &str = "https://api.test/";
+
+fn perms(names: &[&str]) -> Value {
+    let list: Vec<Value> = names
+        .iter()
+        .map(|p| json!({"resource_server_identifier": API, "permission_name": p}))
+        .collect();
+    Value::Array(list)
+}
+
+/// A user of the replace tests, `auth0|NAME`, holding `access` (the seed file's keys).
+fn seeded_user(name: &str, access: Value) -> Value {
+    let mut user = json!({
+        "user_id": format!("auth0|{name}"),
+        "email": format!("{name}@example.com"),
+        "name": name,
+        "picture": "https://example.com/p.png",
+        "identities": [{"connection": DB, "user_id": name, "provider": "auth0", "isSocial": false}],
+        "created_at": "2024-01-01T00:00:00.000Z",
+        "updated_at": "2024-01-01T00:00:00.000Z",
+    });
+    for (key, value) in access.as_object().unwrap() {
+        user[key] = value.clone();
+    }
+    user
+}
+
+/// The replace tests' users: `(name, what they hold before, their record's access)`.
+/// - `both` has extra roles, memberships, member roles and permissions, and lacks some;
+/// - `extras` only has extras;
+/// - `same` holds exactly what its record says;
+/// - `partial`'s record names only its roles (none): its memberships and permissions are left
+///   alone even by `replace`.
+fn replace_cases() -> Vec<(&'static str, Value, Value)> {
+    vec![
+        (
+            "both",
+            json!({"roles": ["Extra", "Reader"],
+                   "organizations": [{"name": "acme", "roles": ["Extra", "Reader"]},
+                                     {"name": "globex", "roles": []}],
+                   "permissions": perms(&["delete", "read"])}),
+            json!({"roles": ["Reader", "Writer"],
+                   "organizations": [{"name": "acme", "roles": ["Reader", "Writer"]},
+                                     {"name": "initech", "roles": ["Writer"]}],
+                   "permissions": perms(&["read", "write"])}),
+        ),
+        (
+            "extras",
+            json!({"roles": ["Extra", "Reader"],
+                   "organizations": [{"name": "acme", "roles": ["Reader"]},
+                                     {"name": "globex", "roles": ["Extra"]}],
+                   "permissions": perms(&["delete", "read"])}),
+            json!({"roles": ["Reader"],
+                   "organizations": [{"name": "acme", "roles": ["Reader"]}],
+                   "permissions": perms(&["read"])}),
+        ),
+        (
+            "same",
+            json!({"roles": ["Writer"], "organizations": [{"name": "acme", "roles": []}],
+                   "permissions": []}),
+            json!({"roles": ["Writer"], "organizations": [{"name": "acme", "roles": []}],
+                   "permissions": []}),
+        ),
+        (
+            "partial",
+            json!({"roles": ["Extra"], "organizations": [{"name": "globex", "roles": ["Extra"]}],
+                   "permissions": perms(&["delete"])}),
+            json!({"roles": []}),
+        ),
+    ]
+}
+
+/// A tenant seeded with [`replace_cases`]' users as they are before, and a user (not in the
+/// records) who holds every role, organization and permission the records name, so that each
+/// exists; and the records in `dir/users.ndjson`.
+fn replace_setup(dir: &Path) -> (Live, PathBuf) {
+    let holder = seeded_user(
+        "holder",
+        json!({"roles": ["Extra", "Reader", "Writer"],
+               "organizations": [{"name": "acme"}, {"name": "globex"}, {"name": "initech"}],
+               "permissions": perms(&["delete", "read", "write"])}),
+    );
+    let mut users = vec![holder];
+    let mut records = Vec::new();
+    for (name, before, record) in replace_cases() {
+        users.push(seeded_user(name, before));
+        let mut record = record;
+        record["user_id"] = json!(format!("auth0|{name}"));
+        record["email"] = json!(format!("{name}@example.com"));
+        records.push(record);
+    }
+    let seed = dir.join("seed.ndjson");
+    write_ndjson(&seed, &users);
+    let live = Live::start(SandboxOptions {
+        seed: vec![seed],
+        ..Default::default()
+    });
+    let input = dir.join("users.ndjson");
+    write_ndjson(&input, &records);
+    (live, input)
+}
+
+/// The evidence's shape of `access`: all three keys (empty where absent).
+fn full(access: Value) -> Value {
+    let mut out = json!({"roles": [], "organizations": [], "permissions": []});
+    for (key, value) in access.as_object().unwrap() {
+        out[key] = value.clone();
+    }
+    out
+}
+
+/// What `--authz replace` leaves each user with: the record's keys, the rest as before.
+fn after_replace() -> BTreeMap<String, Value> {
+    replace_cases()
+        .into_iter()
+        .map(|(name, before, record)| {
+            let mut want = full(before);
+            for (key, value) in record.as_object().unwrap() {
+                want[key] = value.clone();
+            }
+            (format!("{name}@example.com"), want)
+        })
+        .collect()
+}
+
+/// What `--authz merge` leaves each user with: only `both` lacked something.
+fn after_merge() -> BTreeMap<String, Value> {
+    let mut want: BTreeMap<String, Value> = replace_cases()
+        .into_iter()
+        .map(|(name, before, _)| (format!("{name}@example.com"), full(before)))
+        .collect();
+    want.insert(
+        "both@example.com".into(),
+        json!({"roles": ["Extra", "Reader", "Writer"],
+               "organizations": [{"name": "acme", "roles": ["Extra", "Reader", "Writer"]},
+                                 {"name": "globex", "roles": []},
+                                 {"name": "initech", "roles": ["Writer"]}],
+               "permissions": perms(&["delete", "read", "write"])}),
+    );
+    want
+}
+
+/// The evidence without the holder.
+fn users_of_records(live: &Live) -> BTreeMap<String, Value> {
+    let mut got = evidence(live);
+    got.remove("holder@example.com")
+        .expect("the holder is there");
+    got
+}
+
+const UPDATE: [&str; 2] = ["--mode", "update"];
+
+#[test]
+fn authz_replace_takes_away_exactly_the_extras_and_adds_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, input) = replace_setup(dir.path());
+    let holder = evidence(&live)["holder@example.com"].clone();
+    let mut args = UPDATE.to_vec();
+    args.extend(["--authz", "replace"]);
+    let ran = import_file(&live, &input, &args);
+    ran.expect_code(0);
+    let summary = ran.summary();
+    assert_eq!(
+        (count(&summary, "updated"), count(&summary, "unchanged")),
+        (3, 1),
+        "{summary}"
+    );
+    assert_same_access(&users_of_records(&live), &after_replace(), "after replace");
+    assert_eq!(
+        evidence(&live)["holder@example.com"],
+        holder,
+        "a user without a record is left alone"
+    );
+
+    // Run again: each user has what its record says, so only reads go out.
+    live.tenant.sandbox.reset_stats();
+    let again = import_file(&live, &input, &args);
+    again.expect_code(0);
+    assert_eq!(count(&again.summary(), "unchanged"), 4);
+    assert_eq!(writes_sent(&live), Vec::<String>::new(), "only reads");
+}
+
+#[test]
+fn authz_merge_on_the_same_tenant_only_adds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, input) = replace_setup(dir.path());
+    let ran = import_file(&live, &input, &UPDATE);
+    ran.expect_code(0);
+    let summary = ran.summary();
+    assert_eq!(
+        (count(&summary, "updated"), count(&summary, "unchanged")),
+        (1, 3),
+        "{summary}"
+    );
+    assert_same_access(&users_of_records(&live), &after_merge(), "after merge");
+    assert!(
+        writes_sent(&live).iter().all(|w| w.starts_with("POST ")),
+        "merge only adds: {:?}",
+        writes_sent(&live)
+    );
+}
+
+#[test]
+fn an_authz_replace_dry_run_plans_each_role_organization_and_permission_change_and_only_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, input) = replace_setup(dir.path());
+    let before = evidence(&live);
+    let plan = dir.path().join("plan.ndjson");
+    let mut args = UPDATE.to_vec();
+    args.extend(["--authz", "replace", "--dry-run", "--plan"]);
+    let ran = run(import(&live)
+        .arg("--input")
+        .arg(&input)
+        .args(&args)
+        .arg(&plan)
+        .arg("--json"));
+    ran.expect_code(0);
+    assert_eq!(ran.summary()["dry_run"], true);
+    let p = |name: &str| format!("{API}:{name}");
+    let want: BTreeMap<u64, (&str, Vec<String>)> = BTreeMap::from([
+        (
+            1,
+            (
+                "would_update",
+                vec![
+                    "roles +Writer -Extra".to_string(),
+                    "organizations.acme.roles +Writer -Extra".into(),
+                    "organizations +initech".into(),
+                    "organizations.initech.roles +Writer".into(),
+                    "organizations -globex".into(),
+                    format!("permissions +{} -{}", p("write"), p("delete")),
+                ],
+            ),
+        ),
+        (
+            2,
+            (
+                "would_update",
+                vec![
+                    "roles -Extra".to_string(),
+                    "organizations -globex".into(),
+                    format!("permissions -{}", p("delete")),
+                ],
+            ),
+        ),
+        (3, ("unchanged", vec![])),
+        (4, ("would_update", vec!["roles -Extra".to_string()])),
+    ]);
+    let got: BTreeMap<u64, (String, Vec<String>)> = read_ndjson(&plan)
+        .into_iter()
+        .map(|entry| {
+            let changes = entry.get("changes").map_or(Vec::new(), |c| {
+                c.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.as_str().unwrap().to_string())
+                    .collect()
+            });
+            (
+                entry["line"].as_u64().unwrap(),
+                (entry["action"].as_str().unwrap().to_string(), changes),
+            )
+        })
+        .collect();
+    let got: BTreeMap<u64, (&str, Vec<String>)> = got
+        .iter()
+        .map(|(l, (a, c))| (*l, (a.as_str(), c.clone())))
+        .collect();
+    assert_eq!(got, want, "the plan");
+    // The log says the same, line by line.
+    assert!(
+        ran.stderr
+            .contains("Line 2: would update auth0|extras: roles -Extra, organizations -globex"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(writes_sent(&live), Vec::<String>::new(), "only reads");
+    assert_eq!(evidence(&live), before, "nothing changed");
+}
