@@ -567,3 +567,210 @@ fn an_authz_replace_dry_run_plans_each_role_organization_and_permission_change_a
     assert_eq!(writes_sent(&live), Vec::<String>::new(), "only reads");
     assert_eq!(evidence(&live), before, "nothing changed");
 }
+
+// ---- 4. bad input -----------------------------------------------------------------------------
+
+/// A record for a new user `NAME@example.com` in the default connection, with `access`.
+fn new_record(name: &str, access: Value) -> Value {
+    let mut record = json!({"email": format!("{name}@example.com"), "connection": DB});
+    for (key, value) in access.as_object().unwrap() {
+        record[key] = value.clone();
+    }
+    record
+}
+
+/// Fifty-one role names.
+fn too_many_roles() -> Value {
+    json!((0..51).map(|i| format!("Role {i:02}")).collect::<Vec<_>>())
+}
+
+#[test]
+fn unknown_names_and_limits_reject_the_record_before_its_user_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, _) = replace_setup(dir.path());
+    let records = [
+        new_record("good", json!({"roles": ["Reader"]})),
+        // Names are listed as the record lists them, not sorted.
+        new_record("badrole", json!({"roles": ["Reader", "Nope"]})),
+        new_record(
+            "badorg",
+            json!({"organizations": [{"name": "nope-org"}, {"name": "acme"}]}),
+        ),
+        new_record("toomany", json!({"roles": too_many_roles()})),
+        new_record(
+            "badapi",
+            json!({"permissions": [{"resource_server_identifier": "https://unknown.test/",
+                                    "permission_name": "read"}]}),
+        ),
+        new_record("plain", json!({})),
+        new_record(
+            "badmember",
+            json!({"organizations": [{"name": "acme", "roles": ["Writer", "Nope"]}]}),
+        ),
+    ];
+    let input = dir.path().join("bad.ndjson");
+    write_ndjson(&input, &records);
+    let ran = import_file(&live, &input, &["--passwords", "random"]);
+    ran.expect_code(3);
+    let summary = ran.summary();
+    eprintln!("{summary}");
+    let rejects = rejects_by_line(&beside(&input, ".rejects.ndjson"));
+    let field = |line: u64| rejects[&line].2.as_deref().map(str::to_string);
+    let code = |line: u64| rejects[&line].0.clone();
+    assert_eq!(
+        rejects.keys().copied().collect::<Vec<_>>(),
+        [2, 3, 4, 5, 7],
+        "{rejects:?}"
+    );
+    assert_eq!(
+        (code(2), field(2)),
+        ("unknown_role".into(), Some("roles[1]".into())),
+        "{:?}",
+        rejects[&2]
+    );
+    assert!(rejects[&2].1.contains("\"Nope\""), "{:?}", rejects[&2]);
+    assert_eq!(
+        (code(3), field(3)),
+        (
+            "unknown_organization".into(),
+            Some("organizations[0].name".into())
+        ),
+        "{:?}",
+        rejects[&3]
+    );
+    assert_eq!(
+        (code(4), field(4)),
+        ("invalid_field".into(), Some("roles".into())),
+        "{:?}",
+        rejects[&4]
+    );
+    assert!(
+        rejects[&5]
+            .1
+            .contains("Resource server with identifier https://unknown.test/ does not exist."),
+        "the tenant's message: {:?}",
+        rejects[&5]
+    );
+    assert_eq!(
+        (code(7), field(7)),
+        (
+            "unknown_role".into(),
+            Some("organizations[0].roles[1]".into())
+        ),
+        "{:?}",
+        rejects[&7]
+    );
+    let got = evidence(&live);
+    for name in ["badrole", "badorg", "toomany", "badmember"] {
+        assert!(
+            !got.contains_key(&format!("{name}@example.com")),
+            "{name}'s user was not created"
+        );
+    }
+    assert_eq!(got["good@example.com"]["roles"], json!(["Reader"]));
+    assert!(got.contains_key("plain@example.com"));
+    // An unknown API is found only by the write, once the user is there.
+    eprintln!(
+        "a permission of an unknown API: the user {} created, its record rejected",
+        if got.contains_key("badapi@example.com") {
+            "was"
+        } else {
+            "was not"
+        }
+    );
+
+    // A user that exists is not touched either: no patch of its profile.
+    let found = dir.path().join("found.ndjson");
+    write_ndjson(
+        &found,
+        &[
+            json!({"user_id": "auth0|same", "email": "same@example.com", "connection": DB,
+                 "name": "Another Name", "roles": ["Nope"]}),
+        ],
+    );
+    live.tenant.sandbox.reset_stats();
+    let ran = import_file(
+        &live,
+        &found,
+        &["--mode", "upsert", "--passwords", "random"],
+    );
+    ran.expect_code(3);
+    assert_eq!(
+        rejects_by_line(&beside(&found, ".rejects.ndjson"))[&1].0,
+        "unknown_role"
+    );
+    assert_eq!(writes_sent(&live), Vec::<String>::new(), "nothing written");
+}
+
+#[test]
+fn fifty_one_roles_are_refused_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = empty_tenant();
+    let input = dir.path().join("users.ndjson");
+    write_ndjson(
+        &input,
+        &[new_record("many", json!({"roles": too_many_roles()}))],
+    );
+    let ran = import_file(&live, &input, &["--passwords", "random"]);
+    ran.expect_code(3);
+    let rejects = rejects_by_line(&beside(&input, ".rejects.ndjson"));
+    assert_eq!(rejects[&1].0, "invalid_field");
+    assert_eq!(rejects[&1].2.as_deref(), Some("roles"));
+    assert!(rejects[&1].1.contains("51"), "{:?}", rejects[&1]);
+    assert_eq!(live.api_requests(), Vec::new(), "no request");
+}
+
+#[test]
+fn create_missing_accepts_only_roles_and_organizations() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = empty_tenant();
+    let input = dir.path().join("users.ndjson");
+    write_ndjson(&input, &[new_record("one", json!({"roles": ["Admin"]}))]);
+    let ran = import_file(
+        &live,
+        &input,
+        &["--passwords", "random", "--create-missing", "groups"],
+    );
+    ran.expect_code(2);
+    assert!(ran.stderr.contains("groups"), "{}", ran.stderr);
+    assert_eq!(live.api_requests(), Vec::new(), "no request");
+    assert!(!beside(&input, ".state").exists(), "no state");
+}
+
+#[test]
+fn records_without_access_keys_send_no_access_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = empty_tenant();
+    let input = dir.path().join("users.ndjson");
+    let records: Vec<Value> = (0..20)
+        .map(|i| new_record(&format!("plain{i}"), json!({})))
+        .collect();
+    write_ndjson(&input, &records);
+    let ran = import_file(
+        &live,
+        &input,
+        &["--passwords", "random", "--authz", "replace"],
+    );
+    ran.expect_code(0);
+    assert_eq!(count(&ran.summary(), "created"), 20);
+    let routes: BTreeMap<String, u64> = live
+        .tenant
+        .sandbox
+        .stats()
+        .requests
+        .into_iter()
+        .filter(|(route, _)| route.contains("/api/v2/"))
+        .map(|(route, by)| (route, by.values().sum()))
+        .collect();
+    assert_eq!(
+        routes,
+        BTreeMap::from([("POST /api/v2/users".to_string(), 20)]),
+        "one create a record, as before"
+    );
+    for access in evidence(&live).values() {
+        assert_eq!(
+            access,
+            &json!({"roles": [], "organizations": [], "permissions": []})
+        );
+    }
+}
