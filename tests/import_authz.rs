@@ -774,3 +774,88 @@ fn records_without_access_keys_send_no_access_request() {
         );
     }
 }
+
+// ---- 5. the job engine ------------------------------------------------------------------------
+
+#[test]
+fn access_through_the_job_engine_gives_the_target_the_api_engine_gives() {
+    let n = 300;
+    let source = Live::generated(n);
+    let dir = tempfile::tempdir().unwrap();
+    let exported = export_with_access(&source, dir.path());
+    let fast_jobs = || SandboxOptions {
+        job_rate: 2_000.0,
+        ..Default::default()
+    };
+    let mut args = vec!["--passwords", "random"];
+    args.extend(CREATE_MISSING);
+
+    let api = target_for(&source, fast_jobs());
+    let api_input = copy_input(&exported, dir.path(), "api");
+    import_file(&api, &api_input, &args).expect_code(0);
+
+    let jobs = target_for(&source, fast_jobs());
+    let jobs_input = copy_input(&exported, dir.path(), "jobs");
+    let mut job_args = args.clone();
+    job_args.extend(["--engine", "job"]);
+    let ran = import_file(&jobs, &jobs_input, &job_args);
+    ran.expect_code(0);
+    let summary = ran.summary();
+    eprintln!("{n} users through jobs: {summary}");
+    assert_eq!(count(&summary, "created"), n as u64, "{summary}");
+    assert!(
+        requests_of(&jobs, "POST /api/v2/jobs/users-imports") >= 1,
+        "the users came by job"
+    );
+    assert_eq!(
+        requests_of(&jobs, "POST /api/v2/users"),
+        0,
+        "no user by API"
+    );
+
+    let want = evidence(&source);
+    assert_same_access(&evidence(&api), &want, "the API engine's target");
+    assert_same_access(&evidence(&jobs), &want, "the job engine's target");
+    assert_no_duplicate_names(&jobs);
+}
+
+// ---- 6. --create-missing under concurrency ----------------------------------------------------
+
+#[test]
+fn many_records_naming_the_same_missing_role_at_once_create_it_once() {
+    let n = 200;
+    let dir = tempfile::tempdir().unwrap();
+    // Answers slow enough that many records are in flight at once.
+    let live = Live::start(SandboxOptions {
+        latency: Duration::from_millis(10),
+        ..Default::default()
+    });
+    let access = json!({"roles": ["Shared Role"],
+                        "organizations": [{"name": "shared-org", "roles": ["Member Role"]}]});
+    let records: Vec<Value> = (0..n)
+        .map(|i| new_record(&format!("same{i}"), access.clone()))
+        .collect();
+    let input = dir.path().join("users.ndjson");
+    write_ndjson(&input, &records);
+    let mut args = vec!["--passwords", "random"];
+    args.extend(CREATE_MISSING);
+    let ran = import_file(&live, &input, &args);
+    ran.expect_code(0);
+    assert_eq!(count(&ran.summary(), "created"), n as u64);
+    assert_eq!(
+        (
+            requests_of(&live, "POST /api/v2/roles"),
+            requests_of(&live, "POST /api/v2/organizations")
+        ),
+        (2, 1),
+        "each missing name created once (two roles, one organization)"
+    );
+    assert_eq!(sorted(role_names(&live)), ["Member Role", "Shared Role"]);
+    assert_eq!(organization_names(&live), ["shared-org"]);
+    let want = json!({"roles": ["Shared Role"],
+                      "organizations": [{"name": "shared-org", "roles": ["Member Role"]}],
+                      "permissions": []});
+    for (email, got) in evidence(&live) {
+        assert_eq!(got, want, "{email}");
+    }
+}
