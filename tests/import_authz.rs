@@ -17,13 +17,15 @@ use crate::support::authz::{
     INCLUDE_ALL, KEYS, assert_same_access, copy_apis, evidence, organization_names, role_names,
     writes_sent,
 };
-use crate::support::child::{Ran, run};
+use crate::support::child::run;
 use crate::support::exports::export;
 use crate::support::imports::{
-    DB, LedgerView, assert_adds_up, beside, count, empty_tenant, import, read_ndjson, read_text,
-    write_ndjson,
+    DB, LedgerView, assert_adds_up, beside, count, empty_tenant, import, import_file,
+    import_progress, ledger_bytes, read_ndjson, write_ndjson,
 };
-use crate::support::jobs::{Ended, assert_ends_as_clean, rejects_by_line, requests_of};
+use crate::support::jobs::{
+    COUNTS_AFTER_KILLS, Ended, assert_ends_as_clean, rejects_by_line, requests_of,
+};
 use crate::support::kill::{kill_until_done, scaled};
 use crate::support::live::Live;
 
@@ -45,15 +47,6 @@ fn export_with_access(source: &Live, dir: &Path) -> PathBuf {
         .args(["--include", INCLUDE_ALL, "--quiet"]))
     .expect_code(0);
     output
-}
-
-/// `import --input INPUT ARGS --json --quiet` to its end.
-fn import_file(live: &Live, input: &Path, args: &[&str]) -> Ran {
-    run(import(live)
-        .arg("--input")
-        .arg(input)
-        .args(args)
-        .args(["--json", "--quiet"]))
 }
 
 /// An empty tenant with `source`'s APIs.
@@ -171,25 +164,12 @@ fn an_import_with_access_killed_at_seeded_points_ends_as_a_clean_run_and_a_rerun
     let clean = run(&mut command(&clean_target, &clean_input));
     clean.expect_code(0);
     let clean_summary = clean.summary();
-    let clean_ledger = ledger_bytes(&beside(&clean_input, ".state")).max(1);
+    let clean_ledger = ledger_bytes(&beside(&clean_input, ".state"));
 
     let target = target_for(&source, slow());
     let input = copy_input(&exported, dir.path(), "killed");
     let state = beside(&input, ".state");
-    let completed = || {
-        std::fs::read_to_string(state.join("import.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .is_some_and(|c| c["completed"] == true)
-    };
-    // The ledger's size against a clean run's: cheap to read every millisecond.
-    let progress = || {
-        if completed() {
-            1.0
-        } else {
-            (ledger_bytes(&state) as f64 / clean_ledger as f64).min(0.999)
-        }
-    };
+    let progress = || import_progress(&state, clean_ledger);
     // Users a kill left with part of their access: created, some writes done, some not.
     let mut partial = 0;
     let after_kill = |_| {
@@ -229,18 +209,11 @@ fn an_import_with_access_killed_at_seeded_points_ends_as_a_clean_run_and_a_rerun
     assert_same_access(&evidence(&clean_target), &want, "the clean import's target");
     match &killed.last {
         Some(last) => {
-            let counts: [&[&str]; 5] = [
-                &["read"],
-                &["created"],
-                &["updated", "unchanged"],
-                &["skipped"],
-                &["rejected"],
-            ];
             assert_ends_as_clean(
                 &Ended::of(&target, &input, &last.summary()),
                 &Ended::of(&clean_target, &clean_input, &clean_summary),
                 n,
-                &counts,
+                &COUNTS_AFTER_KILLS,
             );
         }
         None => eprintln!("the last kill came after the import completed"),
@@ -274,11 +247,6 @@ fn an_import_with_access_killed_at_seeded_points_ends_as_a_clean_run_and_a_rerun
     assert_eq!(count(&summary, "unchanged"), n as u64, "{summary}");
     assert_eq!(writes_sent(&target), Vec::<String>::new(), "only reads");
     assert_same_access(&evidence(&target), &want, "the target after the re-run");
-}
-
-/// The ledger file's size in `state` (0 before it exists).
-fn ledger_bytes(state: &Path) -> u64 {
-    std::fs::metadata(state.join("ledger.ndjson")).map_or(0, |m| m.len())
 }
 
 fn sorted(mut names: Vec<String>) -> Vec<String> {

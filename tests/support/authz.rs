@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+use super::exports::User;
+use super::imports::assert_same_users;
 use super::live::Live;
 
 /// The three keys an export with `--include roles,organizations,permissions` writes.
@@ -52,30 +54,13 @@ pub fn assert_same_access(
     want: &BTreeMap<String, Value>,
     what: &str,
 ) {
-    let missing: Vec<&String> = want.keys().filter(|e| !got.contains_key(*e)).collect();
-    let extra: Vec<&String> = got.keys().filter(|e| !want.contains_key(*e)).collect();
-    let differ: Vec<String> = want
-        .iter()
-        .filter_map(|(email, access)| {
-            let other = got.get(email)?;
-            (other != access).then(|| format!("{email}:\n   got  {other}\n   want {access}"))
-        })
-        .collect();
-    assert!(
-        missing.is_empty() && extra.is_empty() && differ.is_empty(),
-        "{what}: {} missing (first {:?}), {} extra (first {:?}), {} differ:\n{}",
-        missing.len(),
-        missing.iter().take(3).collect::<Vec<_>>(),
-        extra.len(),
-        extra.iter().take(3).collect::<Vec<_>>(),
-        differ.len(),
-        differ
+    let as_users = |access: &BTreeMap<String, Value>| -> BTreeMap<String, User> {
+        access
             .iter()
-            .take(3)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+            .map(|(email, a)| (email.clone(), a.as_object().expect("an object").clone()))
+            .collect()
+    };
+    assert_same_users(&as_users(got), &as_users(want), what);
 }
 
 /// Gives `target` the resource servers (APIs, with their scopes) of `source`, through the
