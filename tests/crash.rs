@@ -19,8 +19,8 @@ use crate::support::exports::{
 };
 use crate::support::imports::{
     LedgerView, as_records, assert_adds_up, assert_same_users, changed, connection_of, count,
-    generated, import, read_text, settable, settable_by_id, slow_tenant, tenant_users,
-    without_times, write_ndjson,
+    generated, import, import_progress, ledger_bytes, read_text, settable, settable_by_id,
+    slow_tenant, tenant_users, without_times, write_ndjson,
 };
 use crate::support::kill::{kill_until_done, scaled};
 use crate::support::live::{Live, user_id};
@@ -345,26 +345,11 @@ fn survives_kills(job: CrashJob) -> Crashed {
     let clean_tenant = slow_tenant(CRASH_LATENCY_MS, &job.before);
     let clean = run(&mut command(&clean_tenant, "clean"));
     clean.expect_code(0);
-    let ledger_size =
-        |state: &Path| std::fs::metadata(state.join("ledger.ndjson")).map_or(0, |m| m.len());
-    let clean_ledger = ledger_size(&dir.path().join("clean.state")).max(1);
+    let clean_ledger = ledger_bytes(&dir.path().join("clean.state"));
 
     let tenant = slow_tenant(CRASH_LATENCY_MS, &job.before);
     let state = dir.path().join("crashed.state");
-    let completed = || {
-        std::fs::read_to_string(state.join("import.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .is_some_and(|c| c["completed"] == true)
-    };
-    // The ledger's size against a clean run's: cheap to read every millisecond.
-    let progress = || {
-        if completed() {
-            1.0
-        } else {
-            (ledger_size(&state) as f64 / clean_ledger as f64).min(0.999)
-        }
-    };
+    let progress = || import_progress(&state, clean_ledger);
     let mut in_flight_at_kills = 0;
     let after_kill = |_| {
         let ledger = LedgerView::read(&state);

@@ -18,8 +18,8 @@ use crate::support::exports::{User, export};
 use crate::support::files_under;
 use crate::support::imports::{
     DB, LedgerView, assert_adds_up, assert_same_users, beside, changed, connection_of, count,
-    empty_tenant, generated, import, object, read_ndjson, read_text, settable, settable_by_id,
-    slow_tenant, tenant_users, without_times, write_ndjson,
+    empty_tenant, generated, import, import_file, object, read_ndjson, read_text, settable,
+    settable_by_id, slow_tenant, tenant_users, without_times, write_ndjson,
 };
 use crate::support::live::{Live, user_id};
 use crate::support::tenant::encode;
@@ -29,16 +29,6 @@ const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/users.ndjson
 const STRONG: &str = "Corr3ct-Horse-Battery";
 
 // ---- helpers ----------------------------------------------------------------------------------
-
-/// `import --input INPUT ARGS --json --quiet` to its end; state and rejects in their default
-/// places beside the input.
-fn import_file(live: &Live, input: &Path, args: &[&str]) -> Ran {
-    run(import(live)
-        .arg("--input")
-        .arg(input)
-        .args(args)
-        .args(["--json", "--quiet"]))
-}
 
 /// The API requests the tenant answered, as `METHOD /route` → how many (ids collapsed).
 fn routes(live: &Live) -> BTreeMap<String, usize> {

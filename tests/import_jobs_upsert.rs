@@ -518,18 +518,11 @@ fn an_upsert_through_jobs_killed_at_seeded_points_patches_and_creates_each_user_
     // `updated` and `unchanged` are a clean run's together, and each user that differs is
     // patched once all the same.
     let summary = last.summary();
-    let counts: [&[&str]; 5] = [
-        &["read"],
-        &["created"],
-        &["updated", "unchanged"],
-        &["skipped"],
-        &["rejected"],
-    ];
     assert_ends_as_clean(
         &Ended::of(&live, &path, &summary),
         &Ended::of(&clean_live, &clean_input, &clean_summary),
         n,
-        &counts,
+        &COUNTS_AFTER_KILLS,
     );
     let lost = count(&clean_summary, "updated") - count(&summary, "updated");
     eprintln!("{lost} patches' outcomes lost to kills, counted unchanged");

@@ -17,6 +17,8 @@ mod export_job;
 mod faults;
 // `auth0-bulk import` end to end: round trips, crashes, rejects, formats, against sandboxes.
 mod import;
+// Records' roles, organizations and permissions: tenant to tenant, kills, replace (issue 14).
+mod import_authz;
 // `import --engine job` and `--tickets` end to end: chunks, jobs, crashes, tickets.
 mod import_jobs;
 // `import --engine job --mode upsert|update`: patches per user, creates through jobs, kills.

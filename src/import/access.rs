@@ -462,28 +462,25 @@ fn extra(had: &BTreeMap<String, String>, wanted: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// The field of a role name in the record: `roles[i]` or `organizations[j].roles[k]`.
+/// The field of a role name in the record, with the record's own indexes: `roles[i]` or
+/// `organizations[j].roles[k]`.
 fn role_field(access: &Access, name: &str) -> String {
-    if let Some(i) = access.roles.iter().flatten().position(|r| r == name) {
-        return format!("roles[{i}]");
-    }
-    for (j, m) in access.organizations.iter().flatten().enumerate() {
-        if let Some(k) = m.roles.iter().position(|r| r == name) {
-            return format!("organizations[{j}].roles[{k}]");
-        }
-    }
-    "roles".into()
+    access
+        .fields
+        .roles
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| "roles".into())
 }
 
+/// The field of an organization's name in the record: `organizations[j].name`.
 fn org_field(access: &Access, name: &str) -> String {
     access
+        .fields
         .organizations
-        .iter()
-        .flatten()
-        .position(|m| m.name == name)
-        .map_or("organizations".into(), |j| {
-            format!("organizations[{j}].name")
-        })
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| "organizations".into())
 }
 
 /// A 4xx rejects the record (naming `field`); anything else ends the run.

@@ -10,6 +10,7 @@ use auth0_bulk::sandbox::SandboxOptions;
 use auth0_bulk::sandbox::generate::generate;
 use serde_json::{Value, json};
 
+use super::child::{Ran, run};
 use super::exports::User;
 use super::live::{Live, user_id};
 
@@ -19,6 +20,36 @@ pub const DB: &str = "Username-Password-Authentication";
 /// `auth0-bulk import --domain <the sandbox>` with its credentials in the environment.
 pub fn import(live: &Live) -> Command {
     super::child::import(live.domain(), live.client_id(), live.client_secret())
+}
+
+/// `import --input INPUT ARGS --json --quiet` to its end; state and rejects in their default
+/// places beside the input.
+pub fn import_file(live: &Live, input: &Path, args: &[&str]) -> Ran {
+    run(import(live)
+        .arg("--input")
+        .arg(input)
+        .args(args)
+        .args(["--json", "--quiet"]))
+}
+
+/// The size of the import ledger in `state` (0 before there is one).
+pub fn ledger_bytes(state: &Path) -> u64 {
+    std::fs::metadata(state.join("ledger.ndjson")).map_or(0, |m| m.len())
+}
+
+/// An import's progress for the kill loop (`kill::kill_until_done`): its ledger's size in
+/// `state` against a clean run's `clean_ledger` bytes (cheap to read every millisecond), at most
+/// 0.999 until the run state says the import completed.
+pub fn import_progress(state: &Path, clean_ledger: u64) -> f64 {
+    let completed = std::fs::read_to_string(state.join("import.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .is_some_and(|c| c["completed"] == true);
+    if completed {
+        1.0
+    } else {
+        (ledger_bytes(state) as f64 / clean_ledger.max(1) as f64).min(0.999)
+    }
 }
 
 /// An empty tenant (the sandbox's connections, no users).

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+pub mod authz;
 pub mod child;
 pub mod exports;
 pub mod imports;

@@ -8,6 +8,8 @@
 //! organizations": 50 roles per user, 1,000 direct permissions per user, 50 roles per
 //! organization member).
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use super::{Invalid, code, invalid};
@@ -26,6 +28,50 @@ pub struct Access {
     pub roles: Option<Vec<String>>,
     pub organizations: Option<Vec<Membership>>,
     pub permissions: Option<Vec<Permission>>,
+    /// Where each name first stands in the record, for a rejection's `field`: the lists above
+    /// are sorted, so their indexes are not the record's.
+    pub fields: Fields,
+}
+
+/// Role name → `roles[i]` or `organizations[j].roles[k]`; organization name →
+/// `organizations[j].name`: the record's own indexes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields {
+    pub roles: BTreeMap<String, String>,
+    pub organizations: BTreeMap<String, String>,
+}
+
+impl Fields {
+    /// The places of the names in a record's raw `roles` and `organizations` (the tenant-wide
+    /// roles first, as a role's field names them first).
+    fn of(roles: Option<&Value>, organizations: Option<&Value>) -> Fields {
+        let mut fields = Fields::default();
+        let listed = |value: Option<&Value>| -> Vec<(usize, String)> {
+            let items = value
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice);
+            items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| Some((i, v.as_str()?.to_string())))
+                .collect()
+        };
+        for (i, name) in listed(roles) {
+            fields.roles.entry(name).or_insert(format!("roles[{i}]"));
+        }
+        let orgs = organizations.and_then(Value::as_array);
+        for (j, org) in orgs.into_iter().flatten().enumerate() {
+            if let Some(name) = org.get("name").and_then(Value::as_str) {
+                let at = format!("organizations[{j}].name");
+                fields.organizations.entry(name.to_string()).or_insert(at);
+            }
+            for (k, name) in listed(org.get("roles")) {
+                let at = format!("organizations[{j}].roles[{k}]");
+                fields.roles.entry(name).or_insert(at);
+            }
+        }
+        fields
+    }
 }
 
 /// An organization the user is a member of, with the member's roles in it.
@@ -64,6 +110,7 @@ pub(super) fn take_access(fields: &mut Map<String, Value>) -> Result<Option<Acce
     if roles.is_none() && organizations.is_none() && permissions.is_none() {
         return Ok(None);
     }
+    let fields = Fields::of(roles.as_ref(), organizations.as_ref());
     let roles = roles.map(|v| names(&v, "roles", MAX_ROLES)).transpose()?;
     let organizations = organizations.map(|v| memberships(&v)).transpose()?;
     let permissions = permissions.map(|v| permission_list(&v)).transpose()?;
@@ -71,6 +118,7 @@ pub(super) fn take_access(fields: &mut Map<String, Value>) -> Result<Option<Acce
         roles,
         organizations,
         permissions,
+        fields,
     }))
 }
 
@@ -262,6 +310,25 @@ mod tests {
         let empty = take(json!({"roles": []})).unwrap().unwrap();
         assert_eq!(empty.roles, Some(vec![]));
         assert_eq!(empty.organizations, None);
+    }
+
+    #[test]
+    fn names_keep_the_record_s_own_places_for_a_rejection_s_field() {
+        let access = take(json!({
+            "roles": ["Reader", "Nope"],
+            "organizations": [
+                {"name": "zz", "roles": ["Writer", "Other"]},
+                {"name": "aa", "roles": ["Nope"]},
+            ],
+        }))
+        .unwrap()
+        .unwrap();
+        let f = &access.fields;
+        assert_eq!(f.roles["Nope"], "roles[1]", "the tenant-wide place first");
+        assert_eq!(f.roles["Reader"], "roles[0]");
+        assert_eq!(f.roles["Other"], "organizations[0].roles[1]");
+        assert_eq!(f.organizations["zz"], "organizations[0].name");
+        assert_eq!(f.organizations["aa"], "organizations[1].name");
     }
 
     #[test]
