@@ -581,6 +581,13 @@ fn wait(child: Child, start: Instant, flags: libc::c_int) -> Result<Measured, Ch
     })
 }
 
+/// Of a few runs of one command, the one with the highest peak RSS.
+fn highest_peak(runs: Vec<Measured>) -> Measured {
+    runs.into_iter()
+        .max_by(|a, b| a.max_rss_mib.total_cmp(&b.max_rss_mib))
+        .expect("at least one run")
+}
+
 /// What a watcher wants after a look at a running tool.
 enum Look {
     Continue,
@@ -1859,10 +1866,7 @@ impl Bench {
                     runs.push(self.export(tenant, &dir, &dir.join(file)));
                     let _ = std::fs::remove_dir_all(&dir);
                 }
-                let run = runs
-                    .into_iter()
-                    .max_by(|a, b| a.max_rss_mib.total_cmp(&b.max_rss_mib))
-                    .expect("at least one run");
+                let run = highest_peak(runs);
                 eprintln!(
                     "  export {name} {users}: {:.1} s, {:.1} MiB",
                     run.elapsed, run.max_rss_mib
@@ -2008,10 +2012,7 @@ impl Bench {
                 let _ = std::fs::remove_dir_all(&dir);
                 runs.push(run);
             }
-            let run = runs
-                .into_iter()
-                .max_by(|a, b| a.max_rss_mib.total_cmp(&b.max_rss_mib))
-                .expect("at least one run");
+            let run = highest_peak(runs);
             eprintln!(
                 "  export {name} {users}: {:.1} s, {:.1} MiB",
                 run.elapsed, run.max_rss_mib

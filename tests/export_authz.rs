@@ -12,7 +12,7 @@ use std::time::Duration;
 use auth0_bulk::sandbox::SandboxOptions;
 use serde_json::Value;
 
-use crate::support::child::{Running, run, wait_until};
+use crate::support::child::{Ran, Running, run, wait_until};
 use crate::support::exports::{
     User, assert_consistent, checkpoint, clean_export, decode_csv, expected_export, export,
     ndjson_users, parse, read, read_text, state_of,
@@ -418,10 +418,7 @@ fn roles_and_organizations_cost_about_one_request_per_100_members_and_permission
     // The words say the cost too.
     live.tenant.sandbox.reset_stats();
     let output = dir.path().join("words.ndjson");
-    let ran = run(export(&live)
-        .arg("--output")
-        .arg(&output)
-        .args(["--include", ALL]));
+    let ran = export_including(&live, &output, ALL);
     ran.expect_code(0);
     assert!(
         ran.stderr.contains("36 roles and 5 organizations")
@@ -616,6 +613,14 @@ fn the_store_and_its_journal_are_private_while_the_export_runs() {
 
 // ---- 5. scopes, bad lists, the job engine -------------------------------------------------------
 
+/// `export --output OUTPUT --include INCLUDE` run to its end.
+fn export_including(live: &Live, output: &Path, include: &str) -> Ran {
+    run(export(live)
+        .arg("--output")
+        .arg(output)
+        .args(["--include", include]))
+}
+
 #[test]
 fn a_token_without_a_scope_include_needs_is_refused_with_exit_2_naming_it_before_any_user() {
     for (missing, include) in [
@@ -636,10 +641,7 @@ fn a_token_without_a_scope_include_needs_is_refused_with_exit_2_naming_it_before
         );
         let dir = tempfile::tempdir().unwrap();
         let output = dir.path().join("users.ndjson");
-        let ran = run(export(&live)
-            .arg("--output")
-            .arg(&output)
-            .args(["--include", include]));
+        let ran = export_including(&live, &output, include);
         assert_eq!(ran.code(), Some(2), "{missing}: {}", ran.stderr);
         assert!(
             ran.stderr.contains(missing) && ran.stderr.contains("--include"),
@@ -684,10 +686,7 @@ fn an_include_list_with_a_bad_name_is_refused_with_exit_2_before_any_request() {
         ("roles,", "empty"),
     ] {
         let output = dir.path().join("users.ndjson");
-        let ran = run(export(&live)
-            .arg("--output")
-            .arg(&output)
-            .args(["--include", list]));
+        let ran = export_including(&live, &output, list);
         assert_eq!(ran.code(), Some(2), "{list}: {}", ran.stderr);
         assert!(
             ran.stderr.contains("--include") && ran.stderr.contains(says),
