@@ -45,11 +45,12 @@ impl Size {
 }
 
 /// The scenarios, in the report's order.
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "at-limit",
     "per-group",
     "overhead",
     "memory",
+    "authz",
     "resume",
     "naive",
     "jobs",
@@ -136,6 +137,7 @@ fn main() {
             "per-group" => bench.per_group(),
             "overhead" => bench.overhead(),
             "memory" => bench.memory(),
+            "authz" => bench.authz(),
             "resume" => bench.resume(),
             "naive" => bench.naive(),
             "jobs" => bench.jobs(),
@@ -270,6 +272,21 @@ impl Counts {
             created: self.created - before.created,
         }
     }
+}
+
+/// Requests the sandbox answered on the role and organization routes (`GET /api/v2/roles…`,
+/// `GET /api/v2/organizations…`): the cost of `export --include roles,organizations`.
+fn authz_routes(counts: &Counts) -> u64 {
+    counts
+        .routes
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(route, _)| {
+            route.starts_with("GET /api/v2/roles") || route.starts_with("GET /api/v2/organizations")
+        })
+        .map(|(route, _)| counts.route(route))
+        .sum()
 }
 
 /// The endpoint group of a route as the sandbox names routes (`GET /api/v2/users/{id}`), the
@@ -562,6 +579,13 @@ fn wait(child: Child, start: Instant, flags: libc::c_int) -> Result<Measured, Ch
         code,
         summary: Value::Null,
     })
+}
+
+/// Of a few runs of one command, the one with the highest peak RSS.
+fn highest_peak(runs: Vec<Measured>) -> Measured {
+    runs.into_iter()
+        .max_by(|a, b| a.max_rss_mib.total_cmp(&b.max_rss_mib))
+        .expect("at least one run")
 }
 
 /// What a watcher wants after a look at a running tool.
@@ -1842,10 +1866,7 @@ impl Bench {
                     runs.push(self.export(tenant, &dir, &dir.join(file)));
                     let _ = std::fs::remove_dir_all(&dir);
                 }
-                let run = runs
-                    .into_iter()
-                    .max_by(|a, b| a.max_rss_mib.total_cmp(&b.max_rss_mib))
-                    .expect("at least one run");
+                let run = highest_peak(runs);
                 eprintln!(
                     "  export {name} {users}: {:.1} s, {:.1} MiB",
                     run.elapsed, run.max_rss_mib
@@ -1941,6 +1962,118 @@ impl Bench {
                     String::new()
                 },
                 own_peak_rss_mib()
+            ),
+            table,
+        }
+    }
+
+    /// `export --include` (issue 14, must-show 2): the peak RSS of an export that adds each
+    /// user's roles and organizations against the same export without it, and the role and
+    /// organization reads' cost against (roles + organizations + assignments / 100) × 1.1 + 10.
+    fn authz(&self) -> Section {
+        let users = self.size.n(20_000, 20_000);
+        // Each peak is the highest of a few runs: one run's peak varies by a few MiB.
+        let tries = if self.size == Size::Smoke { 1 } else { 3 };
+        let tenant = self.tenant(&strings(&["--generate", &users.to_string()]));
+        let mut table = Table::new(&[
+            "export",
+            "exit",
+            "elapsed s",
+            "peak RSS MiB",
+            "role/org requests (summary)",
+            "role/org requests (sandbox)",
+            "bound",
+            "permission requests",
+        ]);
+        let mut peaks = Vec::new();
+        let mut costs = Vec::new();
+        for (name, include) in [
+            ("without `--include`", None),
+            (
+                "`--include roles,organizations`",
+                Some("roles,organizations"),
+            ),
+            (
+                "`--include roles,organizations,permissions`",
+                Some("roles,organizations,permissions"),
+            ),
+        ] {
+            let mut runs = Vec::new();
+            let mut seen = 0;
+            for _ in 0..tries {
+                let dir = self.dir("authz-export");
+                let mut args = vec!["-o".to_string(), path_arg(&dir.join("users.ndjson"))];
+                if let Some(include) = include {
+                    args.extend(strings(&["--include", include]));
+                }
+                let before = authz_routes(&self.counts(&tenant));
+                let run = measure(self.tool(&tenant, "export", &dir, &args), &dir);
+                seen = authz_routes(&self.counts(&tenant)) - before;
+                let _ = std::fs::remove_dir_all(&dir);
+                runs.push(run);
+            }
+            let run = highest_peak(runs);
+            eprintln!(
+                "  export {name} {users}: {:.1} s, {:.1} MiB",
+                run.elapsed, run.max_rss_mib
+            );
+            let authz = &run.summary["authz"];
+            let count = |key: &str| authz[key].as_u64().unwrap_or(0);
+            let bound = (count("roles") + count("organizations")) as f64 * 1.1
+                + count("assignments") as f64 / 100.0 * 1.1
+                + 10.0;
+            let cell = |n: u64| {
+                if include.is_some() {
+                    n.to_string()
+                } else {
+                    "–".into()
+                }
+            };
+            table.row(vec![
+                name.into(),
+                run.code.to_string(),
+                format!("{:.1}", run.elapsed),
+                format!("{:.1}", run.max_rss_mib),
+                cell(count("requests")),
+                cell(seen),
+                if include.is_some() {
+                    format!("{bound:.1}")
+                } else {
+                    "–".into()
+                },
+                cell(count("permission_requests")),
+            ]);
+            peaks.push(run.max_rss_mib);
+            if include.is_some() {
+                costs.push((count("requests"), seen, bound, count("assignments")));
+            }
+        }
+        drop(tenant.stop());
+        let ratio = peaks[1] / peaks[0].max(f64::MIN_POSITIVE);
+        let with_permissions = peaks[2] / peaks[0].max(f64::MIN_POSITIVE);
+        let rss_goal = verdict(&if ratio > 1.10 { vec!["> +10%"] } else { vec![] });
+        let cost_goal = verdict(&if costs
+            .iter()
+            .any(|(said, seen, bound, _)| said != seen || *seen as f64 > *bound)
+        {
+            vec!["over the bound or not what the sandbox saw"]
+        } else {
+            vec![]
+        });
+        Section {
+            key: "authz",
+            title: "Roles, organizations and permissions in the export".into(),
+            intro: format!(
+                "A sandbox of {users} generated users (36 roles, 5 organizations, {} role \
+                 assignments and memberships), default limits, no latency; the same export \
+                 without and with `--include`. Each peak RSS (ru_maxrss from wait4) is the \
+                 highest of {tries} runs. With `--include roles,organizations` the peak is \
+                 **{ratio:.2}×** the plain export's (goal within 10%: {rss_goal}); with \
+                 permissions too, {with_permissions:.2}× (one request per user, as `--help` \
+                 says). The role and organization reads cost at most (roles + organizations + \
+                 assignments / 100) × 1.1 + 10 requests, and the summary says what the sandbox \
+                 counted on the `/roles…` and `/organizations…` routes: {cost_goal}.",
+                costs.first().map_or(0, |c| c.3),
             ),
             table,
         }

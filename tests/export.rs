@@ -6,14 +6,13 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use auth0_bulk::format::csv::CsvDecoder;
 use auth0_bulk::sandbox::SandboxOptions;
 use serde_json::{Value, json};
 
 use crate::support::child::{self, Ran, Running, run, wait_until};
 use crate::support::exports::{
-    self, User, checkpoint, clean_export, expected_export, export, ndjson_users, parse, read,
-    read_text, slow_tenant, state_of,
+    self, User, checkpoint, clean_export, decode_csv, expected_export, export, ndjson_users, parse,
+    read, read_text, slow_tenant, state_of,
 };
 use crate::support::files_under;
 use crate::support::live::{Gate, Live, line_key, user_id};
@@ -399,23 +398,6 @@ fn samples() -> HashMap<String, User> {
     ndjson_users(&text)
         .into_iter()
         .map(|user| (user_id(&user).to_string(), user))
-        .collect()
-}
-
-/// Reads an exported CSV file back with the importer's decoder.
-fn decode_csv(bytes: &[u8], unescape: bool) -> Vec<User> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
-    let header = reader.headers().expect("a header").clone();
-    let decoder = CsvDecoder::new(&header, unescape).expect("the header decodes");
-    reader
-        .records()
-        .enumerate()
-        .map(|(index, record)| {
-            let record = record.expect("a CSV record");
-            decoder
-                .decode(&record)
-                .unwrap_or_else(|e| panic!("row {}: {e}", index + 1))
-        })
         .collect()
 }
 

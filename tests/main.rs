@@ -11,6 +11,8 @@ mod badinput;
 mod crash;
 // `auth0-bulk export` end to end against an in-process sandbox.
 mod export;
+// `export --include roles,organizations,permissions`: each user's access, at its cost (issue 14).
+mod export_authz;
 // `export --engine job`: one bulk-export job, a catch-up pass, kills, expired links.
 mod export_job;
 // Mixed faults of the tenant, a tenant down past the retry budget, full disks, damaged state.

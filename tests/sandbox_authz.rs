@@ -97,18 +97,7 @@ fn perm(name: &str) -> Value {
 
 /// `GET /__sandbox/users[?with=authz]` as parsed lines.
 async fn evidence(tenant: &Tenant, query: &str) -> Vec<Value> {
-    let text = tenant
-        .http
-        .get(tenant.url(&format!("/__sandbox/users{query}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    tenant.evidence_users(query).await
 }
 
 // ---- roles --------------------------------------------------------------------------------

@@ -305,9 +305,24 @@ fn shape(args: &ExportArgs) -> Result<Shape, UsageError> {
     let rename = args.rename.clone();
     let include = clean(&args.fields);
     let exclude = clean(&args.exclude_fields);
-    // A name the tool cannot find would otherwise drop its column in silence.
+    // A name the tool cannot find would otherwise drop its column in silence. The keys
+    // `--include` adds are the tool's, not the tenant's: named, they are columns of their own.
+    let asked = args.include.unwrap_or_default();
+    let mut tenant_fields = Vec::with_capacity(include.len());
+    for name in &include {
+        match crate::export::authz::KEYS.iter().find(|k| *k == name) {
+            Some(key) if asked.keys().contains(key) => {}
+            Some(key) => {
+                return Err(UsageError(format!(
+                    "--fields names {key}, which the tool adds only with --include {key}: add \
+                     --include {key}, or leave {key} out of --fields"
+                )));
+            }
+            None => tenant_fields.push(name.clone()),
+        }
+    }
     if !include.is_empty() {
-        fields::check_selection("--fields", &include).map_err(UsageError)?;
+        fields::check_selection("--fields", &tenant_fields).map_err(UsageError)?;
     }
     fields::check_selection("--exclude-fields", &exclude).map_err(UsageError)?;
     Ok(Shape {

@@ -27,6 +27,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -142,7 +143,8 @@ pub struct AuthzReport {
     pub organizations: u64,
     /// Role assignments and organization memberships read.
     pub assignments: u64,
-    /// Requests the role and organization reads made (every run of the export together).
+    /// Requests the role and organization reads made, every run of the export together (give
+    /// or take those in flight when a run was killed).
     pub requests: u64,
     /// Users whose direct permissions were read, one request each.
     pub permission_requests: u64,
@@ -163,6 +165,8 @@ pub struct Store {
     db: Mutex<Connection>,
     path: PathBuf,
     include: Include,
+    /// The client's request count last added to the store's `requests` (see [`Store::spent`]).
+    counted: AtomicU64,
     /// Kept alive while the store is open, when there is no run state.
     _temp: Option<tempfile::TempDir>,
 }
@@ -215,6 +219,7 @@ impl Store {
             db: Mutex::new(db),
             path,
             include,
+            counted: AtomicU64::new(0),
             _temp: temp,
         })
     }
@@ -256,11 +261,21 @@ impl Store {
         client: &Client,
         cancel: &CancellationToken,
     ) -> Result<(), AuthzError> {
-        let before = client.metrics().requests;
+        self.counted
+            .store(client.metrics().requests, Ordering::Relaxed);
         let result = self.gather_all(client, cancel).await;
-        let spent = client.metrics().requests.saturating_sub(before);
+        let spent = self.spent(client);
         self.write(|tx| add_to(tx, "requests", spent))?;
         result
+    }
+
+    /// The requests sent since the last call: added to the store's count in the transaction
+    /// that keeps what they gave, so a run killed halfway still counts what it kept (the
+    /// requests in flight at the kill are counted or not, as they were sent before or after
+    /// the last page kept).
+    fn spent(&self, client: &Client) -> u64 {
+        let now = client.metrics().requests;
+        now.saturating_sub(self.counted.fetch_max(now, Ordering::Relaxed))
     }
 
     async fn gather_all(
@@ -270,7 +285,9 @@ impl Store {
     ) -> Result<(), AuthzError> {
         if self.include.roles && self.meta("roles_listed")?.is_none() {
             let roles = cancellable(cancel, client.roles()).await?;
+            let spent = self.spent(client);
             self.write(|tx| {
+                add_to(tx, "requests", spent)?;
                 for role in &roles {
                     tx.execute(
                         "INSERT OR IGNORE INTO source (kind, id, name) VALUES (?1, ?2, ?3)",
@@ -284,7 +301,9 @@ impl Store {
             let mut from = self.meta("organizations_next")?;
             while self.meta("organizations_listed")?.is_none() {
                 let page = cancellable(cancel, client.organizations(from.as_deref())).await?;
+                let spent = self.spent(client);
                 self.write(|tx| {
+                    add_to(tx, "requests", spent)?;
                     for org in &page.items {
                         tx.execute(
                             "INSERT OR IGNORE INTO source (kind, id, name) VALUES (?1, ?2, ?3)",
@@ -355,7 +374,9 @@ impl Store {
                 }
                 (rows, page.next)
             };
+            let spent = self.spent(client);
             self.write(|tx| {
+                add_to(tx, "requests", spent)?;
                 for (user, kind, a, b) in &rows {
                     tx.execute(
                         "INSERT OR IGNORE INTO assignment (user_id, kind, a, b) VALUES (?1, ?2, ?3, ?4)",

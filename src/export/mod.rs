@@ -177,6 +177,9 @@ pub async fn run(
     let walk_output = WalkOutput::of(spec, state)?;
     // A run that died after every batch was written has only the finishing steps left.
     let walk_done = resumed && checkpoint.written;
+    // The output is opened (and a new run's first checkpoint saved) before the role reads, so
+    // that a run killed in them is resumed, and its store with it, not started over.
+    let mut sink = walk_output.open(spec, state, &mut checkpoint, resumed, walk_done)?;
     let store = match spec.include.any() {
         true => Some(authz::Store::open(state, resumed, spec.include)?),
         false => None,
@@ -197,7 +200,6 @@ pub async fn run(
             Err(e) => return Err(e.into()),
         }
     }
-    let mut sink = walk_output.open(spec, state, &mut checkpoint, resumed, walk_done)?;
     let outcome = match sink.as_mut() {
         Some(sink) if !walk_done => {
             let mut out = Batches {

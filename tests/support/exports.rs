@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use auth0_bulk::format::csv::CsvDecoder;
 use auth0_bulk::sandbox::SandboxOptions;
 use serde_json::{Map, Value};
 
@@ -31,6 +32,23 @@ pub fn parse(line: &str) -> User {
 
 pub fn ndjson_users(text: &str) -> Vec<User> {
     text.lines().map(parse).collect()
+}
+
+/// Reads an exported CSV file back with the importer's decoder.
+pub fn decode_csv(bytes: &[u8], unescape: bool) -> Vec<User> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
+    let header = reader.headers().expect("a header").clone();
+    let decoder = CsvDecoder::new(&header, unescape).expect("the header decodes");
+    reader
+        .records()
+        .enumerate()
+        .map(|(index, record)| {
+            let record = record.expect("a CSV record");
+            decoder
+                .decode(&record)
+                .unwrap_or_else(|e| panic!("row {}: {e}", index + 1))
+        })
+        .collect()
 }
 
 pub fn gunzip(bytes: &[u8]) -> Vec<u8> {

@@ -612,6 +612,11 @@ pub fn signs_in(live: &Live, record: &Value, password: &str) -> bool {
 
 /// A tenant whose tokens carry every scope but `missing`.
 pub fn tenant_without(missing: &str) -> Live {
+    tenant_lacking(missing, SandboxOptions::default())
+}
+
+/// A tenant started with `options` whose tokens carry every scope but `missing`.
+pub fn tenant_lacking(missing: &str, options: SandboxOptions) -> Live {
     Live::start(SandboxOptions {
         scopes: Some(
             auth0_bulk::sandbox::SCOPES
@@ -620,7 +625,7 @@ pub fn tenant_without(missing: &str) -> Live {
                 .map(|s| s.to_string())
                 .collect(),
         ),
-        ..Default::default()
+        ..options
     })
 }
 

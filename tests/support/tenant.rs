@@ -115,6 +115,17 @@ impl Tenant {
         reply(request.bearer_auth(&self.token).send().await.expect("send")).await
     }
 
+    /// `GET /__sandbox/users[?with=authz]`: every user, by user_id, as parsed lines.
+    pub async fn evidence_users(&self, query: &str) -> Vec<Value> {
+        let url = self.url(&format!("/__sandbox/users{query}"));
+        let response = self.http.get(url).send().await.expect("send");
+        assert_eq!(response.status(), 200, "GET /__sandbox/users{query}");
+        let text = response.text().await.expect("the evidence reads");
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("an evidence line is JSON"))
+            .collect()
+    }
+
     pub async fn delete(&self, path: &str) -> Reply {
         let request = self.http.delete(self.url(&format!("/api/v2{path}")));
         reply(request.bearer_auth(&self.token).send().await.expect("send")).await
