@@ -202,7 +202,7 @@ impl Store {
         db.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
-             PRAGMA cache_size = -4000;
+             PRAGMA cache_size = -256; -- 256 KiB: lookups by user_id touch a few pages each
              CREATE TABLE IF NOT EXISTS source (
                  kind INTEGER NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL,
                  next TEXT, done INTEGER NOT NULL DEFAULT 0,

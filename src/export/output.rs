@@ -157,6 +157,9 @@ fn output_error(spec: &ExportSpec) -> impl Fn(std::io::Error) -> ExportError + '
     }
 }
 
+/// Users enriched with `--include`'s keys and encoded at a time.
+const ENRICH_AT_ONCE: usize = 100;
+
 /// The tail every batch shares, from the walk or the `--users` list.
 pub(super) struct Batches<'a> {
     pub encoder: Encoder,
@@ -188,19 +191,24 @@ impl Batches<'_> {
         done: u64,
         record: impl FnOnce(&mut Checkpoint),
     ) -> Result<(), ExportError> {
-        let enriched;
-        let users = match &self.authz {
+        let bytes = match &self.authz {
             Some(authz) => {
                 authz
                     .store
                     .fetch_permissions(authz.client, users, authz.cancel)
                     .await?;
-                enriched = authz.store.enrich(users)?;
-                &enriched[..]
+                // A few users at a time: a whole window's enriched copy would hold the window
+                // twice while it is encoded.
+                let mut bytes = Vec::new();
+                for part in users.chunks(ENRICH_AT_ONCE) {
+                    let enriched = authz.store.enrich(part)?;
+                    let encoded = self.encoder.encode(&enriched).map_err(ExportError::Usage)?;
+                    bytes.extend_from_slice(&encoded);
+                }
+                bytes
             }
-            None => users,
+            None => self.encoder.encode(users).map_err(ExportError::Usage)?,
         };
-        let bytes = self.encoder.encode(users).map_err(ExportError::Usage)?;
         self.sink
             .write_batch(&bytes)
             .map_err(|source| ExportError::Output {
