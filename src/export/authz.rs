@@ -396,6 +396,11 @@ impl Store {
         }
     }
 
+    /// Whether the users' direct permissions are read (`--include permissions`).
+    pub fn reads_permissions(&self) -> bool {
+        self.include.permissions
+    }
+
     /// Reads the direct permissions of the users not read yet (one request each), with as many
     /// in flight as the client's workers.
     pub async fn fetch_permissions(

@@ -192,7 +192,8 @@ pub async fn run(
             spec.include
         );
         match store.gather(client, cancel).await {
-            Ok(()) => {}
+            // What the reads held is free: handed back before the users' peak begins.
+            Ok(()) => crate::memory::give_back(),
             Err(authz::AuthzError::Api(ApiError::Cancelled)) => {
                 let summary = ExportSummary::of(spec, client, &checkpoint, started, resumed);
                 return Ok((summary, RunOutcome::Interrupted));

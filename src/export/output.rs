@@ -193,10 +193,15 @@ impl Batches<'_> {
     ) -> Result<(), ExportError> {
         let bytes = match &self.authz {
             Some(authz) => {
-                authz
-                    .store
-                    .fetch_permissions(authz.client, users, authz.cancel)
-                    .await?;
+                if authz.store.reads_permissions() {
+                    authz
+                        .store
+                        .fetch_permissions(authz.client, users, authz.cancel)
+                        .await?;
+                    // Many answers at once, each a little memory on its own thread: handed
+                    // back once per batch, so the peak stays the walk's.
+                    crate::memory::give_back();
+                }
                 // A few users at a time: a whole window's enriched copy would hold the window
                 // twice while it is encoded.
                 let mut bytes = Vec::new();
