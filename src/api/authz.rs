@@ -36,6 +36,19 @@ pub struct Permission {
     pub permission_name: String,
 }
 
+/// An API (resource server) and the scopes (permissions) it defines.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct ResourceServer {
+    pub identifier: String,
+    #[serde(default)]
+    pub scopes: Vec<ResourceServerScope>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct ResourceServerScope {
+    pub value: String,
+}
+
 /// An organization's member, with its roles in the organization when asked for.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct Member {
@@ -71,6 +84,12 @@ impl Client {
     /// Every role of the tenant (facts: at most 1,000), a page of 100 at a time.
     pub async fn roles(&self) -> Result<Vec<Role>, ApiError> {
         self.all_pages("/roles", "roles", &[]).await
+    }
+
+    /// Every API of the tenant, with its scopes (`GET /api/v2/resource-servers`).
+    pub async fn resource_servers(&self) -> Result<Vec<ResourceServer>, ApiError> {
+        self.all_pages("/resource-servers", "resource_servers", &[])
+            .await
     }
 
     /// The role named `name` (Auth0's `name_filter` matches in any case and in part: the

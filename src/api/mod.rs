@@ -39,7 +39,9 @@ pub(crate) mod scan;
 mod tickets;
 mod users;
 
-pub use authz::{Change, Checkpoint, Member, Organization, Permission, Role};
+pub use authz::{
+    Change, Checkpoint, Member, Organization, Permission, ResourceServer, ResourceServerScope, Role,
+};
 pub use client::{Client, Counts, Metrics};
 pub use download::{Download, DownloadError, Link};
 pub use error::ApiError;

@@ -19,7 +19,7 @@
 // would cost more than the size clippy warns of.
 #![allow(clippy::result_large_err)]
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use tokio::sync::{Mutex, OnceCell};
 
@@ -50,6 +50,10 @@ pub struct AccessOptions {
 #[derive(Default)]
 pub struct Names {
     roles: OnceCell<Mutex<HashMap<String, String>>>,
+    /// The tenant's APIs and their scopes, to check permissions against before a user is
+    /// touched; `None` when the token may not list them (`read:resource_servers`): then the
+    /// tenant's answer to the write says.
+    apis: OnceCell<Option<HashMap<String, HashSet<String>>>>,
     organizations: Mutex<HashMap<String, Option<String>>>,
 }
 
@@ -125,6 +129,9 @@ impl AccessApplier<'_> {
             };
             roles.insert(name.to_string(), id);
         }
+        if let Some(rejected) = self.unknown_permission(access).await? {
+            return Ok(Err(rejected));
+        }
         let mut organizations = HashMap::new();
         for membership in access.organizations.iter().flatten() {
             let name = membership.name.as_str();
@@ -175,6 +182,71 @@ impl AccessApplier<'_> {
             roles,
             organizations,
         }))
+    }
+
+    /// The rejection of a record whose permission names an API or scope the tenant lacks
+    /// (facts: a permission is an existing resource server's scope), when the APIs can be
+    /// listed.
+    async fn unknown_permission(&self, access: &Access) -> Result<Option<Applied>, ApiError> {
+        let Some(wanted) = &access.permissions else {
+            return Ok(None);
+        };
+        let apis = self
+            .names
+            .apis
+            .get_or_try_init(|| async {
+                match self.client.resource_servers().await {
+                    Ok(all) => Ok(Some(
+                        all.into_iter()
+                            .map(|api| {
+                                let scopes = api.scopes.into_iter().map(|s| s.value).collect();
+                                (api.identifier, scopes)
+                            })
+                            .collect(),
+                    )),
+                    Err(ApiError::Status { status: 403, .. }) => {
+                        tracing::info!(
+                            "The token may not list the tenant's APIs (read:resource_servers): \
+                             permissions are checked by the tenant when they are given, after \
+                             the user is created or updated."
+                        );
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+        let Some(apis) = apis else {
+            return Ok(None);
+        };
+        for p in wanted {
+            let at = access
+                .fields
+                .permission(p)
+                .unwrap_or_else(|| "permissions".into());
+            let (field, message) = match apis.get(&p.resource_server_identifier) {
+                None => (
+                    format!("{at}.resource_server_identifier"),
+                    format!(
+                        "the tenant has no API with the identifier {:?}; create it (with its \
+                         scopes) first: APIs are configuration, which an import does not make",
+                        p.resource_server_identifier
+                    ),
+                ),
+                Some(scopes) if !scopes.contains(&p.permission_name) => (
+                    format!("{at}.permission_name"),
+                    format!(
+                        "the API {:?} has no permission {:?}; add it to the API's permissions \
+                         first",
+                        p.resource_server_identifier, p.permission_name
+                    ),
+                ),
+                Some(_) => continue,
+            };
+            let rejected = Applied::rejected("unknown_permission", message, None);
+            return Ok(Some(rejected.with_field(Some(field))));
+        }
+        Ok(None)
     }
 
     /// Brings `user_id`'s access to what `access` says; `fresh` when the user was created by

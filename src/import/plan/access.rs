@@ -39,12 +39,18 @@ pub struct Access {
 pub struct Fields {
     pub roles: BTreeMap<String, String>,
     pub organizations: BTreeMap<String, String>,
+    /// (API identifier, permission name) → `permissions[i]`.
+    pub permissions: BTreeMap<(String, String), String>,
 }
 
 impl Fields {
     /// The places of the names in a record's raw `roles` and `organizations` (the tenant-wide
     /// roles first, as a role's field names them first).
-    fn of(roles: Option<&Value>, organizations: Option<&Value>) -> Fields {
+    fn of(
+        roles: Option<&Value>,
+        organizations: Option<&Value>,
+        permissions: Option<&Value>,
+    ) -> Fields {
         let mut fields = Fields::default();
         let listed = |value: Option<&Value>| -> Vec<(usize, String)> {
             let items = value
@@ -70,7 +76,28 @@ impl Fields {
                 fields.roles.entry(name).or_insert(at);
             }
         }
+        let perms = permissions.and_then(Value::as_array);
+        for (i, p) in perms.into_iter().flatten().enumerate() {
+            let text = |key: &str| p.get(key).and_then(Value::as_str).map(str::to_string);
+            if let (Some(api), Some(name)) =
+                (text("resource_server_identifier"), text("permission_name"))
+            {
+                fields
+                    .permissions
+                    .entry((api, name))
+                    .or_insert(format!("permissions[{i}]"));
+            }
+        }
         fields
+    }
+
+    /// Where a permission stands in the record: `permissions[i]`.
+    pub fn permission(&self, p: &Permission) -> Option<String> {
+        let key = (
+            p.resource_server_identifier.clone(),
+            p.permission_name.clone(),
+        );
+        self.permissions.get(&key).cloned()
     }
 }
 
@@ -110,7 +137,7 @@ pub(super) fn take_access(fields: &mut Map<String, Value>) -> Result<Option<Acce
     if roles.is_none() && organizations.is_none() && permissions.is_none() {
         return Ok(None);
     }
-    let fields = Fields::of(roles.as_ref(), organizations.as_ref());
+    let fields = Fields::of(roles.as_ref(), organizations.as_ref(), permissions.as_ref());
     let roles = roles.map(|v| names(&v, "roles", MAX_ROLES)).transpose()?;
     let organizations = organizations.map(|v| memberships(&v)).transpose()?;
     let permissions = permissions.map(|v| permission_list(&v)).transpose()?;
