@@ -42,11 +42,13 @@ mod users;
 pub use authz::{
     Change, Checkpoint, Member, Organization, Permission, ResourceServer, ResourceServerScope, Role,
 };
+#[cfg(all(test, feature = "sandbox"))]
+pub(crate) use client::tests::client_for;
 pub use client::{Client, Counts, Metrics};
 pub use download::{Download, DownloadError, Link};
 pub use error::ApiError;
 pub use jobs::{Connection, ExportJob, ImportJob, Job, JobErrorDetail, JobSummary, JobUserError};
-pub use users::{ListQuery, Listed, User, UsersPage, encode_segment};
+pub use users::{ListQuery, Listed, Removal, User, UsersPage, encode_segment};
 
 /// An answer's body as `T`, or [`ApiError::Decode`] naming the call (`what`).
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {

@@ -95,6 +95,15 @@ impl Listed {
     }
 }
 
+/// What [`Client::delete_user`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// The tenant answered 204: the user is gone now.
+    Deleted,
+    /// The tenant answered 404: there was no such user (count it as skipped, `not_found`).
+    AlreadyGone,
+}
+
 /// A list/search request.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
@@ -198,6 +207,20 @@ impl Client {
             .send(Method::POST, "/users", &[], Body::Json(body))
             .await?;
         decode::<User>(&bytes, "POST /api/v2/users")
+    }
+
+    /// `DELETE /api/v2/users/{id}` (scope `delete:users`, the users-write budget): 204 with an
+    /// empty body. Auth0 answers 204 for an id it does not hold too (facts, "DELETE"), so
+    /// [`Removal::AlreadyGone`] comes only from a tenant that says 404: a caller that must
+    /// know whether the user was there looks it up first. Deleting is idempotent, so a request
+    /// retried after a failure in transit is safe.
+    pub async fn delete_user(&self, user_id: &str) -> Result<Removal, ApiError> {
+        let path = format!("/users/{}", encode_segment(user_id));
+        match self.send(Method::DELETE, &path, &[], Body::None).await {
+            Ok(_) => Ok(Removal::Deleted),
+            Err(ApiError::Status { status: 404, .. }) => Ok(Removal::AlreadyGone),
+            Err(e) => Err(e),
+        }
     }
 
     /// `PATCH /api/v2/users/{id}`.

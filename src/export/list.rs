@@ -75,23 +75,12 @@ async fn fetch(
 ) -> Result<Vec<Vec<User>>, ExportError> {
     let found = futures::stream::iter(chunk.iter().enumerate())
         .map(|(offset, line)| async move {
-            let key = line.trim();
-            if key.is_empty() || key.starts_with('#') {
+            let Some(key) = key_of(line) else {
                 return Ok(None);
-            }
+            };
             // Every request holds a worker permit, as the walk's do.
             let _permit = client.workers().acquire().await;
-            let users = if key.contains('@') && !key.contains('|') {
-                let mut users = client.users_by_email(key).await?;
-                users.sort_by(|a, b| {
-                    a.get("user_id")
-                        .map(|v| v.to_string())
-                        .cmp(&b.get("user_id").map(|v| v.to_string()))
-                });
-                users
-            } else {
-                client.get_user(key).await?.into_iter().collect()
-            };
+            let users = users_named(client, key).await?;
             if users.is_empty() {
                 tracing::warn!(
                     line = first_line + offset,
@@ -109,4 +98,28 @@ async fn fetch(
         .collect::<Result<_, _>>()
         .map_err(WalkError::from)?;
     Ok(found)
+}
+
+/// The user a line of a users list names (its user_id or email, trimmed); `None` for a blank
+/// line or a `#` comment. `delete --users` reads its list by the same rule.
+pub fn key_of(line: &str) -> Option<&str> {
+    let key = line.trim();
+    (!key.is_empty() && !key.starts_with('#')).then_some(key)
+}
+
+/// The users a key names: the user with that user_id, or every user with that email (a key
+/// with an `@` and no `|`), ordered by user_id; none when the tenant holds none. Both reads
+/// are immediately consistent (facts, "users-by-email").
+pub async fn users_named(client: &Client, key: &str) -> Result<Vec<User>, ApiError> {
+    if key.contains('@') && !key.contains('|') {
+        let mut users = client.users_by_email(key).await?;
+        users.sort_by(|a, b| {
+            a.get("user_id")
+                .map(|v| v.to_string())
+                .cmp(&b.get("user_id").map(|v| v.to_string()))
+        });
+        Ok(users)
+    } else {
+        Ok(client.get_user(key).await?.into_iter().collect())
+    }
 }

@@ -17,7 +17,7 @@ pub mod authz;
 pub mod checkpoint;
 pub mod encode;
 pub mod job;
-mod list;
+pub mod list;
 mod output;
 pub mod pages;
 pub mod sink;
