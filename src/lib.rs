@@ -13,6 +13,7 @@
 //! | [`net`] | the network policy: the rate budgets (per endpoint group), the work in flight, the retry rules |
 //! | [`export`] | walk → encode → sink, with a checkpoint |
 //! | [`import`] | read → plan → apply, with a ledger |
+//! | [`delete`] | look up → before-image → delete, with a ledger |
 //! | [`state`] | the run state directory the checkpoint and ledger live in |
 //! | [`format`](mod@format), [`query`], [`rules`] | the CSV shape and field names, the search language, Auth0's limits |
 //! | [`sandbox`] | the local tenant every test (and a rehearsal) runs against |
@@ -33,6 +34,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod delete;
 pub mod exit;
 pub mod export;
 pub mod format;

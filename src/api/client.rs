@@ -644,12 +644,14 @@ pub(super) fn describe(error: &reqwest::Error) -> String {
 }
 
 #[cfg(all(test, feature = "sandbox"))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::net::throttle::Rate;
     use crate::sandbox::{Sandbox, SandboxOptions};
 
-    fn client_for(sandbox: &Sandbox) -> Client {
+    /// A client of `sandbox`, unpaced, that retries a transient failure once: for unit tests
+    /// of the stages that call the API.
+    pub(crate) fn client_for(sandbox: &Sandbox) -> Client {
         let target = Target {
             base: crate::target::parse_domain(sandbox.domain()).expect("a loopback URL"),
             credentials: Credentials::Client {
