@@ -78,6 +78,29 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Import(Box<ImportArgs>),
 
+    /// Delete users in bulk, each one's before-image kept first: rate-limited and resumable.
+    ///
+    /// Every user is looked up and appended, exactly as the tenant returns it, to the
+    /// before-images file STATE/deleted.ndjson (0600, made durable) before it is deleted, so a
+    /// deletion can be taken back: `auth0-bulk import --input STATE/deleted.ndjson --mode
+    /// create --passwords random` brings the users back with their user_ids and metadata. Not
+    /// their passwords: the API never returns them, so restored users set a new one (see
+    /// import --tickets). The file is only ever appended to, by every run with this state. A
+    /// ledger in the state records each chunk of users: run the same command again after a
+    /// crash or Ctrl-C and it resumes, deleting no one twice and keeping one image per user.
+    ///
+    /// --state defaults to FILE.state beside --users; --query needs --state. A real deletion
+    /// needs --yes; look first with --dry-run, which deletes and writes nothing. The token
+    /// needs the scopes read:users and delete:users. To block users rather than delete them,
+    /// import {"user_id": ..., "blocked": true} records with --mode update.
+    ///
+    /// Examples:
+    ///   auth0-bulk delete --users leavers.txt --dry-run
+    ///   auth0-bulk delete --users leavers.txt --yes
+    ///   auth0-bulk delete --query 'app_metadata.plan:"trial"' --state trial-purge --yes
+    #[command(verbatim_doc_comment)]
+    Delete(Box<DeleteArgs>),
+
     /// Run a job file (TOML) that states a command and its options.
     ///
     /// Keys are the command's long options with `-` or `_` (`output = "users.ndjson"`,
@@ -186,8 +209,8 @@ pub struct JobArgs {
 /// Where the run state lives and how the run reports.
 #[derive(Debug, Clone, Args)]
 pub struct RunStateArgs {
-    /// The run state directory (checkpoint or ledger, lock). Default: OUTPUT.state (export) or
-    /// INPUT.state (import) beside the file.
+    /// The run state directory (checkpoint or ledger, lock). Default: OUTPUT.state (export),
+    /// INPUT.state (import) or FILE.state (delete --users) beside the file.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
 
@@ -310,6 +333,43 @@ pub struct ImportArgs {
 
     #[command(flatten)]
     pub jobs: JobArgs,
+
+    #[command(flatten)]
+    pub pace: PaceArgs,
+
+    #[command(flatten)]
+    pub run: RunStateArgs,
+}
+
+/// Options of `auth0-bulk delete`.
+#[derive(Debug, Clone, Args)]
+#[command(group = clap::ArgGroup::new("selection").args(["users", "query"]).required(true))]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// The users to delete: a file with one user_id or email per line, as `export --users`
+    /// reads it (blank lines and # comments skipped). An email that several users share is
+    /// rejected: list their user_ids instead.
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
+
+    /// Delete every user matching this query (Auth0 search v3 / Lucene syntax), past the
+    /// 1,000-result cap: the matches are first collected into STATE/matches.ndjson by an
+    /// export's walk, then deleted from that list, so deleting never disturbs the paging.
+    /// Needs --state (but for a --dry-run).
+    #[arg(long, value_name = "Q")]
+    pub query: Option<String>,
+
+    /// Look every user up and log who would be deleted (user_id, email, connection); delete
+    /// nothing, write no state and no before-images.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Really delete. Required unless --dry-run: Auth0 cannot undo a deletion (the
+    /// before-images can bring the users back, without their passwords).
+    #[arg(long)]
+    pub yes: bool,
 
     #[command(flatten)]
     pub pace: PaceArgs,

@@ -252,7 +252,7 @@ fn encoder(args: &ExportArgs, name: &str) -> Result<Encoder, UsageError> {
 }
 
 /// How an export error ends the run: what re-running alone cannot fix is configuration.
-fn failure(error: ExportError) -> anyhow::Error {
+pub(super) fn failure(error: ExportError) -> anyhow::Error {
     match error {
         ExportError::Usage(message) => UsageError(message).into(),
         // The state itself is the problem (locked, unreadable): re-running alone cannot help.

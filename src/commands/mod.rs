@@ -1,6 +1,7 @@
 //! The subcommands: each turns its flags into a run of the library and names its [`RunOutcome`].
 
 mod common;
+mod delete;
 mod export;
 mod import;
 pub mod job;
@@ -20,6 +21,7 @@ pub async fn dispatch(command: Command, interrupt: Interrupt) -> anyhow::Result<
         Command::Sandbox(args) => sandbox::run(*args).await,
         Command::Export(args) => export::run(*args, &interrupt).await,
         Command::Import(args) => import::run(*args, &interrupt).await,
+        Command::Delete(args) => delete::run(*args, &interrupt).await,
         // `lib::run` expands every job first, and `job::expand` refuses one that names `run`.
         Command::Run(args) => Err(UsageError(format!(
             "job file {}: a job cannot run another job",
