@@ -9,6 +9,8 @@ mod cli;
 mod badinput;
 // SIGKILL at many seeded points, export and every import mode; two runs of one job at once.
 mod crash;
+// `auth0-bulk delete` end to end: by query and list, dry runs, kills, before-images re-imported.
+mod delete;
 // `auth0-bulk export` end to end against an in-process sandbox.
 mod export;
 // `export --include roles,organizations,permissions`: each user's access, at its cost (issue 14).
