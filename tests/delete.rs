@@ -164,6 +164,11 @@ fn a_killed_deletion_resumes_without_a_duplicate_or_missing_before_image() {
         after_kill,
     );
     eprintln!("{}", killed.describe());
+    assert!(
+        killed.mid_progress > 0,
+        "a kill landed mid-run: {}",
+        killed.describe()
+    );
     assert!(live.tenant.sandbox.users().is_empty(), "every user is gone");
     assert_images_are(&state, &before, "the before-images after the kills");
 }
@@ -239,14 +244,13 @@ fn listed_ids_and_emails_are_deleted_and_an_unknown_one_is_skipped() {
         "{}",
         ran.stderr
     );
-    let gone: BTreeMap<String, User> = users[..3]
-        .iter()
-        .map(|u| (user_id(u).to_string(), (*u).clone()))
-        .collect();
-    let kept: BTreeMap<String, User> = users[3..]
-        .iter()
-        .map(|u| (user_id(u).to_string(), (*u).clone()))
-        .collect();
+    let by_id = |users: &[&User]| -> BTreeMap<String, User> {
+        users
+            .iter()
+            .map(|u| (user_id(u).to_string(), (*u).clone()))
+            .collect()
+    };
+    let (gone, kept) = (by_id(&users[..3]), by_id(&users[3..]));
     assert_same_users(&tenant_users(&live), &kept, "the tenant");
     let state = dir.path().join("leavers.txt.state");
     assert_images_are(&state, &gone, "the before-images");

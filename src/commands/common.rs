@@ -269,6 +269,22 @@ pub fn budgets_line(budgets: &[crate::net::pace::BudgetReport]) -> Option<String
     (!parts.is_empty()).then(|| format!("Rate limits: {}.", parts.join("; ")))
 }
 
+/// What a run cost, for its summary line: "12 requests, 0 throttled, 1 retries, 3.2s" and
+/// ", resumed from the ledger" when it was.
+pub fn costs_text(counts: crate::api::Counts, elapsed_seconds: f64, resumed: bool) -> String {
+    format!(
+        "{} requests, {} throttled, {} retries, {elapsed_seconds:.1}s{}",
+        counts.requests,
+        counts.throttled,
+        counts.retries,
+        if resumed {
+            ", resumed from the ledger"
+        } else {
+            ""
+        }
+    )
+}
+
 /// Prints a summary: human lines on stderr, and with `--json` one JSON object.
 pub fn print_summary<T: serde::Serialize>(
     lines: &[String],

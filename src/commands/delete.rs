@@ -259,24 +259,21 @@ fn count_lines(list: &Path) -> anyhow::Result<u64> {
 /// The closing summary in words.
 fn summary_lines(summary: &DeleteSummary) -> Vec<String> {
     let would = if summary.dry_run { "would be " } else { "" };
+    let counts = crate::api::Counts {
+        requests: summary.requests,
+        throttled: summary.throttled,
+        retries: summary.retries,
+    };
     let mut lines = vec![format!(
         "Read {} users: {} {would}deleted, {} skipped ({} not found, {} listed twice), {} \
-         rejected ({} requests, {} throttled, {} retries, {:.1}s{}).",
+         rejected ({}).",
         summary.read,
         summary.deleted,
         summary.skipped,
         summary.not_found,
         summary.duplicates,
         summary.rejected,
-        summary.requests,
-        summary.throttled,
-        summary.retries,
-        summary.elapsed_seconds,
-        if summary.resumed {
-            ", resumed from the ledger"
-        } else {
-            ""
-        }
+        common::costs_text(counts, summary.elapsed_seconds, summary.resumed),
     )];
     lines.extend(common::budgets_line(&summary.budgets));
     if let Some(images) = &summary.before_images {

@@ -15,9 +15,10 @@
 //!   They are at most one chunk's worth, so reading them costs constant memory.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::state::log::whole_lines;
 use crate::state::{open_private, private_options};
 
 /// The file's name in the run state.
@@ -80,28 +81,24 @@ impl BeforeImages {
             ));
         }
         file.seek(SeekFrom::Start(vouched))?;
-        let mut reader = BufReader::new(&file);
         let mut pending = Pending::default();
-        let mut len = vouched;
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            let n = reader.read_until(b'\n', &mut line)?;
-            if n == 0 || !line.ends_with(b"\n") {
-                break;
-            }
-            pending.0.push(keys(&line).ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!(
-                        "{}: the line at byte {len} is not a user with a user_id",
-                        path.display()
-                    ),
-                )
-            })?);
-            len += n as u64;
-        }
-        drop(reader);
+        let mut number = 0;
+        let len = vouched
+            + whole_lines(BufReader::new(&file), |line| {
+                number += 1;
+                let keys = keys(line).ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "{}: line {number} after byte {vouched} is not a user with a \
+                             user_id",
+                            path.display()
+                        ),
+                    )
+                })?;
+                pending.0.push(keys);
+                Ok(())
+            })?;
         if len < on_disk {
             file.set_len(len)?;
             file.sync_data()?;
@@ -233,7 +230,7 @@ mod tests {
         assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
         std::fs::write(&path, "{\"user_id\":\"a\"}\nnot json\n").unwrap();
         let error = BeforeImages::open(&path, 0).unwrap_err();
-        assert!(error.to_string().contains("byte 16"), "{error}");
+        assert!(error.to_string().contains("line 2 after byte 0"), "{error}");
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "{\"user_id\":\"a\"}\nnot json\n"

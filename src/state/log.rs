@@ -1,4 +1,5 @@
-//! Append-only NDJSON logs in the run state (the import ledger, the jobs journal): read back
+//! Append-only NDJSON logs in the run state (the import ledger, the jobs journal, the deletion
+//! ledger and its before-images): read back
 //! entry by entry, a torn last line (a crash mid-write) dropped, a damaged whole line refused.
 
 use std::fs::File;
@@ -20,26 +21,41 @@ pub fn open_log<T: DeserializeOwned>(
 ) -> std::io::Result<(File, u64)> {
     let mut good_len = 0u64;
     if let Ok(file) = File::open(path) {
-        let mut reader = BufReader::new(file);
-        let mut line = Vec::new();
-        for number in 1.. {
-            line.clear();
-            let n = reader.read_until(b'\n', &mut line)?;
-            if n == 0 || !line.ends_with(b"\n") {
-                break;
-            }
-            let entry = serde_json::from_slice::<T>(&line).map_err(|e| {
+        let mut number = 0;
+        good_len = whole_lines(BufReader::new(file), |line| {
+            number += 1;
+            let entry = serde_json::from_slice::<T>(line).map_err(|e| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     format!("line {number} is not {what} ({e})"),
                 )
             })?;
-            good_len += n as u64;
             each(entry);
-        }
+            Ok(())
+        })?;
     }
     let file = open_private(private_options().create(true).append(true), path)?;
     // Drop a torn tail so new entries start on a fresh line.
     file.set_len(good_len)?;
     Ok((file, good_len))
+}
+
+/// Hands each whole line `reader` holds (with its `\n`) to `each`, stopping at a torn last
+/// line (no `\n`: a crash mid-write); returns the length of the whole lines. An error of
+/// `each` stops the reading and is returned.
+pub fn whole_lines(
+    mut reader: impl BufRead,
+    mut each: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<u64> {
+    let mut good_len = 0u64;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 || !line.ends_with(b"\n") {
+            return Ok(good_len);
+        }
+        each(&line)?;
+        good_len += n as u64;
+    }
 }
