@@ -13,6 +13,8 @@
 //! - a root text field the user did not have is `null` in the image, which deletes it again;
 //!   a boolean field (`blocked`, `email_verified`, `phone_verified`) the user did not have is
 //!   `false`, its default (spec: those fields are not nullable, so a PATCH cannot remove them);
+//! - a metadata object the user did not have comes back empty (`{}`): a PATCH cannot remove
+//!   the object itself, and the importer, as Auth0's merge, counts no object as `{}`;
 //! - a password is never read back (the API returns none), so it is not in the image;
 //! - roles, organizations and direct permissions are not in the image: undo leaves them;
 //! - what the tenant changes as a side effect of an update (Auth0 may reset `email_verified`
