@@ -27,8 +27,8 @@ pub struct Applied {
     /// What an update changes, path by path with old and new values (for dry-run plans and
     /// logs).
     pub changes: Vec<Change>,
-    /// What a (dry-run) create would make, for plans and logs.
-    pub new_user: Option<NewUser>,
+    /// What a (dry-run) create would make, for plans and logs (boxed: most records have none).
+    pub new_user: Option<Box<NewUser>>,
     /// A created user who has no password anyone knows (a random one, or none through a job)
     /// and gets a password-change ticket (`--tickets`).
     pub ticket: Option<TicketFor>,
@@ -439,7 +439,7 @@ async fn create(ctx: &PerUser<'_>, record: u64, planned: &Planned) -> Result<App
     if ctx.dry_run {
         let (new_user, user_id) = NewUser::of(planned);
         return Ok(Applied {
-            new_user: Some(new_user),
+            new_user: Some(Box::new(new_user)),
             ..Applied::done(Outcome::Created, user_id, Vec::new())
         });
     }

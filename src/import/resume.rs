@@ -24,7 +24,7 @@ use crate::state::{StateDir, StateError};
 const CHECKPOINT: &str = "import.json";
 /// The format version of [`Saved`] this build writes.
 const FORMAT: &str = "1";
-const LEDGER: &str = "ledger.ndjson";
+pub(super) const LEDGER: &str = "ledger.ndjson";
 /// The job engine's journal of chunks sent (see [`super::job::journal`]).
 const JOURNAL: &str = "jobs.ndjson";
 

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::access::AccessOptions;
 use super::before;
+use super::ledger::{Done, Outcome};
 use super::plan::{Engine, MatchBy, MetadataStrategy, Mode, Passwords, PlanOptions};
 use super::read::{InputFormat, ReadOptions};
 use super::{ImportError, ImportSpec, ImportSummary};
@@ -131,7 +132,47 @@ pub async fn run(
     };
     let (mut summary, outcome) = super::run(&import, client, progress, cancel).await?;
     summary.command = "undo";
+    let created = created_users(&spec.state.join(super::resume::LEDGER))?;
+    if created > 0 {
+        tracing::warn!(
+            "{created} users the import created are left in the tenant: undo does not delete              users yet (their ids are in {}).",
+            spec.state.join(super::resume::LEDGER).display()
+        );
+    }
     Ok((summary, outcome))
+}
+
+/// How many records of the import's ledger at `path` created their user (a record redone
+/// after a crash counts once; a torn last line is left out, as the importer does).
+fn created_users(path: &Path) -> Result<u64, ImportError> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        record: u64,
+        outcome: Option<Outcome>,
+    }
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => return Err(unreadable(path, source)),
+    };
+    let mut done = Done::default();
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| corrupt(path, e.to_string()))?;
+        if n == 0 || !line.ends_with(b"\n") {
+            break;
+        }
+        let entry: Entry =
+            serde_json::from_slice(&line).map_err(|e| corrupt(path, e.to_string()))?;
+        if let Some(outcome) = entry.outcome {
+            done.insert(entry.record, outcome);
+        }
+    }
+    Ok(done.count(Outcome::Created))
 }
 
 /// Writes the before-images at `images` (none when the file does not exist: the import
@@ -142,7 +183,7 @@ fn write_restore(images: &Path, restore: &Path) -> Result<(), ImportError> {
     let mut file = match std::fs::File::open(images) {
         Ok(file) => Some(file),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(source) => return Err(write_failed(images, source)),
+        Err(source) => return Err(unreadable(images, source)),
     };
     if let Some(file) = &mut file {
         let mut reader = BufReader::new(&*file);
@@ -166,7 +207,7 @@ fn write_restore(images: &Path, restore: &Path) -> Result<(), ImportError> {
             at += n as u64;
         }
     }
-    places.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    places.sort_unstable_by_key(|place| std::cmp::Reverse(place.0));
     let temp = restore.with_extension("ndjson.partial");
     let mut out = create_private(&temp).map_err(|e| write_failed(&temp, e))?;
     let mut entry = Vec::new();
@@ -175,7 +216,7 @@ fn write_restore(images: &Path, restore: &Path) -> Result<(), ImportError> {
         entry.resize(len, 0);
         file.seek(SeekFrom::Start(offset))
             .and_then(|_| file.read_exact(&mut entry))
-            .map_err(|e| write_failed(images, e))?;
+            .map_err(|e| unreadable(images, e))?;
         out.write_all(&entry).map_err(|e| write_failed(&temp, e))?;
     }
     let out = out
@@ -194,6 +235,13 @@ fn write_failed(path: &Path, source: std::io::Error) -> ImportError {
         path: path.display().to_string(),
         source,
     }
+}
+
+fn unreadable(path: &Path, source: std::io::Error) -> ImportError {
+    ImportError::State(StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn corrupt(path: &Path, message: String) -> ImportError {
@@ -231,5 +279,23 @@ mod tests {
         // No images at all: an empty file, nothing to restore.
         write_restore(&dir.path().join("none.ndjson"), &restore).unwrap();
         assert_eq!(std::fs::read(&restore).unwrap(), b"");
+    }
+
+    #[test]
+    fn the_users_an_import_created_are_counted_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = dir.path().join("ledger.ndjson");
+        assert_eq!(created_users(&ledger).unwrap(), 0, "no ledger, no users");
+        std::fs::write(
+            &ledger,
+            "{\"record\":1,\"started\":true}\n\
+             {\"record\":1,\"outcome\":\"created\",\"user_id\":\"auth0|a\"}\n\
+             {\"record\":2,\"outcome\":\"updated\",\"user_id\":\"auth0|b\"}\n\
+             {\"record\":1,\"outcome\":\"created\",\"user_id\":\"auth0|a\"}\n\
+             {\"record\":3,\"outcome\":\"created\",\"user_id\":\"auth0|c\"}\n\
+             {\"record\":4,\"outc",
+        )
+        .unwrap();
+        assert_eq!(created_users(&ledger).unwrap(), 2);
     }
 }

@@ -362,10 +362,10 @@ impl Engine<'_> {
             );
             for member in &chunk.members {
                 let applied = Applied {
-                    new_user: Some(NewUser {
+                    new_user: Some(Box::new(NewUser {
                         email: member.email.clone(),
                         connection: chunk.connection.clone(),
-                    }),
+                    })),
                     ..Applied::done(Outcome::Created, Some(member.user_id.clone()), Vec::new())
                 };
                 self.finish(member, &applied)?;
