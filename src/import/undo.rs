@@ -150,27 +150,15 @@ fn created_users(path: &Path) -> Result<u64, ImportError> {
         record: u64,
         outcome: Option<Outcome>,
     }
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(source) => return Err(unreadable(path, source)),
-    };
     let mut done = Done::default();
-    let mut reader = BufReader::new(file);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| corrupt(path, e.to_string()))?;
-        if n == 0 || !line.ends_with(b"\n") {
-            break;
-        }
-        let entry: Entry =
-            serde_json::from_slice(&line).map_err(|e| corrupt(path, e.to_string()))?;
-        if let Some(outcome) = entry.outcome {
-            done.insert(entry.record, outcome);
-        }
+    if let Some(file) = open_existing(path)? {
+        whole_lines(path, &file, |line, _| {
+            let entry: Entry = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+            if let Some(outcome) = entry.outcome {
+                done.insert(entry.record, outcome);
+            }
+            Ok(())
+        })?;
     }
     Ok(done.count(Outcome::Created))
 }
@@ -180,32 +168,14 @@ fn created_users(path: &Path) -> Result<u64, ImportError> {
 /// place (24 bytes) per image, not the images.
 fn write_restore(images: &Path, restore: &Path) -> Result<(), ImportError> {
     let mut places: Vec<(u64, u64, usize)> = Vec::new();
-    let mut file = match std::fs::File::open(images) {
-        Ok(file) => Some(file),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(source) => return Err(unreadable(images, source)),
-    };
-    if let Some(file) = &mut file {
-        let mut reader = BufReader::new(&*file);
-        let (mut at, mut line) = (0u64, Vec::new());
-        loop {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .map_err(|e| corrupt(images, e.to_string()))?;
-            // A torn last line (a crash mid-write) was never followed by its PATCH.
-            if n == 0 || !line.ends_with(b"\n") {
-                break;
-            }
-            let origin = before::origin_of(&line).map_err(|e| {
-                corrupt(
-                    images,
-                    format!("line at byte {at} is not a before-image ({e})"),
-                )
-            })?;
-            places.push((origin.record, at, n));
-            at += n as u64;
-        }
+    let mut file = open_existing(images)?;
+    if let Some(file) = &file {
+        whole_lines(images, file, |line, at| {
+            let origin = before::origin_of(line)
+                .map_err(|e| format!("the line at byte {at} is not a before-image ({e})"))?;
+            places.push((origin.record, at, line.len()));
+            Ok(())
+        })?;
     }
     places.sort_unstable_by_key(|place| std::cmp::Reverse(place.0));
     let temp = restore.with_extension("ndjson.partial");
@@ -228,6 +198,38 @@ fn write_restore(images: &Path, restore: &Path) -> Result<(), ImportError> {
         sync_dir(dir).map_err(|e| write_failed(dir, e))?;
     }
     Ok(())
+}
+
+/// The file at `path`, or `None` when there is none.
+fn open_existing(path: &Path) -> Result<Option<std::fs::File>, ImportError> {
+    match std::fs::File::open(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(unreadable(path, source)),
+    }
+}
+
+/// Calls `each` with every whole line of the log `file` (at `path`) and its offset; a torn
+/// last line (a crash mid-write) is left out, as the run that wrote it left it out. A line
+/// `each` refuses says the state is damaged.
+fn whole_lines(
+    path: &Path,
+    file: &std::fs::File,
+    mut each: impl FnMut(&[u8], u64) -> Result<(), String>,
+) -> Result<(), ImportError> {
+    let mut reader = BufReader::new(file);
+    let (mut at, mut line) = (0u64, Vec::new());
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| unreadable(path, e))?;
+        if n == 0 || !line.ends_with(b"\n") {
+            return Ok(());
+        }
+        each(&line, at).map_err(|message| corrupt(path, message))?;
+        at += n as u64;
+    }
 }
 
 fn write_failed(path: &Path, source: std::io::Error) -> ImportError {
