@@ -364,3 +364,31 @@ fn a_dry_run_plan_shows_old_to_new_in_input_order_and_never_a_password() {
         assert!(!text.contains(PASSWORD), "{what} shows a password");
     }
 }
+
+/// `--engine job --mode upsert` patches the users it finds one at a time: each patch keeps its
+/// before-image first, as on the per-user path, and undo restores them.
+#[test]
+fn job_engine_upsert_patches_keep_before_images_and_undo_restores_them() {
+    let live = Live::generated(200);
+    let targets = backfill_targets(&live.tenant.sandbox.users(), 12);
+    let before = snapshot(&live);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("upsert.ndjson");
+    let text: String = targets
+        .iter()
+        .map(|user| {
+            let record = json!({"email": user["email"], "app_metadata": {"plan": "job"}});
+            format!("{record}\n")
+        })
+        .collect();
+    std::fs::write(&input, text).unwrap();
+    let args = ["--engine", "job", "--mode", "upsert", "--match", "email"];
+    let ran = import_file(&live, &input, &[&args[..], &["--connection", DB]].concat());
+    ran.expect_code(0);
+    assert_eq!(count(&ran.summary(), "updated"), 12);
+    let state = beside(&input, ".state");
+    assert_eq!(read_ndjson(&state.join("before-images.ndjson")).len(), 12);
+
+    run(&mut undo(&live, &state)).expect_code(0);
+    assert_same(&snapshot(&live), &before, "after undo");
+}
