@@ -85,7 +85,8 @@ pub enum Command {
     /// restores them through the importer (update mode, by user_id, merge metadata), resumably
     /// and exactly once (its own run state is STATE/undo/); a second undo changes nothing.
     /// Not restored: passwords, roles, organizations and permissions; a boolean field the user
-    /// lacked comes back as false. The same by hand:
+    /// lacked comes back as false. Users the import created are not deleted (yet): undo says
+    /// how many there are. The same by hand:
     ///   auth0-bulk import --input STATE/before-images.ndjson --mode update --match user_id --metadata merge
     ///
     /// Examples:
