@@ -101,6 +101,23 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Delete(Box<DeleteArgs>),
 
+    /// Undo an import: put back what its updates changed, from the before-images in its state.
+    ///
+    /// Every update of an import keeps, before it is sent, the user's previous values of
+    /// exactly the fields and metadata keys it changes (STATE/before-images.ndjson). Undo
+    /// restores them through the importer (update mode, by user_id, merge metadata), resumably
+    /// and exactly once (its own run state is STATE/undo/); a second undo changes nothing.
+    /// Not restored: passwords, roles, organizations and permissions; a boolean field the user
+    /// lacked comes back as false. Users the import created are not deleted (yet): undo says
+    /// how many there are. The same by hand:
+    ///   auth0-bulk import --input STATE/before-images.ndjson --mode update --match user_id --metadata merge
+    ///
+    /// Examples:
+    ///   auth0-bulk undo plans.csv.state --dry-run
+    ///   auth0-bulk undo plans.csv.state --json
+    #[command(verbatim_doc_comment)]
+    Undo(Box<UndoArgs>),
+
     /// Run a job file (TOML) that states a command and its options.
     ///
     /// Keys are the command's long options with `-` or `_` (`output = "users.ndjson"`,
@@ -228,6 +245,37 @@ pub struct RunStateArgs {
     pub json: bool,
 }
 
+/// Options of `auth0-bulk undo`.
+#[derive(Debug, Clone, Args)]
+pub struct UndoArgs {
+    /// The run state directory of the import to undo (its --state; by default INPUT.state
+    /// beside its input).
+    #[arg(value_name = "STATE")]
+    pub state: PathBuf,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Send no write: print what each user would get back (path old → new) and the totals.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// With --dry-run: also write the plan as NDJSON to FILE (the shape of `import --plan`).
+    #[arg(long, value_name = "FILE", requires = "dry_run")]
+    pub plan: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub pace: PaceArgs,
+
+    /// No progress bar or progress lines; errors and the summary only.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Print the closing summary as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Options of `auth0-bulk import`.
 #[derive(Debug, Clone, Args)]
 pub struct ImportArgs {
@@ -313,12 +361,19 @@ pub struct ImportArgs {
     #[arg(long, value_name = "LIST")]
     pub create_missing: Option<CreateMissing>,
 
-    /// Send no write: print what each record would do (create; update with the changed fields
-    /// and metadata keys; unchanged; reject with the reason) and the totals.
+    /// Send no write: print what each record would do, in input order (create, with email and
+    /// connection; update, with each changed field and metadata path old → new; unchanged;
+    /// reject with the reason) and the totals.
     #[arg(long)]
     pub dry_run: bool,
 
-    /// With --dry-run: also write the plan as NDJSON to FILE.
+    /// With --dry-run: also write the plan as NDJSON to FILE, one line per record in input
+    /// order: {"line", "action" (would_create, would_update, unchanged, skipped, rejected),
+    /// "user_id"}; a create adds "email" and "connection"; an update adds "changes":
+    /// [{"path": "app_metadata.plan", "old": "free", "new": "pro"}, ...] ("old" left out when
+    /// the path was absent; a deletion has "new": null and "deleted": true; a password shows
+    /// only "changed": true; roles and organizations a "change" such as "+admin -viewer"); a
+    /// skip or rejection adds "reason": {"code", "message"}.
     #[arg(long, value_name = "FILE", requires = "dry_run")]
     pub plan: Option<PathBuf>,
 

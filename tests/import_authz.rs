@@ -511,7 +511,13 @@ fn an_authz_replace_dry_run_plans_each_role_organization_and_permission_change_a
                 c.as_array()
                     .unwrap()
                     .iter()
-                    .map(|s| s.as_str().unwrap().to_string())
+                    .map(|c| {
+                        format!(
+                            "{} {}",
+                            c["path"].as_str().unwrap(),
+                            c["change"].as_str().unwrap()
+                        )
+                    })
                     .collect()
             });
             (

@@ -37,3 +37,5 @@ mod sandbox_authz;
 mod sandbox_jobs;
 // Secrets never leak, files are private, and the transport refuses what could expose them.
 mod security;
+// `auth0-bulk undo`, before-images, and dry-run plans old → new (issue 15).
+mod undo;

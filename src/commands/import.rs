@@ -247,7 +247,7 @@ fn rehearsal_notice(spec: &ImportSpec) -> String {
 }
 
 /// The closing summary in words.
-fn summary_lines(summary: &ImportSummary) -> Vec<String> {
+pub(super) fn summary_lines(summary: &ImportSummary) -> Vec<String> {
     let would = if summary.dry_run { "would be " } else { "" };
     let mut lines = vec![format!(
         "Read {} records: {} {would}created, {} {would}updated, {} unchanged, {} skipped, {} rejected ({} requests, {} throttled, {} retries, {:.1}s{}).",
@@ -296,7 +296,7 @@ fn summary_lines(summary: &ImportSummary) -> Vec<String> {
 }
 
 /// How an import error ends the run: what re-running alone cannot fix is configuration.
-fn failure(error: ImportError) -> anyhow::Error {
+pub(super) fn failure(error: ImportError) -> anyhow::Error {
     match error {
         ImportError::Usage(message) => UsageError(message).into(),
         // The state itself is the problem (locked, unreadable): re-running alone cannot help.

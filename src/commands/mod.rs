@@ -8,6 +8,7 @@ pub mod job;
 #[cfg(feature = "sandbox")]
 mod sandbox;
 pub mod signal;
+mod undo;
 
 use crate::cli::Command;
 use crate::exit::{RunOutcome, UsageError};
@@ -22,6 +23,7 @@ pub async fn dispatch(command: Command, interrupt: Interrupt) -> anyhow::Result<
         Command::Export(args) => export::run(*args, &interrupt).await,
         Command::Import(args) => import::run(*args, &interrupt).await,
         Command::Delete(args) => delete::run(*args, &interrupt).await,
+        Command::Undo(args) => undo::run(*args, &interrupt).await,
         // `lib::run` expands every job first, and `job::expand` refuses one that names `run`.
         Command::Run(args) => Err(UsageError(format!(
             "job file {}: a job cannot run another job",

@@ -12,8 +12,9 @@ use crate::api::{ApiError, Client, User};
 
 use super::Step;
 use super::access::AccessApplier;
+use super::before::{BeforeImages, Origin, image as before_image};
 use super::ledger::{Ledger, Outcome};
-use super::plan::{self, Invalid, MatchBy, MetadataStrategy, Mode, Planned};
+use super::plan::{self, Change, Invalid, MatchBy, MetadataStrategy, Mode, Planned};
 use super::read::Record;
 
 /// What applying a record came to.
@@ -23,11 +24,39 @@ pub struct Applied {
     pub user_id: Option<String>,
     /// Why, for skipped and rejected records: a stable code, a message, and the HTTP status.
     pub reason: Option<Reason>,
-    /// Changed fields and metadata keys (for dry-run plans and logs).
-    pub changes: Vec<String>,
+    /// What an update changes, path by path with old and new values (for dry-run plans and
+    /// logs).
+    pub changes: Vec<Change>,
+    /// What a (dry-run) create would make, for plans and logs (boxed: most records have none).
+    pub new_user: Option<Box<NewUser>>,
     /// A created user who has no password anyone knows (a random one, or none through a job)
     /// and gets a password-change ticket (`--tickets`).
     pub ticket: Option<TicketFor>,
+}
+
+/// A user a create makes, as a dry-run plan shows it (beside its user_id, when known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub email: Option<String>,
+    pub connection: String,
+}
+
+impl NewUser {
+    /// The user a planned record would create, and its user_id when the record gives one.
+    pub fn of(planned: &Planned) -> (NewUser, Option<String>) {
+        let body = planned.create.as_ref();
+        let text = |name: &str| {
+            body.and_then(|b| b.get(name))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let new_user = NewUser {
+            email: text("email"),
+            connection: text("connection").unwrap_or_default(),
+        };
+        // Facts ("POST /users"): a database user's id is `auth0|` plus the id given.
+        (new_user, text("user_id").map(|id| format!("auth0|{id}")))
+    }
 }
 
 /// Who a password-change ticket is for, beside the user id.
@@ -46,12 +75,13 @@ pub struct Reason {
 }
 
 impl Applied {
-    pub(super) fn done(outcome: Outcome, user_id: Option<String>, changes: Vec<String>) -> Applied {
+    pub(super) fn done(outcome: Outcome, user_id: Option<String>, changes: Vec<Change>) -> Applied {
         Applied {
             outcome,
             user_id,
             reason: None,
             changes,
+            new_user: None,
             ticket: None,
         }
     }
@@ -68,6 +98,7 @@ impl Applied {
             user_id: None,
             reason: Some(reason),
             changes: Vec::new(),
+            new_user: None,
             ticket: None,
         }
     }
@@ -96,6 +127,7 @@ impl Applied {
             user_id,
             reason: Some(reason),
             changes: Vec::new(),
+            new_user: None,
             ticket: None,
         }
     }
@@ -113,6 +145,9 @@ pub struct PerUser<'a> {
     /// Records' roles, organizations and permissions (`None` only where no record can have
     /// any: tests).
     pub access: Option<&'a AccessApplier<'a>>,
+    /// Where each update's before-image is kept before its PATCH is sent (`None` in a dry run
+    /// and without a run state).
+    pub before: Option<&'a BeforeImages>,
 }
 
 /// How close a found user's `created_at` must be to our first attempt to count as ours: the
@@ -125,14 +160,18 @@ impl super::Apply for PerUser<'_> {
     async fn apply(
         &self,
         ordinal: u64,
-        _record: &Record,
+        record: &Record,
         planned: &Planned,
         was_in_flight: bool,
     ) -> Result<Step, ApiError> {
         if let Some(rejected) = self.check_access(planned).await? {
             return Ok(Step::Applied(rejected));
         }
-        let mut applied = apply(self, ordinal, planned, was_in_flight).await?;
+        let origin = Origin {
+            record: ordinal,
+            line: record.line,
+        };
+        let mut applied = apply(self, origin, planned, was_in_flight).await?;
         if self.tickets && applied.outcome == Outcome::Created && !self.dry_run {
             applied.ticket = Some(TicketFor {
                 email: planned
@@ -188,7 +227,9 @@ impl PerUser<'_> {
                 if !changes.is_empty() && applied.outcome == Outcome::Unchanged {
                     applied.outcome = Outcome::Updated;
                 }
-                applied.changes.extend(changes);
+                applied
+                    .changes
+                    .extend(changes.into_iter().map(Change::access));
                 Ok(applied)
             }
             Err(rejected) => Ok(Applied {
@@ -202,13 +243,13 @@ impl PerUser<'_> {
 /// Applies one record (see [`super::Apply::apply`]).
 async fn apply(
     ctx: &PerUser<'_>,
-    record: u64,
+    origin: Origin,
     planned: &Planned,
     was_in_flight: bool,
 ) -> Result<Applied, ApiError> {
-    match decide(ctx, planned, was_in_flight).await? {
+    match decide(ctx, origin, planned, was_in_flight).await? {
         Decision::Done(applied) => Ok(applied),
-        Decision::Create => create(ctx, record, planned).await,
+        Decision::Create => create(ctx, origin.record, planned).await,
     }
 }
 
@@ -221,9 +262,10 @@ pub(super) enum Decision {
 
 /// Looks the user a record points at up (but for a first try at a create in create mode,
 /// where a 409 says the user exists at no cost for the common case), and decides: create,
-/// patch (done here, with `ctx`'s merge strategy), or leave it.
+/// patch (done here, with `ctx`'s merge strategy, its before-image kept first), or leave it.
 pub(super) async fn decide(
     ctx: &PerUser<'_>,
+    origin: Origin,
     planned: &Planned,
     was_in_flight: bool,
 ) -> Result<Decision, ApiError> {
@@ -276,7 +318,7 @@ pub(super) async fn decide(
         }
         (Mode::Create | Mode::Upsert, None) => Ok(Decision::Create),
         (Mode::Update | Mode::Upsert, Some(user)) => {
-            update(ctx, planned, user).await.map(Decision::Done)
+            update(ctx, origin, planned, user).await.map(Decision::Done)
         }
     }
 }
@@ -395,11 +437,11 @@ async fn create(ctx: &PerUser<'_>, record: u64, planned: &Planned) -> Result<App
         ));
     };
     if ctx.dry_run {
-        return Ok(Applied::done(
-            Outcome::Created,
-            None,
-            vec!["(new user)".into()],
-        ));
+        let (new_user, user_id) = NewUser::of(planned);
+        return Ok(Applied {
+            new_user: Some(Box::new(new_user)),
+            ..Applied::done(Outcome::Created, user_id, Vec::new())
+        });
     }
     if let Some(ledger) = ctx.ledger {
         // Without the mark a crash could create the user twice: the create is not sent.
@@ -446,6 +488,7 @@ async fn create(ctx: &PerUser<'_>, record: u64, planned: &Planned) -> Result<App
 
 async fn update(
     ctx: &PerUser<'_>,
+    origin: Origin,
     planned: &Planned,
     mut current: User,
 ) -> Result<Applied, ApiError> {
@@ -460,10 +503,12 @@ async fn update(
                 Applied::rejected(invalid.code, invalid.message, None).with_field(invalid.field)
             );
         }
-        let changes = plan::diff(&current, &plan::apply_patch(&current, &body));
+        let changes = plan::changes(&current, &body);
         if ctx.dry_run {
             return Ok(Applied::done(Outcome::Updated, Some(user_id), changes));
         }
+        // What the PATCH replaces: the user as last read.
+        let mut basis = None;
         if ctx.metadata == MetadataStrategy::Deep {
             // Auth0 has no conditional update: read again just before writing, and start over
             // if someone changed the user since the merge was computed.
@@ -482,6 +527,18 @@ async fn update(
                 current = fresh;
                 continue;
             }
+            basis = Some(fresh);
+        }
+        if let Some(before) = ctx.before {
+            // Durable before the PATCH leaves: a crash between the two finds it on resume.
+            let image = before_image(basis.as_ref().unwrap_or(&current), &body);
+            before
+                .keep(origin, &user_id, image)
+                .await
+                .map_err(|e| ApiError::Local {
+                    what: format!("the before-images file {}", before.path().display()),
+                    message: e.to_string(),
+                })?;
         }
         return match ctx.client.update_user(&user_id, &body).await {
             Ok(_) => Ok(Applied::done(Outcome::Updated, Some(user_id), changes)),

@@ -22,15 +22,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 
 use super::apply::TicketFor;
 
-use crate::state::log::open_log;
+use crate::state::log::{Appender, open_log};
 
 /// What became of a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -203,17 +202,10 @@ pub fn tickets_due(
     }))
 }
 
-/// A request to the writer thread.
-type Job = (
-    Vec<u8>,
-    Option<tokio::sync::oneshot::Sender<std::io::Result<()>>>,
-);
-
 /// The open ledger.
 pub struct Ledger {
     path: PathBuf,
-    tx: Option<mpsc::Sender<Job>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    writer: Appender,
 }
 
 impl Ledger {
@@ -233,15 +225,16 @@ impl Ledger {
                 recovered.rejects_len = recovered.rejects_len.max(len);
             }
         })?;
-        let (tx, rx) = mpsc::channel::<Job>();
-        let thread = std::thread::Builder::new()
-            .name("ledger".into())
-            .spawn(move || write_loop(file, good_len, rx))?;
+        let writer = Appender::start(
+            file,
+            good_len,
+            "ledger",
+            "Cannot write the import ledger; outcomes since the last entry will be redone on resume.",
+        )?;
         Ok((
             Ledger {
                 path: path.to_path_buf(),
-                tx: Some(tx),
-                thread: Some(thread),
+                writer,
             },
             recovered,
         ))
@@ -251,23 +244,10 @@ impl Ledger {
         &self.path
     }
 
-    fn send(
-        &self,
-        entry: &Entry,
-        wait: bool,
-    ) -> Option<tokio::sync::oneshot::Receiver<std::io::Result<()>>> {
+    fn bytes(entry: &Entry) -> Vec<u8> {
         let mut bytes = serde_json::to_vec(entry).expect("entries serialize");
         bytes.push(b'\n');
-        let (done_tx, done_rx) = if wait {
-            let (a, b) = tokio::sync::oneshot::channel();
-            (Some(a), Some(b))
-        } else {
-            (None, None)
-        };
-        if let Some(tx) = &self.tx {
-            let _ = tx.send((bytes, done_tx));
-        }
-        done_rx
+        bytes
     }
 
     /// Marks a create as about to be sent; returns once that is on disk.
@@ -281,23 +261,12 @@ impl Ledger {
             ticket: false,
             email: None,
         };
-        match self.send(&entry, true) {
-            Some(rx) => rx
-                .await
-                .unwrap_or_else(|_| Err(std::io::Error::other("the ledger writer stopped"))),
-            None => Ok(()),
-        }
+        self.writer.durable(Self::bytes(&entry)).await
     }
 
     /// Returns once every entry sent before is on disk.
     pub async fn sync(&self) -> std::io::Result<()> {
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        if let Some(tx) = &self.tx {
-            let _ = tx.send((Vec::new(), Some(done_tx)));
-        }
-        done_rx
-            .await
-            .unwrap_or_else(|_| Err(std::io::Error::other("the ledger writer stopped")))
+        self.writer.durable(Vec::new()).await
     }
 
     /// Records an outcome (made durable with the next group).
@@ -323,74 +292,19 @@ impl Ledger {
             ticket: ticket.is_some(),
             email: ticket.and_then(|t| t.email.clone()),
         };
-        self.send(&entry, false);
+        self.writer.append(Self::bytes(&entry));
     }
 
     /// Flushes everything and stops the writer.
-    pub fn close(mut self) {
-        self.tx.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Ledger {
-    fn drop(&mut self) {
-        self.tx.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Writes each group of pending entries, fsyncs once, then answers the waiters. A group that
-/// fails is cut off the file again (`len` is the length of the good entries), so a later group
-/// never follows a torn entry.
-fn write_loop(mut file: File, mut len: u64, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut group = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            group.push(more);
-        }
-        let mut result = Ok(());
-        for (bytes, _) in &group {
-            if let Err(e) = file.write_all(bytes) {
-                result = Err(e);
-                break;
-            }
-        }
-        if result.is_ok() {
-            result = file.sync_data();
-        }
-        match &result {
-            Ok(()) => {
-                len += group
-                    .iter()
-                    .map(|(bytes, _)| bytes.len() as u64)
-                    .sum::<u64>()
-            }
-            Err(_) => {
-                let _ = file.set_len(len);
-            }
-        }
-        for (_, waiter) in group {
-            if let Some(waiter) = waiter {
-                let answer = match &result {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
-                };
-                let _ = waiter.send(answer);
-            }
-        }
-        if let Err(error) = result {
-            tracing::error!(%error, "Cannot write the import ledger; outcomes since the last entry will be redone on resume.");
-        }
+    pub fn close(self) {
+        self.writer.close();
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     #[tokio::test]

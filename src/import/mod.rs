@@ -17,6 +17,8 @@
 //!   dry-run plan file, and the summary (`summary`), in that order.
 //! - `resume`: the run state (a checkpoint naming the import and its tenant, and the ledger)
 //!   so a resumed run picks up where the last one stopped, exactly once.
+//! - [`before`]: each update's before-image, kept in the run state before its PATCH is sent;
+//!   [`undo`] puts them back through this same pipeline.
 //!
 //! # Applying
 //!
@@ -39,6 +41,7 @@
 
 pub mod access;
 pub mod apply;
+pub mod before;
 mod hashfile;
 pub mod job;
 pub mod ledger;
@@ -48,10 +51,12 @@ pub mod plan;
 mod prepare;
 pub mod read;
 mod rejects;
+mod reorder;
 mod resume;
 mod seen;
 mod summary;
 pub mod tickets;
+pub mod undo;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -293,6 +298,7 @@ pub async fn run(
         dry_run: spec.dry_run,
         tickets: spec.tickets.is_some() && spec.plan.passwords == plan::Passwords::Random,
         access: Some(&access_applier),
+        before: state.before.as_ref(),
     };
     let in_flight = (spec.concurrency, client.workers());
     let stopped = match job_engine(spec) {

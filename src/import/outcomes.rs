@@ -12,11 +12,12 @@ use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
-use super::apply::Applied;
+use super::apply::{Applied, NewUser};
 use super::ledger::{Ledger, Outcome};
 use super::plan::Passwords;
 use super::read::Record;
 use super::rejects::{self, Rejects};
+use super::reorder::InOrder;
 use super::summary::ImportSummary;
 use super::{ImportError, ImportSpec};
 use crate::api::ApiError;
@@ -33,7 +34,13 @@ pub(super) struct Outcomes<'a> {
     summary: Mutex<ImportSummary>,
     progress: &'a Progress,
     dry_run: bool,
+    /// A dry run's plan lines (log and `--plan`), put back in input order.
+    in_order: Option<Mutex<InOrder<(u64, Applied)>>>,
 }
+
+/// The most plan lines a dry run holds back for the records before them: far more than the
+/// records in flight ([`crate::net::workers::CEILING`], or a job window).
+const IN_ORDER_LIMIT: usize = 65_536;
 
 impl<'a> Outcomes<'a> {
     /// Opens the rejects file (cut back to `rejects_at` when resuming) and the plan file.
@@ -70,6 +77,9 @@ impl<'a> Outcomes<'a> {
             summary: Mutex::new(summary),
             progress,
             dry_run: spec.dry_run,
+            in_order: spec
+                .dry_run
+                .then(|| Mutex::new(InOrder::new(IN_ORDER_LIMIT))),
         })
     }
 
@@ -113,13 +123,32 @@ impl<'a> Outcomes<'a> {
                 applied.ticket.as_ref(),
             );
         }
-        report(record.line, applied, self.plan_file.as_ref(), self.dry_run);
+        match &self.in_order {
+            Some(in_order) => {
+                let ready = in_order
+                    .lock()
+                    .expect("order lock")
+                    .push(ordinal, (record.line, applied.clone()));
+                self.report_all(ready);
+            }
+            None => report(record.line, applied, self.plan_file.as_ref(), self.dry_run),
+        }
         self.done_earlier(applied.outcome);
         Ok(())
     }
 
+    fn report_all(&self, ready: Vec<(u64, Applied)>) {
+        for (line, applied) in ready {
+            report(line, &applied, self.plan_file.as_ref(), self.dry_run);
+        }
+    }
+
     /// Flushes the plan file; returns the summary so far.
     pub fn close(self) -> ImportSummary {
+        if let Some(in_order) = &self.in_order {
+            let left = in_order.lock().expect("order lock").drain();
+            self.report_all(left);
+        }
         if let Some(plan_file) = self.plan_file {
             let _ = plan_file.into_inner().expect("plan lock").flush();
         }
@@ -158,12 +187,16 @@ fn report(
             reason.message
         ),
         None if dry_run => {
-            let changes = if applied.changes.is_empty() {
+            let what: Vec<String> = match &applied.new_user {
+                Some(new) => new_user_words(new),
+                None => applied.changes.iter().map(ToString::to_string).collect(),
+            };
+            let what = if what.is_empty() {
                 String::new()
             } else {
-                format!(": {}", applied.changes.join(", "))
+                format!(": {}", what.join(", "))
             };
-            tracing::info!("Line {line}: {action} {user}{changes}");
+            tracing::info!("Line {line}: {action} {user}{what}");
         }
         None => tracing::debug!("Line {line}: {action} {user}"),
     }
@@ -173,6 +206,10 @@ fn report(
         if !applied.changes.is_empty() {
             entry["changes"] = json!(applied.changes);
         }
+        if let Some(new) = &applied.new_user {
+            entry["email"] = json!(new.email);
+            entry["connection"] = json!(new.connection);
+        }
         if let Some(reason) = &applied.reason {
             entry["reason"] = json!({"code": reason.code, "message": reason.message});
         }
@@ -180,4 +217,13 @@ fn report(
         let _ = serde_json::to_writer(&mut *out, &entry);
         let _ = out.write_all(b"\n");
     }
+}
+
+/// A user a create would make, in words: `email "ann@example.com"`, `connection db`.
+fn new_user_words(new: &NewUser) -> Vec<String> {
+    let email = new.email.as_deref().map(|email| format!("email {email:?}"));
+    email
+        .into_iter()
+        .chain([format!("connection {}", new.connection)])
+        .collect()
 }

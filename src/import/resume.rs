@@ -6,12 +6,14 @@
 //! a state of another tenant is refused whatever the flags (so a rehearsal never marks a real
 //! import's records as done, nor the reverse); an unfinished state of another import is
 //! refused with what to do; an unfinished state of this import resumes; a finished one (or
-//! `--fresh`) starts over with an empty ledger. The checkpoint is marked complete only when
-//! every record has an outcome.
+//! `--fresh`) starts over with an empty ledger, no before-images and no undo state. The
+//! checkpoint is marked complete only when every record has an outcome. The before-images
+//! ([`super::before`]) sit beside the ledger.
 
 use serde::{Deserialize, Serialize};
 
 use super::access::Strategy;
+use super::before::{self, BeforeImages};
 use super::job::journal::{self, Journal};
 use super::ledger::{self, Ledger};
 use super::plan::{Engine, MatchBy, Passwords};
@@ -22,7 +24,7 @@ use crate::state::{StateDir, StateError};
 const CHECKPOINT: &str = "import.json";
 /// The format version of [`Saved`] this build writes.
 const FORMAT: &str = "1";
-const LEDGER: &str = "ledger.ndjson";
+pub(super) const LEDGER: &str = "ledger.ndjson";
 /// The job engine's journal of chunks sent (see [`super::job::journal`]).
 const JOURNAL: &str = "jobs.ndjson";
 
@@ -94,6 +96,25 @@ pub fn check_state(spec: &ImportSpec) -> Result<(), ImportError> {
     Ok(())
 }
 
+/// The tenant of the import whose run state is `dir`: `None` when `dir` holds no import's
+/// checkpoint, `Some(None)` for an old state that does not say.
+pub(super) fn saved_tenant(dir: &std::path::Path) -> Result<Option<Option<String>>, StateError> {
+    let saved = crate::state::peek::<Saved>(dir, CHECKPOINT, FORMAT)?;
+    Ok(saved.map(|saved| saved.tenant()))
+}
+
+/// Whether `dir` holds an import that has not finished (a resumed run goes on with it).
+pub(super) fn unfinished(dir: &std::path::Path) -> Result<bool, StateError> {
+    let saved = crate::state::peek::<Saved>(dir, CHECKPOINT, FORMAT)?;
+    Ok(matches!(
+        saved,
+        Some(Saved::V1 {
+            completed: false,
+            ..
+        })
+    ))
+}
+
 /// An open run state (none for a dry run or without `--state`): the ledger to write, and what
 /// an earlier run left in it.
 pub(super) struct RunState {
@@ -103,6 +124,8 @@ pub(super) struct RunState {
     domain: String,
     pub ledger: Option<Ledger>,
     pub recovered: ledger::Recovered,
+    /// Where updates keep their before-images ([`super::before`]).
+    pub before: Option<BeforeImages>,
     /// The job engine's journal (opened for `--engine job` runs only).
     pub journal: Option<Journal>,
     pub jobs: journal::Recovered,
@@ -124,6 +147,7 @@ impl RunState {
             domain: spec.domain.clone(),
             ledger: None,
             recovered: ledger::Recovered::default(),
+            before: None,
             journal: None,
             jobs: journal::Recovered {
                 next_chunk: 1,
@@ -156,6 +180,8 @@ impl RunState {
                 "Resuming the import from its ledger."
             );
         }
+        let path = dir.file(before::FILE);
+        state.before = Some(BeforeImages::open(&path).map_err(|e| open_failed(&path, e))?);
         state.ledger = Some(ledger);
         state.recovered = recovered;
         Ok(state)
@@ -195,6 +221,10 @@ impl RunState {
             _ => {
                 dir.remove(LEDGER)?;
                 dir.remove(JOURNAL)?;
+                // A new run: what `undo` puts back is this run's, and an undo of the last one
+                // has nothing left to do.
+                dir.remove(before::FILE)?;
+                remove_undo(dir)?;
                 false
             }
         };
@@ -217,10 +247,14 @@ impl RunState {
         self.resumed.then_some(self.recovered.rejects_len)
     }
 
-    /// Flushes and closes the ledger (outcomes are written by its own thread).
+    /// Flushes and closes the ledger (outcomes are written by its own thread) and the
+    /// before-images.
     pub fn close_ledger(&mut self) {
         if let Some(ledger) = self.ledger.take() {
             ledger.close();
+        }
+        if let Some(before) = self.before.take() {
+            before.close();
         }
     }
 
@@ -243,6 +277,16 @@ impl RunState {
             },
         )?;
         Ok(())
+    }
+}
+
+/// Removes the state an `undo` of the previous run kept ([`super::undo::DIR`]).
+fn remove_undo(dir: &StateDir) -> Result<(), StateError> {
+    let path = dir.file(super::undo::DIR);
+    match std::fs::remove_dir_all(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StateError::Io { path, source }),
     }
 }
 

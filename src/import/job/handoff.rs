@@ -26,6 +26,7 @@ use super::journal::{self, Pending};
 use super::{Dispatch, Engine, member};
 use crate::api::ApiError;
 use crate::import::apply::{self, Decision, PerUser};
+use crate::import::before::Origin;
 use crate::import::ledger::{self, Outcome};
 use crate::import::plan::Planned;
 use crate::import::read::Record;
@@ -99,7 +100,11 @@ impl Apply for Handoff<'_> {
         if self.was_sent(ordinal) {
             return Ok(self.hand(ordinal, record, planned));
         }
-        match apply::decide(&self.per_user, planned, was_in_flight).await? {
+        let origin = Origin {
+            record: ordinal,
+            line: record.line,
+        };
+        match apply::decide(&self.per_user, origin, planned, was_in_flight).await? {
             Decision::Done(applied) => {
                 if let Some(hash) = &planned.hash
                     && applied.user_id.is_some()

@@ -36,7 +36,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::access::AccessApplier;
-use super::apply::{Applied, TicketFor, created_since};
+use super::apply::{Applied, NewUser, TicketFor, created_since};
 use super::ledger::{Ledger, Outcome};
 use super::outcomes::Outcomes;
 use super::pipeline::{Stopped, stream_from};
@@ -361,8 +361,13 @@ impl Engine<'_> {
                 chunk.connection
             );
             for member in &chunk.members {
-                let applied =
-                    Applied::done(Outcome::Created, Some(member.user_id.clone()), Vec::new());
+                let applied = Applied {
+                    new_user: Some(Box::new(NewUser {
+                        email: member.email.clone(),
+                        connection: chunk.connection.clone(),
+                    })),
+                    ..Applied::done(Outcome::Created, Some(member.user_id.clone()), Vec::new())
+                };
                 self.finish(member, &applied)?;
             }
             return Ok(());
@@ -604,6 +609,7 @@ impl Engine<'_> {
             .await?
         {
             Ok(changes) => {
+                let changes = changes.into_iter().map(crate::import::plan::Change::access);
                 applied.changes.extend(changes);
                 Ok(applied)
             }

@@ -38,7 +38,7 @@
 //!   `logins_count`, `last_login`, `last_ip`, `multifactor`, `multifactor_last_modified`,
 //!   `last_password_reset`) are dropped, never sent. `user_id`, `connection` and
 //!   `verify_email` go into a create body only, never into an update. `_error` (a rejects-file
-//!   entry) is ignored. Any other unknown root field is `unknown_field`, so a typo does not
+//!   entry) and `_before` (a before-image's origin) are ignored. Any other unknown root field is `unknown_field`, so a typo does not
 //!   vanish.
 //! - **`user_id`**: facts ("POST /users") say Auth0 prefixes a given id with `auth0|`, so
 //!   `auth0|abc` is sent as `abc` (sending it whole makes `auth0|auth0|abc`). An id without a
@@ -117,6 +117,7 @@
 //! comparison).
 
 pub mod access;
+mod change;
 mod fields;
 mod hash;
 mod metadata;
@@ -134,8 +135,9 @@ use hash::{hash_applies, take_hash};
 use metadata::{intended, metadata_objects};
 use password::creation_password;
 
+pub use change::Change;
 pub use password::random_password;
-pub use patch::{apply_patch, check_patch, diff, update_body};
+pub use patch::{apply_patch, changes, check_patch, diff, update_body};
 
 /// A user object, or an input record, as JSON.
 pub use crate::api::User;
@@ -348,6 +350,9 @@ pub fn plan(record: &User, options: &PlanOptions) -> Result<Planned, Invalid> {
     let mut fields = record.clone();
     // A rejects-file entry fed back as it is: `_error` says why it was refused last time.
     fields.shift_remove("_error");
+    // A before-image (`undo`, or an import of `before-images.ndjson`): `_before` names the
+    // record whose update it undoes.
+    fields.shift_remove("_before");
     let password = match &options.passwords {
         Passwords::Field(name) => fields.shift_remove(name),
         _ => None,

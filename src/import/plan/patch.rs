@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::change::Change;
 use super::metadata::{merge_one_level, metadata_patch};
 use super::{Invalid, MetadataStrategy, Planned, User, check_size, code, invalid};
 use crate::rules::REFUSED_TOGETHER;
@@ -91,12 +92,24 @@ pub fn apply_patch(current: &User, body: &Value) -> User {
     user
 }
 
-/// A human diff for --dry-run: changed root fields and changed metadata keys (dotted paths),
-/// e.g. ["name", "app_metadata.plan", "user_metadata.address.city"]. Root fields come first in
-/// the users' order, then `app_metadata`, then `user_metadata`; a path stops where a value
-/// stops being an object on either side. Empty exactly when the two users are the same under
-/// this module's comparison.
-pub fn diff(current: &User, after: &User) -> Vec<String> {
+/// What `body` changes on `current`, path by path (for dry-run plans and logs): [`diff`] of
+/// the user before and after, and the password, which a user never shows, as a secret.
+pub fn changes(current: &User, body: &Value) -> Vec<Change> {
+    let mut out = diff(current, &apply_patch(current, body));
+    if body.get("password").is_some_and(|p| !p.is_null()) {
+        out.push(Change::Secret {
+            path: "password".into(),
+        });
+    }
+    out
+}
+
+/// A diff for --dry-run: changed root fields and changed metadata paths with their old and
+/// new values, e.g. `name`, `app_metadata.plan`, `user_metadata.address.city`. Root fields
+/// come first in the users' order, then `app_metadata`, then `user_metadata`; a path stops
+/// where a value stops being an object on either side. Empty exactly when the two users are
+/// the same under this module's comparison.
+pub fn diff(current: &User, after: &User) -> Vec<Change> {
     let mut out = Vec::new();
     let keys = current
         .keys()
@@ -106,7 +119,12 @@ pub fn diff(current: &User, after: &User) -> Vec<String> {
             continue;
         }
         if !same_root(current.get(key), after.get(key)) {
-            out.push(key.clone());
+            let value = |user: &User| user.get(key).filter(|v| !v.is_null()).cloned();
+            out.push(Change::Value {
+                path: key.clone(),
+                old: value(current),
+                new: value(after),
+            });
         }
     }
     let empty = Map::new();
@@ -129,7 +147,7 @@ pub(super) fn diff_objects(
     path: &str,
     a: &Map<String, Value>,
     b: &Map<String, Value>,
-    out: &mut Vec<String>,
+    out: &mut Vec<Change>,
 ) {
     let keys = a.keys().chain(b.keys().filter(|k| !a.contains_key(*k)));
     for key in keys {
@@ -137,7 +155,11 @@ pub(super) fn diff_objects(
         match (a.get(key), b.get(key)) {
             (Some(Value::Object(x)), Some(Value::Object(y))) => diff_objects(&here, x, y, out),
             (Some(x), Some(y)) if same(x, y) => {}
-            _ => out.push(here),
+            (old, new) => out.push(Change::Value {
+                path: here,
+                old: old.cloned(),
+                new: new.cloned(),
+            }),
         }
     }
 }
@@ -211,6 +233,10 @@ mod tests {
 
     // ---------------------------------------------------------------------------------------
     // update_body, apply_patch, diff
+
+    fn paths(changes: &[Change]) -> Vec<&str> {
+        changes.iter().map(Change::path).collect()
+    }
 
     fn doc_current() -> User {
         user(json!({
@@ -406,7 +432,7 @@ mod tests {
             "app_metadata": {"plan": "pro", "keep": true}
         }));
         assert_eq!(
-            diff(&current, &after),
+            paths(&diff(&current, &after)),
             [
                 "name",
                 "given_name",
@@ -424,7 +450,7 @@ mod tests {
         // A value that stops being an object ends the path there.
         let a = user(json!({"user_metadata": {"a": {"b": 1}}}));
         let b = user(json!({"user_metadata": {"a": 5}}));
-        assert_eq!(diff(&a, &b), ["user_metadata.a"]);
+        assert_eq!(paths(&diff(&a, &b)), ["user_metadata.a"]);
     }
 
     #[test]
