@@ -18,6 +18,7 @@
 //! | [`sandbox`] | the local tenant every test (and a rehearsal) runs against |
 //! | [`hashes`] | password hashes for the bulk-import job: checked, and verified in the sandbox |
 //! | [`progress`], [`suggest`] | progress output, did-you-mean |
+//! | [`warnings`] | per-record problems counted by code, and logged a few of each code, not thousands |
 //! | [`terminal`] | log levels, colour, `--quiet`, and log lines that never break the progress bar |
 //!
 //! One user through an **export**: [`api::Client::list_users`] returns it in a page as an
@@ -50,6 +51,7 @@ pub mod state;
 pub mod suggest;
 pub mod target;
 pub mod terminal;
+pub mod warnings;
 
 mod commands;
 
