@@ -13,7 +13,10 @@ use crate::net::throttle::Rate;
 #[cfg(feature = "sandbox")]
 use crate::sandbox::{GroupLimit, SandboxOptions};
 
+mod parse;
 mod values;
+
+pub use parse::parse;
 
 pub use values::{
     AuthzFlag, CreateMissing, CsvMetadata, EngineFlag, InputFormatFlag, MatchFlag, MetadataFlag,
@@ -34,9 +37,14 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// More log output on stderr (-v: debug, -vv: trace). RUST_LOG overrides.
+    /// More log output on stderr (-v: debug, -vv: trace; -vvv adds the HTTP libraries'). RUST_LOG
+    /// overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Colour on stderr: `auto` (on a terminal, unless NO_COLOR is set), `always` or `never`.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = clap::ColorChoice::Auto)]
+    pub color: clap::ColorChoice,
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,7 +243,8 @@ pub struct RunStateArgs {
     #[arg(long)]
     pub fresh: bool,
 
-    /// No progress bar or progress lines; errors and the summary only.
+    /// Nothing on stderr but errors: no progress, notices, warnings or summary lines (`--json`
+    /// still prints its summary).
     #[arg(long, short)]
     pub quiet: bool,
 

@@ -19,6 +19,8 @@
 //! | [`sandbox`] | the local tenant every test (and a rehearsal) runs against |
 //! | [`hashes`] | password hashes for the bulk-import job: checked, and verified in the sandbox |
 //! | [`progress`], [`suggest`] | progress output, did-you-mean |
+//! | [`warnings`] | per-record problems counted by code, and logged a few of each code, not thousands |
+//! | [`terminal`] | log levels, colour, `--quiet`, and log lines that never break the progress bar |
 //!
 //! One user through an **export**: [`api::Client::list_users`] returns it in a page as an
 //! [`api::Listed`] (the JSON text the tenant sent, with its `user_id` and `created_at`);
@@ -50,10 +52,11 @@ pub mod sandbox;
 pub mod state;
 pub mod suggest;
 pub mod target;
+pub mod terminal;
+pub mod warnings;
 
 mod commands;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -63,10 +66,14 @@ use exit::RunOutcome;
 
 /// Runs a parsed command line; [`exit::code`] turns how it ended into the exit code.
 pub fn run(cli: cli::Cli) -> ExitCode {
-    init_logging(cli.verbose);
-    let result = commands::job::expand(cli.command)
-        .map_err(anyhow::Error::from)
-        .and_then(execute);
+    let command = commands::job::expand(cli.command);
+    // After the expansion: a job file may say `quiet = true`.
+    terminal::init(terminal::Settings {
+        verbose: cli.verbose,
+        quiet: command.as_ref().is_ok_and(Command::quiet),
+        color: cli.color,
+    });
+    let result = command.map_err(anyhow::Error::from).and_then(execute);
     if let Err(error) = &result {
         eprintln!("error: {error:#}");
     }
@@ -99,21 +106,4 @@ fn execute(command: Command) -> anyhow::Result<RunOutcome> {
             Ok(RunOutcome::Interrupted)
         }
     }
-}
-
-/// Logs go to stderr; `-v` raises the level, `RUST_LOG` overrides it.
-fn init_logging(verbose: u8) {
-    let level = match verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
 }

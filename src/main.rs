@@ -2,10 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    match auth0_bulk::cli::Cli::try_parse() {
+    match auth0_bulk::cli::parse() {
         Ok(cli) => auth0_bulk::run(cli),
         Err(error) => {
             // Help and version go to stdout, a refused command line to stderr, as clap does.

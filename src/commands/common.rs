@@ -285,7 +285,8 @@ pub fn costs_text(counts: crate::api::Counts, elapsed_seconds: f64, resumed: boo
     )
 }
 
-/// Prints a summary: human lines on stderr, and with `--json` one JSON object.
+/// Prints a summary: human lines on stderr (not with `--quiet`), and with `--json` one JSON
+/// object (asked for, so printed even with `--quiet`).
 pub fn print_summary<T: serde::Serialize>(
     lines: &[String],
     summary: &T,
@@ -293,7 +294,7 @@ pub fn print_summary<T: serde::Serialize>(
     data_on_stdout: bool,
 ) -> anyhow::Result<()> {
     for line in lines {
-        eprintln!("{line}");
+        crate::terminal::say(line);
     }
     if json {
         let text = serde_json::to_string(summary).context("cannot encode the summary")?;

@@ -14,6 +14,7 @@ use crate::export::{
 use crate::format::fields;
 use crate::progress::Progress;
 use crate::query::Query;
+use crate::terminal;
 
 use super::common;
 use super::signal::Interrupt;
@@ -93,22 +94,22 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     };
     checkpoint::prepare(&mut spec, args.overwrite, Utc::now()).map_err(failure)?;
     if rehearsal {
-        eprintln!(
+        terminal::say(format!(
             "Rehearsal on an embedded sandbox tenant: writing {} (state in {}); the job's own \
              output and state are not touched.",
             spec.output.name(),
             spec.state
                 .as_ref()
                 .map_or("no state".into(), |p| p.display().to_string())
-        );
+        ));
     }
     let cancel = interrupt.arm();
     let client = common::client(&resolved, &args.pace, &cancel)?;
-    eprintln!(
+    terminal::say(format!(
         "Exporting from {} to {}",
         resolved.target.display(),
         spec.output.name()
-    );
+    ));
     common::reach(&client, spec.state.as_deref()).await?;
     check_include_scopes(&spec, &client).await?;
     if let Engine::Job(settings) = &mut spec.engine {

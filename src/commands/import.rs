@@ -12,6 +12,8 @@ use crate::import::tickets::TicketSpec;
 use crate::import::{self, ImportError, ImportSpec, ImportSummary};
 use crate::progress::Progress;
 use crate::state::beside;
+use crate::terminal;
+use crate::warnings;
 
 use super::common;
 use super::signal::Interrupt;
@@ -76,18 +78,18 @@ pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     }
     import::check_state(&spec).map_err(failure)?;
     if rehearsal {
-        eprintln!("{}", rehearsal_notice(&spec));
+        terminal::say(rehearsal_notice(&spec));
     }
     let verb = if args.dry_run {
         "Planning an import (dry run: nothing is written)"
     } else {
         "Importing"
     };
-    eprintln!(
+    terminal::say(format!(
         "{verb} from {} into {}",
         args.input.display(),
         resolved.target.display()
-    );
+    ));
     let progress = Progress::new(args.run.quiet, "records");
     let result = import::run(&spec, &client, &progress, &cancel).await;
     progress.finish();
@@ -268,6 +270,17 @@ pub(super) fn summary_lines(summary: &ImportSummary) -> Vec<String> {
         }
     )];
     lines.extend(common::budgets_line(&summary.budgets));
+    lines.extend(summary.rejects_by_code.line("Rejected"));
+    let see = if summary.dry_run {
+        "a dry run writes no rejects file; --plan FILE lists every record"
+    } else {
+        "see the rejects file"
+    };
+    lines.extend(warnings::unlogged_lines(&summary.unlogged_rejects, see));
+    lines.extend(warnings::unlogged_lines(
+        &summary.unlogged_skips,
+        "skipped; not logged",
+    ));
     if summary.rejected > 0 && !summary.dry_run {
         lines.push(format!(
             "Rejected records are in {} with the reason in `_error`; fix them and import that file.",

@@ -1,7 +1,7 @@
 //! `--users FILE`: each line a user_id or an email, fetched directly rather than searched, so
 //! the export sees every change at once (the search index lags). Blank lines and `#` comments
-//! are skipped; a user the tenant does not hold is a warning with its line, and counts towards
-//! the exit code.
+//! are skipped; a user the tenant does not hold is a warning with its line (the first five; a
+//! last line says how many more), and counts towards the exit code.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -10,6 +10,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, Client, Listed, User};
+use crate::warnings::{Warnings, unlogged_lines};
 
 use super::ExportError;
 use super::output::Batches;
@@ -37,6 +38,8 @@ pub(super) async fn export(
     let start = out.checkpoint.lines_done as usize;
     let file = std::fs::File::open(list).map_err(read_err)?;
     let mut lines = std::io::BufReader::new(file).lines().skip(start);
+    // A list of thousands of stale ids logs a few, not thousands, of lines.
+    let warnings = Warnings::default();
     for index in 0.. {
         let chunk: Vec<String> = lines
             .by_ref()
@@ -49,7 +52,7 @@ pub(super) async fn export(
         if cancel.is_cancelled() {
             return Err(WalkError::Api(ApiError::Cancelled).into());
         }
-        let found = fetch(client, &chunk, start + index * CHUNK + 1).await?;
+        let found = fetch(client, &chunk, start + index * CHUNK + 1, &warnings).await?;
         let missing = found.iter().filter(|u| u.is_empty()).count() as u64;
         let users: Vec<Listed> = found
             .into_iter()
@@ -63,6 +66,9 @@ pub(super) async fn export(
         })
         .await?;
     }
+    for line in unlogged_lines(&warnings.unlogged(), "the summary counts them all") {
+        tracing::warn!("{line}");
+    }
     Ok(())
 }
 
@@ -72,6 +78,7 @@ async fn fetch(
     client: &Client,
     chunk: &[String],
     first_line: usize,
+    warnings: &Warnings,
 ) -> Result<Vec<Vec<User>>, ExportError> {
     let found = futures::stream::iter(chunk.iter().enumerate())
         .map(|(offset, line)| async move {
@@ -81,7 +88,7 @@ async fn fetch(
             // Every request holds a worker permit, as the walk's do.
             let _permit = client.workers().acquire().await;
             let users = users_named(client, key).await?;
-            if users.is_empty() {
+            if users.is_empty() && warnings.log("not_found") {
                 tracing::warn!(
                     line = first_line + offset,
                     user = key,

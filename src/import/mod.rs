@@ -247,7 +247,12 @@ pub async fn run(
 ) -> Result<(ImportSummary, RunOutcome), ImportError> {
     let started = Instant::now();
     // An unreadable input is found before any request.
-    let (_format, records) = read::open(&spec.input, &spec.read)?;
+    // A regular file's size is the progress bar's total: its bytes are counted as read.
+    let counted = std::fs::metadata(&spec.input)
+        .ok()
+        .filter(|meta| meta.is_file() && spec.input.as_os_str() != "-")
+        .map(|meta| progress.count_input(meta.len()));
+    let (_format, records) = read::open_counting(&spec.input, &spec.read, counted)?;
     // So is a bad line of the hash file. The index goes in the run state when it exists (a
     // dry run, which writes nothing there, and a first run use the temporary directory).
     let hashes = match &spec.password_hashes {

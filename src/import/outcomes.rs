@@ -1,6 +1,10 @@
 //! Where each record's outcome is written, whichever way it was applied: the rejects file,
 //! the ledger, the log and the dry-run plan file, the summary and the progress bar.
 //!
+//! The log gets a warning line for the first few rejects of each code (and an info line for
+//! the first few skips), not thousands: the summary counts every one by code, and says how many
+//! were not logged ([`crate::warnings`]).
+//!
 //! The order matters: a rejected record's entry is durable in the rejects file before the
 //! ledger counts it (the ledger keeps the file's length after it, so a resumed run never
 //! lists a record twice), and the summary counts a record only once everything about it is
@@ -23,6 +27,7 @@ use super::{ImportError, ImportSpec};
 use crate::api::ApiError;
 use crate::progress::Progress;
 use crate::state::{open_private, private_options};
+use crate::warnings::Warnings;
 
 /// Everything a finished record is written to.
 pub(super) struct Outcomes<'a> {
@@ -36,6 +41,9 @@ pub(super) struct Outcomes<'a> {
     dry_run: bool,
     /// A dry run's plan lines (log and `--plan`), put back in input order.
     in_order: Option<Mutex<InOrder<(u64, Applied)>>>,
+    /// Which rejects and skips get a log line.
+    rejected: Warnings,
+    skipped: Warnings,
 }
 
 /// The most plan lines a dry run holds back for the records before them: far more than the
@@ -48,13 +56,18 @@ impl<'a> Outcomes<'a> {
         spec: &'a ImportSpec,
         ledger: Option<&'a Ledger>,
         rejects_at: Option<u64>,
-        summary: ImportSummary,
+        mut summary: ImportSummary,
         progress: &'a Progress,
     ) -> Result<Outcomes<'a>, ImportError> {
         let write_failed = |path: &Path| {
             let path = path.display().to_string();
             move |source| ImportError::Write { path, source }
         };
+        // A resumed run's summary counts the earlier runs' rejects by code too.
+        if let Some(len) = rejects_at.filter(|_| !spec.dry_run) {
+            summary.rejects_by_code =
+                rejects::codes(&spec.rejects, len).map_err(write_failed(&spec.rejects))?;
+        }
         let rejects = Rejects::open(&spec.rejects, rejects_at, spec.dry_run)
             .map_err(write_failed(&spec.rejects))?;
         let plan_file = match &spec.plan_file {
@@ -80,13 +93,15 @@ impl<'a> Outcomes<'a> {
             in_order: spec
                 .dry_run
                 .then(|| Mutex::new(InOrder::new(IN_ORDER_LIMIT))),
+            rejected: Warnings::default(),
+            skipped: Warnings::default(),
         })
     }
 
     /// Counts a record an earlier run finished.
     pub fn done_earlier(&self, outcome: Outcome) {
         self.summary.lock().expect("summary lock").add(outcome);
-        self.progress.inc(1);
+        self.progress.inc_earlier(1);
     }
 
     /// Writes what became of record `ordinal`; `original` is the object it was read as, for
@@ -131,16 +146,37 @@ impl<'a> Outcomes<'a> {
                     .push(ordinal, (record.line, applied.clone()));
                 self.report_all(ready);
             }
-            None => report(record.line, applied, self.plan_file.as_ref(), self.dry_run),
+            None => self.report(record.line, applied),
         }
-        self.done_earlier(applied.outcome);
+        let mut summary = self.summary.lock().expect("summary lock");
+        summary.add(applied.outcome);
+        if let Some(reason) = &applied.reason
+            && applied.outcome == Outcome::Rejected
+        {
+            summary
+                .rejects_by_code
+                .add(&reason.code, record.line, &reason.message);
+        }
+        drop(summary);
+        self.progress.inc(1);
         Ok(())
     }
 
     fn report_all(&self, ready: Vec<(u64, Applied)>) {
         for (line, applied) in ready {
-            report(line, &applied, self.plan_file.as_ref(), self.dry_run);
+            self.report(line, &applied);
         }
+    }
+
+    /// Reports one record, in input order in a dry run; a reject or skip is logged only for
+    /// the first few records of its code.
+    fn report(&self, line: u64, applied: &Applied) {
+        let logged = match &applied.reason {
+            Some(reason) if applied.outcome == Outcome::Rejected => self.rejected.log(&reason.code),
+            Some(reason) => self.skipped.log(&reason.code),
+            None => true,
+        };
+        report(line, applied, self.plan_file.as_ref(), self.dry_run, logged);
     }
 
     /// Flushes the plan file; returns the summary so far.
@@ -152,16 +188,21 @@ impl<'a> Outcomes<'a> {
         if let Some(plan_file) = self.plan_file {
             let _ = plan_file.into_inner().expect("plan lock").flush();
         }
-        self.summary.into_inner().expect("summary lock")
+        let mut summary = self.summary.into_inner().expect("summary lock");
+        summary.unlogged_rejects = self.rejected.unlogged();
+        summary.unlogged_skips = self.skipped.unlogged();
+        summary
     }
 }
 
-/// Logs what happened to a record (and writes the dry-run plan line).
+/// Logs what happened to a record (a reject or skip only when `logged`: see the module docs),
+/// and writes the dry-run plan line.
 fn report(
     line: u64,
     applied: &Applied,
     plan_file: Option<&Mutex<std::io::BufWriter<std::fs::File>>>,
     dry_run: bool,
+    logged: bool,
 ) {
     let action = match (applied.outcome, dry_run) {
         (Outcome::Created, true) => "would create",
@@ -174,6 +215,7 @@ fn report(
     };
     let user = applied.user_id.as_deref().unwrap_or("-");
     match &applied.reason {
+        Some(_) if !logged => {}
         Some(reason) if applied.outcome == Outcome::Rejected => {
             tracing::warn!(
                 "Line {line}: rejected ({}): {}",

@@ -1,6 +1,7 @@
 //! What an import did, counted as records finish: `read` always equals the sum of the
 //! outcomes, whichever run of a resumed import decided them.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -9,6 +10,7 @@ use super::ledger::Outcome;
 use crate::api::Counts;
 use crate::exit::RunOutcome;
 use crate::net::pace::BudgetReport;
+use crate::warnings::ByCode;
 
 /// What the import did; `read` always equals the sum of the outcomes.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -21,6 +23,15 @@ pub struct ImportSummary {
     pub unchanged: u64,
     pub skipped: u64,
     pub rejected: u64,
+    /// The rejected records by code, each with its first example; earlier runs' too, so the
+    /// counts add up to `rejected`.
+    pub rejects_by_code: ByCode,
+    /// This run's rejects and skips whose warning was not logged, by code (the summary says
+    /// how many).
+    #[serde(skip)]
+    pub unlogged_rejects: BTreeMap<String, u64>,
+    #[serde(skip)]
+    pub unlogged_skips: BTreeMap<String, u64>,
     pub requests: u64,
     pub throttled: u64,
     pub retries: u64,

@@ -99,6 +99,8 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Cursor, Read};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use flate2::read::MultiGzDecoder;
 use serde_json::{Map, Value};
@@ -309,6 +311,16 @@ pub fn open(
     path: &Path,
     options: &ReadOptions,
 ) -> Result<(InputFormat, Box<dyn Iterator<Item = Record> + Send>), InputError> {
+    open_counting(path, options, None)
+}
+
+/// As [`open`], adding every byte read from the file (before any decompression) to `counted`
+/// when given: how far into the file the reader is, for the progress bar.
+pub fn open_counting(
+    path: &Path,
+    options: &ReadOptions,
+    counted: Option<Arc<AtomicU64>>,
+) -> Result<(InputFormat, Box<dyn Iterator<Item = Record> + Send>), InputError> {
     let input = if path == Path::new("-") {
         STDIN.to_owned()
     } else {
@@ -317,12 +329,33 @@ pub fn open(
     let raw: Box<dyn Read + Send> = if path == Path::new("-") {
         Box::new(io::stdin())
     } else {
-        Box::new(File::open(path).map_err(|source| InputError::Open {
+        let file = File::open(path).map_err(|source| InputError::Open {
             input: input.clone(),
             source,
-        })?)
+        })?;
+        match counted {
+            Some(counted) => Box::new(Counting {
+                inner: file,
+                counted,
+            }),
+            None => Box::new(file),
+        }
     };
     read_from(raw, input, NameHint::of(path), options)
+}
+
+/// A reader that adds the bytes it reads to a shared counter.
+struct Counting<R> {
+    inner: R,
+    counted: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counted.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 /// The path of a key that one object in the JSON `text` holds twice (serde would keep the
