@@ -18,6 +18,7 @@
 //! | [`sandbox`] | the local tenant every test (and a rehearsal) runs against |
 //! | [`hashes`] | password hashes for the bulk-import job: checked, and verified in the sandbox |
 //! | [`progress`], [`suggest`] | progress output, did-you-mean |
+//! | [`report`] | `--report FILE.html\|FILE.json`: what a run did, with its requests second by second |
 //!
 //! One user through an **export**: [`api::Client::list_users`] returns it in a page as an
 //! [`api::Listed`] (the JSON text the tenant sent, with its `user_id` and `created_at`);
@@ -42,6 +43,7 @@ pub mod memory;
 pub mod net;
 pub mod progress;
 pub mod query;
+pub mod report;
 pub mod rules;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;

@@ -15,10 +15,22 @@ use crate::format::fields;
 use crate::progress::Progress;
 use crate::query::Query;
 
-use super::common;
 use super::signal::Interrupt;
+use super::{common, report};
+use crate::report::Witness;
 
 pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunOutcome> {
+    let reports = report::files(&args.run, &args.target)?;
+    let mut witness = Witness::default();
+    let result = export(args, interrupt, &mut witness).await;
+    report::finish(&reports, witness, result)
+}
+
+async fn export(
+    args: ExportArgs,
+    interrupt: &Interrupt,
+    witness: &mut Witness,
+) -> anyhow::Result<RunOutcome> {
     // Everything that can be checked offline is checked before the first request.
     let name = args.output.to_string_lossy().to_lowercase();
     let gzip = name.ends_with(".gz");
@@ -104,6 +116,7 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     }
     let cancel = interrupt.arm();
     let client = common::client(&resolved, &args.pace, &cancel)?;
+    witness.client(&client, &resolved.domain);
     eprintln!(
         "Exporting from {} to {}",
         resolved.target.display(),
@@ -119,7 +132,7 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     let progress = Progress::new(args.run.quiet, "users");
     let result = export::run(&spec, &client, &progress, &cancel).await;
     progress.finish();
-    let (summary, outcome) = match result {
+    let (mut summary, outcome) = match result {
         Ok(done) => done,
         // `| head` closed the pipe: the reader has what it wanted, as with ripgrep.
         Err(ExportError::Output { source, .. })
@@ -129,6 +142,10 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
         }
         Err(e) => return Err(failure(e)),
     };
+    witness.summary(&summary);
+    if spec.engine == Engine::Api && spec.users_file.is_none() {
+        witness.windows(std::mem::take(&mut summary.walked));
+    }
     common::print_summary(
         &summary_lines(&summary),
         &summary,

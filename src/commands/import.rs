@@ -13,8 +13,9 @@ use crate::import::{self, ImportError, ImportSpec, ImportSummary};
 use crate::progress::Progress;
 use crate::state::beside;
 
-use super::common;
 use super::signal::Interrupt;
+use super::{common, report};
+use crate::report::Witness;
 
 /// The files a run writes, named from the flags (and beside the input by default).
 struct Files {
@@ -25,6 +26,17 @@ struct Files {
 }
 
 pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunOutcome> {
+    let reports = report::files(&args.run, &args.target)?;
+    let mut witness = Witness::default();
+    let result = import(args, interrupt, &mut witness).await;
+    report::finish(&reports, witness, result)
+}
+
+async fn import(
+    args: ImportArgs,
+    interrupt: &Interrupt,
+    witness: &mut Witness,
+) -> anyhow::Result<RunOutcome> {
     // Everything that can be checked offline is checked before the first request.
     let stdin = args.input.as_os_str() == "-";
     if !stdin && let Some(problem) = input_problem(&args.input) {
@@ -38,6 +50,7 @@ pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     let resolved = common::resolve_target(&args.target).await?;
     let cancel = interrupt.arm();
     let client = common::client(&resolved, &args.pace, &cancel)?;
+    witness.client(&client, &resolved.domain);
     let spec = ImportSpec {
         input: args.input.clone(),
         read: ReadOptions {
@@ -92,6 +105,7 @@ pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     let result = import::run(&spec, &client, &progress, &cancel).await;
     progress.finish();
     let (summary, outcome) = result.map_err(failure)?;
+    witness.summary(&summary);
     common::print_summary(&summary_lines(&summary), &summary, args.run.json, false)?;
     drop(resolved);
     Ok(outcome)

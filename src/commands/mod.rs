@@ -4,6 +4,7 @@ mod common;
 mod export;
 mod import;
 pub mod job;
+mod report;
 #[cfg(feature = "sandbox")]
 mod sandbox;
 pub mod signal;
