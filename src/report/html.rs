@@ -451,6 +451,65 @@ mod tests {
         assert!(nested.contains("&lt;/td&gt;"));
     }
 
+    /// A report of an import whose summary has `rejects_by_code`, with user data in it.
+    fn import_report() -> Report {
+        let summary = serde_json::json!({
+            "command": "import", "read": 3002, "rejected": 3001, "requests": 4,
+            "rejects_by_code": {
+                "missing_password": {"count": 3000, "example": {"line": 1, "message": "no <password> & no --passwords"}},
+                "unknown_field": {"count": 1, "example": {"line": 7, "message": "`emial`: did you mean `email`?"}}
+            },
+            "budgets": [{"groups": ["users-read"], "limit": 10, "refill_at_least": 2.5, "throttled": 0}]
+        });
+        Report {
+            format: super::super::FORMAT,
+            tool: "auth0-bulk test".into(),
+            command: vec![
+                "auth0-bulk".into(),
+                "import".into(),
+                "--input".into(),
+                "a b.csv".into(),
+            ],
+            environment: Default::default(),
+            target: "https://acme.eu.auth0.com".into(),
+            started_at: chrono::DateTime::UNIX_EPOCH,
+            ended_at: chrono::DateTime::UNIX_EPOCH,
+            elapsed_seconds: 1.5,
+            outcome: super::super::Outcome::Rejected,
+            error: None,
+            resumed: false,
+            summary,
+            totals: Default::default(),
+            timeline: super::super::Series {
+                seconds_per_point: 1,
+                requests: vec![3, 1],
+                ok: vec![3, 1],
+                throttled: vec![0, 0],
+                retries: vec![0, 0],
+                faults: vec![0, 0],
+            },
+            windows: None,
+        }
+    }
+
+    #[test]
+    fn rejects_by_code_are_listed_with_their_count_and_example_escaped() {
+        let page = page(&import_report());
+        assert!(
+            page.contains(r#"<tr data-code="missing_password">"#),
+            "{page}"
+        );
+        assert!(page.contains(r#"data-value="3000">3,000</td>"#), "{page}");
+        assert!(page.contains("line 1: no &lt;password&gt; &amp; no --passwords"));
+        assert!(page.contains(r#"<tr data-code="unknown_field">"#));
+        assert!(page.contains("<code>auth0-bulk import --input &#39;a b.csv&#39;</code>"));
+        assert!(
+            !page.contains("summary-rejects_by_code"),
+            "a section of its own"
+        );
+        assert!(page.contains(r#"<div id="budgets">"#));
+    }
+
     #[test]
     fn shell_words_are_quoted_only_when_they_need_it() {
         assert_eq!(shell_word("--output"), "--output");
