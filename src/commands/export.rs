@@ -15,21 +15,15 @@ use crate::format::fields;
 use crate::progress::Progress;
 use crate::query::Query;
 
+use super::common;
 use super::signal::Interrupt;
-use super::{common, report};
 use crate::report::Witness;
 
-pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunOutcome> {
-    let reports = report::files(&args.run, &args.target)?;
-    let mut witness = Witness::default();
-    let result = export(args, interrupt, &mut witness).await;
-    report::finish(&reports, witness, result)
-}
-
-async fn export(
+/// Runs `export`, telling `witness` what its report shows (`--report`).
+pub async fn run(
     args: ExportArgs,
     interrupt: &Interrupt,
-    witness: &mut Witness,
+    witness: Witness,
 ) -> anyhow::Result<RunOutcome> {
     // Everything that can be checked offline is checked before the first request.
     let name = args.output.to_string_lossy().to_lowercase();

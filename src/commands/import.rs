@@ -13,8 +13,8 @@ use crate::import::{self, ImportError, ImportSpec, ImportSummary};
 use crate::progress::Progress;
 use crate::state::beside;
 
+use super::common;
 use super::signal::Interrupt;
-use super::{common, report};
 use crate::report::Witness;
 
 /// The files a run writes, named from the flags (and beside the input by default).
@@ -25,17 +25,11 @@ struct Files {
     tickets: Option<PathBuf>,
 }
 
-pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunOutcome> {
-    let reports = report::files(&args.run, &args.target)?;
-    let mut witness = Witness::default();
-    let result = import(args, interrupt, &mut witness).await;
-    report::finish(&reports, witness, result)
-}
-
-async fn import(
+/// Runs `import`, telling `witness` what its report shows (`--report`).
+pub async fn run(
     args: ImportArgs,
     interrupt: &Interrupt,
-    witness: &mut Witness,
+    witness: Witness,
 ) -> anyhow::Result<RunOutcome> {
     // Everything that can be checked offline is checked before the first request.
     let stdin = args.input.as_os_str() == "-";

@@ -19,8 +19,14 @@ pub async fn dispatch(command: Command, interrupt: Interrupt) -> anyhow::Result<
     match command {
         #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => sandbox::run(*args).await,
-        Command::Export(args) => export::run(*args, &interrupt).await,
-        Command::Import(args) => import::run(*args, &interrupt).await,
+        Command::Export(args) => {
+            let files = report::files(&args.run, &args.target)?;
+            report::reported(files, |witness| export::run(*args, &interrupt, witness)).await
+        }
+        Command::Import(args) => {
+            let files = report::files(&args.run, &args.target)?;
+            report::reported(files, |witness| import::run(*args, &interrupt, witness)).await
+        }
         // `lib::run` expands every job first, and `job::expand` refuses one that names `run`.
         Command::Run(args) => Err(UsageError(format!(
             "job file {}: a job cannot run another job",

@@ -22,13 +22,26 @@ pub fn files(run: &RunStateArgs, target: &TargetArgs) -> Result<Files, UsageErro
     Ok(files)
 }
 
+/// Runs `body` with a [`Witness`], then writes the report of how it ended to `files`.
+pub async fn reported<F>(
+    files: Files,
+    body: impl FnOnce(Witness) -> F,
+) -> anyhow::Result<RunOutcome>
+where
+    F: Future<Output = anyhow::Result<RunOutcome>>,
+{
+    let witness = Witness::default();
+    let result = body(witness.clone()).await;
+    finish(&files, &witness, result)
+}
+
 /// Writes the report of a run that ended with `result` (if the run made its client and, when
 /// it failed, sent at least one API request), then
 /// hands the result on. A report that cannot be written fails a run that had not failed; a
 /// run that had failed keeps its own error, and the report's is logged.
-pub fn finish(
+fn finish(
     files: &Files,
-    witness: Witness,
+    witness: &Witness,
     result: anyhow::Result<RunOutcome>,
 ) -> anyhow::Result<RunOutcome> {
     if files.is_empty() {

@@ -114,22 +114,13 @@ fn what_ran(out: &mut String, report: &Report) {
         row(out, "Environment", "environment", None, &env);
     }
     row(out, "Tenant", "target", None, &escape(&report.target));
-    let time =
-        |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string();
-    row(
-        out,
-        "Started",
-        "started-at",
-        Some(&report.started_at.to_rfc3339()),
-        &escape(&time(&report.started_at)),
-    );
-    row(
-        out,
-        "Ended",
-        "ended-at",
-        Some(&report.ended_at.to_rfc3339()),
-        &escape(&time(&report.ended_at)),
-    );
+    for (label, id, at) in [
+        ("Started", "started-at", &report.started_at),
+        ("Ended", "ended-at", &report.ended_at),
+    ] {
+        let shown = at.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string();
+        row(out, label, id, Some(&at.to_rfc3339()), &escape(&shown));
+    }
     row(
         out,
         "Duration",

@@ -20,7 +20,7 @@ pub mod redact;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -218,9 +218,14 @@ impl Files {
 }
 
 /// What a command tells its report as it runs; whatever it had told when the run ends is
-/// reported.
-#[derive(Debug, Default)]
+/// reported. A clone tells the same report (the command holds one, the caller another).
+#[derive(Debug, Default, Clone)]
 pub struct Witness {
+    seen: Arc<Mutex<Seen>>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
     target: Option<String>,
     timeline: Option<Arc<Timeline>>,
     summary: Option<Value>,
@@ -229,32 +234,38 @@ pub struct Witness {
 
 impl Witness {
     /// The run's client is made: its timeline is the run's, `target` its tenant.
-    pub fn client(&mut self, client: &crate::api::Client, target: &str) {
-        self.timeline = Some(client.timeline());
-        self.target = Some(target.to_string());
+    pub fn client(&self, client: &crate::api::Client, target: &str) {
+        let mut seen = self.lock();
+        seen.timeline = Some(client.timeline());
+        seen.target = Some(target.to_string());
     }
 
     /// The closing summary, as `--json` prints it.
-    pub fn summary<T: Serialize>(&mut self, summary: &T) {
-        self.summary = serde_json::to_value(summary).ok();
+    pub fn summary<T: Serialize>(&self, summary: &T) {
+        self.lock().summary = serde_json::to_value(summary).ok();
     }
 
     /// An export's windows written.
-    pub fn windows(&mut self, windows: Vec<Walked>) {
-        self.windows = Some(windows);
+    pub fn windows(&self, windows: Vec<Walked>) {
+        self.lock().windows = Some(windows);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The report of the run, ended as `ended` says (`Err`: the error that stopped it); `None`
     /// when the run never made its client.
-    pub fn report(self, ended: Result<RunOutcome, String>) -> Option<Report> {
-        let timeline = self.timeline?;
+    pub fn report(&self, ended: Result<RunOutcome, String>) -> Option<Report> {
+        let seen = std::mem::take(&mut *self.lock());
+        let timeline = seen.timeline?;
         let snapshot = timeline.snapshot();
         let (redactor, args, env) = Redactor::of_process();
         let (outcome, error) = match ended {
             Ok(outcome) => (Outcome::of(outcome), None),
             Err(error) => (Outcome::Failed, Some(redactor.scrub(&error))),
         };
-        let summary = self.summary.unwrap_or(Value::Null);
+        let summary = seen.summary.unwrap_or(Value::Null);
         let ended_at =
             snapshot.started_at + chrono::Duration::from_std(snapshot.elapsed).unwrap_or_default();
         Some(Report {
@@ -262,7 +273,7 @@ impl Witness {
             tool: concat!("auth0-bulk ", env!("CARGO_PKG_VERSION")).to_string(),
             command: redactor.command(&args),
             environment: redactor.environment(&env),
-            target: self.target.unwrap_or_default(),
+            target: seen.target.unwrap_or_default(),
             started_at: snapshot.started_at,
             ended_at,
             elapsed_seconds: snapshot.elapsed.as_secs_f64(),
@@ -272,7 +283,7 @@ impl Witness {
             totals: snapshot.totals(),
             timeline: Series::of(&snapshot),
             summary,
-            windows: self.windows,
+            windows: seen.windows,
         })
     }
 }
