@@ -389,3 +389,38 @@ fn a_report_that_is_neither_html_nor_json_is_refused_before_any_request() {
         "nothing written"
     );
 }
+
+#[test]
+fn a_run_that_fails_after_its_first_requests_reports_what_it_did_and_why_it_stopped() {
+    let live = Live::start(SandboxOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    // A gzip file cut short after 259 whole records: they are applied, then the run stops.
+    let input = dir.path().join("cut.ndjson.gz");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/gzip-truncated.ndjson.gz"),
+        &input,
+    )
+    .unwrap();
+    let report = dir.path().join("failed.json");
+    let ran = run(import(&live)
+        .arg("--input")
+        .arg(&input)
+        .args(["--passwords", "random", "--report"])
+        .arg(&report)
+        .args(["--json", "--quiet"]));
+    ran.expect_code(1);
+    let json = read_json(&report);
+    assert_eq!(json["outcome"], "failed");
+    let error = json["error"].as_str().expect("the error that stopped it");
+    assert!(error.contains("cannot be read past line 260"), "{error}");
+    assert_eq!(json["summary"], Value::Null, "no summary: the run stopped");
+    let sent = json["totals"]["requests"].as_u64().unwrap();
+    assert!(sent >= 259, "the creates before the cut: {sent}");
+    let charted: u64 = json["timeline"]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(charted, sent);
+}
