@@ -196,6 +196,16 @@ fn assert_report_is_the_run(page: &Page, json: &Value, summary: &Value) {
     }
 }
 
+/// `import --input INPUT --passwords random --report REPORT --json --quiet` to its end.
+fn import_reported(live: &Live, input: &Path, report: &Path) -> child::Ran {
+    run(import(live)
+        .arg("--input")
+        .arg(input)
+        .args(["--passwords", "random", "--report"])
+        .arg(report)
+        .args(["--json", "--quiet"]))
+}
+
 fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).expect("the JSON report");
     serde_json::from_str(&text).expect("the JSON report parses")
@@ -340,12 +350,7 @@ fn an_import_report_shows_its_counts_and_rejects_and_never_the_secret() {
     }
     write_ndjson(&input, &records);
     let html = dir.path().join("import.html");
-    let ran = run(import(&live)
-        .arg("--input")
-        .arg(&input)
-        .args(["--passwords", "random", "--report"])
-        .arg(&html)
-        .args(["--json", "--quiet"]));
+    let ran = import_reported(&live, &input, &html);
     ran.expect_code(3);
     let summary = ran.summary();
     assert_eq!(summary["rejected"], 5);
@@ -402,12 +407,7 @@ fn a_run_that_fails_after_its_first_requests_reports_what_it_did_and_why_it_stop
     )
     .unwrap();
     let report = dir.path().join("failed.json");
-    let ran = run(import(&live)
-        .arg("--input")
-        .arg(&input)
-        .args(["--passwords", "random", "--report"])
-        .arg(&report)
-        .args(["--json", "--quiet"]));
+    let ran = import_reported(&live, &input, &report);
     ran.expect_code(1);
     let json = read_json(&report);
     assert_eq!(json["outcome"], "failed");
