@@ -393,6 +393,20 @@ fn a_report_that_is_neither_html_nor_json_is_refused_before_any_request() {
         crate::support::files_under(dir.path()).is_empty(),
         "nothing written"
     );
+    // Nor may a report replace the run's own output.
+    let output = dir.path().join("users.json");
+    let ran = run(export(&live)
+        .arg("--output")
+        .arg(&output)
+        .arg("--report")
+        .arg(&output));
+    ran.expect_code(2);
+    assert!(
+        ran.stderr.contains("that is the --output file"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(live.tenant.sandbox.requests().len(), before, "nothing sent");
 }
 
 #[test]

@@ -20,11 +20,18 @@ pub async fn dispatch(command: Command, interrupt: Interrupt) -> anyhow::Result<
         #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => sandbox::run(*args).await,
         Command::Export(args) => {
-            let files = report::files(&args.run, &args.target)?;
+            let output = [("--output", Some(args.output.as_path()))];
+            let files = report::files(&args.run, &args.target, &output)?;
             report::reported(files, |witness| export::run(*args, &interrupt, witness)).await
         }
         Command::Import(args) => {
-            let files = report::files(&args.run, &args.target)?;
+            let own = [
+                ("--input", Some(args.input.as_path())),
+                ("--rejects", args.rejects.as_deref()),
+                ("--plan", args.plan.as_deref()),
+                ("--tickets", args.tickets.as_deref()),
+            ];
+            let files = report::files(&args.run, &args.target, &own)?;
             report::reported(files, |witness| import::run(*args, &interrupt, witness)).await
         }
         // `lib::run` expands every job first, and `job::expand` refuses one that names `run`.

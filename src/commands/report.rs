@@ -1,6 +1,8 @@
 //! `--report`: the files a run was asked for, checked before anything is sent, and written
 //! however the run ends (see [`crate::report`]).
 
+use std::path::Path;
+
 use crate::cli::{RunStateArgs, TargetArgs};
 use crate::exit::{RunOutcome, UsageError};
 use crate::report::{Files, Witness};
@@ -8,9 +10,27 @@ use crate::report::{Files, Witness};
 use super::common;
 
 /// The report files of `--report`, refused (exit 2, before any request) unless each is a
-/// `.html` or `.json` file the run can write. A rehearsal writes its own, beside the job's.
-pub fn files(run: &RunStateArgs, target: &TargetArgs) -> Result<Files, UsageError> {
+/// `.html` or `.json` file the run can write, and none is one of the run's own files
+/// (`others`: a flag and its path). A rehearsal writes its own, beside the job's.
+pub fn files(
+    run: &RunStateArgs,
+    target: &TargetArgs,
+    others: &[(&str, Option<&Path>)],
+) -> Result<Files, UsageError> {
     let files = Files::of(&run.report).map_err(|e| UsageError(e.to_string()))?;
+    for path in files.paths() {
+        let taken = others
+            .iter()
+            .copied()
+            .chain([("--state", run.state.as_deref())])
+            .find(|(_, other)| *other == Some(path));
+        if let Some((flag, _)) = taken {
+            return Err(UsageError(format!(
+                "--report {}: that is the {flag} file; name a report file of its own",
+                path.display()
+            )));
+        }
+    }
     let files = if common::is_embedded_sandbox(target) {
         files.renamed(common::rehearsal_path)
     } else {
