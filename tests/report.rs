@@ -260,6 +260,16 @@ fn an_export_report_through_429s_and_faults_shows_the_summary_and_one_point_per_
         "the secret shown as ***: {command}"
     );
     assert_eq!(json["target"], live.domain());
+    let by_group = json["requests_by_group"].as_object().unwrap();
+    assert_eq!(
+        by_group.values().map(|v| v.as_u64().unwrap()).sum::<u64>(),
+        summary["requests"].as_u64().unwrap(),
+        "every request to an endpoint group: {by_group:?}"
+    );
+    assert_eq!(
+        page.number("totals-users-read"),
+        by_group["users-read"].as_u64().unwrap()
+    );
     // Every window this run walked, adding up to its users.
     assert_eq!(
         page.attr("windows", "data-count"),

@@ -37,10 +37,10 @@ pub struct Counts {
 }
 
 impl Metrics {
-    /// A request goes out.
-    pub(super) fn sent(&self) {
+    /// A request goes out, to an endpoint group of the Management API (`None`: a file).
+    pub(super) fn sent(&self, group: Option<Group>) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        self.timeline.record(Event::Sent);
+        self.timeline.record(Event::Sent(group));
     }
 
     /// A 429 of the rate limit came back.
@@ -464,7 +464,7 @@ impl Client {
                 request = request.query(query);
             }
             request = body.apply(request);
-            self.metrics.sent();
+            self.metrics.sent(Some(group));
             let outcome = match request.send().await {
                 Ok(response) => {
                     self.answered.store(true, Ordering::Relaxed);

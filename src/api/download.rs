@@ -137,7 +137,7 @@ impl Client {
     /// through [`Download::chunk`]. A 4xx is [`DownloadError::Refused`] with S3's error code
     /// when the body names one (`AccessDenied`, `ExpiredToken`).
     pub async fn download(&self, link: &Link) -> Result<Download, DownloadError> {
-        self.metrics.sent();
+        self.metrics.sent(None);
         let response = self.files.get(link.url.clone()).send().await.map_err(|e| {
             // The caller decides whether to fetch the file again.
             self.metrics.fault(false);

@@ -6,10 +6,10 @@
 //! `elapsed` shows one point for every second begun, `elapsed.as_secs() + 1` of them (the
 //! seconds without requests too), so a chart's points are the run's seconds.
 //!
-//! Memory is one small [`Point`] (20 bytes) per second of run. A run longer than
+//! Memory is one small [`Point`] (32 bytes) per second of run. A run longer than
 //! [`MAX_POINTS`] seconds (about 28 hours) merges its points in pairs and from then on counts
 //! two seconds a point (then four, ...): the timeline never holds more than `MAX_POINTS`
-//! points (2 MB), and its totals stay exact.
+//! points (3.2 MB), and its totals stay exact.
 //!
 //! One short mutex guards it: a request costs two or three uncontended locks of a few
 //! nanoseconds, against a round trip of milliseconds.
@@ -20,14 +20,17 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::net::pace::Group;
+
 /// How many points a timeline holds at most before it merges them in pairs.
 pub const MAX_POINTS: usize = 100_000;
 
 /// What happened to a request, as the timeline counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// A request went out (the same count as the summary's `requests`).
-    Sent,
+    /// A request went out (the same count as the summary's `requests`), to an endpoint
+    /// group of the Management API (`None`: a file behind a link the tenant handed out).
+    Sent(Option<Group>),
     /// A 2xx answer.
     Ok,
     /// A 429 of the rate limit (the summary's `throttled`).
@@ -46,12 +49,19 @@ pub struct Point {
     pub throttled: u32,
     pub retries: u32,
     pub faults: u32,
+    /// `requests` by endpoint group, in the order of [`Group::ALL`].
+    #[serde(skip)]
+    pub groups: [u32; 3],
 }
 
 impl Point {
     fn add(&mut self, event: Event) {
+        if let Event::Sent(Some(group)) = event {
+            let count = &mut self.groups[group.index()];
+            *count = count.saturating_add(1);
+        }
         let count = match event {
-            Event::Sent => &mut self.requests,
+            Event::Sent(_) => &mut self.requests,
             Event::Ok => &mut self.ok,
             Event::Throttled => &mut self.throttled,
             Event::Retry => &mut self.retries,
@@ -67,6 +77,7 @@ impl Point {
             throttled: self.throttled.saturating_add(other.throttled),
             retries: self.retries.saturating_add(other.retries),
             faults: self.faults.saturating_add(other.faults),
+            groups: std::array::from_fn(|i| self.groups[i].saturating_add(other.groups[i])),
         }
     }
 }
@@ -191,9 +202,9 @@ mod tests {
     #[test]
     fn a_snapshot_has_one_point_per_second_begun_quiet_seconds_included() {
         let timeline = Timeline::default();
-        record_at(&timeline, 0, Event::Sent);
+        record_at(&timeline, 0, Event::Sent(Some(Group::UsersRead)));
         record_at(&timeline, 0, Event::Ok);
-        record_at(&timeline, 2, Event::Sent);
+        record_at(&timeline, 2, Event::Sent(Some(Group::UsersWrite)));
         record_at(&timeline, 2, Event::Throttled);
         let snapshot = timeline.snapshot_at(Duration::from_millis(4_500));
         assert_eq!(snapshot.seconds_per_point, 1);
@@ -204,6 +215,7 @@ mod tests {
         assert_eq!(snapshot.points[4], Point::default());
         let totals = snapshot.totals();
         assert_eq!((totals.requests, totals.ok, totals.throttled), (2, 1, 1));
+        assert_eq!(totals.groups, [1, 1, 0], "by endpoint group");
         // A snapshot in the very first second still has its point.
         let early = Timeline::default().snapshot_at(Duration::from_millis(10));
         assert_eq!(early.points, vec![Point::default()]);
@@ -213,7 +225,7 @@ mod tests {
     fn a_run_longer_than_the_cap_merges_points_in_pairs_and_keeps_its_totals() {
         let timeline = Timeline::default();
         for second in 0..MAX_POINTS as u64 {
-            record_at(&timeline, second, Event::Sent);
+            record_at(&timeline, second, Event::Sent(None));
         }
         assert_eq!(timeline.lock().width, 1);
         record_at(&timeline, MAX_POINTS as u64, Event::Retry);

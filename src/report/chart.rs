@@ -134,6 +134,7 @@ mod tests {
             throttled: vec![0, 0, 2],
             retries: vec![0, 0, 1],
             faults: vec![0, 0, 1],
+            requests_by_group: Default::default(),
         };
         let svg = svg(&series);
         assert!(svg.contains(r#"data-points="3""#));

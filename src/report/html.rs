@@ -258,6 +258,15 @@ fn timeline(out: &mut String, report: &Report) {
             &HumanCount(u64::from(value)).to_string(),
         );
     }
+    for (group, requests) in &report.requests_by_group {
+        row(
+            out,
+            &format!("requests to {group}"),
+            &format!("totals-{group}"),
+            Some(&requests.to_string()),
+            &HumanCount(*requests).to_string(),
+        );
+    }
     let mean = f64::from(totals.requests) / report.elapsed_seconds.max(0.001);
     row(
         out,
@@ -478,7 +487,9 @@ mod tests {
                 throttled: vec![0, 0],
                 retries: vec![0, 0],
                 faults: vec![0, 0],
+                requests_by_group: Default::default(),
             },
+            requests_by_group: Default::default(),
             windows: None,
         }
     }

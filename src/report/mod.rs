@@ -30,6 +30,7 @@ use crate::api::Timeline;
 use crate::api::timeline::{Point, Snapshot};
 use crate::exit::RunOutcome;
 use crate::export::walk::Walked;
+use crate::net::pace::Group;
 
 use redact::Redactor;
 
@@ -64,6 +65,9 @@ pub struct Report {
     /// The timeline's sums: the same counts as the summary's `requests`, `throttled` and
     /// `retries`, and the 2xx answers and transient failures.
     pub totals: Point,
+    /// The requests to each endpoint group of the Management API (the rest of `requests`
+    /// fetched files the tenant linked to).
+    pub requests_by_group: BTreeMap<&'static str, u64>,
     pub timeline: Series,
     /// An export's `created_at` windows, in the order written (only this run's).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -111,6 +115,8 @@ pub struct Series {
     pub throttled: Vec<u32>,
     pub retries: Vec<u32>,
     pub faults: Vec<u32>,
+    /// `requests` by endpoint group (`users-read`, `users-write`, `other`).
+    pub requests_by_group: BTreeMap<&'static str, Vec<u32>>,
 }
 
 impl Series {
@@ -123,6 +129,17 @@ impl Series {
             throttled: column(|p| p.throttled),
             retries: column(|p| p.retries),
             faults: column(|p| p.faults),
+            requests_by_group: Group::ALL
+                .iter()
+                .map(|g| {
+                    let values = snapshot
+                        .points
+                        .iter()
+                        .map(|p| p.groups[g.index()])
+                        .collect();
+                    (g.name(), values)
+                })
+                .collect(),
         }
     }
 }
@@ -266,6 +283,7 @@ impl Witness {
             Err(error) => (Outcome::Failed, Some(redactor.scrub(&error))),
         };
         let summary = seen.summary.unwrap_or(Value::Null);
+        let totals = snapshot.totals();
         let ended_at =
             snapshot.started_at + chrono::Duration::from_std(snapshot.elapsed).unwrap_or_default();
         Some(Report {
@@ -280,7 +298,11 @@ impl Witness {
             outcome,
             error,
             resumed: summary["resumed"].as_bool().unwrap_or(false),
-            totals: snapshot.totals(),
+            requests_by_group: Group::ALL
+                .iter()
+                .map(|g| (g.name(), u64::from(totals.groups[g.index()])))
+                .collect(),
+            totals,
             timeline: Series::of(&snapshot),
             summary,
             windows: seen.windows,
