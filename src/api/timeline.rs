@@ -1,5 +1,5 @@
-//! The run's requests second by second (sent, answered 2xx, 429, retried, failed in transit or
-//! with a 5xx), for `--report`'s charts.
+//! The run's requests second by second (sent, by endpoint group; answered 2xx, 429, retried,
+//! failed in transit or with a 5xx), for `--report`'s charts.
 //!
 //! The clock starts when the [`Client`](super::Client) is made, before its first request;
 //! an event is counted in the second it happened, as `elapsed.as_secs()`. A report written at
