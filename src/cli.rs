@@ -252,6 +252,13 @@ pub struct RunStateArgs {
     /// to stdout).
     #[arg(long)]
     pub json: bool,
+
+    /// Write a report of the run when it ends (also when it fails or is interrupted): FILE.html
+    /// is one self-contained page (what ran, the summary, rejects by code, requests and 429s
+    /// per second, windows walked), FILE.json the same data for machines. Repeatable: one of
+    /// each.
+    #[arg(long, value_name = "FILE.html|FILE.json")]
+    pub report: Vec<PathBuf>,
 }
 
 /// Options of `auth0-bulk undo`.

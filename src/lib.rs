@@ -21,6 +21,7 @@
 //! | [`progress`], [`suggest`] | progress output, did-you-mean |
 //! | [`warnings`] | per-record problems counted by code, and logged a few of each code, not thousands |
 //! | [`terminal`] | log levels, colour, `--quiet`, and log lines that never break the progress bar |
+//! | [`report`] | `--report FILE.html\|FILE.json`: what a run did, with its requests second by second |
 //!
 //! One user through an **export**: [`api::Client::list_users`] returns it in a page as an
 //! [`api::Listed`] (the JSON text the tenant sent, with its `user_id` and `created_at`);
@@ -46,6 +47,7 @@ pub mod memory;
 pub mod net;
 pub mod progress;
 pub mod query;
+pub mod report;
 pub mod rules;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;

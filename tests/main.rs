@@ -35,6 +35,8 @@ mod sandbox;
 mod sandbox_authz;
 // Its bulk-import jobs, connections, scopes, sign-in and tickets (issue 13).
 mod sandbox_jobs;
+// `--report FILE.html|FILE.json`: the page and its figures against the run's summary (issue 15).
+mod report;
 // What a run tells people: rejects by code, few warning lines, --quiet, colour (issue 15).
 mod reporting;
 // Secrets never leak, files are private, and the transport refuses what could expose them.

@@ -12,18 +12,20 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::ApiError;
+use super::timeline::{Event, Timeline};
 use crate::net::pace::{Group, Pace};
 use crate::net::retry::{self, Backoff, Class};
 use crate::net::throttle::Throttle;
 use crate::net::workers::Workers;
 use crate::target::{Credentials, Target};
 
-/// Counters for the summary.
+/// Counters for the summary, and the same second by second for `--report` ([`Timeline`]).
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub requests: AtomicU64,
     pub throttled: AtomicU64,
     pub retries: AtomicU64,
+    pub timeline: Arc<Timeline>,
 }
 
 /// A snapshot of [`Metrics`].
@@ -35,6 +37,32 @@ pub struct Counts {
 }
 
 impl Metrics {
+    /// A request goes out, to an endpoint group of the Management API (`None`: a file).
+    pub(super) fn sent(&self, group: Option<Group>) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.timeline.record(Event::Sent(group));
+    }
+
+    /// A 429 of the rate limit came back.
+    fn throttled(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+        self.timeline.record(Event::Throttled);
+    }
+
+    /// A request failed in transit or with a 5xx; `retried`: it will go again.
+    pub(super) fn fault(&self, retried: bool) {
+        self.timeline.record(Event::Fault);
+        if retried {
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            self.timeline.record(Event::Retry);
+        }
+    }
+
+    /// A 2xx answer came back.
+    pub(super) fn ok(&self) {
+        self.timeline.record(Event::Ok);
+    }
+
     pub fn counts(&self) -> Counts {
         Counts {
             requests: self.requests.load(Ordering::Relaxed),
@@ -215,6 +243,12 @@ impl Client {
         self.metrics.counts()
     }
 
+    /// The run's requests second by second, since this client was made (shared: a report
+    /// reads it after the client is gone).
+    pub fn timeline(&self) -> Arc<Timeline> {
+        self.metrics.timeline.clone()
+    }
+
     /// The run's request budgets (one per bucket the tenant keeps): for the summary and logs,
     /// [`Pace::snapshot`] is all of them as one.
     pub fn pace(&self) -> &Pace {
@@ -360,14 +394,15 @@ impl Client {
                     None => format!("POST /oauth/token: {}", describe(&e)),
                 },
             };
-            if attempt >= self.backoff.max_attempts {
+            let retried = attempt < self.backoff.max_attempts;
+            self.metrics.fault(retried);
+            if !retried {
                 return Err(ApiError::Exhausted {
                     what: "POST /oauth/token".into(),
                     attempts: attempt,
                     last: failure,
                 });
             }
-            self.metrics.retries.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(attempt, error = %failure, "Token request failed; retrying.");
             let delay = self.backoff.delay(attempt, jitter());
             self.sleep(delay).await?;
@@ -429,7 +464,7 @@ impl Client {
                 request = request.query(query);
             }
             request = body.apply(request);
-            self.metrics.requests.fetch_add(1, Ordering::Relaxed);
+            self.metrics.sent(Some(group));
             let outcome = match request.send().await {
                 Ok(response) => {
                     self.answered.store(true, Ordering::Relaxed);
@@ -476,12 +511,13 @@ impl Client {
             };
             match class {
                 Class::Success => {
+                    self.metrics.ok();
                     let (status, _, bytes) = outcome.expect("success has an answer");
                     return Ok((status, bytes, transient > 0));
                 }
                 Class::Throttled => {
                     // The throttle has paused every worker; this request simply goes again.
-                    self.metrics.throttled.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.throttled();
                     throttled += 1;
                     if throttled >= MAX_THROTTLED_IN_A_ROW {
                         return Err(ApiError::Exhausted {
@@ -493,14 +529,15 @@ impl Client {
                 }
                 Class::Transient => {
                     transient += 1;
-                    if transient >= self.backoff.max_attempts {
+                    let retried = transient < self.backoff.max_attempts;
+                    self.metrics.fault(retried);
+                    if !retried {
                         return Err(ApiError::Exhausted {
                             what,
                             attempts: transient,
                             last,
                         });
                     }
-                    self.metrics.retries.fetch_add(1, Ordering::Relaxed);
                     let delay =
                         retry_after.unwrap_or_else(|| self.backoff.delay(transient, jitter()));
                     tracing::debug!(attempt = transient, ?delay, error = %last, "Transient failure; retrying.");

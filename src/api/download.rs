@@ -10,8 +10,6 @@
 //! content encoding and decodes none (the file is gzip itself, for the caller to decompress as
 //! it streams), and limits each read rather than the whole transfer.
 
-use std::sync::atomic::Ordering;
-
 use bytes::Bytes;
 use url::Url;
 
@@ -139,15 +137,15 @@ impl Client {
     /// through [`Download::chunk`]. A 4xx is [`DownloadError::Refused`] with S3's error code
     /// when the body names one (`AccessDenied`, `ExpiredToken`).
     pub async fn download(&self, link: &Link) -> Result<Download, DownloadError> {
-        self.metrics.requests.fetch_add(1, Ordering::Relaxed);
-        let response = self
-            .files
-            .get(link.url.clone())
-            .send()
-            .await
-            .map_err(|e| DownloadError::transport(link, &e))?;
+        self.metrics.sent(None);
+        let response = self.files.get(link.url.clone()).send().await.map_err(|e| {
+            // The caller decides whether to fetch the file again.
+            self.metrics.fault(false);
+            DownloadError::transport(link, &e)
+        })?;
         let status = response.status();
         if status.is_success() {
+            self.metrics.ok();
             return Ok(Download {
                 response,
                 link: link.clone(),
@@ -157,7 +155,10 @@ impl Client {
         let status = status.as_u16();
         match status {
             300..=399 => Err(DownloadError::Redirect { shown, status }),
-            408 | 429 | 500..=599 => Err(DownloadError::Unavailable { shown, status }),
+            408 | 429 | 500..=599 => {
+                self.metrics.fault(false);
+                Err(DownloadError::Unavailable { shown, status })
+            }
             _ => {
                 // Small: an S3 error document. Read only its start, in case it is not.
                 let body = response.bytes().await.unwrap_or_default();

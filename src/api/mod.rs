@@ -29,6 +29,7 @@
 //! | `authz.rs` | roles, direct permissions, organizations and their members |
 //! | `scan.rs` | the one-pass read of a list page's JSON, checked against serde |
 //! | `error.rs` | [`ApiError`], why a call failed |
+//! | `timeline.rs` | the requests second by second ([`Timeline`]), for `--report` |
 
 mod authz;
 mod client;
@@ -37,6 +38,7 @@ mod error;
 mod jobs;
 pub(crate) mod scan;
 mod tickets;
+pub mod timeline;
 mod users;
 
 pub use authz::{
@@ -48,6 +50,7 @@ pub use client::{Client, Counts, Metrics};
 pub use download::{Download, DownloadError, Link};
 pub use error::ApiError;
 pub use jobs::{Connection, ExportJob, ImportJob, Job, JobErrorDetail, JobSummary, JobUserError};
+pub use timeline::Timeline;
 pub use users::{ListQuery, Listed, Removal, User, UsersPage, encode_segment};
 
 /// An answer's body as `T`, or [`ApiError::Decode`] naming the call (`what`).

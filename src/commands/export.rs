@@ -18,8 +18,14 @@ use crate::terminal;
 
 use super::common;
 use super::signal::Interrupt;
+use crate::report::Witness;
 
-pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunOutcome> {
+/// Runs `export`, telling `witness` what its report shows (`--report`).
+pub async fn run(
+    args: ExportArgs,
+    interrupt: &Interrupt,
+    witness: Witness,
+) -> anyhow::Result<RunOutcome> {
     // Everything that can be checked offline is checked before the first request.
     let name = args.output.to_string_lossy().to_lowercase();
     let gzip = name.ends_with(".gz");
@@ -105,6 +111,7 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     }
     let cancel = interrupt.arm();
     let client = common::client(&resolved, &args.pace, &cancel)?;
+    witness.client(&client, &resolved.domain);
     terminal::say(format!(
         "Exporting from {} to {}",
         resolved.target.display(),
@@ -120,7 +127,7 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     let progress = Progress::new(args.run.quiet, "users");
     let result = export::run(&spec, &client, &progress, &cancel).await;
     progress.finish();
-    let (summary, outcome) = match result {
+    let (mut summary, outcome) = match result {
         Ok(done) => done,
         // `| head` closed the pipe: the reader has what it wanted, as with ripgrep.
         Err(ExportError::Output { source, .. })
@@ -130,6 +137,10 @@ pub async fn run(args: ExportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
         }
         Err(e) => return Err(failure(e)),
     };
+    witness.summary(&summary);
+    if spec.engine == Engine::Api && spec.users_file.is_none() {
+        witness.windows(std::mem::take(&mut summary.walked));
+    }
     common::print_summary(
         &summary_lines(&summary),
         &summary,

@@ -17,6 +17,7 @@ use crate::warnings;
 
 use super::common;
 use super::signal::Interrupt;
+use crate::report::Witness;
 
 /// The files a run writes, named from the flags (and beside the input by default).
 struct Files {
@@ -26,7 +27,12 @@ struct Files {
     tickets: Option<PathBuf>,
 }
 
-pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunOutcome> {
+/// Runs `import`, telling `witness` what its report shows (`--report`).
+pub async fn run(
+    args: ImportArgs,
+    interrupt: &Interrupt,
+    witness: Witness,
+) -> anyhow::Result<RunOutcome> {
     // Everything that can be checked offline is checked before the first request.
     let stdin = args.input.as_os_str() == "-";
     if !stdin && let Some(problem) = input_problem(&args.input) {
@@ -40,6 +46,7 @@ pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     let resolved = common::resolve_target(&args.target).await?;
     let cancel = interrupt.arm();
     let client = common::client(&resolved, &args.pace, &cancel)?;
+    witness.client(&client, &resolved.domain);
     let spec = ImportSpec {
         input: args.input.clone(),
         read: ReadOptions {
@@ -94,6 +101,7 @@ pub async fn run(args: ImportArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     let result = import::run(&spec, &client, &progress, &cancel).await;
     progress.finish();
     let (summary, outcome) = result.map_err(failure)?;
+    witness.summary(&summary);
     common::print_summary(&summary_lines(&summary), &summary, args.run.json, false)?;
     drop(resolved);
     Ok(outcome)

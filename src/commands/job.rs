@@ -20,6 +20,7 @@ const PATH_KEYS: &[&str] = &[
     "rejects",
     "plan",
     "password-hashes",
+    "report",
 ];
 /// Options a job file must not hold: secrets live in the environment, never in files in git.
 const SECRET_KEYS: &[&str] = &["client-secret", "token"];

@@ -5,6 +5,7 @@ mod delete;
 mod export;
 mod import;
 pub mod job;
+mod report;
 #[cfg(feature = "sandbox")]
 mod sandbox;
 pub mod signal;
@@ -20,8 +21,21 @@ pub async fn dispatch(command: Command, interrupt: Interrupt) -> anyhow::Result<
     match command {
         #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => sandbox::run(*args).await,
-        Command::Export(args) => export::run(*args, &interrupt).await,
-        Command::Import(args) => import::run(*args, &interrupt).await,
+        Command::Export(args) => {
+            let output = [("--output", Some(args.output.as_path()))];
+            let files = report::files(&args.run, &args.target, &output)?;
+            report::reported(files, |witness| export::run(*args, &interrupt, witness)).await
+        }
+        Command::Import(args) => {
+            let own = [
+                ("--input", Some(args.input.as_path())),
+                ("--rejects", args.rejects.as_deref()),
+                ("--plan", args.plan.as_deref()),
+                ("--tickets", args.tickets.as_deref()),
+            ];
+            let files = report::files(&args.run, &args.target, &own)?;
+            report::reported(files, |witness| import::run(*args, &interrupt, witness)).await
+        }
         Command::Delete(args) => delete::run(*args, &interrupt).await,
         Command::Undo(args) => undo::run(*args, &interrupt).await,
         // `lib::run` expands every job first, and `job::expand` refuses one that names `run`.

@@ -131,6 +131,10 @@ pub struct ExportSummary {
     /// `--include`: what the role, organization and permission reads found and cost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authz: Option<authz::AuthzReport>,
+    /// The windows this run wrote, in order, for `--report` (not in `--json`: thousands of
+    /// them in a large export).
+    #[serde(skip)]
+    pub walked: Vec<walk::Walked>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -201,6 +205,7 @@ pub async fn run(
             Err(e) => return Err(e.into()),
         }
     }
+    let mut walked = Vec::new();
     let outcome = match sink.as_mut() {
         Some(sink) if !walk_done => {
             let mut out = Batches {
@@ -221,12 +226,15 @@ pub async fn run(
                 (None, Engine::Job(settings)) => {
                     job::export(spec, settings, client, &mut out, cancel).await
                 }
-                (None, Engine::Api) => export_walk(spec, client, &mut out, cancel).await,
+                (None, Engine::Api) => {
+                    export_walk(spec, client, &mut out, &mut walked, cancel).await
+                }
             }
         }
         _ => Ok(()),
     };
     let mut summary = ExportSummary::of(spec, client, &checkpoint, started, resumed);
+    summary.walked = walked;
     if let Some(store) = &store {
         summary.authz = Some(store.report()?);
     }
@@ -282,6 +290,7 @@ impl ExportSummary {
             completed: false,
             job: checkpoint.job.as_ref().map(job::JobReport::of),
             authz: None,
+            walked: Vec::new(),
         }
     }
 }
@@ -310,6 +319,7 @@ async fn export_walk(
     spec: &ExportSpec,
     client: &Client,
     out: &mut Batches<'_>,
+    walked: &mut Vec<walk::Walked>,
     cancel: &CancellationToken,
 ) -> Result<(), ExportError> {
     let Some(cursor) = out.checkpoint.cursor.clone() else {
@@ -351,6 +361,7 @@ async fn export_walk(
         // (Four at once saved a little CPU, but the peak of a long run grew with them.)
         while let Some(front) = windows.front().filter(|w| read.contains(&w.id())) {
             let users = walk.users(front)?;
+            let written = front.walked(users.len() as u64);
             let id = front.id();
             windows.pop_front();
             read.remove(&id);
@@ -362,6 +373,7 @@ async fn export_walk(
                 checkpoint.walk = rest;
             })
             .await?;
+            walked.push(written);
             // Only once the checkpoint no longer holds the window: a kill before this line
             // leaves pages the next run removes.
             pages.remove(id).map_err(WalkError::from)?;

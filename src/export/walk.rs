@@ -175,6 +175,49 @@ impl Window {
     }
 }
 
+/// A window written, as `--report` lists it: its `created_at` bounds (`from`, inclusive or not,
+/// up to `to` exclusive; an instant is `from` = `to`, both inclusive) and the users it held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Walked {
+    /// `pages` (up to 1,000 users read page by page) or `instant` (one instant read whole).
+    pub kind: &'static str,
+    pub from: Option<String>,
+    pub inclusive: bool,
+    pub to: String,
+    pub users: u64,
+}
+
+impl Window {
+    /// The window as written with `users` users.
+    pub fn walked(&self, users: u64) -> Walked {
+        let (kind, from, inclusive, to) = match self {
+            Window::Range { range, .. } => ("range", &range.from, range.inclusive, &range.to),
+            Window::Pages { range, cut, .. } => (
+                "pages",
+                &range.from,
+                range.inclusive,
+                cut.as_ref().unwrap_or(&range.to),
+            ),
+            Window::Instant { at, .. } => {
+                return Walked {
+                    kind: "instant",
+                    from: Some(at.clone()),
+                    inclusive: true,
+                    to: at.clone(),
+                    users,
+                };
+            }
+        };
+        Walked {
+            kind,
+            from: from.clone(),
+            inclusive,
+            to: to.clone(),
+            users,
+        }
+    }
+}
+
 /// The windows not yet written, in `created_at` order: what the checkpoint keeps of the walk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {

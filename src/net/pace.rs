@@ -63,7 +63,7 @@ pub enum Group {
 }
 
 impl Group {
-    const ALL: [Group; 3] = [Group::UsersRead, Group::UsersWrite, Group::Other];
+    pub const ALL: [Group; 3] = [Group::UsersRead, Group::UsersWrite, Group::Other];
 
     /// The group of a Management API request (`path` below `/api/v2`).
     pub fn of(method: &Method, path: &str) -> Group {
@@ -86,7 +86,8 @@ impl Group {
         }
     }
 
-    fn index(self) -> usize {
+    /// Its place in [`Group::ALL`].
+    pub fn index(self) -> usize {
         self as usize
     }
 }
