@@ -2,10 +2,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 fn main() -> ExitCode {
-    match auth0_bulk::cli::Cli::try_parse() {
+    let parsed = auth0_bulk::command()
+        .try_get_matches()
+        .and_then(|matches| auth0_bulk::cli::Cli::from_arg_matches(&matches));
+    match parsed {
         Ok(cli) => auth0_bulk::run(cli),
         Err(error) => {
             // Help and version go to stdout, a refused command line to stderr, as clap does.

@@ -1,9 +1,11 @@
 //! The subcommands: each turns its flags into a run of the library and names its [`RunOutcome`].
 
 mod common;
+mod completions;
 mod export;
 mod import;
 pub mod job;
+mod man;
 #[cfg(feature = "sandbox")]
 mod sandbox;
 pub mod signal;
@@ -20,11 +22,19 @@ pub async fn dispatch(command: Command, interrupt: Interrupt) -> anyhow::Result<
         Command::Sandbox(args) => sandbox::run(*args).await,
         Command::Export(args) => export::run(*args, &interrupt).await,
         Command::Import(args) => import::run(*args, &interrupt).await,
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => man::run(&args),
         // `lib::run` expands every job first, and `job::expand` refuses one that names `run`.
-        Command::Run(args) => Err(UsageError(format!(
-            "job file {}: a job cannot run another job",
-            args.job.display()
-        ))
-        .into()),
+        Command::Run(_) => Err(UsageError("a job cannot run another job".into()).into()),
+    }
+}
+
+/// Writes generated text to stdout; a reader that stops early (`| head`) is not an error.
+fn print(bytes: &[u8]) -> anyhow::Result<RunOutcome> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(RunOutcome::Success),
     }
 }
