@@ -25,6 +25,9 @@ pub fn run(args: &ManArgs) -> anyhow::Result<RunOutcome> {
         })?,
     };
     let mut roff = Vec::new();
-    clap_mangen::Man::new(page).render(&mut roff)?;
+    // Every page is this version's (a command has no version of its own to show).
+    clap_mangen::Man::new(page)
+        .source(format!("auth0-bulk {}", env!("CARGO_PKG_VERSION")))
+        .render(&mut roff)?;
     super::print(&roff)
 }

@@ -484,6 +484,25 @@ mod tests {
     }
 
     #[test]
+    fn every_example_job_expands_to_its_command() {
+        let jobs = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&jobs).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let expanded = expand(run(vec![path.display().to_string()]));
+                assert!(
+                    matches!(expanded, Ok(Command::Export(_) | Command::Import(_))),
+                    "{}: {expanded:?}",
+                    path.display()
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen >= 5, "the jobs folder holds the examples");
+    }
+
+    #[test]
     fn a_toml_syntax_error_names_line_and_column_and_never_echoes_the_line() {
         let e = refusal("command = \"export\"\noutput = \"u.ndjson\nclient_id = 'x'\n");
         assert!(e.starts_with("job.toml:2:"), "{e}");
