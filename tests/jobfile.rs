@@ -15,6 +15,16 @@ fn job(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, path)
 }
 
+/// `auth0-bulk run WORDS...` with the tenant's client credentials in the environment, as a
+/// scheduler would run a job.
+fn run_job(live: &Live, words: &[&std::ffi::OsStr]) -> child::Ran {
+    run(child::binary()
+        .arg("run")
+        .args(words)
+        .env("AUTH0_CLIENT_ID", live.client_id())
+        .env("AUTH0_CLIENT_SECRET", live.client_secret()))
+}
+
 #[test]
 fn a_job_file_typo_is_refused_with_its_key_and_line_before_any_request() {
     let live = Live::generated(10);
@@ -22,11 +32,7 @@ fn a_job_file_typo_is_refused_with_its_key_and_line_before_any_request() {
         "command = \"export\"\ndomain = \"{}\"\n\n# where the users go\nouput = \"users.ndjson\"\n",
         live.domain()
     ));
-    let ran = run(child::binary()
-        .arg("run")
-        .arg(&path)
-        .env("AUTH0_CLIENT_ID", live.client_id())
-        .env("AUTH0_CLIENT_SECRET", live.client_secret()));
+    let ran = run_job(&live, &[path.as_os_str()]);
     ran.expect_code(2);
     let said = format!(
         "{}:5: unknown key `ouput`: did you mean `output`?",
@@ -79,11 +85,7 @@ fn options_may_come_before_or_after_the_job_file() {
     ));
     let output = dir.path().join("users.ndjson");
     let with = |words: &[&std::ffi::OsStr]| {
-        let ran = run(child::binary()
-            .arg("run")
-            .args(words)
-            .env("AUTH0_CLIENT_ID", live.client_id())
-            .env("AUTH0_CLIENT_SECRET", live.client_secret()));
+        let ran = run_job(&live, words);
         ran.expect_code(0);
         ran.summary()
     };

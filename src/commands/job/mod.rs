@@ -297,6 +297,12 @@ mod tests {
         })
     }
 
+    /// The word after `flag` in `argv`: its value.
+    fn value_of<'a>(argv: &'a [String], flag: &str) -> &'a str {
+        let at = argv.iter().position(|a| a == flag).expect(flag);
+        &argv[at + 1]
+    }
+
     /// The message a job's text is refused with.
     fn refusal(text: &str) -> String {
         let (_dir, path) = job(text);
@@ -359,16 +365,16 @@ mod tests {
         );
         let argv = job_words(&path, &[]).unwrap();
         let beside = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-        let at = argv.iter().position(|a| a == "--password-hashes").unwrap();
-        assert_eq!(argv[at + 1], beside("hashes.ndjson"));
-        let at = argv.iter().position(|a| a == "--tickets").unwrap();
         assert_eq!(
-            argv[at + 1],
+            value_of(&argv, "--password-hashes"),
+            beside("hashes.ndjson")
+        );
+        assert_eq!(
+            value_of(&argv, "--tickets"),
             beside("t.ndjson"),
             "every path option, read from clap"
         );
-        let at = argv.iter().position(|a| a == "--engine").unwrap();
-        assert_eq!(argv[at + 1], "job");
+        assert_eq!(value_of(&argv, "--engine"), "job");
         let Ok(Command::Import(args)) = expand(run(vec![path.display().to_string()])) else {
             panic!("an import")
         };
@@ -461,10 +467,9 @@ mod tests {
             "command = \"export\"\noutput = \"u.ndjson\"\nconcurrency = 0x10\nsince = 2024-01-31\nindex_lag = 1_000\n",
         );
         let argv = job_words(&path, &[]).unwrap();
-        let after = |flag: &str| argv[argv.iter().position(|a| a == flag).unwrap() + 1].clone();
-        assert_eq!(after("--concurrency"), "16");
-        assert_eq!(after("--since"), "2024-01-31");
-        assert_eq!(after("--index-lag"), "1000");
+        assert_eq!(value_of(&argv, "--concurrency"), "16");
+        assert_eq!(value_of(&argv, "--since"), "2024-01-31");
+        assert_eq!(value_of(&argv, "--index-lag"), "1000");
         assert!(expand(run(vec![path.display().to_string()])).is_ok());
     }
 
