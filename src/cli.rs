@@ -13,6 +13,7 @@ use crate::net::throttle::Rate;
 #[cfg(feature = "sandbox")]
 use crate::sandbox::{GroupLimit, SandboxOptions};
 
+mod headings;
 mod parse;
 mod values;
 
@@ -55,6 +56,7 @@ pub enum Command {
     /// {"domain":"http://127.0.0.1:PORT","client_id":"...","client_secret":"..."}
     /// and serves until SIGINT or SIGTERM. Logs go to stderr.
     #[cfg(feature = "sandbox")]
+    #[command(override_usage = "auth0-bulk sandbox [OPTIONS]")]
     Sandbox(Box<SandboxArgs>),
 
     /// Export users with their metadata to NDJSON or CSV, past the 1,000-result cap.
@@ -70,6 +72,7 @@ pub enum Command {
     ///   auth0-bulk export --query 'app_metadata.plan:"pro"' --output pro.csv --csv-metadata flatten
     ///   auth0-bulk export --since last --output nightly.ndjson --state /var/lib/auth0-bulk/nightly
     #[command(verbatim_doc_comment)]
+    #[command(override_usage = "auth0-bulk export --output PATH [OPTIONS]")]
     Export(Box<ExportArgs>),
 
     /// Import users with metadata from NDJSON, CSV or a JSON array: create, update or upsert.
@@ -84,6 +87,7 @@ pub enum Command {
     ///   auth0-bulk import --input plans.csv --mode update --match email --dry-run
     ///   auth0-bulk import --input users.rejects.ndjson --mode upsert --metadata deep
     #[command(verbatim_doc_comment)]
+    #[command(override_usage = "auth0-bulk import --input PATH [OPTIONS]")]
     Import(Box<ImportArgs>),
 
     /// Delete users in bulk, each one's before-image kept first: rate-limited and resumable.
@@ -131,25 +135,61 @@ pub enum Command {
     /// Keys are the command's long options with `-` or `_` (`output = "users.ndjson"`,
     /// `csv_metadata = "flatten"`, `rename = ["app_metadata=metadata"]`, `fresh = true`), plus
     /// `command = "export"`. Secrets are never read from job files: set AUTH0_CLIENT_SECRET or
-    /// AUTH0_TOKEN. Relative paths are relative to the job file. Options given after the job
-    /// file override it: `auth0-bulk run jobs/nightly.toml --fresh`.
+    /// AUTH0_TOKEN. Relative paths are relative to the job file. Options given before or after
+    /// the job file override it: `auth0-bulk run jobs/nightly.toml --fresh`. `--help` lists the
+    /// keys of every command.
+    #[command(override_usage = "auth0-bulk run [OPTIONS] JOB.toml [OPTIONS]")]
     Run(RunArgs),
+
+    /// Print a shell completion script: bash, zsh, fish, powershell or elvish.
+    ///
+    /// Examples:
+    ///   auth0-bulk completions bash > ~/.local/share/bash-completion/completions/auth0-bulk
+    ///   auth0-bulk completions zsh > ~/.zfunc/_auth0-bulk     # with fpath+=(~/.zfunc)
+    ///   auth0-bulk completions fish > ~/.config/fish/completions/auth0-bulk.fish
+    #[command(verbatim_doc_comment)]
+    Completions(CompletionsArgs),
+
+    /// Print a manual page (roff) on stdout: the tool's, or one command's.
+    ///
+    /// `auth0-bulk man` is auth0-bulk(1), with every command listed; `auth0-bulk man export`
+    /// is auth0-bulk-export(1), with all of its options. Nothing is written but stdout.
+    ///
+    /// Examples:
+    ///   auth0-bulk man | man -l -
+    ///   for c in "" export import run; do auth0-bulk man $c > "auth0-bulk${c:+-$c}.1"; done
+    #[command(verbatim_doc_comment)]
+    Man(ManArgs),
 }
 
 /// Options of `auth0-bulk run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// The job file.
-    #[arg(value_name = "JOB.toml")]
-    pub job: PathBuf,
-
-    /// Options that override the job file's.
+    /// The job file, with options of its command before or after it, which override the
+    /// file's keys: `run --fresh jobs/x.toml` and `run jobs/x.toml --fresh` are the same.
     #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "OPTIONS"
+        value_name = "JOB.toml",
+        required = true,
+        num_args = 1..,
+        allow_hyphen_values = true
     )]
-    pub overrides: Vec<String>,
+    pub job_and_options: Vec<String>,
+}
+
+/// Options of `auth0-bulk completions`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Options of `auth0-bulk man`.
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// The command whose page to print (`export`); without it, the tool's own page.
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
 }
 
 /// Which tenant to talk to, and how to authenticate.
@@ -158,10 +198,12 @@ pub struct TargetArgs {
     /// The tenant: a host such as acme.eu.auth0.com or a full URL (http:// only for loopback
     /// addresses). `sandbox` runs the job on an embedded sandbox tenant (see --sandbox-seed).
     #[arg(long, env = "AUTH0_DOMAIN", value_name = "DOMAIN")]
+    #[arg(help_heading = headings::TARGET)]
     pub domain: Option<String>,
 
     /// Client id of a machine-to-machine application authorized for the Management API.
     #[arg(long, env = "AUTH0_CLIENT_ID", value_name = "ID")]
+    #[arg(help_heading = headings::TARGET)]
     pub client_id: Option<String>,
 
     /// Its client secret (prefer the environment variable: command lines are visible to others).
@@ -171,6 +213,7 @@ pub struct TargetArgs {
         hide_env_values = true,
         value_name = "SECRET"
     )]
+    #[arg(help_heading = headings::TARGET)]
     pub client_secret: Option<String>,
 
     /// A ready Management API token, instead of client credentials.
@@ -180,14 +223,17 @@ pub struct TargetArgs {
         hide_env_values = true,
         value_name = "TOKEN"
     )]
+    #[arg(help_heading = headings::TARGET)]
     pub token: Option<String>,
 
     /// With --domain sandbox: seed the embedded tenant from this NDJSON file (repeatable).
     #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = headings::REHEARSAL)]
     pub sandbox_seed: Vec<PathBuf>,
 
     /// With --domain sandbox: also generate N synthetic users.
     #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(help_heading = headings::REHEARSAL)]
     pub sandbox_generate: usize,
 }
 
@@ -198,11 +244,13 @@ pub struct PaceArgs {
     /// for each endpoint group that has a bucket of its own (users read, users write); a number
     /// is one budget of N/s for the whole run. All workers share a budget; a 429 pauses them.
     #[arg(long, default_value = "auto", value_name = "auto|N", value_parser = values::parse_rate)]
+    #[arg(help_heading = headings::RATE)]
     pub rate: Rate,
 
     /// Work in flight at once (import records, export pages). Default: as much as the
     /// tenant's limit needs at its measured round trip, up to 64.
     #[arg(long, value_name = "N")]
+    #[arg(help_heading = headings::RATE)]
     pub concurrency: Option<usize>,
 }
 
@@ -218,16 +266,19 @@ pub struct JobArgs {
     /// scopes read:connections, create:users and read:users (and update:users to upsert); users
     /// without a hash are created without a password (`--passwords random`).
     #[arg(long, value_enum, default_value_t = EngineFlag::Api)]
+    #[arg(help_heading = headings::IMPORT)]
     pub engine: EngineFlag,
 
     /// The largest users file of one import job, in bytes (Auth0 takes at most 512000).
     #[arg(long, value_name = "BYTES", default_value_t = 512_000,
           value_parser = clap::value_parser!(u64).range(1024..=512_000))]
+    #[arg(help_heading = headings::IMPORT)]
     pub job_file_bytes: u64,
 
     /// Import jobs kept going at once (Auth0 runs at most 2 per tenant).
     #[arg(long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(1..=2))]
+    #[arg(help_heading = headings::IMPORT)]
     pub jobs: u64,
 }
 
@@ -237,20 +288,24 @@ pub struct RunStateArgs {
     /// The run state directory (checkpoint or ledger, lock). Default: OUTPUT.state (export),
     /// INPUT.state (import) or FILE.state (delete --users) beside the file.
     #[arg(long, value_name = "DIR")]
+    #[arg(help_heading = headings::STATE)]
     pub state: Option<PathBuf>,
 
     /// Ignore a saved checkpoint and start over.
     #[arg(long)]
+    #[arg(help_heading = headings::STATE)]
     pub fresh: bool,
 
     /// Nothing on stderr but errors: no progress, notices, warnings or summary lines (`--json`
     /// still prints its summary).
     #[arg(long, short)]
+    #[arg(help_heading = headings::OUTPUT)]
     pub quiet: bool,
 
     /// Print the closing summary as one JSON object on stdout (on stderr when the data goes
     /// to stdout).
     #[arg(long)]
+    #[arg(help_heading = headings::OUTPUT)]
     pub json: bool,
 
     /// Write a report of the run when it ends (also when it fails or is interrupted): FILE.html
@@ -300,26 +355,31 @@ pub struct ImportArgs {
 
     /// The records: a file (`.gz` is read transparently) or `-` for stdin.
     #[arg(long, short, value_name = "PATH")]
+    #[arg(help_heading = headings::SELECTION)]
     pub input: PathBuf,
 
     /// Input format: `auto` (from the name, else the first byte), `ndjson`, `csv`, or `json`
     /// (a JSON array, the format of Auth0's bulk-import files).
     #[arg(long, value_enum, default_value_t = InputFormatFlag::Auto)]
+    #[arg(help_heading = headings::SELECTION)]
     pub format: InputFormatFlag,
 
     /// `create` adds new users and never touches existing ones (they are skipped); `update`
     /// changes existing users only (unknown ones are rejected); `upsert` does both.
     #[arg(long, value_enum, default_value_t = ModeFlag::Create)]
+    #[arg(help_heading = headings::IMPORT)]
     pub mode: ModeFlag,
 
     /// How a record finds its user: `auto` by its `user_id` when it has one, else by its email;
     /// `user_id` or `email` (within the record's connection) for every record.
     #[arg(long = "match", value_enum, default_value_t = MatchFlag::Auto, value_name = "KEY")]
+    #[arg(help_heading = headings::SELECTION)]
     pub match_by: MatchFlag,
 
     /// The connection for creates, unless a record names one (`connection`, or
     /// `identities[0].connection` in an export).
     #[arg(long, value_name = "NAME")]
+    #[arg(help_heading = headings::IMPORT)]
     pub connection: Option<String>,
 
     /// `random`: give each created user a strong random password that meets the connection's
@@ -330,10 +390,12 @@ pub struct ImportArgs {
         value_name = "random",
         conflicts_with = "password_field"
     )]
+    #[arg(help_heading = headings::IMPORT)]
     pub passwords: Option<PasswordsFlag>,
 
     /// Take each created user's password from this input field.
     #[arg(long, value_name = "NAME")]
+    #[arg(help_heading = headings::IMPORT)]
     pub password_field: Option<String>,
 
     /// Once every record is done, give each created user without a password anyone knows
@@ -341,11 +403,13 @@ pub struct ImportArgs {
     /// written to FILE (0600) as `{"user_id", "email", "ticket"}` lines for your own mailer.
     /// Once per user across crashes; ticket URLs are secrets and are never logged.
     #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = headings::IMPORT)]
     pub tickets: Option<PathBuf>,
 
     /// How long each ticket stays valid, in seconds.
     #[arg(long, value_name = "SECS", requires = "tickets", default_value_t = 432_000,
           value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(help_heading = headings::IMPORT)]
     pub ticket_ttl: u64,
 
     /// Password hashes to create the users with, apart from the records: NDJSON, one
@@ -355,12 +419,14 @@ pub struct ImportArgs {
     /// a bad line stops the run (exit 2). Needs --engine job, in create or upsert mode: a hash
     /// is taken only when the job creates the user.
     #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = headings::IMPORT)]
     pub password_hashes: Option<PathBuf>,
 
     /// `merge`: Auth0's PATCH (top-level keys merged, nested objects replaced); `deep`: nested
     /// objects merged too; `replace`: each metadata object the record carries becomes exactly
     /// the record's (keys it lacks are removed).
     #[arg(long, value_enum, default_value_t = MetadataFlag::Merge)]
+    #[arg(help_heading = headings::IMPORT)]
     pub metadata: MetadataFlag,
 
     /// What a record's `roles`, `organizations` (with the member's roles) and `permissions`
@@ -369,18 +435,21 @@ pub struct ImportArgs {
     /// that kind alone. Roles and organizations are matched by name; the user's current ones
     /// are read first, and only the difference is written.
     #[arg(long, value_enum, default_value_t = AuthzFlag::Merge)]
+    #[arg(help_heading = headings::IMPORT)]
     pub authz: AuthzFlag,
 
     /// Create the roles and organizations records name that the tenant lacks (`roles`,
     /// `organizations`, or both, comma-separated), once each. Without it such a record is
     /// rejected (`unknown_role`, `unknown_organization`) before its user is touched.
     #[arg(long, value_name = "LIST")]
+    #[arg(help_heading = headings::IMPORT)]
     pub create_missing: Option<CreateMissing>,
 
     /// Send no write: print what each record would do, in input order (create, with email and
     /// connection; update, with each changed field and metadata path old → new; unchanged;
     /// reject with the reason) and the totals.
     #[arg(long)]
+    #[arg(help_heading = headings::REHEARSAL)]
     pub dry_run: bool,
 
     /// With --dry-run: also write the plan as NDJSON to FILE, one line per record in input
@@ -391,15 +460,18 @@ pub struct ImportArgs {
     /// only "changed": true; roles and organizations a "change" such as "+admin -viewer"); a
     /// skip or rejection adds "reason": {"code", "message"}.
     #[arg(long, value_name = "FILE", requires = "dry_run")]
+    #[arg(help_heading = headings::REHEARSAL)]
     pub plan: Option<PathBuf>,
 
     /// Where rejected records go (NDJSON: the record plus `_error`). Default: INPUT.rejects.ndjson
     /// beside the input.
     #[arg(long, value_name = "PATH")]
+    #[arg(help_heading = headings::OUTPUT)]
     pub rejects: Option<PathBuf>,
 
     /// Remove the leading ' that `export --csv-escape-formulas` put before formula-like cells.
     #[arg(long)]
+    #[arg(help_heading = headings::SELECTION)]
     pub csv_escape_formulas: bool,
 
     #[command(flatten)]
@@ -459,10 +531,12 @@ pub struct ExportArgs {
     /// are filled in with the run's start in UTC (users-{date}.ndjson.gz), so nightly runs keep
     /// one file each. An existing file is replaced only if this job's last run wrote it.
     #[arg(long, short, value_name = "PATH")]
+    #[arg(help_heading = headings::OUTPUT)]
     pub output: PathBuf,
 
     /// Replace an existing --output file that no run of this job wrote.
     #[arg(long)]
+    #[arg(help_heading = headings::OUTPUT)]
     pub overwrite: bool,
 
     /// How users are read. `api`: pages of GET /api/v2/users in created_at windows, every
@@ -473,39 +547,47 @@ pub struct ExportArgs {
     /// order. The job has no query or updated_at filter: no --query, --since or --users. It
     /// needs read:users (and read:connections with --connection).
     #[arg(long, value_enum, default_value_t = EngineFlag::Api)]
+    #[arg(help_heading = headings::SELECTION)]
     pub engine: EngineFlag,
 
     /// Output format; default from the extension (`.csv`, `.csv.gz`), else ndjson. It must fit
     /// the output's extension when it has one.
     #[arg(long, value_enum)]
+    #[arg(help_heading = headings::OUTPUT)]
     pub format: Option<OutputFormat>,
 
     /// The gzip level of a `.gz` output: 1 (fastest, the default) to 9 (smallest). Level 1
     /// writes users' JSON at about 22% of its size; level 6 at about 14%, for four times the CPU.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=9), value_name = "1-9")]
+    #[arg(help_heading = headings::OUTPUT)]
     pub gzip_level: Option<u32>,
 
     /// CSV metadata columns: `json` (each metadata object as one JSON cell, lossless) or
     /// `flatten` (one column per leaf, `user_metadata.hobby`, cells keep their JSON type).
     #[arg(long, value_enum, default_value_t = CsvMetadata::Json)]
+    #[arg(help_heading = headings::OUTPUT)]
     pub csv_metadata: CsvMetadata,
 
     /// Prefix CSV cells that start with = + - @ (or ') with a ' against CSV injection, as
     /// Auth0's own exports do; `import --csv-escape-formulas` undoes it.
     #[arg(long)]
+    #[arg(help_heading = headings::OUTPUT)]
     pub csv_escape_formulas: bool,
 
     /// Only users matching this query (Auth0 search v3 / Lucene syntax).
     #[arg(long, value_name = "Q")]
+    #[arg(help_heading = headings::SELECTION)]
     pub query: Option<String>,
 
     /// Only users with an identity in this connection.
     #[arg(long, value_name = "NAME")]
+    #[arg(help_heading = headings::SELECTION)]
     pub connection: Option<String>,
 
     /// Only these users: a file with one user_id or email per line (fetched by id or email,
     /// which Auth0 answers immediately consistent).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["query", "connection", "since"])]
+    #[arg(help_heading = headings::SELECTION)]
     pub users: Option<PathBuf>,
 
     /// Add each user's access, by name (ids differ between tenants): any of `roles`,
@@ -517,11 +599,13 @@ pub struct ExportArgs {
     /// users. In CSV the lists are JSON in the `extra` column (or their own columns when named
     /// in --fields).
     #[arg(long, value_name = "LIST")]
+    #[arg(help_heading = headings::OUTPUT)]
     pub include: Option<crate::export::authz::Include>,
 
     /// Only these fields, comma-separated: root fields Auth0 returns, or paths in metadata
     /// (user_id,email,app_metadata.plan). A path stays nested in NDJSON and is one CSV column.
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    #[arg(help_heading = headings::OUTPUT)]
     pub fields: Vec<String>,
 
     /// Leave these fields out, comma-separated: root fields or metadata paths.
@@ -531,20 +615,24 @@ pub struct ExportArgs {
         value_name = "A,B",
         conflicts_with = "fields"
     )]
+    #[arg(help_heading = headings::OUTPUT)]
     pub exclude_fields: Vec<String>,
 
     /// Rename a root field on output, e.g. app_metadata=metadata (repeatable).
     #[arg(long, value_name = "FROM=TO", value_parser = values::parse_rename)]
+    #[arg(help_heading = headings::OUTPUT)]
     pub rename: Vec<(String, String)>,
 
     /// Only users updated at or after TIME (2024-01-31 or an ISO timestamp); `last`: since the
     /// last completed run with the same state (less --index-lag), for nightly incremental runs.
     #[arg(long, value_name = "TIME|last", value_parser = values::parse_since)]
+    #[arg(help_heading = headings::SELECTION)]
     pub since: Option<Since>,
 
     /// With --since last: seconds to reach back before the previous run's start, so a change
     /// the search index had not yet seen then falls into this run.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
+    #[arg(help_heading = headings::SELECTION)]
     pub index_lag: u64,
 
     #[command(flatten)]

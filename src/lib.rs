@@ -66,6 +66,13 @@ use anyhow::Context;
 use cli::Command;
 use exit::RunOutcome;
 
+/// The command line as the binary parses it: the clap definition of [`cli::Cli`], with the help
+/// that is built from the definition itself (`run --help` lists every command's job-file keys).
+/// Completions and man pages are generated from it too.
+pub fn command() -> clap::Command {
+    commands::job::document(<cli::Cli as clap::CommandFactory>::command())
+}
+
 /// Runs a parsed command line; [`exit::code`] turns how it ended into the exit code.
 pub fn run(cli: cli::Cli) -> ExitCode {
     let command = commands::job::expand(cli.command);

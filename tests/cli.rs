@@ -178,3 +178,146 @@ fn a_bad_query_is_refused_before_any_request_with_the_column_in_the_users_own_te
         "nothing written"
     );
 }
+
+/// `--help` groups each command's options under the same headings, in every command.
+#[test]
+fn help_groups_options_under_headings() {
+    for (command, headings) in [
+        (
+            "import",
+            &[
+                "Target:",
+                "Selection:",
+                "Import behaviour:",
+                "Output and format:",
+                "Rate and retries:",
+                "State and resume:",
+                "Rehearsal:",
+            ][..],
+        ),
+        (
+            "export",
+            &[
+                "Target:",
+                "Selection:",
+                "Output and format:",
+                "Rate and retries:",
+                "State and resume:",
+                "Rehearsal:",
+            ][..],
+        ),
+    ] {
+        for help in ["--help", "-h"] {
+            let out = binary().args([command, help]).output().unwrap();
+            assert!(out.status.success());
+            let text = String::from_utf8_lossy(&out.stdout);
+            for heading in headings {
+                assert!(
+                    text.lines().any(|l| l == *heading),
+                    "{command} {help}: no {heading}\n{text}"
+                );
+            }
+        }
+    }
+}
+
+/// After a refused command line, the usage line names what is required (the input or the
+/// output), never a secret: credentials belong in the environment.
+#[test]
+fn the_usage_line_after_an_error_never_presents_a_secret_as_required() {
+    for (args, usage) in [
+        (
+            &["import"][..],
+            "Usage: auth0-bulk import --input PATH [OPTIONS]",
+        ),
+        (
+            &["import", "--input", "u.csv", "--bogus"][..],
+            "Usage: auth0-bulk import --input PATH [OPTIONS]",
+        ),
+        (
+            &["export", "--bogus"][..],
+            "Usage: auth0-bulk export --output PATH [OPTIONS]",
+        ),
+        (
+            &["run"][..],
+            "Usage: auth0-bulk run [OPTIONS] JOB.toml [OPTIONS]",
+        ),
+    ] {
+        let out = crate::support::child::binary().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("Usage:"))
+            .unwrap_or_else(|| panic!("{args:?}: no usage line\n{stderr}"));
+        assert_eq!(line, usage, "{args:?}");
+        for secret in ["--client-secret", "--token", "SECRET", "TOKEN"] {
+            assert!(!stderr.contains(secret), "{args:?}: {secret}\n{stderr}");
+        }
+    }
+}
+
+/// Completions and manual pages are generated from the parser's own definition.
+#[test]
+fn completions_and_man_pages_come_from_the_command_line_definition() {
+    let out = binary().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    let bash = String::from_utf8_lossy(&out.stdout);
+    // clap_complete spells the function's `-` as `__`.
+    assert!(bash.starts_with("_auth0__bulk() {"), "{bash}");
+    assert!(bash.contains("complete -F _auth0__bulk"), "{bash}");
+    for known in [
+        "export",
+        "import",
+        "run",
+        "completions",
+        "man",
+        "--csv-metadata",
+        "--dry-run",
+    ] {
+        assert!(
+            bash.contains(known),
+            "{known} missing from the bash completions"
+        );
+    }
+    for (shell, first) in [
+        ("zsh", "#compdef auth0-bulk"),
+        ("fish", "complete -c auth0-bulk"),
+        ("powershell", "using namespace System.Management.Automation"),
+        ("elvish", "use builtin;"),
+    ] {
+        let out = binary().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(first), "{shell}:\n{script}");
+    }
+
+    let roff = |args: &[&str]| {
+        let out = binary().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let page = roff(&["man"]);
+    // The title macro comes first (after clap_mangen's two-line quote preamble), then NAME.
+    let first_macro = page
+        .lines()
+        .find(|l| l.starts_with(".TH") || l.starts_with(".SH"));
+    assert_eq!(first_macro, Some(".TH auth0-bulk 1  \"auth0-bulk 0.1.0\" "));
+    for command in ["export", "import", "run"] {
+        assert!(
+            page.contains(&format!("auth0\\-bulk\\-{command}(1)")),
+            "{command}"
+        );
+    }
+    let export = roff(&["man", "export"]);
+    assert!(
+        export
+            .lines()
+            .any(|l| l.starts_with(".TH auth0-bulk-export 1")),
+        "{export}"
+    );
+    assert!(export.contains("\\-\\-csv\\-metadata") && export.contains("OUTPUT AND FORMAT"));
+    let out = binary().args(["man", "exprot"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `export`?"));
+}

@@ -19,6 +19,8 @@ mod export_authz;
 mod export_job;
 // Mixed faults of the tenant, a tenant down past the retry budget, full disks, damaged state.
 mod faults;
+// Job files: a mistake names its key and line; options around the job file (issue 15).
+mod jobfile;
 // `auth0-bulk import` end to end: round trips, crashes, rejects, formats, against sandboxes.
 mod import;
 // Records' roles, organizations and permissions: tenant to tenant, kills, replace (issue 14).

@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 
-use clap::{ColorChoice, CommandFactory, FromArgMatches};
+use clap::{ColorChoice, FromArgMatches};
 
 use super::{Cli, Command};
 
@@ -15,7 +15,7 @@ pub fn parse() -> Result<Cli, clap::Error> {
 /// [`parse`] from given arguments (the first is the program name).
 pub fn parse_from(args: impl IntoIterator<Item = impl Into<OsString>>) -> Result<Cli, clap::Error> {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let mut command = Cli::command().color(color_asked(&args));
+    let mut command = crate::command().color(color_asked(&args));
     let matches = command.try_get_matches_from_mut(&args)?;
     Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
 }

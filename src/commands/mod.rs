@@ -1,10 +1,12 @@
 //! The subcommands: each turns its flags into a run of the library and names its [`RunOutcome`].
 
 mod common;
+mod completions;
 mod delete;
 mod export;
 mod import;
 pub mod job;
+mod man;
 mod report;
 #[cfg(feature = "sandbox")]
 mod sandbox;
@@ -38,11 +40,19 @@ pub async fn dispatch(command: Command, interrupt: Interrupt) -> anyhow::Result<
         }
         Command::Delete(args) => delete::run(*args, &interrupt).await,
         Command::Undo(args) => undo::run(*args, &interrupt).await,
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => man::run(&args),
         // `lib::run` expands every job first, and `job::expand` refuses one that names `run`.
-        Command::Run(args) => Err(UsageError(format!(
-            "job file {}: a job cannot run another job",
-            args.job.display()
-        ))
-        .into()),
+        Command::Run(_) => Err(UsageError("a job cannot run another job".into()).into()),
+    }
+}
+
+/// Writes generated text to stdout; a reader that stops early (`| head`) is not an error.
+fn print(bytes: &[u8]) -> anyhow::Result<RunOutcome> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(RunOutcome::Success),
     }
 }
