@@ -345,7 +345,15 @@ pub struct UndoArgs {
     /// Print the closing summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// Undo of a delete: write a password-change ticket for each user created again to FILE
+    /// (NDJSON, as `import --tickets`; valid for 5 days). Needs create:user_tickets.
+    #[arg(long, value_name = "FILE")]
+    pub tickets: Option<PathBuf>,
 }
+
+/// How long a password-change ticket stays valid unless `--ticket-ttl` says (5 days).
+pub const TICKET_TTL: u64 = 432_000;
 
 /// Options of `auth0-bulk import`.
 #[derive(Debug, Clone, Args)]
@@ -407,7 +415,7 @@ pub struct ImportArgs {
     pub tickets: Option<PathBuf>,
 
     /// How long each ticket stays valid, in seconds.
-    #[arg(long, value_name = "SECS", requires = "tickets", default_value_t = 432_000,
+    #[arg(long, value_name = "SECS", requires = "tickets", default_value_t = TICKET_TTL,
           value_parser = clap::value_parser!(u64).range(1..))]
     #[arg(help_heading = headings::IMPORT)]
     pub ticket_ttl: u64,

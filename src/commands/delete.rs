@@ -291,7 +291,7 @@ fn summary_lines(summary: &DeleteSummary) -> Vec<String> {
 }
 
 /// How a deletion error ends the run: what re-running alone cannot fix is configuration.
-fn failure(error: DeleteError) -> anyhow::Error {
+pub(super) fn failure(error: DeleteError) -> anyhow::Error {
     match error {
         // The state itself is the problem (locked, damaged, another tenant's).
         DeleteError::State(e) => e.into(),

@@ -1,9 +1,11 @@
-//! `auth0-bulk undo STATE`: flags → a validated [`UndoSpec`] → the restore → the summary and its outcome.
+//! `auth0-bulk undo STATE`: flags → a validated [`UndoSpec`] → the restores (or re-creations)
+//! and the deletion of created users → the summary and its outcome.
 
+use crate::api::Client;
 use crate::cli::UndoArgs;
 use crate::exit::{RunOutcome, UsageError};
-use crate::import::undo::{self, UndoSpec};
-use crate::progress::Progress;
+use crate::import::tickets::TicketSpec;
+use crate::import::undo::{self, CreatesUndone, UndoError, UndoSpec, UndoSummary, Undoes};
 
 use super::common;
 use super::import::{failure, summary_lines};
@@ -13,14 +15,17 @@ pub async fn run(args: UndoArgs, interrupt: &Interrupt) -> anyhow::Result<RunOut
     if common::is_embedded_sandbox(&args.target) {
         // Its tenant lives as long as this run: the import's users are not in it.
         return Err(UsageError(
-            "undo needs the tenant the import changed; the embedded sandbox (--domain sandbox) \
-             is a new one each run"
+            "undo needs the tenant the import or delete changed; the embedded sandbox \
+             (--domain sandbox) is a new one each run"
                 .into(),
         )
         .into());
     }
     if let Some(plan) = &args.plan {
         common::check_file_path("--plan", plan)?;
+    }
+    if let Some(tickets) = &args.tickets {
+        common::check_file_path("--tickets", tickets)?;
     }
     let resolved = common::resolve_target(&args.target).await?;
     let spec = UndoSpec {
@@ -32,26 +37,108 @@ pub async fn run(args: UndoArgs, interrupt: &Interrupt) -> anyhow::Result<RunOut
             .concurrency
             .unwrap_or(crate::net::workers::CEILING),
         domain: resolved.domain.clone(),
+        quiet: args.quiet,
+        tickets: args.tickets.clone().map(|file| TicketSpec {
+            file,
+            ttl_sec: crate::cli::TICKET_TTL,
+        }),
     };
-    // A state that is not an import's, or is another tenant's, before any request.
-    undo::check(&spec).map_err(failure)?;
+    // A state that is not an import's or a deletion's, or is another tenant's, before any
+    // request.
+    let undoes = undo::check(&spec).map_err(failure)?;
+    let created = match undoes {
+        Undoes::Import => undo::created_count(&spec).map_err(failure)?,
+        Undoes::Delete => 0,
+    };
     let cancel = interrupt.arm();
     let client = common::client(&resolved, &args.pace, &cancel)?;
+    if created > 0 {
+        check_delete_scopes(&client, args.dry_run).await?;
+    }
     let verb = if args.dry_run {
         "Planning an undo (dry run: nothing is written)"
     } else {
         "Undoing"
     };
+    let what = match undoes {
+        Undoes::Import => "the import",
+        Undoes::Delete => "the deletion",
+    };
     eprintln!(
-        "{verb}: the import whose state is {}, on {}",
+        "{verb}: {what} whose state is {}, on {}",
         args.state.display(),
         resolved.target.display()
     );
-    let progress = Progress::new(args.quiet, "records");
-    let result = undo::run(&spec, &client, &progress, &cancel).await;
-    progress.finish();
-    let (summary, outcome) = result.map_err(failure)?;
-    common::print_summary(&summary_lines(&summary), &summary, args.json, false)?;
+    let (summary, outcome) = undo::run(&spec, &client, &cancel)
+        .await
+        .map_err(|e| match e {
+            UndoError::Import(e) => failure(e),
+            UndoError::Delete(e) => super::delete::failure(e),
+        })?;
+    common::print_summary(&lines(&summary), &summary, args.json, false)?;
     drop(resolved);
     Ok(outcome)
+}
+
+/// Deleting the users an import created needs read:users and delete:users (a dry run only the
+/// first): a token without them is told before anything is restored (exit 2).
+async fn check_delete_scopes(client: &Client, dry_run: bool) -> anyhow::Result<()> {
+    let (flag, needed): (&str, &[&str]) = match dry_run {
+        true => (
+            "undo --dry-run (of the users the import created)",
+            &["read:users"],
+        ),
+        false => (
+            "undo (deletes the users the import created)",
+            &["read:users", "delete:users"],
+        ),
+    };
+    match client
+        .lacks_scopes(flag, needed)
+        .await
+        .map_err(common::api_failure)?
+    {
+        Some(problem) => Err(UsageError(problem).into()),
+        None => Ok(()),
+    }
+}
+
+/// The closing summary in words: the importer's, then what became of created users, or what
+/// re-created users lack.
+fn lines(summary: &UndoSummary) -> Vec<String> {
+    let mut lines = summary_lines(&summary.restore);
+    if let Some(creates) = &summary.creates {
+        lines.push(creates_line(creates, summary.restore.dry_run));
+    }
+    if summary.undoes == Undoes::Delete && summary.restore.created > 0 && !summary.restore.dry_run {
+        let tickets = match &summary.restore.tickets {
+            Some(_) => "they have password-change tickets (--tickets)",
+            None => {
+                "send them password-change tickets with --tickets FILE on this undo, or have \
+                 them reset their passwords"
+            }
+        };
+        lines.push(format!(
+            "The {} users created again have random passwords (a password cannot come back): \
+             {tickets}.",
+            summary.restore.created
+        ));
+    }
+    lines
+}
+
+fn creates_line(creates: &CreatesUndone, dry_run: bool) -> String {
+    let would = if dry_run { "would be " } else { "" };
+    let mut line = format!(
+        "The import created {} users: {} {would}deleted, {} skipped (not found: already \
+         deleted), {} rejected.",
+        creates.read, creates.deleted, creates.not_found, creates.rejected
+    );
+    if let Some(images) = &creates.before_images {
+        line.push_str(&format!(" Their before-images are in {images}."));
+    }
+    if !creates.completed {
+        line.push_str(" Interrupted; run the same undo again to resume.");
+    }
+    line
 }

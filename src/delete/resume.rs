@@ -54,6 +54,13 @@ pub fn check_state(dir: &Path, options: &DeleteOptions) -> Result<bool, DeleteEr
     Ok(true)
 }
 
+/// The tenant of the deletion whose state is `dir`, offline (`None`: `dir` holds no
+/// deletion's checkpoint). For `auth0-bulk undo` of a deletion.
+pub fn saved_tenant(dir: &Path) -> Result<Option<String>, crate::state::StateError> {
+    let saved = crate::state::peek::<Saved>(dir, FILE, FORMAT)?;
+    Ok(saved.map(|Saved::V1 { domain, .. }| domain))
+}
+
 /// Marks the deletion in the (locked) state unfinished, once its ledger is ready: from here on
 /// a run with the same options resumes it.
 pub(super) fn begin(state: &StateDir, options: &DeleteOptions) -> Result<(), DeleteError> {

@@ -159,6 +159,44 @@ pub struct TicketDue {
 pub fn tickets_due(
     path: &Path,
 ) -> std::io::Result<impl Iterator<Item = std::io::Result<TicketDue>>> {
+    each_record_once(path, |entry| match (entry.ticket, entry.user_id) {
+        (true, Some(user_id)) => Some(TicketDue {
+            record: entry.record,
+            user_id,
+            email: entry.email,
+        }),
+        _ => None,
+    })
+}
+
+/// A user the import created, as the ledger names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedUser {
+    pub record: u64,
+    pub user_id: String,
+}
+
+/// The users the import created, in the ledger's order (the same on every read of a ledger no
+/// run writes to any more), each record once: what an undo deletes. Streams the file.
+pub fn created_users(
+    path: &Path,
+) -> std::io::Result<impl Iterator<Item = std::io::Result<CreatedUser>>> {
+    each_record_once(path, |entry| match (entry.outcome, entry.user_id) {
+        (Some(Outcome::Created), Some(user_id)) => Some(CreatedUser {
+            record: entry.record,
+            user_id,
+        }),
+        _ => None,
+    })
+}
+
+/// What `pick` takes from the whole lines of the ledger at `path`, in order, for the first
+/// entry of each record it takes one from (a record redone after a crash lost its entry is
+/// listed once; a torn last line is left out). A bit per record is held.
+fn each_record_once<T>(
+    path: &Path,
+    mut pick: impl FnMut(Entry) -> Option<T>,
+) -> std::io::Result<impl Iterator<Item = std::io::Result<T>>> {
     let mut reader = BufReader::new(File::open(path)?);
     let mut seen: HashMap<u64, Box<[u64]>> = HashMap::new();
     let mut line = Vec::new();
@@ -180,24 +218,20 @@ pub fn tickets_due(
                     )));
                 }
             };
-            let (true, Some(user_id)) = (entry.ticket, entry.user_id) else {
+            let record = entry.record;
+            let Some(picked) = pick(entry) else {
                 continue;
             };
-            // A record redone after a crash lost its entry is listed once.
             let page = seen
-                .entry(entry.record / 4096)
+                .entry(record / 4096)
                 .or_insert_with(|| vec![0; 64].into_boxed_slice());
-            let bit = entry.record % 4096;
+            let bit = record % 4096;
             let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
             if page[word] & mask != 0 {
                 continue;
             }
             page[word] |= mask;
-            return Some(Ok(TicketDue {
-                record: entry.record,
-                user_id,
-                email: entry.email,
-            }));
+            return Some(Ok(picked));
         }
     }))
 }
