@@ -12,7 +12,9 @@ use serde_json::Value;
 
 use crate::support::child::{self, run};
 use crate::support::exports::User;
-use crate::support::imports::{DB, assert_same_users, connection_of, import_file, tenant_users};
+use crate::support::imports::{
+    DB, assert_same_users, comparable, connection_of, import_file, tenant_users,
+};
 use crate::support::kill::{kill_until_done, scaled};
 use crate::support::live::{Live, user_id};
 
@@ -263,30 +265,6 @@ fn listed_ids_and_emails_are_deleted_and_an_unknown_one_is_skipped() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{name}");
     }
-}
-
-/// What a user re-created from its before-image cannot have as it was: the times the tenant
-/// sets (`created_at`, `updated_at`, `last_password_reset`: a new password is set) and the
-/// sign-in history, which the API lets no one write (`last_login`, `last_ip`, `logins_count`).
-const CHANGED_BY_RECREATION: [&str; 6] = [
-    "created_at",
-    "updated_at",
-    "last_password_reset",
-    "last_login",
-    "last_ip",
-    "logins_count",
-];
-
-fn comparable(users: BTreeMap<String, User>) -> BTreeMap<String, User> {
-    users
-        .into_iter()
-        .map(|(id, mut user)| {
-            for field in CHANGED_BY_RECREATION {
-                user.shift_remove(field);
-            }
-            (id, user)
-        })
-        .collect()
 }
 
 #[test]

@@ -13,19 +13,27 @@ use serde_json::{Value, json};
 use crate::support::child::{binary, run};
 use crate::support::exports::User;
 use crate::support::imports::{
-    DB, assert_adds_up, beside, connection_of, count, generated, import, import_file,
-    import_progress, ledger_bytes, read_ndjson, read_text, slow_tenant,
+    DB, assert_adds_up, assert_same_users, beside, comparable, connection_of, count, generated,
+    import, import_file, import_progress, ledger_bytes, read_ndjson, read_text, slow_tenant,
+    tenant_users, write_ndjson,
 };
 use crate::support::kill::{kill_until_done, scaled};
 use crate::support::live::Live;
 
 /// `auth0-bulk undo STATE --json --quiet` against `live`.
 fn undo(live: &Live, state: &Path) -> Command {
+    let mut command = undo_loud(live, state);
+    command.arg("--quiet");
+    command
+}
+
+/// `auth0-bulk undo STATE --json` against `live`, its notices on stderr.
+fn undo_loud(live: &Live, state: &Path) -> Command {
     let mut command = binary();
     command
         .arg("undo")
         .arg(state)
-        .args(["--domain", live.domain(), "--json", "--quiet"])
+        .args(["--domain", live.domain(), "--json"])
         .env("AUTH0_CLIENT_ID", live.client_id())
         .env("AUTH0_CLIENT_SECRET", live.client_secret());
     command
@@ -391,4 +399,210 @@ fn job_engine_upsert_patches_keep_before_images_and_undo_restores_them() {
 
     run(&mut undo(&live, &state)).expect_code(0);
     assert_same(&snapshot(&live), &before, "after undo");
+}
+
+/// The ids of the users an import created, from the `created` entries of its ledger.
+fn created_ids(state: &Path) -> HashSet<String> {
+    read_ndjson(&state.join("ledger.ndjson"))
+        .into_iter()
+        .filter(|entry| entry.get("outcome") == Some(&json!("created")))
+        .map(|entry| entry["user_id"].as_str().expect("a user_id").to_string())
+        .collect()
+}
+
+/// The ids in a deletion's before-images (whole lines), asserting each user has one image.
+fn imaged_once(images: &Path) -> HashSet<String> {
+    let text = std::fs::read_to_string(images).unwrap_or_default();
+    let mut ids = HashSet::new();
+    // A torn last line is the engine's to drop.
+    for line in text.lines().filter(|l| l.ends_with('}')) {
+        let image: Value = serde_json::from_str(line).expect("an image");
+        let id = image["user_id"].as_str().expect("a user_id").to_string();
+        assert!(ids.insert(id.clone()), "{id} has two before-images");
+    }
+    ids
+}
+
+/// Must-show 1, creates: a create import, then `undo`: the users it created are deleted and
+/// the tenant is as it was before the import; a dry run only lists them, and a second undo
+/// deletes nobody (they are not found: counted as skipped).
+#[test]
+fn undo_after_a_create_import_deletes_the_users_it_created_exactly_once() {
+    let n = scaled(2_000, 5_000);
+    let live = Live::generated(300);
+    let before = snapshot(&live);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("new.ndjson");
+    write_ndjson(&input, &generated(n, 15));
+    let ran = import_file(
+        &live,
+        &input,
+        &["--mode", "create", "--passwords", "random"],
+    );
+    ran.expect_code(0);
+    assert_eq!(count(&ran.summary(), "created"), n as u64);
+    let state = beside(&input, ".state");
+    let created = created_ids(&state);
+    assert_eq!(created.len(), n);
+
+    // The dry run names who would be deleted, and writes nothing.
+    let writes_before = writes(&live);
+    let dry = run(undo_loud(&live, &state).arg("--dry-run"));
+    dry.expect_code(0);
+    let summary = dry.summary();
+    assert_eq!(summary["undoes"], "import");
+    assert_eq!(summary["creates"]["deleted"], n as u64, "{summary}");
+    let first = created.iter().next().unwrap();
+    assert!(
+        dry.stderr.contains(&format!("would delete {first}")),
+        "{}",
+        dry.stderr
+    );
+    assert_eq!(writes(&live), writes_before, "a dry run writes nothing");
+    assert!(!state.join("undo/creates").exists(), "nor keeps a state");
+
+    let undone = run(&mut undo(&live, &state));
+    undone.expect_code(0);
+    let summary = undone.summary();
+    assert_adds_up(&summary);
+    let creates = &summary["creates"];
+    assert_eq!(
+        (creates["read"].as_u64(), creates["deleted"].as_u64()),
+        (Some(n as u64), Some(n as u64)),
+        "{summary}"
+    );
+    assert_same(&snapshot(&live), &before, "after undo");
+    let images = state.join("undo/creates/deleted.ndjson");
+    assert_eq!(
+        imaged_once(&images),
+        created,
+        "an image of each deleted user"
+    );
+
+    // Exactly once: nobody is deleted or written a second time.
+    let writes_before = writes(&live);
+    let again = run(&mut undo(&live, &state));
+    again.expect_code(0);
+    let creates = &again.summary()["creates"];
+    assert_eq!(
+        (creates["deleted"].as_u64(), creates["not_found"].as_u64()),
+        (Some(0), Some(n as u64)),
+        "{creates}"
+    );
+    assert_eq!(writes(&live), writes_before, "no write request at all");
+    assert_eq!(imaged_once(&images), created, "no second image");
+    assert_same(&snapshot(&live), &before, "after a second undo");
+}
+
+/// Must-show 1, delete: `delete --users ... --yes`, then `undo` of its state: the users are
+/// back with their user_ids (and all they had but what re-creation must change); a second
+/// undo creates nobody.
+#[test]
+fn undo_of_a_delete_brings_the_users_back_with_their_ids_exactly_once() {
+    let n = scaled(1_000, 3_000);
+    let live = Live::generated(n * 3);
+    let before = tenant_users(&live);
+    // Only database users can be created through the API (a social user signs in again).
+    let doomed: Vec<String> = before
+        .iter()
+        .filter(|(_, user)| connection_of(user) == Some(DB))
+        .map(|(id, _)| id.clone())
+        .take(n)
+        .collect();
+    assert_eq!(doomed.len(), n, "enough database users");
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("leavers.txt");
+    std::fs::write(&list, doomed.join("\n") + "\n").unwrap();
+    run(binary()
+        .arg("delete")
+        .args(["--domain", live.domain(), "--yes", "--quiet"])
+        .arg("--users")
+        .arg(&list)
+        .env("AUTH0_CLIENT_ID", live.client_id())
+        .env("AUTH0_CLIENT_SECRET", live.client_secret()))
+    .expect_code(0);
+    assert_eq!(tenant_users(&live).len(), before.len() - n);
+
+    let state = beside(&list, ".state");
+    let undone = run(&mut undo_loud(&live, &state));
+    undone.expect_code(0);
+    let summary = undone.summary();
+    assert_eq!(summary["undoes"], "delete");
+    assert_eq!(count(&summary, "created"), n as u64, "{summary}");
+    assert_adds_up(&summary);
+    assert!(
+        undone.stderr.contains("random passwords"),
+        "the summary says passwords do not come back: {}",
+        undone.stderr
+    );
+    assert_same_users(
+        &comparable(tenant_users(&live)),
+        &comparable(before.clone()),
+        "the tenant after the undo",
+    );
+
+    let writes_before = writes(&live);
+    let again = run(&mut undo(&live, &state));
+    again.expect_code(0);
+    let summary = again.summary();
+    assert_eq!(count(&summary, "created"), 0, "{summary}");
+    assert_eq!(count(&summary, "skipped"), n as u64, "{summary}");
+    assert_eq!(writes(&live).0, writes_before.0, "nobody created twice");
+    assert_same_users(
+        &comparable(tenant_users(&live)),
+        &comparable(before),
+        "the tenant after a second undo",
+    );
+}
+
+/// An undo killed while it deletes the users an import created, and run again until done:
+/// each user is imaged once and deleted once, and the tenant is as it was before the import.
+#[test]
+fn an_undo_of_creates_killed_and_resumed_deletes_each_user_once() {
+    let n = scaled(600, 3_000);
+    let live = slow_tenant(2, &generated(200, 3));
+    let before = snapshot(&live);
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--mode", "create", "--passwords", "random"];
+    // A clean import and undo measure how long an undo takes.
+    let clean_input = dir.path().join("clean.ndjson");
+    write_ndjson(&clean_input, &generated(n, 16));
+    import_file(&live, &clean_input, &args).expect_code(0);
+    let clean = run(&mut undo(&live, &beside(&clean_input, ".state")));
+    clean.expect_code(0);
+    assert_same(&snapshot(&live), &before, "after the clean undo");
+
+    let input = dir.path().join("new.ndjson");
+    write_ndjson(&input, &generated(n, 16));
+    import_file(&live, &input, &args).expect_code(0);
+    let state = beside(&input, ".state");
+    let created = created_ids(&state);
+    let creates = state.join("undo/creates");
+    let images = creates.join("deleted.ndjson");
+    let progress = || {
+        let completed = std::fs::read_to_string(creates.join("delete.json"))
+            .is_ok_and(|text| text.contains("\"completed\":true"));
+        if completed {
+            return 1.0;
+        }
+        let users = live.tenant.sandbox.users();
+        let left = users
+            .iter()
+            .filter(|user| created.contains(user["user_id"].as_str().unwrap_or_default()))
+            .count();
+        ((n - left) as f64 / n as f64).min(0.999)
+    };
+    let killed = kill_until_done(
+        0x5eed_0016,
+        scaled(4, 30),
+        clean.elapsed,
+        || undo(&live, &state),
+        progress,
+        |_| {
+            imaged_once(&images);
+        },
+    );
+    eprintln!("undo of creates: {n} users: {}", killed.describe());
+    assert_eq!(imaged_once(&images), created, "one image per deleted user");
+    assert_same(&snapshot(&live), &before, "after the killed undo");
 }

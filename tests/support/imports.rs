@@ -297,3 +297,28 @@ pub fn changed(user: &User, edits: Value) -> Value {
 pub fn as_records(users: &[User]) -> Vec<Value> {
     users.iter().cloned().map(Value::Object).collect()
 }
+
+/// What a user re-created from its before-image cannot have as it was: the times the tenant
+/// sets (`created_at`, `updated_at`, `last_password_reset`: a new password is set) and the
+/// sign-in history, which the API lets no one write (`last_login`, `last_ip`, `logins_count`).
+pub const CHANGED_BY_RECREATION: [&str; 6] = [
+    "created_at",
+    "updated_at",
+    "last_password_reset",
+    "last_login",
+    "last_ip",
+    "logins_count",
+];
+
+/// `users` without the fields [`CHANGED_BY_RECREATION`].
+pub fn comparable(users: BTreeMap<String, User>) -> BTreeMap<String, User> {
+    users
+        .into_iter()
+        .map(|(id, mut user)| {
+            for field in CHANGED_BY_RECREATION {
+                user.shift_remove(field);
+            }
+            (id, user)
+        })
+        .collect()
+}
