@@ -94,8 +94,9 @@ pub enum Command {
     ///
     /// Every user is looked up and appended, exactly as the tenant returns it, to the
     /// before-images file STATE/deleted.ndjson (0600, made durable) before it is deleted, so a
-    /// deletion can be taken back: `auth0-bulk import --input STATE/deleted.ndjson --mode
-    /// create --passwords random` brings the users back with their user_ids and metadata. Not
+    /// deletion can be taken back: `auth0-bulk undo STATE` (or `auth0-bulk import --input
+    /// STATE/deleted.ndjson --mode create --passwords random`) brings the users back with
+    /// their user_ids and metadata. Not
     /// their passwords: the API never returns them, so restored users set a new one (see
     /// import --tickets). The file is only ever appended to, by every run with this state. A
     /// ledger in the state records each chunk of users: run the same command again after a
@@ -113,20 +114,29 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Delete(Box<DeleteArgs>),
 
-    /// Undo an import: put back what its updates changed, from the before-images in its state.
+    /// Undo an import or a delete, from its run state: restore what it changed, delete whom it
+    /// created, create again whom it deleted.
     ///
-    /// Every update of an import keeps, before it is sent, the user's previous values of
-    /// exactly the fields and metadata keys it changes (STATE/before-images.ndjson). Undo
-    /// restores them through the importer (update mode, by user_id, merge metadata), resumably
-    /// and exactly once (its own run state is STATE/undo/); a second undo changes nothing.
+    /// An import: every update keeps, before it is sent, the user's previous values of exactly
+    /// the fields and metadata keys it changes (STATE/before-images.ndjson). Undo restores them
+    /// through the importer (update mode, by user_id, merge metadata), then deletes the users
+    /// the import created (their ids are in its ledger; needs read:users and delete:users,
+    /// checked first), each one's before-image kept in STATE/undo/creates/deleted.ndjson.
     /// Not restored: passwords, roles, organizations and permissions; a boolean field the user
-    /// lacked comes back as false. Users the import created are not deleted (yet): undo says
-    /// how many there are. The same by hand:
+    /// lacked comes back as false. The restores by hand:
     ///   auth0-bulk import --input STATE/before-images.ndjson --mode update --match user_id --metadata merge
+    ///
+    /// A delete (its --state, holding deleted.ndjson): undo creates the deleted users again
+    /// with their user_ids and metadata, with random passwords: a password cannot come back
+    /// (--tickets FILE writes password-change tickets for them).
+    ///
+    /// Resumable and exactly once (undo's own run state is STATE/undo/): a second undo changes,
+    /// deletes and creates nothing.
     ///
     /// Examples:
     ///   auth0-bulk undo plans.csv.state --dry-run
     ///   auth0-bulk undo plans.csv.state --json
+    ///   auth0-bulk undo leavers.txt.state --tickets tickets.ndjson
     #[command(verbatim_doc_comment)]
     Undo(Box<UndoArgs>),
 
@@ -319,8 +329,8 @@ pub struct RunStateArgs {
 /// Options of `auth0-bulk undo`.
 #[derive(Debug, Clone, Args)]
 pub struct UndoArgs {
-    /// The run state directory of the import to undo (its --state; by default INPUT.state
-    /// beside its input).
+    /// The run state directory of the import or delete to undo (its --state; by default
+    /// INPUT.state or FILE.state beside its input).
     #[arg(value_name = "STATE")]
     pub state: PathBuf,
 

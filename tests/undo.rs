@@ -524,7 +524,8 @@ fn undo_of_a_delete_brings_the_users_back_with_their_ids_exactly_once() {
     assert_eq!(tenant_users(&live).len(), before.len() - n);
 
     let state = beside(&list, ".state");
-    let undone = run(&mut undo_loud(&live, &state));
+    let tickets = dir.path().join("tickets.ndjson");
+    let undone = run(undo_loud(&live, &state).arg("--tickets").arg(&tickets));
     undone.expect_code(0);
     let summary = undone.summary();
     assert_eq!(summary["undoes"], "delete");
@@ -535,6 +536,11 @@ fn undo_of_a_delete_brings_the_users_back_with_their_ids_exactly_once() {
         "the summary says passwords do not come back: {}",
         undone.stderr
     );
+    let ticketed: HashSet<String> = read_ndjson(&tickets)
+        .iter()
+        .map(|line| line["user_id"].as_str().expect("a user_id").to_string())
+        .collect();
+    assert_eq!(ticketed, doomed.iter().cloned().collect(), "a ticket each");
     assert_same_users(
         &comparable(tenant_users(&live)),
         &comparable(before.clone()),
@@ -605,4 +611,34 @@ fn an_undo_of_creates_killed_and_resumed_deletes_each_user_once() {
     eprintln!("undo of creates: {n} users: {}", killed.describe());
     assert_eq!(imaged_once(&images), created, "one image per deleted user");
     assert_same(&snapshot(&live), &before, "after the killed undo");
+}
+
+/// A token that may not delete users is told before the undo of an import that created users
+/// restores or deletes anything (exit 2).
+#[test]
+fn an_undo_that_must_delete_users_checks_the_scopes_first() {
+    let live = Live::start(SandboxOptions {
+        scopes: Some(vec![
+            "read:users".into(),
+            "create:users".into(),
+            "update:users".into(),
+        ]),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("new.ndjson");
+    write_ndjson(&input, &generated(5, 17));
+    import_file(
+        &live,
+        &input,
+        &["--mode", "create", "--passwords", "random"],
+    )
+    .expect_code(0);
+    let writes_before = writes(&live);
+    let ran = run(&mut undo(&live, &beside(&input, ".state")));
+    ran.expect_code(2);
+    assert!(ran.stderr.contains("delete:users"), "{}", ran.stderr);
+    assert_eq!(writes(&live), writes_before, "nothing written");
+    // A dry run needs read:users only.
+    run(undo(&live, &beside(&input, ".state")).arg("--dry-run")).expect_code(0);
 }
