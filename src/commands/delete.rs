@@ -106,7 +106,7 @@ pub async fn run(args: DeleteArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     let cancel = interrupt.arm();
     let client = common::client(&resolved, &args.pace, &cancel)?;
     common::reach(&client, Some(state.as_path()).filter(|_| !args.dry_run)).await?;
-    check_scopes(&client, args.dry_run).await?;
+    check_scopes(&client, "delete", args.dry_run).await?;
     let collected = match &source {
         Source::List(_) => None,
         Source::Query(q) => {
@@ -165,14 +165,19 @@ pub async fn run(args: DeleteArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
 }
 
 /// A deletion needs read:users and delete:users (a dry run only the first): a token without
-/// them is told before anything is deleted (exit 2).
-async fn check_scopes(client: &Client, dry_run: bool) -> anyhow::Result<()> {
-    let (flag, needed): (&str, &[&str]) = match dry_run {
-        true => ("delete --dry-run", &["read:users"]),
-        false => ("delete", &["read:users", "delete:users"]),
+/// them is told before anything is deleted (exit 2). `command` is what deletes (`delete`, or
+/// `undo` for the users an import created).
+pub(super) async fn check_scopes(
+    client: &Client,
+    command: &str,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let (flag, needed): (String, &[&str]) = match dry_run {
+        true => (format!("{command} --dry-run"), &["read:users"]),
+        false => (command.to_string(), &["read:users", "delete:users"]),
     };
     match client
-        .lacks_scopes(flag, needed)
+        .lacks_scopes(&flag, needed)
         .await
         .map_err(common::api_failure)?
     {

@@ -1,7 +1,6 @@
 //! `auth0-bulk undo STATE`: flags → a validated [`UndoSpec`] → the restores (or re-creations)
 //! and the deletion of created users → the summary and its outcome.
 
-use crate::api::Client;
 use crate::cli::UndoArgs;
 use crate::exit::{RunOutcome, UsageError};
 use crate::import::tickets::TicketSpec;
@@ -53,7 +52,8 @@ pub async fn run(args: UndoArgs, interrupt: &Interrupt) -> anyhow::Result<RunOut
     let cancel = interrupt.arm();
     let client = common::client(&resolved, &args.pace, &cancel)?;
     if created > 0 {
-        check_delete_scopes(&client, args.dry_run).await?;
+        // Checked before anything is restored: the deletions come last.
+        super::delete::check_scopes(&client, "undo", args.dry_run).await?;
     }
     let verb = if args.dry_run {
         "Planning an undo (dry run: nothing is written)"
@@ -78,29 +78,6 @@ pub async fn run(args: UndoArgs, interrupt: &Interrupt) -> anyhow::Result<RunOut
     common::print_summary(&lines(&summary), &summary, args.json, false)?;
     drop(resolved);
     Ok(outcome)
-}
-
-/// Deleting the users an import created needs read:users and delete:users (a dry run only the
-/// first): a token without them is told before anything is restored (exit 2).
-async fn check_delete_scopes(client: &Client, dry_run: bool) -> anyhow::Result<()> {
-    let (flag, needed): (&str, &[&str]) = match dry_run {
-        true => (
-            "undo --dry-run (of the users the import created)",
-            &["read:users"],
-        ),
-        false => (
-            "undo (deletes the users the import created)",
-            &["read:users", "delete:users"],
-        ),
-    };
-    match client
-        .lacks_scopes(flag, needed)
-        .await
-        .map_err(common::api_failure)?
-    {
-        Some(problem) => Err(UsageError(problem).into()),
-        None => Ok(()),
-    }
 }
 
 /// The closing summary in words: the importer's, then what became of created users, or what
