@@ -180,7 +180,7 @@ pub fn check(spec: &UndoSpec) -> Result<Undoes, ImportError> {
 
 /// How many users the import whose state is `spec.state` created: what its undo deletes (a
 /// record redone after a crash counts once; a torn last line is left out, as the importer
-/// does). None for a deletion's state.
+/// does). Only for an import's state (a deletion's has a ledger of another shape).
 pub fn created_count(spec: &UndoSpec) -> Result<u64, ImportError> {
     created_users(&spec.state.join(super::resume::LEDGER))
 }
