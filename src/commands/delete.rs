@@ -275,12 +275,12 @@ fn summary_lines(summary: &DeleteSummary) -> Vec<String> {
     let mut lines = vec![format!(
         "Read {} users: {} {would}deleted, {} skipped ({} not found, {} listed twice), {} \
          rejected ({}).",
-        summary.read,
-        summary.deleted,
-        summary.skipped,
-        summary.not_found,
-        summary.duplicates,
-        summary.rejected,
+        indicatif::HumanCount(summary.read),
+        indicatif::HumanCount(summary.deleted),
+        indicatif::HumanCount(summary.skipped),
+        indicatif::HumanCount(summary.not_found),
+        indicatif::HumanCount(summary.duplicates),
+        indicatif::HumanCount(summary.rejected),
         common::costs_text(counts, summary.elapsed_seconds, summary.resumed),
     )];
     lines.extend(common::budgets_line(&summary.budgets));
