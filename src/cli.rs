@@ -112,6 +112,9 @@ pub enum Command {
     ///   auth0-bulk delete --users leavers.txt --yes
     ///   auth0-bulk delete --query 'app_metadata.plan:"trial"' --state trial-purge --yes
     #[command(verbatim_doc_comment)]
+    #[command(
+        override_usage = "auth0-bulk delete (--users FILE | --query Q --state DIR) (--dry-run | --yes) [OPTIONS]"
+    )]
     Delete(Box<DeleteArgs>),
 
     /// Undo an import or a delete, from its run state: restore what it changed, delete whom it

@@ -1814,7 +1814,15 @@ fn rejects_plan_and_state_files_are_private_to_their_owner() {
         names.push(file.file_name().unwrap().to_string_lossy().into_owned());
     }
     names.sort();
-    assert_eq!(names, ["import.json", "ledger.ndjson", "lock"]);
+    assert_eq!(
+        names,
+        [
+            "before-images.ndjson",
+            "import.json",
+            "ledger.ndjson",
+            "lock"
+        ]
+    );
 }
 
 #[test]

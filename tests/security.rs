@@ -379,7 +379,9 @@ fn no_secret_or_token_in_anything_an_import_produces_in_any_mode_or_dry_run() {
             .concat(),
             3,
         );
-        assert!(ran.stderr.contains("dry run"), "{}", ran.stderr);
+        if level != ["-q"] {
+            assert!(ran.stderr.contains("dry run"), "{}", ran.stderr);
+        }
     }
 
     evidence.expect_files(&[
@@ -570,7 +572,10 @@ fn a_static_token_never_appears_in_anything_the_tool_produces() {
             .arg(dir.join("users.ndjson"))
             .args(level));
         ran.expect_code(0);
-        assert!(ran.stderr.contains("a ready token"), "{}", ran.stderr);
+        // `-q` prints nothing but errors: the notice is there at every other level.
+        if level != ["-q"] {
+            assert!(ran.stderr.contains("a ready token"), "{}", ran.stderr);
+        }
         evidence.run(&name, &ran, &dir);
     }
     let dir = folder(root.path(), "import --token");

@@ -49,6 +49,8 @@ impl Command {
         match self {
             Command::Export(args) => args.run.quiet,
             Command::Import(args) => args.run.quiet,
+            Command::Delete(args) => args.run.quiet,
+            Command::Undo(args) => args.quiet,
             _ => false,
         }
     }

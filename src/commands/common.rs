@@ -274,9 +274,9 @@ pub fn budgets_line(budgets: &[crate::net::pace::BudgetReport]) -> Option<String
 pub fn costs_text(counts: crate::api::Counts, elapsed_seconds: f64, resumed: bool) -> String {
     format!(
         "{} requests, {} throttled, {} retries, {elapsed_seconds:.1}s{}",
-        counts.requests,
-        counts.throttled,
-        counts.retries,
+        indicatif::HumanCount(counts.requests),
+        indicatif::HumanCount(counts.throttled),
+        indicatif::HumanCount(counts.retries),
         if resumed {
             ", resumed from the ledger"
         } else {

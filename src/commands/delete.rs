@@ -16,8 +16,10 @@ use crate::export::encode::{Encoder, Shape};
 use crate::export::{self, Engine, ExportSpec, Output, checkpoint};
 use crate::progress::Progress;
 use crate::query::Query;
+use crate::report::Witness;
 use crate::state::beside;
 use crate::state::resume::JobOptions;
+use crate::terminal;
 
 use super::common;
 use super::signal::Interrupt;
@@ -35,7 +37,11 @@ enum Source {
     Query(String),
 }
 
-pub async fn run(args: DeleteArgs, interrupt: &Interrupt) -> anyhow::Result<RunOutcome> {
+pub async fn run(
+    args: DeleteArgs,
+    interrupt: &Interrupt,
+    witness: Witness,
+) -> anyhow::Result<RunOutcome> {
     // Everything that can be checked offline is checked before the first request.
     if !args.dry_run && !args.yes {
         return Err(UsageError(
@@ -105,6 +111,7 @@ pub async fn run(args: DeleteArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     };
     let cancel = interrupt.arm();
     let client = common::client(&resolved, &args.pace, &cancel)?;
+    witness.client(&client, &resolved.domain);
     common::reach(&client, Some(state.as_path()).filter(|_| !args.dry_run)).await?;
     check_scopes(&client, "delete", args.dry_run).await?;
     let collected = match &source {
@@ -121,15 +128,15 @@ pub async fn run(args: DeleteArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
             if !resumes {
                 let spec = collect_spec(q, at, &resolved.domain)?;
                 let progress = Progress::new(args.run.quiet, "matches");
-                eprintln!("Collecting the users that match the query...");
+                terminal::say("Collecting the users that match the query...");
                 let result = export::run(&spec, &client, &progress, &cancel).await;
                 progress.finish();
                 let (summary, outcome) = result.map_err(super::export::failure)?;
                 if outcome == RunOutcome::Interrupted {
-                    eprintln!("Interrupted while collecting the matches; nothing was deleted.");
+                    terminal::say("Interrupted while collecting the matches; nothing was deleted.");
                     return Ok(RunOutcome::Interrupted);
                 }
-                eprintln!("{} users match the query.", summary.users);
+                terminal::say(format!("{} users match the query.", summary.users));
             }
             Some((matches, dir))
         }
@@ -146,7 +153,7 @@ pub async fn run(args: DeleteArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     } else {
         "Deleting users"
     };
-    eprintln!("{verb} from {}", resolved.target.display());
+    terminal::say(format!("{verb} from {}", resolved.target.display()));
     let result = delete::delete_users(
         &client,
         records(&list, kind)?,
@@ -158,6 +165,7 @@ pub async fn run(args: DeleteArgs, interrupt: &Interrupt) -> anyhow::Result<RunO
     .await;
     progress.finish();
     let (summary, outcome) = result.map_err(failure)?;
+    witness.summary(&summary);
     common::print_summary(&summary_lines(&summary), &summary, args.run.json, false)?;
     drop(collected);
     drop(resolved);
@@ -272,12 +280,12 @@ fn summary_lines(summary: &DeleteSummary) -> Vec<String> {
     let mut lines = vec![format!(
         "Read {} users: {} {would}deleted, {} skipped ({} not found, {} listed twice), {} \
          rejected ({}).",
-        summary.read,
-        summary.deleted,
-        summary.skipped,
-        summary.not_found,
-        summary.duplicates,
-        summary.rejected,
+        indicatif::HumanCount(summary.read),
+        indicatif::HumanCount(summary.deleted),
+        indicatif::HumanCount(summary.skipped),
+        indicatif::HumanCount(summary.not_found),
+        indicatif::HumanCount(summary.duplicates),
+        indicatif::HumanCount(summary.rejected),
         common::costs_text(counts, summary.elapsed_seconds, summary.resumed),
     )];
     lines.extend(common::budgets_line(&summary.budgets));

@@ -1,5 +1,6 @@
 //! `auth0-bulk export`: flags → a validated [`ExportSpec`] → the export → the summary and its outcome.
 
+use indicatif::HumanCount;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -205,8 +206,9 @@ fn summary_lines(summary: &ExportSummary) -> Vec<String> {
     if summary.completed {
         lines.push(format!(
             "Exported {} users to {} in {:.1}s: {} requests, {} windows, {} throttled (429), {} retries{}.",
-            summary.users, summary.output, summary.elapsed_seconds, summary.requests, summary.windows,
-            summary.throttled, summary.retries,
+            HumanCount(summary.users), summary.output, summary.elapsed_seconds,
+            HumanCount(summary.requests), HumanCount(summary.windows),
+            HumanCount(summary.throttled), HumanCount(summary.retries),
             if summary.resumed { ", resumed from a checkpoint" } else { "" }
         ));
         if let Some(job) = &summary.job {

@@ -1,5 +1,6 @@
 //! `auth0-bulk import`: flags → a validated [`ImportSpec`] → the import → the summary and its outcome.
 
+use indicatif::HumanCount;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{EngineFlag, ImportArgs, PasswordsFlag};
@@ -259,23 +260,21 @@ fn rehearsal_notice(spec: &ImportSpec) -> String {
 /// The closing summary in words.
 pub(super) fn summary_lines(summary: &ImportSummary) -> Vec<String> {
     let would = if summary.dry_run { "would be " } else { "" };
+    let counts = crate::api::Counts {
+        requests: summary.requests,
+        throttled: summary.throttled,
+        retries: summary.retries,
+    };
     let mut lines = vec![format!(
-        "Read {} records: {} {would}created, {} {would}updated, {} unchanged, {} skipped, {} rejected ({} requests, {} throttled, {} retries, {:.1}s{}).",
-        summary.read,
-        summary.created,
-        summary.updated,
-        summary.unchanged,
-        summary.skipped,
-        summary.rejected,
-        summary.requests,
-        summary.throttled,
-        summary.retries,
-        summary.elapsed_seconds,
-        if summary.resumed {
-            ", resumed from the ledger"
-        } else {
-            ""
-        }
+        "Read {} records: {} {would}created, {} {would}updated, {} unchanged, {} skipped, {} \
+         rejected ({}).",
+        HumanCount(summary.read),
+        HumanCount(summary.created),
+        HumanCount(summary.updated),
+        HumanCount(summary.unchanged),
+        HumanCount(summary.skipped),
+        HumanCount(summary.rejected),
+        common::costs_text(counts, summary.elapsed_seconds, summary.resumed),
     )];
     lines.extend(common::budgets_line(&summary.budgets));
     lines.extend(summary.rejects_by_code.line("Rejected"));

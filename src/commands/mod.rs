@@ -38,7 +38,11 @@ pub async fn dispatch(command: Command, interrupt: Interrupt) -> anyhow::Result<
             let files = report::files(&args.run, &args.target, &own)?;
             report::reported(files, |witness| import::run(*args, &interrupt, witness)).await
         }
-        Command::Delete(args) => delete::run(*args, &interrupt).await,
+        Command::Delete(args) => {
+            let own = [("--users", args.users.as_deref())];
+            let files = report::files(&args.run, &args.target, &own)?;
+            report::reported(files, |witness| delete::run(*args, &interrupt, witness)).await
+        }
         Command::Undo(args) => undo::run(*args, &interrupt).await,
         Command::Completions(args) => completions::run(&args),
         Command::Man(args) => man::run(&args),
