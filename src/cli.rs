@@ -351,7 +351,8 @@ pub struct UndoArgs {
     #[command(flatten)]
     pub pace: PaceArgs,
 
-    /// No progress bar or progress lines; errors and the summary only.
+    /// Nothing on stderr but errors: no progress, notices, warnings or summary lines (`--json`
+    /// still prints its summary).
     #[arg(long, short)]
     pub quiet: bool,
 

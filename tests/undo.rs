@@ -483,6 +483,7 @@ fn undo_after_a_create_import_deletes_the_users_it_created_exactly_once() {
     let writes_before = writes(&live);
     let again = run(&mut undo(&live, &state));
     again.expect_code(0);
+    assert_eq!(again.stderr, "", "--quiet: nothing but errors");
     let creates = &again.summary()["creates"];
     assert_eq!(
         (creates["deleted"].as_u64(), creates["not_found"].as_u64()),

@@ -64,11 +64,11 @@ pub async fn run(args: UndoArgs, interrupt: &Interrupt) -> anyhow::Result<RunOut
         Undoes::Import => "the import",
         Undoes::Delete => "the deletion",
     };
-    eprintln!(
+    crate::terminal::say(format!(
         "{verb}: {what} whose state is {}, on {}",
         args.state.display(),
         resolved.target.display()
-    );
+    ));
     let (summary, outcome) = undo::run(&spec, &client, &cancel)
         .await
         .map_err(|e| match e {
