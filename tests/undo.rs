@@ -642,4 +642,12 @@ fn an_undo_that_must_delete_users_checks_the_scopes_first() {
     assert_eq!(writes(&live), writes_before, "nothing written");
     // A dry run needs read:users only.
     run(undo(&live, &beside(&input, ".state")).arg("--dry-run")).expect_code(0);
+    // --tickets is for a delete's undo: an import's creates nobody.
+    let tickets = dir.path().join("tickets.ndjson");
+    let ran = run(undo(&live, &beside(&input, ".state"))
+        .arg("--tickets")
+        .arg(&tickets));
+    ran.expect_code(2);
+    assert!(ran.stderr.contains("--tickets"), "{}", ran.stderr);
+    assert_eq!(writes(&live), writes_before, "nothing written");
 }
