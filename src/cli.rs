@@ -342,10 +342,12 @@ pub struct UndoArgs {
 
     /// Send no write: print what each user would get back (path old → new) and the totals.
     #[arg(long)]
+    #[arg(help_heading = headings::REHEARSAL)]
     pub dry_run: bool,
 
     /// With --dry-run: also write the plan as NDJSON to FILE (the shape of `import --plan`).
     #[arg(long, value_name = "FILE", requires = "dry_run")]
+    #[arg(help_heading = headings::REHEARSAL)]
     pub plan: Option<PathBuf>,
 
     #[command(flatten)]
@@ -354,15 +356,18 @@ pub struct UndoArgs {
     /// Nothing on stderr but errors: no progress, notices, warnings or summary lines (`--json`
     /// still prints its summary).
     #[arg(long, short)]
+    #[arg(help_heading = headings::OUTPUT)]
     pub quiet: bool,
 
     /// Print the closing summary as one JSON object on stdout.
     #[arg(long)]
+    #[arg(help_heading = headings::OUTPUT)]
     pub json: bool,
 
     /// Undo of a delete: write a password-change ticket for each user created again to FILE
     /// (NDJSON, as `import --tickets`; valid for 5 days). Needs create:user_tickets.
     #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = headings::OUTPUT)]
     pub tickets: Option<PathBuf>,
 }
 

@@ -291,9 +291,9 @@ fn summary_lines(summary: &DeleteSummary) -> Vec<String> {
     lines.extend(common::budgets_line(&summary.budgets));
     if let Some(images) = &summary.before_images {
         lines.push(format!(
-            "Before-images of the deleted users are in {images}; to bring them back (without \
-             their passwords): auth0-bulk import --input {images} --mode create --passwords \
-             random"
+            "Before-images of the deleted users are in {images}; to bring them back with their \
+             ids (not their passwords, which the API never returns): auth0-bulk undo {}",
+            summary.state.as_deref().unwrap_or("STATE")
         ));
     }
     if !summary.completed {
