@@ -364,6 +364,12 @@ pub struct UndoArgs {
     #[arg(help_heading = headings::OUTPUT)]
     pub json: bool,
 
+    /// Also write what the undo did to FILE: `.html` (one self-contained page) or `.json`
+    /// (repeatable), as `import --report` does.
+    #[arg(long, value_name = "FILE.html|FILE.json")]
+    #[arg(help_heading = headings::OUTPUT)]
+    pub report: Vec<PathBuf>,
+
     /// Undo of a delete: write a password-change ticket for each user created again to FILE
     /// (NDJSON, as `import --tickets`; valid for 5 days). Needs create:user_tickets.
     #[arg(long, value_name = "FILE")]

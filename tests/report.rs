@@ -448,3 +448,31 @@ fn a_run_that_fails_after_its_first_requests_reports_what_it_did_and_why_it_stop
         .sum();
     assert_eq!(charted, sent);
 }
+
+#[test]
+fn an_undo_reports_what_it_did_as_its_json_summary_says() {
+    let live = Live::start(SandboxOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("users.ndjson");
+    let records: Vec<Value> = generated(40, 22).into_iter().map(Value::Object).collect();
+    write_ndjson(&input, &records);
+    import_reported(&live, &input, &dir.path().join("import.json")).expect_code(0);
+    let state = dir.path().join("users.ndjson.state");
+    let report = dir.path().join("undo.json");
+    let ran = run(child::binary()
+        .arg("undo")
+        .arg(&state)
+        .args(["--domain", live.domain(), "--json", "--quiet", "--report"])
+        .arg(&report)
+        .env("AUTH0_CLIENT_ID", live.client_id())
+        .env("AUTH0_CLIENT_SECRET", live.client_secret()));
+    ran.expect_code(0);
+    let summary = ran.summary();
+    assert_eq!(summary["command"], "undo");
+    assert_eq!(summary["creates"]["deleted"], 40, "{summary}");
+    let json = read_json(&report);
+    assert_eq!(json["outcome"], "completed");
+    assert_eq!(json["summary"], summary);
+    assert_eq!(json["totals"]["requests"], summary["requests"]);
+    assert_private(&report);
+}

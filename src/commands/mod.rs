@@ -43,7 +43,10 @@ pub async fn dispatch(command: Command, interrupt: Interrupt) -> anyhow::Result<
             let files = report::files(&args.run, &args.target, &own)?;
             report::reported(files, |witness| delete::run(*args, &interrupt, witness)).await
         }
-        Command::Undo(args) => undo::run(*args, &interrupt).await,
+        Command::Undo(args) => {
+            let files = report::files_of(&args.report, Some(&args.state), &args.target, &[])?;
+            report::reported(files, |witness| undo::run(*args, &interrupt, witness)).await
+        }
         Command::Completions(args) => completions::run(&args),
         Command::Man(args) => man::run(&args),
         // `lib::run` expands every job first, and `job::expand` refuses one that names `run`.

@@ -1,7 +1,7 @@
 //! `--report`: the files a run was asked for, checked before anything is sent, and written
 //! however the run ends (see [`crate::report`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::cli::{RunStateArgs, TargetArgs};
 use crate::exit::{RunOutcome, UsageError};
@@ -17,12 +17,23 @@ pub fn files(
     target: &TargetArgs,
     others: &[(&str, Option<&Path>)],
 ) -> Result<Files, UsageError> {
-    let files = Files::of(&run.report).map_err(|e| UsageError(e.to_string()))?;
+    files_of(&run.report, run.state.as_deref(), target, others)
+}
+
+/// [`files`] of the `--report` paths of a command without [`RunStateArgs`] (`undo`), whose
+/// state is `state`.
+pub fn files_of(
+    report: &[PathBuf],
+    state: Option<&Path>,
+    target: &TargetArgs,
+    others: &[(&str, Option<&Path>)],
+) -> Result<Files, UsageError> {
+    let files = Files::of(report).map_err(|e| UsageError(e.to_string()))?;
     for path in files.paths() {
         let taken = others
             .iter()
             .copied()
-            .chain([("--state", run.state.as_deref())])
+            .chain([("--state", state)])
             .find(|(_, other)| *other == Some(path));
         if let Some((flag, _)) = taken {
             return Err(UsageError(format!(

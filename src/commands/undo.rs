@@ -9,8 +9,13 @@ use crate::import::undo::{self, CreatesUndone, UndoError, UndoSpec, UndoSummary,
 use super::common;
 use super::import::{failure, summary_lines};
 use super::signal::Interrupt;
+use crate::report::Witness;
 
-pub async fn run(args: UndoArgs, interrupt: &Interrupt) -> anyhow::Result<RunOutcome> {
+pub async fn run(
+    args: UndoArgs,
+    interrupt: &Interrupt,
+    witness: Witness,
+) -> anyhow::Result<RunOutcome> {
     if common::is_embedded_sandbox(&args.target) {
         // Its tenant lives as long as this run: the import's users are not in it.
         return Err(UsageError(
@@ -51,6 +56,7 @@ pub async fn run(args: UndoArgs, interrupt: &Interrupt) -> anyhow::Result<RunOut
     };
     let cancel = interrupt.arm();
     let client = common::client(&resolved, &args.pace, &cancel)?;
+    witness.client(&client, &resolved.domain);
     if created > 0 {
         // Checked before anything is restored: the deletions come last.
         super::delete::check_scopes(&client, "undo", args.dry_run).await?;
@@ -75,6 +81,7 @@ pub async fn run(args: UndoArgs, interrupt: &Interrupt) -> anyhow::Result<RunOut
             UndoError::Import(e) => failure(e),
             UndoError::Delete(e) => super::delete::failure(e),
         })?;
+    witness.summary(&summary);
     common::print_summary(&lines(&summary), &summary, args.json, false)?;
     drop(resolved);
     Ok(outcome)
