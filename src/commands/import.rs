@@ -288,6 +288,10 @@ pub(super) fn summary_lines(summary: &ImportSummary) -> Vec<String> {
         &summary.unlogged_skips,
         "skipped; not logged",
     ));
+    lines.extend(warnings::unlogged_lines(
+        &summary.unlogged_notes,
+        "warned; not logged",
+    ));
     if summary.rejected > 0 && !summary.dry_run {
         lines.push(format!(
             "Rejected records are in {} with the reason in `_error`; fix them and import that file.",

@@ -44,6 +44,8 @@ pub(super) struct Outcomes<'a> {
     /// Which rejects and skips get a log line.
     rejected: Warnings,
     skipped: Warnings,
+    /// Which other per-record warnings get a log line (see [`Outcomes::note`]).
+    notes: Warnings,
 }
 
 /// The most plan lines a dry run holds back for the records before them: far more than the
@@ -95,7 +97,15 @@ impl<'a> Outcomes<'a> {
                 .then(|| Mutex::new(InOrder::new(IN_ORDER_LIMIT))),
             rejected: Warnings::default(),
             skipped: Warnings::default(),
+            notes: Warnings::default(),
         })
+    }
+
+    /// Counts a per-record warning of `code` that is neither a reject nor a skip (a hash an
+    /// existing user cannot take); true when it is among the first few of its code, to be
+    /// logged. The summary says how many more there were.
+    pub fn note(&self, code: &str) -> bool {
+        self.notes.log(code)
     }
 
     /// Counts a record an earlier run finished.
@@ -191,6 +201,7 @@ impl<'a> Outcomes<'a> {
         let mut summary = self.summary.into_inner().expect("summary lock");
         summary.unlogged_rejects = self.rejected.unlogged();
         summary.unlogged_skips = self.skipped.unlogged();
+        summary.unlogged_notes = self.notes.unlogged();
         summary
     }
 }

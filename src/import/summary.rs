@@ -32,6 +32,9 @@ pub struct ImportSummary {
     pub unlogged_rejects: BTreeMap<String, u64>,
     #[serde(skip)]
     pub unlogged_skips: BTreeMap<String, u64>,
+    /// Other per-record warnings not logged, by code (`hash_not_applied`).
+    #[serde(skip)]
+    pub unlogged_notes: BTreeMap<String, u64>,
     pub requests: u64,
     pub throttled: u64,
     pub retries: u64,

@@ -110,15 +110,18 @@ impl Apply for Handoff<'_> {
                     && applied.user_id.is_some()
                     && applied.outcome != Outcome::Rejected
                 {
-                    // Auth0 takes a hash only from a job that creates the user: said, not
-                    // dropped silently.
-                    tracing::warn!(
-                        "Line {}: the user exists, so its `{}` was not applied (Auth0 takes a \
-                         password hash only when an import job creates the user); the user \
-                         keeps the password they have.",
-                        record.line,
-                        hash.name()
-                    );
+                    // Auth0 takes a hash only from a job that creates the user: said (the
+                    // first few records, the rest counted in the summary), not dropped
+                    // silently.
+                    if self.engine.outcomes.note("hash_not_applied") {
+                        tracing::warn!(
+                            "Line {}: the user exists, so its `{}` was not applied (Auth0 takes a \
+                             password hash only when an import job creates the user); the \
+                             user keeps the password they have.",
+                            record.line,
+                            hash.name()
+                        );
+                    }
                 }
                 let applied = self
                     .per_user
