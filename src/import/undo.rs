@@ -28,7 +28,7 @@
 //! Undo holds the lock of the state it undoes while it runs, so the import or deletion cannot
 //! run at the same time.
 
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -477,26 +477,28 @@ fn open_existing(path: &Path) -> Result<Option<std::fs::File>, ImportError> {
     }
 }
 
-/// Calls `each` with every whole line of the log `file` (at `path`) and its offset; a torn
-/// last line (a crash mid-write) is left out, as the run that wrote it left it out. A line
-/// `each` refuses says the state is damaged.
+/// Calls `each` with every whole line of the log `file` (at `path`) and its offset, through
+/// [`crate::state::log::whole_lines`]: a torn last line (a crash mid-write) is left out, as
+/// the run that wrote it left it out. A line `each` refuses says the state is damaged.
 fn whole_lines(
     path: &Path,
     file: &std::fs::File,
     mut each: impl FnMut(&[u8], u64) -> Result<(), String>,
 ) -> Result<(), ImportError> {
-    let mut reader = BufReader::new(file);
-    let (mut at, mut line) = (0u64, Vec::new());
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| unreadable(path, e))?;
-        if n == 0 || !line.ends_with(b"\n") {
-            return Ok(());
+    let mut at = 0u64;
+    let mut refused = None;
+    let read = crate::state::log::whole_lines(BufReader::new(file), |line| {
+        if let Err(message) = each(line, at) {
+            refused = Some(message);
+            return Err(std::io::Error::other("a line refused"));
         }
-        each(&line, at).map_err(|message| corrupt(path, message))?;
-        at += n as u64;
+        at += line.len() as u64;
+        Ok(())
+    });
+    match (read, refused) {
+        (Ok(_), _) => Ok(()),
+        (Err(_), Some(message)) => Err(corrupt(path, message)),
+        (Err(e), None) => Err(unreadable(path, e)),
     }
 }
 
