@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -136,7 +136,7 @@ pub enum AuthzError {
 }
 
 /// What the summary says of `--include`.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AuthzReport {
     pub include: String,
     pub roles: u64,
@@ -222,6 +222,13 @@ impl Store {
             counted: AtomicU64::new(0),
             _temp: temp,
         })
+    }
+
+    /// Removes the store a run left in `state`, if any.
+    pub fn discard(state: Option<&StateDir>) {
+        if let Some(state) = state {
+            remove(&state.file(FILE));
+        }
     }
 
     /// Removes a finished export's store.

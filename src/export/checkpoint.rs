@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::state::{self, resume, resume::JobOptions};
 
+use super::authz::AuthzReport;
 use super::job::JobRun;
 use super::walk::{self, Cursor, Plan};
 use super::{Engine, ExportError, ExportSpec, Output, Since};
@@ -102,6 +103,10 @@ pub struct Checkpoint {
     /// export, `upper`, `since`, `cursor` and `walk` are the catch-up walk's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<JobRun>,
+    /// `--include`: the summary's counts, kept here once every user is written and the store
+    /// that held them is removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authz: Option<AuthzReport>,
 }
 
 /// A file a completed run wrote: its path and size when the run completed.
@@ -159,6 +164,7 @@ impl Checkpoint {
             last_completed_upper: previous_upper,
             last_output: previous.and_then(|c| c.last_output),
             job: None,
+            authz: None,
         })
     }
 }

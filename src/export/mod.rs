@@ -184,13 +184,17 @@ pub async fn run(
     // The output is opened (and a new run's first checkpoint saved) before the role reads, so
     // that a run killed in them is resumed, and its store with it, not started over.
     let mut sink = walk_output.open(spec, state, &mut checkpoint, resumed, walk_done)?;
-    let store = match spec.include.any() {
+    // Once every batch is written the store is gone (see below): its counts are in the
+    // checkpoint.
+    let store = match spec.include.any() && !walk_done {
         true => Some(authz::Store::open(state, resumed, spec.include)?),
-        false => None,
+        false => {
+            // A run killed as it removed the store may have left it.
+            authz::Store::discard(state);
+            None
+        }
     };
-    if let Some(store) = &store
-        && !walk_done
-    {
+    if let Some(store) = &store {
         tracing::info!(
             "Reading the members of every role and organization ({}) before the users.",
             spec.include
@@ -235,9 +239,10 @@ pub async fn run(
     };
     let mut summary = ExportSummary::of(spec, client, &checkpoint, started, resumed);
     summary.walked = walked;
-    if let Some(store) = &store {
-        summary.authz = Some(store.report()?);
-    }
+    summary.authz = match &store {
+        Some(store) => Some(store.report()?),
+        None => checkpoint.authz.clone(),
+    };
     match outcome {
         Ok(()) => {}
         Err(ExportError::Walk(WalkError::Api(ApiError::Cancelled)))
@@ -246,13 +251,19 @@ pub async fn run(
         }
         Err(e) => return Err(e),
     }
+    if let Some(store) = store {
+        // Every user is written: the store (user data) goes before the checkpoint can say
+        // complete, so no kill leaves it behind a completed run. Its counts stay in the
+        // checkpoint for a run resumed from here.
+        checkpoint.authz = summary.authz.clone();
+        checkpoint.written = true;
+        checkpoint::save(state, &checkpoint)?;
+        store.remove();
+    }
     walk_output.finish(spec, state, &mut checkpoint, sink)?;
     if let (Engine::Job(_), Some(state)) = (&spec.engine, state) {
         // Only once the checkpoint says complete: until then a resume reads it back.
         state.remove(job::caught_up::FILE)?;
-    }
-    if let Some(store) = store {
-        store.remove();
     }
     summary.completed = true;
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
