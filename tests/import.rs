@@ -2073,8 +2073,10 @@ fn an_upsert_learns_the_read_and_the_write_bucket_separately() {
     );
     let requests = live.api_requests();
     let throttled = requests.iter().filter(|r| r.status == 429).count();
+    // Requests sent before a group's first answer told its bucket may each meet one 429 (seen
+    // on a loaded CI machine); past that, 1% at most.
     assert!(
-        throttled * 100 <= requests.len(),
+        throttled <= 2 + requests.len() / 100,
         "{throttled} of {} requests answered 429",
         requests.len()
     );
