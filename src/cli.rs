@@ -238,7 +238,12 @@ pub struct TargetArgs {
     )]
     #[arg(help_heading = headings::TARGET)]
     pub token: Option<String>,
+}
 
+/// The embedded sandbox tenant of `--domain sandbox`: what it starts with. Apart from
+/// [`TargetArgs`] so that `--help` shows them under Rehearsal, last.
+#[derive(Debug, Clone, Args)]
+pub struct EmbeddedArgs {
     /// With --domain sandbox: seed the embedded tenant from this NDJSON file (repeatable).
     #[arg(long, value_name = "FILE")]
     #[arg(help_heading = headings::REHEARSAL)]
@@ -295,7 +300,7 @@ pub struct JobArgs {
     pub jobs: u64,
 }
 
-/// Where the run state lives and how the run reports.
+/// Where the run state lives.
 #[derive(Debug, Clone, Args)]
 pub struct RunStateArgs {
     /// The run state directory (checkpoint or ledger, lock). Default: OUTPUT.state (export),
@@ -308,7 +313,11 @@ pub struct RunStateArgs {
     #[arg(long)]
     #[arg(help_heading = headings::STATE)]
     pub fresh: bool,
+}
 
+/// How the run reports: on stderr, as a JSON summary, as a report file.
+#[derive(Debug, Clone, Args)]
+pub struct SummaryArgs {
     /// Nothing on stderr but errors: no progress, notices, warnings or summary lines (`--json`
     /// still prints its summary).
     #[arg(long, short)]
@@ -326,6 +335,7 @@ pub struct RunStateArgs {
     /// per second, windows walked), FILE.json the same data for machines. Repeatable: one of
     /// each.
     #[arg(long, value_name = "FILE.html|FILE.json")]
+    #[arg(help_heading = headings::OUTPUT)]
     pub report: Vec<PathBuf>,
 }
 
@@ -340,6 +350,18 @@ pub struct UndoArgs {
     #[command(flatten)]
     pub target: TargetArgs,
 
+    #[command(flatten)]
+    pub summary: SummaryArgs,
+
+    /// Undo of a delete: write a password-change ticket for each user created again to FILE
+    /// (NDJSON, as `import --tickets`; valid for 5 days). Needs create:user_tickets.
+    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = headings::OUTPUT)]
+    pub tickets: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub pace: PaceArgs,
+
     /// Send no write: print what each user would get back (path old → new) and the totals.
     #[arg(long)]
     #[arg(help_heading = headings::REHEARSAL)]
@@ -351,30 +373,7 @@ pub struct UndoArgs {
     pub plan: Option<PathBuf>,
 
     #[command(flatten)]
-    pub pace: PaceArgs,
-
-    /// Nothing on stderr but errors: no progress, notices, warnings or summary lines (`--json`
-    /// still prints its summary).
-    #[arg(long, short)]
-    #[arg(help_heading = headings::OUTPUT)]
-    pub quiet: bool,
-
-    /// Print the closing summary as one JSON object on stdout.
-    #[arg(long)]
-    #[arg(help_heading = headings::OUTPUT)]
-    pub json: bool,
-
-    /// Also write what the undo did to FILE: `.html` (one self-contained page) or `.json`
-    /// (repeatable), as `import --report` does.
-    #[arg(long, value_name = "FILE.html|FILE.json")]
-    #[arg(help_heading = headings::OUTPUT)]
-    pub report: Vec<PathBuf>,
-
-    /// Undo of a delete: write a password-change ticket for each user created again to FILE
-    /// (NDJSON, as `import --tickets`; valid for 5 days). Needs create:user_tickets.
-    #[arg(long, value_name = "FILE")]
-    #[arg(help_heading = headings::OUTPUT)]
-    pub tickets: Option<PathBuf>,
+    pub embedded: EmbeddedArgs,
 }
 
 /// How long a password-change ticket stays valid unless `--ticket-ttl` says (5 days).
@@ -397,17 +396,37 @@ pub struct ImportArgs {
     #[arg(help_heading = headings::SELECTION)]
     pub format: InputFormatFlag,
 
-    /// `create` adds new users and never touches existing ones (they are skipped); `update`
-    /// changes existing users only (unknown ones are rejected); `upsert` does both.
-    #[arg(long, value_enum, default_value_t = ModeFlag::Create)]
-    #[arg(help_heading = headings::IMPORT)]
-    pub mode: ModeFlag,
-
     /// How a record finds its user: `auto` by its `user_id` when it has one, else by its email;
     /// `user_id` or `email` (within the record's connection) for every record.
     #[arg(long = "match", value_enum, default_value_t = MatchFlag::Auto, value_name = "KEY")]
     #[arg(help_heading = headings::SELECTION)]
     pub match_by: MatchFlag,
+
+    /// Remove the leading ' that `export --csv-escape-formulas` put before formula-like cells.
+    #[arg(long)]
+    #[arg(help_heading = headings::SELECTION)]
+    pub csv_escape_formulas: bool,
+
+    /// Where rejected records go (NDJSON: the record plus `_error`). Default: INPUT.rejects.ndjson
+    /// beside the input.
+    #[arg(long, value_name = "PATH")]
+    #[arg(help_heading = headings::OUTPUT)]
+    pub rejects: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub summary: SummaryArgs,
+
+    #[command(flatten)]
+    pub pace: PaceArgs,
+
+    #[command(flatten)]
+    pub run: RunStateArgs,
+
+    /// `create` adds new users and never touches existing ones (they are skipped); `update`
+    /// changes existing users only (unknown ones are rejected); `upsert` does both.
+    #[arg(long, value_enum, default_value_t = ModeFlag::Create)]
+    #[arg(help_heading = headings::IMPORT)]
+    pub mode: ModeFlag,
 
     /// The connection for creates, unless a record names one (`connection`, or
     /// `identities[0].connection` in an export).
@@ -478,6 +497,9 @@ pub struct ImportArgs {
     #[arg(help_heading = headings::IMPORT)]
     pub create_missing: Option<CreateMissing>,
 
+    #[command(flatten)]
+    pub jobs: JobArgs,
+
     /// Send no write: print what each record would do, in input order (create, with email and
     /// connection; update, with each changed field and metadata path old → new; unchanged;
     /// reject with the reason) and the totals.
@@ -496,25 +518,8 @@ pub struct ImportArgs {
     #[arg(help_heading = headings::REHEARSAL)]
     pub plan: Option<PathBuf>,
 
-    /// Where rejected records go (NDJSON: the record plus `_error`). Default: INPUT.rejects.ndjson
-    /// beside the input.
-    #[arg(long, value_name = "PATH")]
-    #[arg(help_heading = headings::OUTPUT)]
-    pub rejects: Option<PathBuf>,
-
-    /// Remove the leading ' that `export --csv-escape-formulas` put before formula-like cells.
-    #[arg(long)]
-    #[arg(help_heading = headings::SELECTION)]
-    pub csv_escape_formulas: bool,
-
     #[command(flatten)]
-    pub jobs: JobArgs,
-
-    #[command(flatten)]
-    pub pace: PaceArgs,
-
-    #[command(flatten)]
-    pub run: RunStateArgs,
+    pub embedded: EmbeddedArgs,
 }
 
 /// Options of `auth0-bulk delete`.
@@ -528,6 +533,7 @@ pub struct DeleteArgs {
     /// reads it (blank lines and # comments skipped). An email that several users share is
     /// rejected: list their user_ids instead.
     #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = headings::SELECTION)]
     pub users: Option<PathBuf>,
 
     /// Delete every user matching this query (Auth0 search v3 / Lucene syntax), past the
@@ -535,23 +541,32 @@ pub struct DeleteArgs {
     /// export's walk, then deleted from that list, so deleting never disturbs the paging.
     /// Needs --state (but for a --dry-run).
     #[arg(long, value_name = "Q")]
+    #[arg(help_heading = headings::SELECTION)]
     pub query: Option<String>,
 
-    /// Look every user up and log who would be deleted (user_id, email, connection); delete
-    /// nothing, write no state and no before-images.
-    #[arg(long)]
-    pub dry_run: bool,
-
-    /// Really delete. Required unless --dry-run: Auth0 cannot undo a deletion (the
-    /// before-images can bring the users back, without their passwords).
-    #[arg(long)]
-    pub yes: bool,
+    #[command(flatten)]
+    pub summary: SummaryArgs,
 
     #[command(flatten)]
     pub pace: PaceArgs,
 
     #[command(flatten)]
     pub run: RunStateArgs,
+
+    /// Look every user up and log who would be deleted (user_id, email, connection); delete
+    /// nothing, write no state and no before-images.
+    #[arg(long)]
+    #[arg(help_heading = headings::REHEARSAL)]
+    pub dry_run: bool,
+
+    /// Really delete. Required unless --dry-run: Auth0 cannot undo a deletion (the
+    /// before-images can bring the users back, without their passwords).
+    #[arg(long)]
+    #[arg(help_heading = headings::REHEARSAL)]
+    pub yes: bool,
+
+    #[command(flatten)]
+    pub embedded: EmbeddedArgs,
 }
 
 /// Options of `auth0-bulk export`.
@@ -559,6 +574,45 @@ pub struct DeleteArgs {
 pub struct ExportArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+
+    /// Only users matching this query (Auth0 search v3 / Lucene syntax).
+    #[arg(long, value_name = "Q")]
+    #[arg(help_heading = headings::SELECTION)]
+    pub query: Option<String>,
+
+    /// Only users with an identity in this connection.
+    #[arg(long, value_name = "NAME")]
+    #[arg(help_heading = headings::SELECTION)]
+    pub connection: Option<String>,
+
+    /// Only these users: a file with one user_id or email per line (fetched by id or email,
+    /// which Auth0 answers immediately consistent).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["query", "connection", "since"])]
+    #[arg(help_heading = headings::SELECTION)]
+    pub users: Option<PathBuf>,
+
+    /// Only users updated at or after TIME (2024-01-31 or an ISO timestamp); `last`: since the
+    /// last completed run with the same state (less --index-lag), for nightly incremental runs.
+    #[arg(long, value_name = "TIME|last", value_parser = values::parse_since)]
+    #[arg(help_heading = headings::SELECTION)]
+    pub since: Option<Since>,
+
+    /// With --since last: seconds to reach back before the previous run's start, so a change
+    /// the search index had not yet seen then falls into this run.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    #[arg(help_heading = headings::SELECTION)]
+    pub index_lag: u64,
+
+    /// How users are read. `api`: pages of GET /api/v2/users in created_at windows, every
+    /// selection (--query, --since, --users). `job`: one Auth0 bulk-export job of every user
+    /// (or one --connection's), for full exports of large tenants: one job and one download
+    /// instead of thousands of list pages. Users changed while the job ran are read again
+    /// through the API, so the output holds the same users as an `api` export, in another
+    /// order. The job has no query or updated_at filter: no --query, --since or --users. It
+    /// needs read:users (and read:connections with --connection).
+    #[arg(long, value_enum, default_value_t = EngineFlag::Api)]
+    #[arg(help_heading = headings::SELECTION)]
+    pub engine: EngineFlag,
 
     /// Where to write: a file (`.gz` is gzipped), or `-` for stdout. `{date}` and `{datetime}`
     /// are filled in with the run's start in UTC (users-{date}.ndjson.gz), so nightly runs keep
@@ -571,17 +625,6 @@ pub struct ExportArgs {
     #[arg(long)]
     #[arg(help_heading = headings::OUTPUT)]
     pub overwrite: bool,
-
-    /// How users are read. `api`: pages of GET /api/v2/users in created_at windows, every
-    /// selection (--query, --since, --users). `job`: one Auth0 bulk-export job of every user
-    /// (or one --connection's), for full exports of large tenants: one job and one download
-    /// instead of thousands of list pages. Users changed while the job ran are read again
-    /// through the API, so the output holds the same users as an `api` export, in another
-    /// order. The job has no query or updated_at filter: no --query, --since or --users. It
-    /// needs read:users (and read:connections with --connection).
-    #[arg(long, value_enum, default_value_t = EngineFlag::Api)]
-    #[arg(help_heading = headings::SELECTION)]
-    pub engine: EngineFlag,
 
     /// Output format; default from the extension (`.csv`, `.csv.gz`), else ndjson. It must fit
     /// the output's extension when it has one.
@@ -606,22 +649,6 @@ pub struct ExportArgs {
     #[arg(long)]
     #[arg(help_heading = headings::OUTPUT)]
     pub csv_escape_formulas: bool,
-
-    /// Only users matching this query (Auth0 search v3 / Lucene syntax).
-    #[arg(long, value_name = "Q")]
-    #[arg(help_heading = headings::SELECTION)]
-    pub query: Option<String>,
-
-    /// Only users with an identity in this connection.
-    #[arg(long, value_name = "NAME")]
-    #[arg(help_heading = headings::SELECTION)]
-    pub connection: Option<String>,
-
-    /// Only these users: a file with one user_id or email per line (fetched by id or email,
-    /// which Auth0 answers immediately consistent).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["query", "connection", "since"])]
-    #[arg(help_heading = headings::SELECTION)]
-    pub users: Option<PathBuf>,
 
     /// Add each user's access, by name (ids differ between tenants): any of `roles`,
     /// `organizations` (each with the member's roles in it) and `permissions` (direct ones),
@@ -656,23 +683,17 @@ pub struct ExportArgs {
     #[arg(help_heading = headings::OUTPUT)]
     pub rename: Vec<(String, String)>,
 
-    /// Only users updated at or after TIME (2024-01-31 or an ISO timestamp); `last`: since the
-    /// last completed run with the same state (less --index-lag), for nightly incremental runs.
-    #[arg(long, value_name = "TIME|last", value_parser = values::parse_since)]
-    #[arg(help_heading = headings::SELECTION)]
-    pub since: Option<Since>,
-
-    /// With --since last: seconds to reach back before the previous run's start, so a change
-    /// the search index had not yet seen then falls into this run.
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
-    #[arg(help_heading = headings::SELECTION)]
-    pub index_lag: u64,
+    #[command(flatten)]
+    pub summary: SummaryArgs,
 
     #[command(flatten)]
     pub pace: PaceArgs,
 
     #[command(flatten)]
     pub run: RunStateArgs,
+
+    #[command(flatten)]
+    pub embedded: EmbeddedArgs,
 }
 
 /// Options of `auth0-bulk sandbox`.

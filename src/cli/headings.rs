@@ -7,6 +7,11 @@
 //! like the embedded sandbox's `--sandbox-seed` and `--sandbox-generate`. For `import`,
 //! Selection is what is read and how each record finds its user (`--input`, `--format`,
 //! `--match`).
+//!
+//! `--help` shows the headings in the order of their first option in the command, so each
+//! command declares its options in this order: Target, Selection, Output and format, Rate and
+//! retries, State and resume, Import behaviour, Rehearsal (the embedded sandbox's options are
+//! in [`super::EmbeddedArgs`], flattened last). A test in tests/cli.rs holds every command to it.
 
 pub const TARGET: &str = "Target";
 pub const SELECTION: &str = "Selection";

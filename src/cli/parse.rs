@@ -47,10 +47,10 @@ impl Command {
     /// Whether the command was given `--quiet` (commands without the flag never are).
     pub fn quiet(&self) -> bool {
         match self {
-            Command::Export(args) => args.run.quiet,
-            Command::Import(args) => args.run.quiet,
-            Command::Delete(args) => args.run.quiet,
-            Command::Undo(args) => args.quiet,
+            Command::Export(args) => args.summary.quiet,
+            Command::Import(args) => args.summary.quiet,
+            Command::Delete(args) => args.summary.quiet,
+            Command::Undo(args) => args.summary.quiet,
             _ => false,
         }
     }

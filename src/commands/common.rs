@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, Client};
-use crate::cli::{PaceArgs, TargetArgs};
+use crate::cli::{EmbeddedArgs, PaceArgs, TargetArgs};
 use crate::exit::UsageError;
 use crate::net::throttle::Throttle;
 use crate::net::workers::{self, Workers};
@@ -26,7 +26,10 @@ pub struct Resolved {
 
 /// Turns the target flags into a validated target. Bad configuration is a [`UsageError`]
 /// (exit 2), found before any request.
-pub async fn resolve_target(args: &TargetArgs) -> anyhow::Result<Resolved> {
+pub async fn resolve_target(
+    args: &TargetArgs,
+    embedded_args: &EmbeddedArgs,
+) -> anyhow::Result<Resolved> {
     let Some(domain) = args
         .domain
         .as_deref()
@@ -41,9 +44,9 @@ pub async fn resolve_target(args: &TargetArgs) -> anyhow::Result<Resolved> {
         .into());
     };
     if domain == EMBEDDED_SANDBOX {
-        return embedded(args).await;
+        return embedded(embedded_args).await;
     }
-    if !args.sandbox_seed.is_empty() || args.sandbox_generate > 0 {
+    if !embedded_args.sandbox_seed.is_empty() || embedded_args.sandbox_generate > 0 {
         return Err(UsageError(
             "--sandbox-seed and --sandbox-generate need --domain sandbox".into(),
         )
@@ -85,7 +88,7 @@ pub async fn resolve_target(args: &TargetArgs) -> anyhow::Result<Resolved> {
 
 /// The embedded sandbox tenant, started for this run and kept alive by the [`Resolved`].
 #[cfg(feature = "sandbox")]
-async fn embedded(args: &TargetArgs) -> anyhow::Result<Resolved> {
+async fn embedded(args: &EmbeddedArgs) -> anyhow::Result<Resolved> {
     use crate::sandbox::{Sandbox, SandboxOptions};
     let options = SandboxOptions {
         seed: args.sandbox_seed.clone(),
@@ -116,7 +119,7 @@ async fn embedded(args: &TargetArgs) -> anyhow::Result<Resolved> {
 
 /// A build without the `sandbox` feature has no tenant to embed.
 #[cfg(not(feature = "sandbox"))]
-async fn embedded(_: &TargetArgs) -> anyhow::Result<Resolved> {
+async fn embedded(_: &EmbeddedArgs) -> anyhow::Result<Resolved> {
     Err(UsageError(
         "--domain sandbox: this auth0-bulk was built without the embedded sandbox (cargo \
          feature `sandbox`); point --domain at a tenant, or build with default features"

@@ -89,7 +89,7 @@ pub async fn run(
     if !args.dry_run {
         common::check_dir_path("--state", &state)?;
     }
-    let resolved = common::resolve_target(&args.target).await?;
+    let resolved = common::resolve_target(&args.target, &args.embedded).await?;
     let options = DeleteOptions {
         domain: resolved.domain.clone(),
         job: JobOptions::new()
@@ -127,7 +127,7 @@ pub async fn run(
             // miss the users already deleted, and the ledger counts positions in the list.
             if !resumes {
                 let spec = collect_spec(q, at, &resolved.domain)?;
-                let progress = Progress::new(args.run.quiet, "matches");
+                let progress = Progress::new(args.summary.quiet, "matches");
                 terminal::say("Collecting the users that match the query...");
                 let result = export::run(&spec, &client, &progress, &cancel).await;
                 progress.finish();
@@ -146,7 +146,7 @@ pub async fn run(
         (_, Some((matches, _))) => (matches.clone(), Kind::Matches),
         (Source::Query(_), None) => unreachable!("a query's matches are collected"),
     };
-    let progress = Progress::new(args.run.quiet, "users");
+    let progress = Progress::new(args.summary.quiet, "users");
     progress.set_total(count_lines(&list)?);
     let verb = if args.dry_run {
         "Looking up the users to delete (dry run: nothing is deleted)"
@@ -166,7 +166,7 @@ pub async fn run(
     progress.finish();
     let (summary, outcome) = result.map_err(failure)?;
     witness.summary(&summary);
-    common::print_summary(&summary_lines(&summary), &summary, args.run.json, false)?;
+    common::print_summary(&summary_lines(&summary), &summary, args.summary.json, false)?;
     drop(collected);
     drop(resolved);
     Ok(outcome)

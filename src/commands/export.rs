@@ -74,7 +74,7 @@ pub async fn run(
     if let Some(dir) = &state {
         common::check_dir_path("--state", dir)?;
     }
-    let resolved = common::resolve_target(&args.target).await?;
+    let resolved = common::resolve_target(&args.target, &args.embedded).await?;
     let mut spec = ExportSpec {
         // The job's settings need the tenant: filled in once it is reached.
         engine: match args.engine {
@@ -125,7 +125,7 @@ pub async fn run(
             .await
             .map_err(failure)?;
     }
-    let progress = Progress::new(args.run.quiet, "users");
+    let progress = Progress::new(args.summary.quiet, "users");
     let result = export::run(&spec, &client, &progress, &cancel).await;
     progress.finish();
     let (mut summary, outcome) = match result {
@@ -145,7 +145,7 @@ pub async fn run(
     common::print_summary(
         &summary_lines(&summary),
         &summary,
-        args.run.json,
+        args.summary.json,
         spec.output == Output::Stdout,
     )?;
     drop(resolved);

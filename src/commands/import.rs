@@ -44,7 +44,7 @@ pub async fn run(
     let files = files(&args, stdin, rehearsal)?;
     let plan = plan_options(&args);
     check_hashes(&args, &plan)?;
-    let resolved = common::resolve_target(&args.target).await?;
+    let resolved = common::resolve_target(&args.target, &args.embedded).await?;
     let cancel = interrupt.arm();
     let client = common::client(&resolved, &args.pace, &cancel)?;
     witness.client(&client, &resolved.domain);
@@ -98,12 +98,12 @@ pub async fn run(
         args.input.display(),
         resolved.target.display()
     ));
-    let progress = Progress::new(args.run.quiet, "records");
+    let progress = Progress::new(args.summary.quiet, "records");
     let result = import::run(&spec, &client, &progress, &cancel).await;
     progress.finish();
     let (summary, outcome) = result.map_err(failure)?;
     witness.summary(&summary);
-    common::print_summary(&summary_lines(&summary), &summary, args.run.json, false)?;
+    common::print_summary(&summary_lines(&summary), &summary, args.summary.json, false)?;
     drop(resolved);
     Ok(outcome)
 }

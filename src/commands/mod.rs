@@ -25,7 +25,7 @@ pub async fn dispatch(command: Command, interrupt: Interrupt) -> anyhow::Result<
         Command::Sandbox(args) => sandbox::run(*args).await,
         Command::Export(args) => {
             let output = [("--output", Some(args.output.as_path()))];
-            let files = report::files(&args.run, &args.target, &output)?;
+            let files = report::files(&args.summary, &args.run, &args.target, &output)?;
             report::reported(files, |witness| export::run(*args, &interrupt, witness)).await
         }
         Command::Import(args) => {
@@ -35,16 +35,17 @@ pub async fn dispatch(command: Command, interrupt: Interrupt) -> anyhow::Result<
                 ("--plan", args.plan.as_deref()),
                 ("--tickets", args.tickets.as_deref()),
             ];
-            let files = report::files(&args.run, &args.target, &own)?;
+            let files = report::files(&args.summary, &args.run, &args.target, &own)?;
             report::reported(files, |witness| import::run(*args, &interrupt, witness)).await
         }
         Command::Delete(args) => {
             let own = [("--users", args.users.as_deref())];
-            let files = report::files(&args.run, &args.target, &own)?;
+            let files = report::files(&args.summary, &args.run, &args.target, &own)?;
             report::reported(files, |witness| delete::run(*args, &interrupt, witness)).await
         }
         Command::Undo(args) => {
-            let files = report::files_of(&args.report, Some(&args.state), &args.target, &[])?;
+            let files =
+                report::files_of(&args.summary.report, Some(&args.state), &args.target, &[])?;
             report::reported(files, |witness| undo::run(*args, &interrupt, witness)).await
         }
         Command::Completions(args) => completions::run(&args),

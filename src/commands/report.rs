@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{RunStateArgs, TargetArgs};
+use crate::cli::{RunStateArgs, SummaryArgs, TargetArgs};
 use crate::exit::{RunOutcome, UsageError};
 use crate::report::{Files, Witness};
 
@@ -13,11 +13,12 @@ use super::common;
 /// `.html` or `.json` file the run can write, and none is one of the run's own files
 /// (`others`: a flag and its path). A rehearsal writes its own, beside the job's.
 pub fn files(
+    summary: &SummaryArgs,
     run: &RunStateArgs,
     target: &TargetArgs,
     others: &[(&str, Option<&Path>)],
 ) -> Result<Files, UsageError> {
-    files_of(&run.report, run.state.as_deref(), target, others)
+    files_of(&summary.report, run.state.as_deref(), target, others)
 }
 
 /// [`files`] of the `--report` paths of a command without [`RunStateArgs`] (`undo`), whose

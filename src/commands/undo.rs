@@ -31,7 +31,7 @@ pub async fn run(
     if let Some(tickets) = &args.tickets {
         common::check_file_path("--tickets", tickets)?;
     }
-    let resolved = common::resolve_target(&args.target).await?;
+    let resolved = common::resolve_target(&args.target, &args.embedded).await?;
     let spec = UndoSpec {
         state: args.state.clone(),
         dry_run: args.dry_run,
@@ -41,7 +41,7 @@ pub async fn run(
             .concurrency
             .unwrap_or(crate::net::workers::CEILING),
         domain: resolved.domain.clone(),
-        quiet: args.quiet,
+        quiet: args.summary.quiet,
         tickets: args.tickets.clone().map(|file| TicketSpec {
             file,
             ttl_sec: crate::cli::TICKET_TTL,
@@ -82,7 +82,7 @@ pub async fn run(
             UndoError::Delete(e) => super::delete::failure(e),
         })?;
     witness.summary(&summary);
-    common::print_summary(&lines(&summary), &summary, args.json, false)?;
+    common::print_summary(&lines(&summary), &summary, args.summary.json, false)?;
     drop(resolved);
     Ok(outcome)
 }
