@@ -359,3 +359,106 @@ fn the_sandbox_answers_delete_as_the_spec_documents_it() {
     assert_eq!(gone.status, 404);
     assert_eq!(gone.body["errorCode"], "inexistent_user");
 }
+
+/// A rejected line (an email two users share) ends in the state's rejects file after a `#`
+/// line saying why, which `delete --users` reads back once fixed; the summary counts rejects
+/// by code; and thousands of unknown users log five lines, not thousands.
+#[test]
+fn rejected_lines_go_to_a_rejects_file_delete_reads_back_and_repeated_skips_are_logged_five_times()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let twin = |id: &str, connection: &str| {
+        serde_json::json!({
+            "user_id": format!("auth0|{id}"),
+            "email": "twin@example.com",
+            "identities": [{"connection": connection, "user_id": id, "provider": "auth0", "isSocial": false}],
+        })
+        .to_string()
+    };
+    let seed = dir.path().join("twins.ndjson");
+    write_lines(&seed, &[twin("twin-a", DB), twin("twin-b", "legacy-db")]);
+    let live = Live::start(SandboxOptions {
+        seed: vec![seed],
+        generate: 5,
+        ..SandboxOptions::default()
+    });
+    let before = tenant_users(&live);
+    let other = before
+        .keys()
+        .find(|id| !id.contains("twin"))
+        .unwrap()
+        .clone();
+    let mut lines: Vec<String> = (1..=2_000).map(|n| format!("auth0|nobody-{n}")).collect();
+    lines.insert(10, "twin@example.com".into());
+    lines.push(other.clone());
+    let list = dir.path().join("leavers.txt");
+    write_lines(&list, &lines);
+
+    let ran = run(delete(&live)
+        .arg("--users")
+        .arg(&list)
+        .args(["--yes", "--json"]));
+    ran.expect_code(3);
+    let summary = ran.summary();
+    assert_eq!(
+        (
+            summary["read"].as_u64(),
+            summary["deleted"].as_u64(),
+            summary["not_found"].as_u64(),
+            summary["rejected"].as_u64()
+        ),
+        (Some(2_002), Some(1), Some(2_000), Some(1)),
+        "{summary}"
+    );
+    let ambiguous = &summary["rejects_by_code"]["ambiguous_email"];
+    assert_eq!(ambiguous["count"], 1, "{summary}");
+    assert_eq!(ambiguous["example"]["line"], 11, "{summary}");
+    let skip_lines = ran
+        .stderr
+        .lines()
+        .filter(|l| l.contains("(not_found)"))
+        .count();
+    assert_eq!(skip_lines, 5, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("not_found: … and 1,995 more like this"),
+        "{}",
+        ran.stderr
+    );
+
+    // The rejects file: the key after why, private, named by the summary.
+    let rejects = dir.path().join("leavers.txt.state").join("rejects.txt");
+    assert_eq!(summary["rejects"], rejects.display().to_string());
+    let text = std::fs::read_to_string(&rejects).unwrap();
+    assert!(
+        text.starts_with("# line 11: ambiguous_email: twin@example.com is the email of 2 users"),
+        "{text}"
+    );
+    assert_eq!(text.lines().last(), Some("twin@example.com"), "{text}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&rejects).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let mut kept = before.clone();
+    kept.remove(&other);
+    assert_same_users(&tenant_users(&live), &kept, "one user deleted");
+
+    // Fixed by hand (the email becomes one of its user_ids), the file is a list again.
+    let fixed = dir.path().join("fixed.txt");
+    std::fs::write(&fixed, text.replace("twin@example.com\n", "auth0|twin-a\n")).unwrap();
+    let again = run(delete(&live)
+        .arg("--users")
+        .arg(&fixed)
+        .args(["--yes", "--json"]));
+    again.expect_code(0);
+    assert_eq!(
+        (
+            again.summary()["read"].as_u64(),
+            again.summary()["deleted"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    kept.remove("auth0|twin-a");
+    assert_same_users(&tenant_users(&live), &kept, "the twin listed by id deleted");
+}

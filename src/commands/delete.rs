@@ -19,7 +19,7 @@ use crate::query::Query;
 use crate::report::Witness;
 use crate::state::beside;
 use crate::state::resume::JobOptions;
-use crate::terminal;
+use crate::{terminal, warnings};
 
 use super::common;
 use super::signal::Interrupt;
@@ -289,6 +289,22 @@ fn summary_lines(summary: &DeleteSummary) -> Vec<String> {
         common::costs_text(counts, summary.elapsed_seconds, summary.resumed),
     )];
     lines.extend(common::budgets_line(&summary.budgets));
+    lines.extend(summary.rejects_by_code.line("Rejected"));
+    let see = match &summary.rejects {
+        Some(_) => "see the rejects file",
+        None => "a dry run writes no rejects file",
+    };
+    lines.extend(warnings::unlogged_lines(&summary.unlogged_rejects, see));
+    lines.extend(warnings::unlogged_lines(
+        &summary.unlogged_skips,
+        "skipped; not logged",
+    ));
+    if let Some(rejects) = summary.rejects.as_ref().filter(|_| summary.rejected > 0) {
+        lines.push(format!(
+            "Rejected lines are in {rejects}, each after a # line saying why; fix them and pass \
+             that file to --users."
+        ));
+    }
     if let Some(images) = &summary.before_images {
         lines.push(format!(
             "Before-images of the deleted users are in {images}; to bring them back with their \

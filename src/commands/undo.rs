@@ -10,6 +10,7 @@ use super::common;
 use super::import::{failure, summary_lines};
 use super::signal::Interrupt;
 use crate::report::Witness;
+use crate::warnings;
 
 pub async fn run(
     args: UndoArgs,
@@ -92,7 +93,7 @@ pub async fn run(
 fn lines(summary: &UndoSummary) -> Vec<String> {
     let mut lines = summary_lines(&summary.restore);
     if let Some(creates) = &summary.creates {
-        lines.push(creates_line(creates, summary.restore.dry_run));
+        lines.extend(creates_lines(creates, summary.restore.dry_run));
     }
     if summary.undoes == Undoes::Delete && summary.restore.created > 0 && !summary.restore.dry_run {
         let tickets = match &summary.restore.tickets {
@@ -111,7 +112,7 @@ fn lines(summary: &UndoSummary) -> Vec<String> {
     lines
 }
 
-fn creates_line(creates: &CreatesUndone, dry_run: bool) -> String {
+fn creates_lines(creates: &CreatesUndone, dry_run: bool) -> Vec<String> {
     let would = if dry_run { "would be " } else { "" };
     let mut line = format!(
         "The import created {} users: {} {would}deleted, {} skipped (not found: already \
@@ -121,8 +122,23 @@ fn creates_line(creates: &CreatesUndone, dry_run: bool) -> String {
     if let Some(images) = &creates.before_images {
         line.push_str(&format!(" Their before-images are in {images}."));
     }
+    if let Some(rejects) = creates.rejects.as_ref().filter(|_| creates.rejected > 0) {
+        line.push_str(&format!(
+            " The users not deleted are in {rejects}, with why."
+        ));
+    }
     if !creates.completed {
         line.push_str(" Interrupted; run the same undo again to resume.");
     }
-    line
+    let mut lines = vec![line];
+    lines.extend(creates.rejects_by_code.line("Not deleted"));
+    lines.extend(warnings::unlogged_lines(
+        &creates.unlogged_rejects,
+        "see the rejects file",
+    ));
+    lines.extend(warnings::unlogged_lines(
+        &creates.unlogged_skips,
+        "skipped; not logged",
+    ));
+    lines
 }

@@ -1,6 +1,8 @@
 //! One chunk of a deletion, in three steps: look every user up (many at once), write the
 //! before-images of those found and make them durable (one fsync), then delete them (many at
-//! once). Each record ends deleted, skipped (`not_found`, `duplicate`) or rejected.
+//! once). Each record ends deleted, skipped (`not_found`, `duplicate`) or rejected (returned,
+//! for the [rejects file](super::rejects)). Skips and rejects are logged for the first few
+//! records of each code ([`Logged`]); the summary counts them all.
 
 use std::collections::HashSet;
 
@@ -12,6 +14,47 @@ use crate::export::list::users_named;
 use super::DeleteError;
 use super::images::{BeforeImages, Pending};
 use super::ledger::Tally;
+use super::rejects::Rejected;
+use crate::warnings::Warnings;
+
+/// Which skips and rejects of a run get a log line: the first few of each code.
+#[derive(Debug, Default)]
+pub struct Logged {
+    pub skipped: Warnings,
+    pub rejected: Warnings,
+}
+
+/// What a chunk did: its counts, and the lines it rejected, in list order.
+#[derive(Debug, Default)]
+pub(super) struct Done {
+    pub tally: Tally,
+    pub rejected: Vec<Rejected>,
+}
+
+impl Done {
+    fn skip(&mut self, logged: &Logged, line: u64, code: &str, what: std::fmt::Arguments) {
+        match code {
+            "duplicate" => self.tally.duplicates += 1,
+            _ => self.tally.not_found += 1,
+        }
+        if logged.skipped.log(code) {
+            tracing::info!("Line {line}: skipped {what}");
+        }
+    }
+
+    fn reject(&mut self, logged: &Logged, record: &Record, code: &'static str, message: String) {
+        self.tally.rejected += 1;
+        if logged.rejected.log(code) {
+            tracing::warn!("Line {}: rejected ({code}): {message}", record.line);
+        }
+        self.rejected.push(Rejected {
+            line: record.line,
+            key: record.key.clone(),
+            code,
+            message,
+        });
+    }
+}
 
 /// One user to delete: its position in the list and its key (a user_id or an email).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +87,8 @@ pub(super) async fn run(
     records: &[Record],
     pending: &mut Pending,
     images: Option<&mut BeforeImages>,
-) -> Result<Tally, DeleteError> {
+    logged: &Logged,
+) -> Result<Done, DeleteError> {
     let goal = client.workers().goal();
     let looked: Vec<Looked> = futures::stream::iter(records)
         .map(|record| lookup(client, &record.key, pending))
@@ -52,7 +96,7 @@ pub(super) async fn run(
         .try_collect()
         .await?;
     let dry_run = images.is_none();
-    let mut tally = Tally::default();
+    let mut done = Done::default();
     let mut seen = HashSet::new();
     // The users to delete, with whether their image is still to be written.
     let mut doomed: Vec<(&Record, String, Option<String>)> = Vec::new();
@@ -61,8 +105,12 @@ pub(super) async fn run(
         match looked {
             // (The guard notes the user as seen: the first time, the next arms handle it.)
             Looked::User { id, .. } | Looked::Gone(id) if !seen.insert(id.clone()) => {
-                tally.duplicates += 1;
-                tracing::info!("Line {line}: skipped {id} (duplicate): listed before");
+                done.skip(
+                    logged,
+                    line,
+                    "duplicate",
+                    format_args!("{id} (duplicate): listed before"),
+                );
             }
             Looked::User { id, user } => {
                 let image = match pending.take(&id) {
@@ -70,7 +118,7 @@ pub(super) async fn run(
                     None => Some(serde_json::to_string(&user).expect("a JSON map serializes")),
                 };
                 if dry_run {
-                    tally.deleted += 1;
+                    done.tally.deleted += 1;
                     tracing::info!("Line {line}: would delete {id}{}", describe(&user));
                 } else {
                     doomed.push((record, id, image));
@@ -78,34 +126,29 @@ pub(super) async fn run(
             }
             Looked::Gone(id) => {
                 pending.take(&id);
-                tally.deleted += 1;
+                done.tally.deleted += 1;
                 tracing::debug!("Line {line}: deleted {id} (by the run before)");
             }
-            Looked::Missing => {
-                tally.not_found += 1;
-                tracing::info!(
-                    "Line {line}: skipped {} (not_found): no such user in the tenant",
-                    record.key
-                );
-            }
+            Looked::Missing => done.skip(
+                logged,
+                line,
+                "not_found",
+                format_args!("{} (not_found): no such user in the tenant", record.key),
+            ),
             Looked::Ambiguous(ids) => {
-                tally.rejected += 1;
-                tracing::warn!(
-                    "Line {line}: rejected (ambiguous_email): {} is the email of {} users ({}); \
-                     list the user_id to delete instead",
+                let message = format!(
+                    "{} is the email of {} users ({}); list the user_id to delete instead",
                     record.key,
                     ids.len(),
                     ids.join(", ")
                 );
+                done.reject(logged, record, "ambiguous_email", message);
             }
-            Looked::Refused(message) => {
-                tally.rejected += 1;
-                tracing::warn!("Line {line}: rejected (lookup_refused): {message}");
-            }
+            Looked::Refused(message) => done.reject(logged, record, "lookup_refused", message),
         }
     }
     let Some(images) = images else {
-        return Ok(tally);
+        return Ok(done);
     };
     // No user of the chunk is deleted before every image of it is durable.
     images
@@ -126,21 +169,22 @@ pub(super) async fn run(
         let line = record.line;
         match removed {
             Ok(Removal::Deleted) => {
-                tally.deleted += 1;
+                done.tally.deleted += 1;
                 tracing::debug!("Line {line}: deleted {id}");
             }
             // Gone between the lookup and the delete: someone else's doing.
-            Ok(Removal::AlreadyGone) => {
-                tally.not_found += 1;
-                tracing::info!("Line {line}: skipped {id} (not_found): deleted meanwhile");
-            }
+            Ok(Removal::AlreadyGone) => done.skip(
+                logged,
+                line,
+                "not_found",
+                format_args!("{id} (not_found): deleted meanwhile"),
+            ),
             Err(message) => {
-                tally.rejected += 1;
-                tracing::warn!("Line {line}: rejected (delete_refused): {id}: {message}");
+                done.reject(logged, record, "delete_refused", format!("{id}: {message}"));
             }
         }
     }
-    Ok(tally)
+    Ok(done)
 }
 
 /// Looks a record's key up, holding a worker permit for the request.

@@ -1,9 +1,10 @@
 //! The deletion ledger (`ledger.ndjson` in the run state): one line per chunk of the list,
 //! written and fsynced once every user of the chunk has its outcome.
 //!
-//! `{"through":1200,"images":40213,"deleted":98,"not_found":1,"duplicates":0,"rejected":1}`
-//! says: every record up to list position 1200 is done, with these counts for the chunk, and
-//! the before-images file is good up to byte 40213. A run starts with a line of its own
+//! `{"through":1200,"images":40213,"rejects":180,"deleted":98,"not_found":1,"duplicates":0,"rejected":1}`
+//! says: every record up to list position 1200 is done, with these counts for the chunk, the
+//! before-images file is good up to byte 40213 and the [rejects file](super::rejects) holds
+//! 180 bytes. A run starts with a line of its own
 //! (`through` 0, or where a resumed run was) that vouches for the images earlier runs left.
 //!
 //! A chunk's outcome is one line, so a crash leaves it whole or torn, never half: a torn last
@@ -56,6 +57,10 @@ pub struct Entry {
     pub through: u64,
     /// The before-images file's length once the chunk's images were written.
     pub images: u64,
+    /// The rejects file's length once the chunk's rejects were written (a ledger of an
+    /// earlier version has none: 0).
+    #[serde(default)]
+    pub rejects: u64,
     /// The chunk's counts. (Not `#[serde(flatten)]`: with serde_json's `arbitrary_precision`
     /// a flattened number does not read back.)
     pub deleted: u64,
@@ -65,11 +70,13 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The entry for the records up to `through`, with the images file at `images` bytes.
-    pub fn new(through: u64, images: u64, tally: &Tally) -> Entry {
+    /// The entry for the records up to `through`, with the images file at `images` bytes and
+    /// the rejects file at `rejects`.
+    pub fn new(through: u64, images: u64, rejects: u64, tally: &Tally) -> Entry {
         Entry {
             through,
             images,
+            rejects,
             deleted: tally.deleted,
             not_found: tally.not_found,
             duplicates: tally.duplicates,
@@ -94,6 +101,8 @@ pub struct Recovered {
     pub through: u64,
     /// The before-images file's vouched-for length.
     pub images: u64,
+    /// The rejects file's vouched-for length.
+    pub rejects: u64,
     /// Every chunk's counts, added up.
     pub tally: Tally,
     /// Entries read (none: a new ledger).
@@ -113,6 +122,7 @@ impl Ledger {
         let (file, _) = open_log(path, "a deletion ledger entry", |entry: Entry| {
             recovered.through = recovered.through.max(entry.through);
             recovered.images = recovered.images.max(entry.images);
+            recovered.rejects = recovered.rejects.max(entry.rejects);
             recovered.tally.add(&entry.tally());
             recovered.entries += 1;
         })?;
@@ -120,7 +130,8 @@ impl Ledger {
     }
 
     /// Replaces the ledger at `path` with one entry, atomically: the start of a new run,
-    /// vouching for `images` bytes of before-images that runs before it left.
+    /// vouching for `images` bytes of before-images that runs before it left (and for no
+    /// rejects: a new run lists its own).
     pub fn restart(path: &Path, images: u64) -> std::io::Result<(Ledger, Recovered)> {
         let entry = Entry {
             images,
@@ -157,7 +168,7 @@ mod tests {
                 not_found: 1,
                 ..Tally::default()
             };
-            Entry::new(through, images, &tally)
+            Entry::new(through, images, 0, &tally)
         };
         ledger.record(&chunk(100, 5_000, 99)).unwrap();
         ledger.record(&chunk(200, 9_000, 98)).unwrap();

@@ -16,8 +16,8 @@
 //!   increasing (a list's 1-based line number). A resumed run is given the same stream and
 //!   skips the positions the ledger has done. It is read a chunk at a time, never collected.
 //! - **`state`**: a directory of the deletion's own (created 0700, locked for the run: a
-//!   second run on it gets [`StateError::Locked`]). It holds `delete.json`, `ledger.ndjson` and
-//!   `deleted.ndjson` (0600). Not touched by a dry run.
+//!   second run on it gets [`StateError::Locked`]). It holds `delete.json`, `ledger.ndjson`,
+//!   `deleted.ndjson` and `rejects.txt` ([`rejects`]), 0600. Not touched by a dry run.
 //! - **`options`**: the tenant ([`DeleteOptions::domain`]) and the options that name the job
 //!   ([`DeleteOptions::job`]): an unfinished state of another tenant or job is refused (see
 //!   [`check_state`], which a caller can run offline first); `fresh` starts a new ledger.
@@ -40,8 +40,10 @@
 mod chunk;
 pub mod images;
 pub mod ledger;
+pub mod rejects;
 pub mod resume;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -55,6 +57,7 @@ use crate::net::pace::BudgetReport;
 use crate::progress::Progress;
 use crate::state::resume::{JobOptions, OtherJob};
 use crate::state::{StateDir, StateError};
+use crate::warnings::ByCode;
 
 pub use chunk::Record;
 pub use images::BeforeImages;
@@ -94,6 +97,14 @@ pub struct DeleteSummary {
     pub not_found: u64,
     pub duplicates: u64,
     pub rejected: u64,
+    /// The rejected lines by code, each with its first example; earlier runs' too, so the
+    /// counts add up to `rejected`.
+    pub rejects_by_code: ByCode,
+    /// This run's rejects and skips whose line was not logged, by code.
+    #[serde(skip)]
+    pub unlogged_rejects: BTreeMap<String, u64>,
+    #[serde(skip)]
+    pub unlogged_skips: BTreeMap<String, u64>,
     pub requests: u64,
     pub throttled: u64,
     pub retries: u64,
@@ -102,6 +113,9 @@ pub struct DeleteSummary {
     pub resumed: bool,
     /// The before-images file (none for a dry run).
     pub before_images: Option<String>,
+    /// The rejects file: the rejected lines, each after a `#` line saying why, in the list
+    /// format `--users` reads (none for a dry run).
+    pub rejects: Option<String>,
     pub state: Option<String>,
     pub completed: bool,
 }
@@ -130,6 +144,7 @@ struct Open {
     ledger: ledger::Ledger,
     images: BeforeImages,
     pending: images::Pending,
+    rejects: rejects::Rejects,
 }
 
 /// Deletes the users `keys` name; see the module docs for the contract.
@@ -156,6 +171,16 @@ pub async fn delete_users(
         );
     }
     let mut tally = recovered.tally;
+    let mut rejects_by_code =
+        match &open {
+            Some(open) if resumed => rejects::codes(open.rejects.path(), recovered.rejects)
+                .map_err(|source| DeleteError::File {
+                    path: open.rejects.path().to_path_buf(),
+                    source,
+                })?,
+            _ => ByCode::default(),
+        };
+    let logged = chunk::Logged::default();
     progress.set_done(tally.read());
     let through = recovered.through;
     let chunks = keys
@@ -179,13 +204,24 @@ pub async fn delete_users(
             Some(o) => (&mut o.pending, Some(&mut o.images)),
             None => (&mut pending, None),
         };
-        let done = match chunk::run(client, &records, pending, images).await {
+        let done = match chunk::run(client, &records, pending, images, &logged).await {
             Ok(done) => done,
             Err(DeleteError::Api(ApiError::Cancelled)) => break false,
             Err(e) => return Err(e),
         };
+        for rejected in &done.rejected {
+            rejects_by_code.add(rejected.code, rejected.line, &rejected.message);
+        }
         if let Some(open) = &mut open {
-            let entry = ledger::Entry::new(last, open.images.len(), &done);
+            // The chunk's rejects are durable before the ledger counts them.
+            open.rejects
+                .append(&done.rejected)
+                .map_err(|source| DeleteError::File {
+                    path: open.rejects.path().to_path_buf(),
+                    source,
+                })?;
+            let entry =
+                ledger::Entry::new(last, open.images.len(), open.rejects.bytes(), &done.tally);
             open.ledger
                 .record(&entry)
                 .map_err(|source| DeleteError::File {
@@ -193,7 +229,7 @@ pub async fn delete_users(
                     source,
                 })?;
         }
-        tally.add(&done);
+        tally.add(&done.tally);
         progress.inc(records.len() as u64);
     };
     if completed && let Some(open) = &open {
@@ -209,6 +245,9 @@ pub async fn delete_users(
         not_found: tally.not_found,
         duplicates: tally.duplicates,
         rejected: tally.rejected,
+        rejects_by_code,
+        unlogged_rejects: logged.rejected.unlogged(),
+        unlogged_skips: logged.skipped.unlogged(),
         requests: counts.requests,
         throttled: counts.throttled,
         retries: counts.retries,
@@ -216,6 +255,9 @@ pub async fn delete_users(
         elapsed_seconds: started.elapsed().as_secs_f64(),
         resumed,
         before_images: open.as_ref().map(|o| o.images.path().display().to_string()),
+        rejects: open
+            .as_ref()
+            .map(|o| o.rejects.path().display().to_string()),
         state: open.as_ref().map(|_| state.display().to_string()),
         completed,
     };
@@ -251,6 +293,10 @@ fn open(
     }
     let (images, pending) =
         BeforeImages::open(&images_path, recovered.images).map_err(file_error(images_path))?;
+    // A new run's ledger vouches for no rejects: it starts the file empty.
+    let rejects_path = dir.file(rejects::FILE);
+    let rejects = rejects::Rejects::open(&rejects_path, recovered.rejects)
+        .map_err(file_error(rejects_path))?;
     // Only now: a run killed before this line finds the state as it was, and starts over.
     resume::begin(&dir, options)?;
     if !pending.is_empty() {
@@ -264,6 +310,7 @@ fn open(
         ledger,
         images,
         pending,
+        rejects,
     };
     Ok((open, recovered, resumed))
 }

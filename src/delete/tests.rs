@@ -199,3 +199,52 @@ async fn another_job_in_an_unfinished_state_is_refused() {
         Err(DeleteError::State(StateError::OtherTenant { .. }))
     ));
 }
+
+#[tokio::test]
+async fn a_resumed_run_lists_each_rejected_line_once_and_counts_the_earlier_runs_rejects() {
+    let sandbox = tenant(150).await;
+    let users = sandbox.users();
+    let mut twin = users[0].clone();
+    twin.insert("user_id".into(), Value::from("google-oauth2|twin"));
+    sandbox.insert_users([twin]);
+    let email = users[0]["email"].as_str().unwrap().to_string();
+    let mut list: Vec<String> = users[1..].iter().map(id).collect();
+    // Rejected at lines 50 (the first chunk) and 120 (the second).
+    list.insert(49, email.clone());
+    list.insert(119, email.clone());
+    let list: Vec<&str> = list.iter().map(String::as_str).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    let first = run(&sandbox, &list, state, false).await;
+    assert_eq!(first.rejected, 2);
+    let written = std::fs::read_to_string(state.join(rejects::FILE)).unwrap();
+
+    // As if the run had died after the second chunk's rejects were durable, before its ledger
+    // line: the checkpoint unfinished, the ledger without that line.
+    resume::begin(&StateDir::open(state).unwrap(), &options(false)).unwrap();
+    let ledger = std::fs::read_to_string(state.join(ledger::FILE)).unwrap();
+    let kept: Vec<&str> = ledger.lines().take(2).collect();
+    std::fs::write(state.join(ledger::FILE), kept.join("\n") + "\n").unwrap();
+
+    let resumed = run(&sandbox, &list, state, false).await;
+    assert!(resumed.resumed);
+    assert_eq!(resumed.read, list.len() as u64);
+    assert_eq!(resumed.rejected, 2);
+    let ambiguous = resumed.rejects_by_code.get("ambiguous_email").unwrap();
+    assert_eq!((ambiguous.count, ambiguous.example.line), (2, 50));
+    assert_eq!(
+        std::fs::read_to_string(state.join(rejects::FILE)).unwrap(),
+        written,
+        "each rejected line once"
+    );
+    assert_eq!(
+        written.matches(&format!("\n{email}\n")).count(),
+        2,
+        "{written}"
+    );
+    assert!(
+        written.starts_with("# line 50: ambiguous_email: "),
+        "{written}"
+    );
+    assert_eq!(sandbox.user_count(), 2, "the twins are left");
+}

@@ -28,6 +28,7 @@
 //! Undo holds the lock of the state it undoes while it runs, so the import or deletion cannot
 //! run at the same time.
 
+use std::collections::BTreeMap;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -47,6 +48,7 @@ use crate::exit::RunOutcome;
 use crate::progress::Progress;
 use crate::state::resume::JobOptions;
 use crate::state::{StateDir, StateError, create_private, sync_dir};
+use crate::warnings::ByCode;
 
 /// Undo's run state, inside the import's.
 pub const DIR: &str = "undo";
@@ -104,9 +106,18 @@ pub struct CreatesUndone {
     pub skipped: u64,
     pub not_found: u64,
     pub rejected: u64,
+    pub rejects_by_code: ByCode,
+    /// Skips and rejects whose line was not logged, by code.
+    #[serde(skip)]
+    pub unlogged_rejects: BTreeMap<String, u64>,
+    #[serde(skip)]
+    pub unlogged_skips: BTreeMap<String, u64>,
     pub resumed: bool,
     /// Their before-images (none for a dry run).
     pub before_images: Option<String>,
+    /// The users that could not be deleted, each after a `#` line saying why (none for a dry
+    /// run).
+    pub rejects: Option<String>,
     pub state: Option<String>,
     pub completed: bool,
 }
@@ -119,8 +130,12 @@ impl From<&DeleteSummary> for CreatesUndone {
             skipped: summary.skipped,
             not_found: summary.not_found,
             rejected: summary.rejected,
+            rejects_by_code: summary.rejects_by_code.clone(),
+            unlogged_rejects: summary.unlogged_rejects.clone(),
+            unlogged_skips: summary.unlogged_skips.clone(),
             resumed: summary.resumed,
             before_images: summary.before_images.clone(),
+            rejects: summary.rejects.clone(),
             state: summary.state.clone(),
             completed: summary.completed,
         }
