@@ -438,6 +438,69 @@ fn authz_replace_takes_away_exactly_the_extras_and_adds_what_is_missing() {
     assert_eq!(writes_sent(&live), Vec::<String>::new(), "only reads");
 }
 
+/// `auth0-bulk undo STATE` against `live`.
+fn undo(live: &Live, state: &Path) -> crate::support::child::Ran {
+    run(crate::support::child::binary()
+        .arg("undo")
+        .arg(state)
+        .args(["--domain", live.domain(), "--json", "--quiet"])
+        .env("AUTH0_CLIENT_ID", live.client_id())
+        .env("AUTH0_CLIENT_SECRET", live.client_secret()))
+}
+
+/// An undo gives every user back exactly the roles, memberships (with member roles) and
+/// direct permissions it had before the import, for `replace` (which took some away) and
+/// `merge` (which only added); an undo run again sends only reads.
+#[test]
+fn an_undo_gives_back_exactly_the_access_an_import_changed() {
+    for strategy in ["replace", "merge"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (live, input) = replace_setup(dir.path());
+        let before = evidence(&live);
+        let mut args = UPDATE.to_vec();
+        args.extend(["--authz", strategy]);
+        import_file(&live, &input, &args).expect_code(0);
+        assert_ne!(
+            evidence(&live),
+            before,
+            "{strategy}: the import changed access"
+        );
+
+        let state = beside(&input, ".state");
+        let images = std::fs::read_to_string(state.join("before-images.ndjson")).unwrap();
+        let access_images = images
+            .lines()
+            .filter(|l| l.contains("\"access\":true"))
+            .count();
+        let changed = if strategy == "replace" { 3 } else { 1 };
+        assert_eq!(
+            access_images, changed,
+            "{strategy}: one access image per changed user\n{images}"
+        );
+
+        let undone = undo(&live, &state);
+        undone.expect_code(0);
+        assert_same_access(
+            &evidence(&live),
+            &before,
+            &format!("{strategy}: after the undo"),
+        );
+
+        live.tenant.sandbox.reset_stats();
+        undo(&live, &state).expect_code(0);
+        assert_eq!(
+            writes_sent(&live),
+            Vec::<String>::new(),
+            "{strategy}: undo again only reads"
+        );
+        assert_same_access(
+            &evidence(&live),
+            &before,
+            &format!("{strategy}: after a second undo"),
+        );
+    }
+}
+
 #[test]
 fn authz_merge_on_the_same_tenant_only_adds() {
     let dir = tempfile::tempdir().unwrap();
@@ -831,4 +894,92 @@ fn many_records_naming_the_same_missing_role_at_once_create_it_once() {
     for (email, got) in evidence(&live) {
         assert_eq!(got, want, "{email}");
     }
+}
+
+/// An `--authz replace` of every user's access, killed at seeded points, then undone: every
+/// user ends with exactly the access it had before the import. Each user's access image is
+/// kept once, before its first write, so no kill leaves a user whose image holds part of the
+/// import's changes.
+#[test]
+fn an_access_replace_killed_at_seeded_points_is_undone_exactly() {
+    let seed = 0x0add_u64;
+    let n = scaled(300, 2_000);
+    let live = Live::start(SandboxOptions {
+        generate: n,
+        latency: KILL_LATENCY,
+        ..Default::default()
+    });
+    let before = evidence(&live);
+    let role = role_names(&live)[0].clone();
+    let records: Vec<Value> = crate::support::imports::tenant_users(&live)
+        .keys()
+        .map(|id| json!({"user_id": id, "roles": [role], "organizations": [], "permissions": []}))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("users.ndjson");
+    write_ndjson(&input, &records);
+    let state = beside(&input, ".state");
+    let command = || {
+        let mut command = import(&live);
+        command.arg("--input").arg(&input).args([
+            "--mode", "update", "--match", "user_id", "--authz", "replace", "--quiet", "--json",
+        ]);
+        command
+    };
+    let progress = || {
+        let completed = std::fs::read_to_string(state.join("import.json"))
+            .is_ok_and(|t| t.contains("\"completed\":true") || t.contains("\"completed\": true"));
+        match completed {
+            true => 1.0,
+            false => (LedgerView::read(&state).done() as f64 / n as f64).min(0.999),
+        }
+    };
+    let killed = kill_until_done(
+        seed,
+        scaled(5, 20),
+        KILL_LATENCY * (n as u32) / 4,
+        command,
+        progress,
+        |_| {},
+    );
+    eprintln!(
+        "{n} users, access replaced; seed {seed:#x}: {}",
+        killed.describe()
+    );
+    assert!(
+        killed.mid_run >= 3,
+        "kills landed mid-run: {}",
+        killed.describe()
+    );
+    let replaced = json!({"roles": [role], "organizations": [], "permissions": []});
+    assert!(
+        evidence(&live).values().all(|access| *access == replaced),
+        "the import gave every user the record's access"
+    );
+
+    // One access image a record, whatever the kills.
+    let images = std::fs::read_to_string(state.join("before-images.ndjson")).unwrap();
+    let mut imaged = std::collections::BTreeSet::new();
+    for line in images.lines() {
+        let image: Value = serde_json::from_str(line).unwrap();
+        if image["_before"]["access"] == true {
+            let record = image["_before"]["record"].as_u64().unwrap();
+            assert!(
+                imaged.insert(record),
+                "record {record} has two access images"
+            );
+        }
+    }
+    let changed = before
+        .values()
+        .filter(|access| **access != replaced)
+        .count();
+    assert_eq!(
+        imaged.len(),
+        changed,
+        "an access image for each user changed"
+    );
+
+    undo(&live, &state).expect_code(0);
+    assert_same_access(&evidence(&live), &before, "after the undo");
 }

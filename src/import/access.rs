@@ -14,6 +14,10 @@
 //! - **Exactly once.** Every write is a set operation (giving a role twice is giving it once),
 //!   so a run killed half-way through a user's writes reads again and finishes them; the
 //!   ledger's outcome comes after the last write.
+//! - **Undoable.** Before the first write to a user the import did not create, what the user
+//!   had of each kind the record names (every membership with its member roles) is kept as an
+//!   access image in the run's before-images ([`super::before`]), durable, once per record;
+//!   `undo` imports it back with `--authz replace`.
 
 // A record's rejection is its `Applied`, made once per record and moved on at once: boxing it
 // would cost more than the size clippy warns of.
@@ -21,11 +25,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::api::{ApiError, Change, Client, Permission, Role};
 
 use super::apply::Applied;
+use super::before::{BeforeImages, Origin};
 use super::plan::access::{Access, Membership};
 
 /// `--authz`: what happens to assignments the record does not list.
@@ -251,12 +257,14 @@ impl AccessApplier<'_> {
 
     /// Brings `user_id`'s access to what `access` says; `fresh` when the user was created by
     /// this very call (it has nothing yet). Returns the changes (`roles +admin`, …), or the
-    /// record's rejection when the tenant refuses a write.
+    /// record's rejection when the tenant refuses a write. With `keep`, the user's access as it
+    /// was (of the kinds the record names) is kept there, durable, before the first write.
     pub async fn apply(
         &self,
         user_id: Option<&str>,
         access: &Access,
         fresh: bool,
+        keep: Option<(&BeforeImages, Origin)>,
     ) -> Result<Result<Vec<String>, Applied>, ApiError> {
         let resolved = match self.resolve(access).await? {
             Ok(resolved) => resolved,
@@ -271,6 +279,16 @@ impl AccessApplier<'_> {
             return Ok(Ok(plan.changes()));
         }
         let user_id = user_id.expect("a user to write to");
+        if let Some((before, origin)) = keep.filter(|_| !fresh) {
+            let image = self.image(user_id, access, &now).await?;
+            before
+                .keep_access(origin, user_id, image)
+                .await
+                .map_err(|e| ApiError::Local {
+                    what: format!("the before-images file {}", before.path().display()),
+                    message: e.to_string(),
+                })?;
+        }
         match self.write(user_id, &plan, &resolved, &now).await {
             Ok(()) => Ok(Ok(plan.changes())),
             Err(e) => reject_or_fatal(e, None).map(|r| r.map(|()| Vec::new())),
@@ -303,6 +321,40 @@ impl AccessApplier<'_> {
                 .collect();
         }
         Ok(now)
+    }
+
+    /// The access image: what the user has now of each kind the record names, in the
+    /// record's shape, which an import with `--authz replace` brings back exactly. Every
+    /// membership is listed with the member's roles (those of the organizations the record
+    /// does not name are read here: the image must not lose them).
+    async fn image(
+        &self,
+        user_id: &str,
+        access: &Access,
+        now: &Current,
+    ) -> Result<Map<String, Value>, ApiError> {
+        let mut image = Map::new();
+        if access.roles.is_some() {
+            image.insert("roles".into(), json!(now.roles.keys().collect::<Vec<_>>()));
+        }
+        if let Some(wanted) = &access.organizations {
+            let mut memberships = Vec::new();
+            for (name, (id, roles)) in &now.organizations {
+                let roles: Vec<String> = if wanted.iter().any(|m| &m.name == name) {
+                    roles.keys().cloned().collect()
+                } else {
+                    by_name(self.client.member_roles(id, user_id).await?)
+                        .into_keys()
+                        .collect()
+                };
+                memberships.push(json!({"name": name, "roles": roles}));
+            }
+            image.insert("organizations".into(), Value::Array(memberships));
+        }
+        if access.permissions.is_some() {
+            image.insert("permissions".into(), json!(now.permissions));
+        }
+        Ok(image)
     }
 
     fn diff(&self, access: &Access, now: &Current) -> Plan {

@@ -181,7 +181,9 @@ impl super::Apply for PerUser<'_> {
                     .map(str::to_string),
             });
         }
-        let applied = self.with_access(planned, applied, was_in_flight).await?;
+        let applied = self
+            .with_access(origin, planned, applied, was_in_flight)
+            .await?;
         Ok(Step::Applied(applied))
     }
 }
@@ -204,6 +206,7 @@ impl PerUser<'_> {
     /// an unchanged user updated.
     pub(super) async fn with_access(
         &self,
+        origin: Origin,
         planned: &Planned,
         mut applied: Applied,
         was_in_flight: bool,
@@ -219,8 +222,13 @@ impl PerUser<'_> {
         }
         // A user this call made has nothing yet; one an earlier run made may have some.
         let fresh = applied.outcome == Outcome::Created && !was_in_flight;
+        // What a user the import did not create had is kept for undo (undo deletes the others).
+        let keep = self
+            .before
+            .filter(|_| applied.outcome != Outcome::Created)
+            .map(|before| (before, origin));
         match applier
-            .apply(applied.user_id.as_deref(), access, fresh)
+            .apply(applied.user_id.as_deref(), access, fresh, keep)
             .await?
         {
             Ok(changes) => {

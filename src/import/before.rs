@@ -16,9 +16,17 @@
 //! - a metadata object the user did not have comes back empty (`{}`): a PATCH cannot remove
 //!   the object itself, and the importer, as Auth0's merge, counts no object as `{}`;
 //! - a password is never read back (the API returns none), so it is not in the image;
-//! - roles, organizations and direct permissions are not in the image: undo leaves them;
+//! - roles and organizations that `--create-missing` made stay (undo takes the user's
+//!   assignments back, not the tenant's roles);
 //! - what the tenant changes as a side effect of an update (Auth0 may reset `email_verified`
 //!   when `email` changes) is not the update's, and is not put back.
+//!
+//! **Access images.** A record whose `roles`, `organizations` or `permissions` change a user
+//! the run did not create keeps, before the first of those writes, a line of its own:
+//! `{"_before":{"record":12,"line":12,"access":true},"user_id":"auth0|abc","roles":["Reader"]}`,
+//! everything the user had of each kind the record names, in the record's shape (every
+//! membership with its member roles), which an import with `--authz replace` brings back
+//! exactly (see [`super::access`]). A record has at most one image of each kind.
 //!
 //! **Exactly once across crashes.** An image is durable (fsynced, with the group-commit
 //! writer the ledger uses) before its PATCH is sent. A resumed run looks the user up again; a
@@ -65,12 +73,48 @@ pub struct Origin {
 #[derive(Deserialize)]
 struct Head {
     #[serde(rename = "_before")]
-    before: Origin,
+    before: Mark,
+}
+
+/// `_before`: the record, and whether the line is its access image. (Not a flattened
+/// [`Origin`]: with serde_json's `arbitrary_precision` a flattened number does not read back.)
+#[derive(Serialize, Deserialize)]
+struct Mark {
+    record: u64,
+    line: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    access: bool,
+}
+
+impl Mark {
+    fn origin(&self) -> Origin {
+        Origin {
+            record: self.record,
+            line: self.line,
+        }
+    }
 }
 
 /// Which record a line of the file undoes.
 pub fn origin_of(line: &[u8]) -> Result<Origin, serde_json::Error> {
-    serde_json::from_slice::<Head>(line).map(|head| head.before)
+    serde_json::from_slice::<Head>(line).map(|head| head.before.origin())
+}
+
+/// Whether the file at `path` holds an access image (none when it does not exist): undo then
+/// restores with `--authz replace`, which needs scopes a restore of fields alone does not.
+pub fn holds_access(path: &Path) -> std::io::Result<bool> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    for line in std::io::BufRead::split(std::io::BufReader::new(file), b'\n') {
+        // (A torn last line is no image.)
+        if serde_json::from_slice::<Head>(&line?).is_ok_and(|head| head.before.access) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The user's previous values of what `body` (a PATCH) changes on `current`: see the module
@@ -112,17 +156,18 @@ pub fn image(current: &User, body: &Value) -> Map<String, Value> {
 pub struct BeforeImages {
     path: PathBuf,
     writer: Appender,
-    /// The records with an image in the file, a bit each.
-    written: Mutex<Vec<u64>>,
+    /// The records with an image in the file, a bit each: of their fields, of their access.
+    written: Mutex<[Vec<u64>; 2]>,
 }
 
 impl BeforeImages {
     /// Reads which records have an image (a torn last line is dropped) and opens the file for
     /// appending. A damaged whole line is `InvalidData`.
     pub fn open(path: &Path) -> std::io::Result<BeforeImages> {
-        let mut written = Vec::new();
+        let mut written = [Vec::new(), Vec::new()];
         let (file, len) = open_log(path, "a before-image", |head: Head| {
-            set(&mut written, head.before.record);
+            let bits = &mut written[usize::from(head.before.access)];
+            set(bits, head.before.record);
         })?;
         let writer = Appender::start(
             file,
@@ -149,17 +194,52 @@ impl BeforeImages {
         user_id: &str,
         image: Map<String, Value>,
     ) -> std::io::Result<()> {
-        if get(&self.written.lock().expect("bits lock"), origin.record) {
+        self.keep_line(origin, false, user_id, image).await
+    }
+
+    /// Keeps the access image of `user_id` for the record at `origin` (see the module docs):
+    /// as [`keep`](Self::keep), a line of its own, once.
+    pub async fn keep_access(
+        &self,
+        origin: Origin,
+        user_id: &str,
+        image: Map<String, Value>,
+    ) -> std::io::Result<()> {
+        self.keep_line(origin, true, user_id, image).await
+    }
+
+    async fn keep_line(
+        &self,
+        origin: Origin,
+        access: bool,
+        user_id: &str,
+        image: Map<String, Value>,
+    ) -> std::io::Result<()> {
+        let kind = usize::from(access);
+        if get(
+            &self.written.lock().expect("bits lock")[kind],
+            origin.record,
+        ) {
             return Ok(());
         }
         let mut line = Map::new();
-        line.insert("_before".into(), serde_json::to_value(origin)?);
+        line.insert(
+            "_before".into(),
+            serde_json::to_value(Mark {
+                record: origin.record,
+                line: origin.line,
+                access,
+            })?,
+        );
         line.insert("user_id".into(), user_id.into());
         line.extend(image);
         let mut bytes = serde_json::to_vec(&line)?;
         bytes.push(b'\n');
         self.writer.durable(bytes).await?;
-        set(&mut self.written.lock().expect("bits lock"), origin.record);
+        set(
+            &mut self.written.lock().expect("bits lock")[kind],
+            origin.record,
+        );
         Ok(())
     }
 
@@ -253,13 +333,37 @@ mod tests {
         let second = user(json!({"name": "New"}));
         images.keep(at(1), "auth0|a", second.clone()).await.unwrap();
         images.keep(at(2), "auth0|a", second).await.unwrap();
+        // A record's access image is a line of its own, kept once too.
+        let roles = user(json!({"roles": ["Reader"]}));
+        images
+            .keep_access(at(1), "auth0|a", roles.clone())
+            .await
+            .unwrap();
         images.close();
+        let images = BeforeImages::open(&path).unwrap();
+        images
+            .keep_access(at(1), "auth0|a", user(json!({"roles": []})))
+            .await
+            .unwrap();
+        images
+            .keep(at(1), "auth0|a", user(json!({"name": "Newer"})))
+            .await
+            .unwrap();
+        images.close();
+        assert!(holds_access(&path).unwrap());
+        assert!(!holds_access(&dir.path().join("none.ndjson")).unwrap());
         let lines: Vec<Value> = std::fs::read_to_string(&path)
             .unwrap()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert_eq!(
+            lines[3],
+            json!({"_before": {"record": 1, "line": 2, "access": true}, "user_id": "auth0|a",
+                   "roles": ["Reader"]})
+        );
+        assert_eq!(origin_of(lines[3].to_string().as_bytes()).unwrap(), at(1));
         assert_eq!(
             lines[0],
             json!({"_before": {"record": 1, "line": 2}, "user_id": "auth0|a", "name": "Old"})

@@ -8,7 +8,9 @@
 //! has several images, and only the earliest holds the values from before the import; so the
 //! images go in descending record order (`STATE/undo/restore.ndjson`): the pipeline applies a
 //! user's records in input order, and the earliest image is applied last, so each field ends
-//! with the value of the earliest image that has it. Then the users the import created (the
+//! with the value of the earliest image that has it. Access images go in the same file and run,
+//! with `--authz replace` (only when there is one: `replace` needs scopes of its own), so each
+//! user's roles, memberships and direct permissions become the earliest image's. Then the users the import created (the
 //! import's ledger names them) are deleted through the deletion engine ([`crate::delete`]),
 //! in the ledger's order, with a run state of its own, `STATE/undo/creates/` (and their
 //! before-images in its `deleted.ndjson`, should the undo itself be undone by hand).
@@ -35,7 +37,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::access::AccessOptions;
+use super::access::{AccessOptions, Strategy};
 use super::before;
 use super::ledger::{self, Done, Outcome};
 use super::plan::{Engine, MatchBy, MetadataStrategy, Mode, Passwords, PlanOptions};
@@ -257,9 +259,19 @@ async fn restore(
         metadata: MetadataStrategy::Merge,
         engine: Engine::Api,
     };
+    // An access image lists all the user had of its kinds: `replace` brings exactly that back.
+    let holds_access = before::holds_access(&images).map_err(|e| unreadable(&images, e))?;
+    let access = AccessOptions {
+        strategy: match holds_access {
+            true => Strategy::Replace,
+            false => Strategy::Merge,
+        },
+        ..AccessOptions::default()
+    };
     import_through(
         spec,
         plan,
+        access,
         RESTORE,
         |input| write_restore(&images, input),
         client,
@@ -289,6 +301,7 @@ async fn recreate(
     import_through(
         spec,
         plan,
+        AccessOptions::default(),
         RECREATE,
         |input| copy_whole_lines(&images, input),
         client,
@@ -303,6 +316,7 @@ async fn recreate(
 async fn import_through(
     spec: &UndoSpec,
     plan: PlanOptions,
+    access: AccessOptions,
     name: &str,
     write: impl FnOnce(&Path) -> Result<(), ImportError>,
     client: &Client,
@@ -346,7 +360,7 @@ async fn import_through(
         domain: spec.domain.clone(),
         job: None,
         tickets: spec.tickets.clone(),
-        access: AccessOptions::default(),
+        access,
     };
     super::run(&import, client, progress, cancel).await
 }

@@ -125,7 +125,7 @@ impl Apply for Handoff<'_> {
                 }
                 let applied = self
                     .per_user
-                    .with_access(planned, applied, was_in_flight)
+                    .with_access(origin, planned, applied, was_in_flight)
                     .await?;
                 Ok(Step::Applied(applied))
             }

@@ -605,7 +605,8 @@ impl Engine<'_> {
             return Ok(applied);
         };
         match applier
-            .apply(applied.user_id.as_deref(), access, fresh)
+            // Users a job made: undo deletes them, so no access image.
+            .apply(applied.user_id.as_deref(), access, fresh, None)
             .await?
         {
             Ok(changes) => {
