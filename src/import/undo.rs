@@ -270,8 +270,7 @@ async fn restore(
     };
     import_through(
         spec,
-        plan,
-        access,
+        (plan, access),
         RESTORE,
         |input| write_restore(&images, input),
         client,
@@ -300,8 +299,7 @@ async fn recreate(
     };
     import_through(
         spec,
-        plan,
-        AccessOptions::default(),
+        (plan, AccessOptions::default()),
         RECREATE,
         |input| copy_whole_lines(&images, input),
         client,
@@ -312,11 +310,11 @@ async fn recreate(
 }
 
 /// An import of undo's own, in `STATE/undo/` (resumable, exactly once), of the file `name`
-/// there that `write` makes (anew unless a resumed undo counts records of it).
+/// there that `write` makes (anew unless a resumed undo counts records of it), with these
+/// plan and access options.
 async fn import_through(
     spec: &UndoSpec,
-    plan: PlanOptions,
-    access: AccessOptions,
+    (plan, access): (PlanOptions, AccessOptions),
     name: &str,
     write: impl FnOnce(&Path) -> Result<(), ImportError>,
     client: &Client,
