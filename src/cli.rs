@@ -367,7 +367,9 @@ pub struct UndoArgs {
     #[arg(help_heading = headings::REHEARSAL)]
     pub dry_run: bool,
 
-    /// With --dry-run: also write the plan as NDJSON to FILE (the shape of `import --plan`).
+    /// With --dry-run: also write the plan as NDJSON to FILE (the shape of `import --plan`):
+    /// the restores, then the users the import created as "would_delete" lines (as `delete
+    /// --plan`, their "line" the place in the import's ledger).
     #[arg(long, value_name = "FILE", requires = "dry_run")]
     #[arg(help_heading = headings::REHEARSAL)]
     pub plan: Option<PathBuf>,
@@ -558,6 +560,14 @@ pub struct DeleteArgs {
     #[arg(long)]
     #[arg(help_heading = headings::REHEARSAL)]
     pub dry_run: bool,
+
+    /// With --dry-run: also write the plan as NDJSON to FILE, one line per listed user in list
+    /// order, in the shape of `import --plan`: {"line", "action": "would_delete", "user_id",
+    /// "email", "connection"}; a skip or rejection has "action" "skipped" or "rejected" and
+    /// "reason": {"code", "message"}.
+    #[arg(long, value_name = "FILE", requires = "dry_run")]
+    #[arg(help_heading = headings::REHEARSAL)]
+    pub plan: Option<PathBuf>,
 
     /// Really delete. Required unless --dry-run: Auth0 cannot undo a deletion (the
     /// before-images can bring the users back, without their passwords).

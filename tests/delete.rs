@@ -195,12 +195,50 @@ fn listed_ids_and_emails_are_deleted_and_an_unknown_one_is_skipped() {
             user_id(users[2]).into(),
         ],
     );
-    // A dry run first: it names who would go, and deletes and writes nothing.
+    // A dry run first: it names who would go, and deletes and writes nothing but its plan.
+    let plan = dir.path().join("plan.ndjson");
     let dry = run(delete(&live)
         .arg("--users")
         .arg(&list)
-        .args(["--dry-run", "--json"]));
+        .args(["--dry-run", "--json", "--plan"])
+        .arg(&plan));
     dry.expect_code(0);
+    let planned: Vec<Value> = std::fs::read_to_string(&plan)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<(u64, &str, &str)> = planned
+        .iter()
+        .map(|p| {
+            let field = |k: &str| p[k].as_str().unwrap();
+            (
+                p["line"].as_u64().unwrap(),
+                field("action"),
+                field("user_id"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (2, "would_delete", user_id(users[0])),
+            (3, "would_delete", user_id(users[1])),
+            (5, "skipped", "auth0|no-such-user"),
+            (6, "skipped", "nobody@example.com"),
+            (7, "would_delete", user_id(users[2])),
+        ],
+        "the plan, in list order"
+    );
+    assert_eq!(planned[0]["email"], users[0]["email"]);
+    assert_eq!(planned[0]["connection"].as_str(), connection_of(users[0]));
+    assert_eq!(planned[2]["reason"]["code"], "not_found");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&plan).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
     let summary = dry.summary();
     assert_eq!(
         (summary["deleted"].as_u64(), summary["not_found"].as_u64()),

@@ -445,10 +445,23 @@ fn undo_after_a_create_import_deletes_the_users_it_created_exactly_once() {
     let created = created_ids(&state);
     assert_eq!(created.len(), n);
 
-    // The dry run names who would be deleted, and writes nothing.
+    // The dry run names who would be deleted, in the log and in its plan, and writes nothing.
     let writes_before = writes(&live);
-    let dry = run(undo_loud(&live, &state).arg("--dry-run"));
+    let plan = dir.path().join("undo-plan.ndjson");
+    let dry = run(undo_loud(&live, &state)
+        .arg("--dry-run")
+        .arg("--plan")
+        .arg(&plan));
     dry.expect_code(0);
+    let planned: HashSet<String> = read_ndjson(&plan)
+        .iter()
+        .map(|line| {
+            assert_eq!(line["action"], "would_delete", "{line:?}");
+            line["user_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(planned, created, "the plan names each created user once");
+    assert_eq!(read_ndjson(&plan).len(), n);
     let summary = dry.summary();
     assert_eq!(summary["undoes"], "import");
     assert_eq!(summary["creates"]["deleted"], n as u64, "{summary}");

@@ -89,6 +89,9 @@ pub async fn run(
     if !args.dry_run {
         common::check_dir_path("--state", &state)?;
     }
+    if let Some(plan) = &args.plan {
+        common::check_file_path("--plan", plan)?;
+    }
     let resolved = common::resolve_target(&args.target, &args.embedded).await?;
     let options = DeleteOptions {
         domain: resolved.domain.clone(),
@@ -102,6 +105,7 @@ pub async fn run(
             )
             .with_optional("--query", args.query.as_deref()),
         dry_run: args.dry_run,
+        plan: args.plan.clone(),
         // The embedded tenant lives only as long as this run: there is nothing to resume.
         fresh: args.run.fresh || rehearsal,
     };
@@ -148,6 +152,11 @@ pub async fn run(
     };
     let progress = Progress::new(args.summary.quiet, "users");
     progress.set_total(count_lines(&list)?);
+    if let Some(plan) = &args.plan {
+        // The engine appends: the file starts empty.
+        crate::state::create_private(plan)
+            .map_err(|e| UsageError(format!("--plan {}: {e}", plan.display())))?;
+    }
     let verb = if args.dry_run {
         "Looking up the users to delete (dry run: nothing is deleted)"
     } else {

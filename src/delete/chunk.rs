@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 
 use futures::{StreamExt, TryStreamExt};
+use serde_json::{Value, json};
 
 use crate::api::{ApiError, Client, Removal, User};
 use crate::export::list::users_named;
@@ -24,22 +25,32 @@ pub struct Logged {
     pub rejected: Warnings,
 }
 
-/// What a chunk did: its counts, and the lines it rejected, in list order.
+/// What a chunk did: its counts, the lines it rejected, and in a dry run its plan lines (the
+/// shape of `import --plan`), in list order.
 #[derive(Debug, Default)]
 pub(super) struct Done {
     pub tally: Tally,
     pub rejected: Vec<Rejected>,
+    pub plan: Vec<Value>,
 }
 
 impl Done {
-    fn skip(&mut self, logged: &Logged, line: u64, code: &str, what: std::fmt::Arguments) {
+    fn skip(&mut self, logged: &Logged, record: &Record, code: &str, why: String) {
         match code {
             "duplicate" => self.tally.duplicates += 1,
             _ => self.tally.not_found += 1,
         }
         if logged.skipped.log(code) {
-            tracing::info!("Line {line}: skipped {what}");
+            tracing::info!(
+                "Line {}: skipped {} ({code}): {why}",
+                record.line,
+                record.key
+            );
         }
+        self.plan.push(json!({
+            "line": record.line, "action": "skipped", "user_id": record.key,
+            "reason": {"code": code, "message": why},
+        }));
     }
 
     fn reject(&mut self, logged: &Logged, record: &Record, code: &'static str, message: String) {
@@ -47,6 +58,10 @@ impl Done {
         if logged.rejected.log(code) {
             tracing::warn!("Line {}: rejected ({code}): {message}", record.line);
         }
+        self.plan.push(json!({
+            "line": record.line, "action": "rejected", "user_id": record.key,
+            "reason": {"code": code, "message": message},
+        }));
         self.rejected.push(Rejected {
             line: record.line,
             key: record.key.clone(),
@@ -105,12 +120,7 @@ pub(super) async fn run(
         match looked {
             // (The guard notes the user as seen: the first time, the next arms handle it.)
             Looked::User { id, .. } | Looked::Gone(id) if !seen.insert(id.clone()) => {
-                done.skip(
-                    logged,
-                    line,
-                    "duplicate",
-                    format_args!("{id} (duplicate): listed before"),
-                );
+                done.skip(logged, record, "duplicate", format!("{id} listed before"));
             }
             Looked::User { id, user } => {
                 let image = match pending.take(&id) {
@@ -119,7 +129,18 @@ pub(super) async fn run(
                 };
                 if dry_run {
                     done.tally.deleted += 1;
-                    tracing::info!("Line {line}: would delete {id}{}", describe(&user));
+                    let (email, connection) = describe(&user);
+                    let parts: Vec<&str> = [email, connection].into_iter().flatten().collect();
+                    match parts.is_empty() {
+                        true => tracing::info!("Line {line}: would delete {id}"),
+                        false => {
+                            tracing::info!("Line {line}: would delete {id} ({})", parts.join(", "))
+                        }
+                    }
+                    done.plan.push(json!({
+                        "line": line, "action": "would_delete", "user_id": id,
+                        "email": email, "connection": connection,
+                    }));
                 } else {
                     doomed.push((record, id, image));
                 }
@@ -131,9 +152,9 @@ pub(super) async fn run(
             }
             Looked::Missing => done.skip(
                 logged,
-                line,
+                record,
                 "not_found",
-                format_args!("{} (not_found): no such user in the tenant", record.key),
+                "no such user in the tenant".into(),
             ),
             Looked::Ambiguous(ids) => {
                 let message = format!(
@@ -173,12 +194,9 @@ pub(super) async fn run(
                 tracing::debug!("Line {line}: deleted {id}");
             }
             // Gone between the lookup and the delete: someone else's doing.
-            Ok(Removal::AlreadyGone) => done.skip(
-                logged,
-                line,
-                "not_found",
-                format_args!("{id} (not_found): deleted meanwhile"),
-            ),
+            Ok(Removal::AlreadyGone) => {
+                done.skip(logged, record, "not_found", "deleted meanwhile".into())
+            }
             Err(message) => {
                 done.reject(logged, record, "delete_refused", format!("{id}: {message}"));
             }
@@ -230,18 +248,13 @@ fn per_record<T>(answer: Result<T, ApiError>) -> Result<Result<T, String>, ApiEr
     }
 }
 
-/// ` (email, connection)` of a user, for the dry run's lines.
-fn describe(user: &User) -> String {
-    let email = user.get("email").and_then(serde_json::Value::as_str);
+/// The email and connection of a user, for the dry run's lines.
+fn describe(user: &User) -> (Option<&str>, Option<&str>) {
+    let email = user.get("email").and_then(Value::as_str);
     let connection = user
         .get("identities")
         .and_then(|i| i.get(0))
         .and_then(|i| i.get("connection"))
-        .and_then(serde_json::Value::as_str);
-    let parts: Vec<&str> = [email, connection].into_iter().flatten().collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", parts.join(", "))
-    }
+        .and_then(Value::as_str);
+    (email, connection)
 }

@@ -44,6 +44,7 @@ pub mod rejects;
 pub mod resume;
 
 use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -56,7 +57,7 @@ use crate::exit::RunOutcome;
 use crate::net::pace::BudgetReport;
 use crate::progress::Progress;
 use crate::state::resume::{JobOptions, OtherJob};
-use crate::state::{StateDir, StateError};
+use crate::state::{StateDir, StateError, open_private, private_options};
 use crate::warnings::ByCode;
 
 pub use chunk::Record;
@@ -78,6 +79,11 @@ pub struct DeleteOptions {
     pub job: JobOptions,
     /// Look every user up and log who would be deleted; write and delete nothing.
     pub dry_run: bool,
+    /// With `dry_run`: append the plan to this file, one NDJSON line per record in list
+    /// order, in the shape of `import --plan` (`{"line", "action": "would_delete", "user_id",
+    /// "email", "connection"}`; a skip or rejection `"skipped"`/`"rejected"` with `"reason":
+    /// {"code", "message"}`). The file is created 0600 if it does not exist.
+    pub plan: Option<PathBuf>,
     /// Start a new ledger even if the state holds an unfinished deletion (the before-images
     /// are kept).
     pub fresh: bool,
@@ -181,6 +187,10 @@ pub async fn delete_users(
             _ => ByCode::default(),
         };
     let logged = chunk::Logged::default();
+    let mut plan = match (&options.plan, options.dry_run) {
+        (Some(path), true) => Some(open_plan(path)?),
+        _ => None,
+    };
     progress.set_done(tally.read());
     let through = recovered.through;
     let chunks = keys
@@ -212,6 +222,12 @@ pub async fn delete_users(
         for rejected in &done.rejected {
             rejects_by_code.add(rejected.code, rejected.line, &rejected.message);
         }
+        if let Some((path, out)) = &mut plan {
+            write_plan(out, &done.plan).map_err(|source| DeleteError::File {
+                path: path.clone(),
+                source,
+            })?;
+        }
         if let Some(open) = &mut open {
             // The chunk's rejects are durable before the ledger counts them.
             open.rejects
@@ -234,6 +250,11 @@ pub async fn delete_users(
     };
     if completed && let Some(open) = &open {
         resume::finish(&open.dir, options)?;
+    }
+    if let Some((path, out)) = plan {
+        out.into_inner()
+            .map_err(std::io::IntoInnerError::into_error)
+            .map_err(|source| DeleteError::File { path, source })?;
     }
     let counts = client.metrics();
     let summary = DeleteSummary {
@@ -267,6 +288,26 @@ pub async fn delete_users(
         (true, _) => RunOutcome::Rejected,
     };
     Ok((summary, outcome))
+}
+
+/// Opens the dry run's plan file for appending (creating it 0600).
+fn open_plan(path: &Path) -> Result<(PathBuf, BufWriter<std::fs::File>), DeleteError> {
+    let file =
+        open_private(private_options().append(true).create(true), path).map_err(|source| {
+            DeleteError::File {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+    Ok((path.to_path_buf(), BufWriter::new(file)))
+}
+
+fn write_plan(out: &mut impl Write, lines: &[serde_json::Value]) -> std::io::Result<()> {
+    for line in lines {
+        serde_json::to_writer(&mut *out, line)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 /// Opens and claims the state: the ledger (a new one unless the run resumes, vouching for the

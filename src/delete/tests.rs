@@ -42,6 +42,7 @@ fn options(dry_run: bool) -> DeleteOptions {
         domain: "test".into(),
         job: JobOptions::new().with("--users", "list"),
         dry_run,
+        plan: None,
         fresh: false,
     }
 }

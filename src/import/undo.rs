@@ -384,6 +384,8 @@ async fn remove_created(
         domain: spec.domain.clone(),
         job: JobOptions::new().with("undo", "the users the import created"),
         dry_run: spec.dry_run,
+        // After the restores' plan lines, which the importer wrote to the file first.
+        plan: spec.plan_file.clone(),
         fresh: false,
     };
     let state = spec.state.join(DIR).join(CREATES);
