@@ -264,6 +264,16 @@ fn listed_ids_and_emails_are_deleted_and_an_unknown_one_is_skipped() {
     };
     assert_eq!(deletes(&live), 0);
 
+    // A plan that would overwrite the list is refused before any request.
+    let listed = std::fs::read_to_string(&list).unwrap();
+    run(delete(&live)
+        .arg("--users")
+        .arg(&list)
+        .args(["--dry-run", "--plan"])
+        .arg(dir.path().join(".").join("leavers.txt")))
+    .expect_code(2);
+    assert_eq!(std::fs::read_to_string(&list).unwrap(), listed);
+
     // Without --yes, nothing either.
     run(delete(&live).arg("--users").arg(&list)).expect_code(2);
 

@@ -89,8 +89,28 @@ pub async fn run(
     if !args.dry_run {
         common::check_dir_path("--state", &state)?;
     }
-    if let Some(plan) = &args.plan {
+    // A rehearsal writes a plan of its own, beside the job's.
+    let plan = match (&args.plan, rehearsal) {
+        (Some(plan), true) => Some(common::rehearsal_path(plan)),
+        (plan, false) => plan.clone(),
+        (None, true) => None,
+    };
+    if let Some(plan) = &plan {
+        if args
+            .users
+            .as_deref()
+            .is_some_and(|list| same_file(list, plan))
+        {
+            return Err(UsageError(
+                "--plan must be a file of its own, not the --users list".into(),
+            )
+            .into());
+        }
         common::check_file_path("--plan", plan)?;
+        // Before any request: a file that cannot be written is bad configuration. The engine
+        // appends, so the file starts empty.
+        crate::state::create_private(plan)
+            .map_err(|e| UsageError(format!("--plan {}: cannot write it: {e}", plan.display())))?;
     }
     let resolved = common::resolve_target(&args.target, &args.embedded).await?;
     let options = DeleteOptions {
@@ -105,7 +125,7 @@ pub async fn run(
             )
             .with_optional("--query", args.query.as_deref()),
         dry_run: args.dry_run,
-        plan: args.plan.clone(),
+        plan,
         // The embedded tenant lives only as long as this run: there is nothing to resume.
         fresh: args.run.fresh || rehearsal,
     };
@@ -152,11 +172,6 @@ pub async fn run(
     };
     let progress = Progress::new(args.summary.quiet, "users");
     progress.set_total(count_lines(&list)?);
-    if let Some(plan) = &args.plan {
-        // The engine appends: the file starts empty.
-        crate::state::create_private(plan)
-            .map_err(|e| UsageError(format!("--plan {}: {e}", plan.display())))?;
-    }
     let verb = if args.dry_run {
         "Looking up the users to delete (dry run: nothing is deleted)"
     } else {
@@ -269,6 +284,14 @@ fn match_id(line: &str) -> std::io::Result<String> {
     serde_json::from_str::<Match>(line)
         .map(|m| m.user_id)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Whether two paths name one file (as written, when either does not exist).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 /// Lines in the list, for the progress bar's total.

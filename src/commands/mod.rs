@@ -39,7 +39,10 @@ pub async fn dispatch(command: Command, interrupt: Interrupt) -> anyhow::Result<
             report::reported(files, |witness| import::run(*args, &interrupt, witness)).await
         }
         Command::Delete(args) => {
-            let own = [("--users", args.users.as_deref())];
+            let own = [
+                ("--users", args.users.as_deref()),
+                ("--plan", args.plan.as_deref()),
+            ];
             let files = report::files(&args.summary, &args.run, &args.target, &own)?;
             report::reported(files, |witness| delete::run(*args, &interrupt, witness)).await
         }

@@ -15,11 +15,11 @@
 //!   They are at most one chunk's worth, so reading them costs constant memory.
 
 use std::fs::File;
-use std::io::{BufReader, Seek, SeekFrom, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use crate::state::log::whole_lines;
-use crate::state::{open_private, private_options};
+use crate::state::{open_vouched, private_options};
 
 /// The file's name in the run state.
 pub const FILE: &str = "deleted.ndjson";
@@ -68,19 +68,13 @@ impl BeforeImages {
     /// `vouched`, or a whole line past it that is not a user, was changed outside a run:
     /// `InvalidData`, and the file is left as it is.
     pub fn open(path: &Path, vouched: u64) -> std::io::Result<(BeforeImages, Pending)> {
-        let mut file = open_private(private_options().read(true).append(true).create(true), path)?;
+        let options = private_options()
+            .read(true)
+            .append(true)
+            .create(true)
+            .clone();
+        let file = open_vouched(&options, path, vouched)?;
         let on_disk = file.metadata()?.len();
-        if on_disk < vouched {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "{} holds {on_disk} bytes, but the ledger vouches for {vouched}: it was cut \
-                     outside a run",
-                    path.display()
-                ),
-            ));
-        }
-        file.seek(SeekFrom::Start(vouched))?;
         let mut pending = Pending::default();
         let mut number = 0;
         let len = vouched

@@ -12,10 +12,10 @@
 //! file back to that length (what a run killed between the two wrote is written again), a new
 //! run starts it empty. So a rejected line is listed exactly once.
 
-use std::io::{BufRead, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::state::{open_private, private_options};
+use crate::state::{open_vouched, private_options};
 use crate::warnings::ByCode;
 
 /// The file's name in the run state.
@@ -42,27 +42,14 @@ impl Rejects {
     /// Opens (creating it 0600) the file at `path`, cut to `at` bytes: the length the ledger
     /// vouches for (0 for a new run).
     pub fn open(path: &Path, at: u64) -> std::io::Result<Rejects> {
-        let mut file = open_private(
-            private_options()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false),
-            path,
-        )?;
-        let on_disk = file.metadata()?.len();
-        if on_disk < at {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "{} holds {on_disk} bytes, but the ledger vouches for {at}: it was cut \
-                     outside a run",
-                    path.display()
-                ),
-            ));
-        }
+        let options = private_options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .clone();
+        let file = open_vouched(&options, path, at)?;
         file.set_len(at)?;
-        file.seek(SeekFrom::Start(at))?;
         Ok(Rejects {
             path: path.to_path_buf(),
             file,

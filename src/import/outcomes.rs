@@ -26,7 +26,7 @@ use super::summary::ImportSummary;
 use super::{ImportError, ImportSpec};
 use crate::api::ApiError;
 use crate::progress::Progress;
-use crate::state::{open_private, private_options};
+use crate::state::create_private;
 use crate::warnings::Warnings;
 
 /// Everything a finished record is written to.
@@ -74,12 +74,7 @@ impl<'a> Outcomes<'a> {
             .map_err(write_failed(&spec.rejects))?;
         let plan_file = match &spec.plan_file {
             Some(path) => Some(Mutex::new(
-                open_private(
-                    private_options().write(true).create(true).truncate(true),
-                    path,
-                )
-                .map(std::io::BufWriter::new)
-                .map_err(write_failed(path))?,
+                create_private(path).map_err(write_failed(path))?,
             )),
             None => None,
         };

@@ -173,9 +173,33 @@ pub fn open_private(options: &OpenOptions, path: &Path) -> std::io::Result<File>
     Ok(file)
 }
 
-/// Creates (or truncates) a private file (see [`open_private`]), buffered: for users' data
-/// written outside the state, such as the sandbox's `--dump`.
+/// Opens `path` with `options` (as [`open_private`]), a file a ledger vouches for `vouched`
+/// bytes of, positioned there. A file shorter than that was cut outside a run: `InvalidData`,
+/// and the file is left as it is.
+pub fn open_vouched(options: &OpenOptions, path: &Path, vouched: u64) -> std::io::Result<File> {
+    let mut file = open_private(options, path)?;
+    let on_disk = file.metadata()?.len();
+    if on_disk < vouched {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{} holds {on_disk} bytes, but the ledger vouches for {vouched}: it was cut \
+                 outside a run",
+                path.display()
+            ),
+        ));
+    }
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(vouched))?;
+    Ok(file)
+}
+
+/// Creates (or truncates) a private file (see [`open_private`]), buffered, and the folders it
+/// is in if they are missing: for users' data written outside the state, such as the
+/// sandbox's `--dump` or a dry run's `--plan`.
 pub fn create_private(path: &Path) -> std::io::Result<BufWriter<File>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
     let file = open_private(
         private_options().write(true).create(true).truncate(true),
         path,

@@ -15,7 +15,8 @@ pub mod resume;
 use std::path::PathBuf;
 
 pub use dir::{
-    StateDir, beside, create_private, open_private, peek, private_options, sync_dir, write_atomic,
+    StateDir, beside, create_private, open_private, open_vouched, peek, private_options, sync_dir,
+    write_atomic,
 };
 pub use resume::{EMBEDDED_SANDBOX, check_tenant, tenant_of_fingerprint};
 
