@@ -186,7 +186,7 @@ fn an_import_with_access_killed_at_seeded_points_ends_as_a_clean_run_and_a_rerun
     };
     let killed = kill_until_done(
         seed,
-        scaled(6, 40),
+        scaled(8, 40),
         clean.elapsed,
         || command(&target, &input),
         progress,
@@ -936,7 +936,7 @@ fn an_access_replace_killed_at_seeded_points_is_undone_exactly() {
     };
     let killed = kill_until_done(
         seed,
-        scaled(5, 20),
+        scaled(8, 20),
         KILL_LATENCY * (n as u32) / 4,
         command,
         progress,
