@@ -561,6 +561,12 @@ pub struct DeleteArgs {
     #[arg(help_heading = headings::REHEARSAL)]
     pub dry_run: bool,
 
+    /// Really delete. Required unless --dry-run: Auth0 cannot undo a deletion (the
+    /// before-images can bring the users back, without their passwords).
+    #[arg(long)]
+    #[arg(help_heading = headings::REHEARSAL)]
+    pub yes: bool,
+
     /// With --dry-run: also write the plan as NDJSON to FILE, one line per listed user in list
     /// order, in the shape of `import --plan`: {"line", "action": "would_delete", "user_id",
     /// "email", "connection"}; a skip or rejection has "action" "skipped" or "rejected" and
@@ -568,12 +574,6 @@ pub struct DeleteArgs {
     #[arg(long, value_name = "FILE", requires = "dry_run")]
     #[arg(help_heading = headings::REHEARSAL)]
     pub plan: Option<PathBuf>,
-
-    /// Really delete. Required unless --dry-run: Auth0 cannot undo a deletion (the
-    /// before-images can bring the users back, without their passwords).
-    #[arg(long)]
-    #[arg(help_heading = headings::REHEARSAL)]
-    pub yes: bool,
 
     #[command(flatten)]
     pub embedded: EmbeddedArgs,

@@ -13,16 +13,17 @@ use crate::support::imports::{generated, import, write_ndjson};
 use crate::support::live::Live;
 
 /// A tenant that throttles and fails: a bucket of 20 at 40 requests/s, a 429 storm every
-/// second for 0.3 s, 15% of API requests failing (5xx or dropped), and 40 ms a request so that
-/// a few thousand users take a few seconds.
+/// 0.4 s for 0.12 s, 15% of API requests failing (5xx or dropped), and 40 ms a request so that
+/// a few thousand users take a few seconds. (Storms a second apart let a loaded machine's
+/// export, whose few dozen requests come in bursts between retry back-offs, miss them all.)
 fn throttling_and_failing(users: usize) -> SandboxOptions {
     SandboxOptions {
         generate: users,
         gen_seed: 15,
         rate: Some(40.0),
         burst: Some(20),
-        storm_every: Duration::from_millis(1_000),
-        storm_for: Duration::from_millis(300),
+        storm_every: Duration::from_millis(400),
+        storm_for: Duration::from_millis(120),
         fault_rate: 0.15,
         fault_seed: 0x0e90_0001,
         latency: Duration::from_millis(40),
