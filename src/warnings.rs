@@ -96,6 +96,32 @@ impl ByCode {
     }
 }
 
+impl ByCode {
+    /// The entries of the first `len` bytes of the rejects file at `path` (what the runs
+    /// before a resumed one rejected, as its ledger vouches for it), by code; none when there
+    /// is no file. `entry` reads a line's code, line and message (`None`: a line that is no
+    /// entry).
+    pub fn of_file(
+        path: &std::path::Path,
+        len: u64,
+        entry: impl Fn(&str) -> Option<(String, u64, String)>,
+    ) -> std::io::Result<ByCode> {
+        use std::io::{BufRead, Read};
+        let mut by_code = ByCode::default();
+        let file = match std::fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(by_code),
+            Err(e) => return Err(e),
+        };
+        for line in std::io::BufReader::new(file.take(len)).lines() {
+            if let Some((code, at, message)) = entry(&line?) {
+                by_code.add(&code, at, &message);
+            }
+        }
+        Ok(by_code)
+    }
+}
+
 /// Which records of a run get a warning line: the first [`LOGGED_PER_CODE`] of each code.
 #[derive(Debug, Default)]
 pub struct Warnings(Mutex<HashMap<String, u64>>);

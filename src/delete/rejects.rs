@@ -12,7 +12,7 @@
 //! file back to that length (what a run killed between the two wrote is written again), a new
 //! run starts it empty. So a rejected line is listed exactly once.
 
-use std::io::{BufRead, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::state::{open_vouched, private_options};
@@ -91,26 +91,15 @@ fn entry(rejected: &Rejected) -> String {
 /// The codes of the first `len` bytes of the file at `path` (what the runs before a resumed
 /// one rejected, as the ledger vouches for it), for the summary.
 pub fn codes(path: &Path, len: u64) -> std::io::Result<ByCode> {
-    let mut by_code = ByCode::default();
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(by_code),
-        Err(e) => return Err(e),
-    };
-    for line in std::io::BufReader::new(file.take(len)).lines() {
-        let line = line?;
-        let Some(why) = line.strip_prefix("# line ") else {
-            continue;
-        };
-        let mut parts = why.splitn(3, ": ");
+    ByCode::of_file(path, len, |line| {
+        let mut parts = line.strip_prefix("# line ")?.splitn(3, ": ");
         let at = parts
             .next()
             .and_then(|n| n.parse().ok())
             .unwrap_or_default();
-        let code = parts.next().unwrap_or("unknown");
-        by_code.add(code, at, parts.next().unwrap_or_default());
-    }
-    Ok(by_code)
+        let code = parts.next().unwrap_or("unknown").to_string();
+        Some((code, at, parts.next().unwrap_or_default().to_string()))
+    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! the file's length after it; a resumed run cuts the file back to that length, so a record is
 //! never listed twice. A password never reaches the file, nor does a password hash.
 
-use std::io::{BufRead, Read, Seek, Write};
+use std::io::{Seek, Write};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -65,26 +65,16 @@ impl Rejects {
 /// resumed import rejected, as the ledger vouches for it), for the summary. An entry whose
 /// `_error` cannot be read counts as `unknown`.
 pub(super) fn codes(path: &Path, len: u64) -> std::io::Result<ByCode> {
-    let mut by_code = ByCode::default();
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(by_code),
-        Err(e) => return Err(e),
-    };
-    for line in std::io::BufReader::new(file.take(len)).lines() {
-        let line = line?;
+    ByCode::of_file(path, len, |line| {
         if line.trim().is_empty() {
-            continue;
+            return None;
         }
-        let entry: Value = serde_json::from_str(&line).unwrap_or_default();
+        let entry: Value = serde_json::from_str(line).unwrap_or_default();
         let error = &entry["_error"];
-        by_code.add(
-            error["code"].as_str().unwrap_or("unknown"),
-            error["line"].as_u64().unwrap_or_default(),
-            error["message"].as_str().unwrap_or_default(),
-        );
-    }
-    Ok(by_code)
+        let text = |key: &str, default: &str| error[key].as_str().unwrap_or(default).to_string();
+        let at = error["line"].as_u64().unwrap_or_default();
+        Some((text("code", "unknown"), at, text("message", "")))
+    })
 }
 
 /// One rejects-file entry: the original record plus `_error` (`_raw` holds the text of a
