@@ -7,6 +7,8 @@
 //! "message": "..."}}}`. [`Warnings`] decides which records of a run get a line.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, Read};
+use std::path::Path;
 use std::sync::Mutex;
 
 use indicatif::HumanCount;
@@ -94,19 +96,16 @@ impl ByCode {
             parts.join("; ")
         ))
     }
-}
 
-impl ByCode {
     /// The entries of the first `len` bytes of the rejects file at `path` (what the runs
     /// before a resumed one rejected, as its ledger vouches for it), by code; none when there
     /// is no file. `entry` reads a line's code, line and message (`None`: a line that is no
     /// entry).
     pub fn of_file(
-        path: &std::path::Path,
+        path: &Path,
         len: u64,
         entry: impl Fn(&str) -> Option<(String, u64, String)>,
     ) -> std::io::Result<ByCode> {
-        use std::io::{BufRead, Read};
         let mut by_code = ByCode::default();
         let file = match std::fs::File::open(path) {
             Ok(file) => file,
@@ -148,6 +147,21 @@ impl Warnings {
             .map(|(code, n)| (code.clone(), n - LOGGED_PER_CODE))
             .collect()
     }
+}
+
+/// A summary's lines for a run's problems: `what` (`Rejected`) by code, then the rejects and
+/// the skips whose warning was left out of the log (`see`: where the rejects are).
+pub fn problem_lines(
+    what: &str,
+    by_code: &ByCode,
+    unlogged_rejects: &BTreeMap<String, u64>,
+    unlogged_skips: &BTreeMap<String, u64>,
+    see: &str,
+) -> Vec<String> {
+    let mut lines: Vec<String> = by_code.line(what).into_iter().collect();
+    lines.extend(unlogged_lines(unlogged_rejects, see));
+    lines.extend(unlogged_lines(unlogged_skips, "skipped; not logged"));
+    lines
 }
 
 /// The summary's lines for warnings left out of the log: `missing_password: … and 2,995 more

@@ -90,11 +90,10 @@ pub async fn run(
         common::check_dir_path("--state", &state)?;
     }
     // A rehearsal writes a plan of its own, beside the job's.
-    let plan = match (&args.plan, rehearsal) {
-        (Some(plan), true) => Some(common::rehearsal_path(plan)),
-        (plan, false) => plan.clone(),
-        (None, true) => None,
-    };
+    let plan = args.plan.as_deref().map(|plan| match rehearsal {
+        true => common::rehearsal_path(plan),
+        false => plan.to_path_buf(),
+    });
     if let Some(plan) = &plan {
         if args
             .users
@@ -321,15 +320,16 @@ fn summary_lines(summary: &DeleteSummary) -> Vec<String> {
         common::costs_text(counts, summary.elapsed_seconds, summary.resumed),
     )];
     lines.extend(common::budgets_line(&summary.budgets));
-    lines.extend(summary.rejects_by_code.line("Rejected"));
     let see = match &summary.rejects {
         Some(_) => "see the rejects file",
         None => "a dry run writes no rejects file",
     };
-    lines.extend(warnings::unlogged_lines(&summary.unlogged_rejects, see));
-    lines.extend(warnings::unlogged_lines(
+    lines.extend(warnings::problem_lines(
+        "Rejected",
+        &summary.rejects_by_code,
+        &summary.unlogged_rejects,
         &summary.unlogged_skips,
-        "skipped; not logged",
+        see,
     ));
     if let Some(rejects) = summary.rejects.as_ref().filter(|_| summary.rejected > 0) {
         lines.push(format!(

@@ -277,16 +277,17 @@ pub(super) fn summary_lines(summary: &ImportSummary) -> Vec<String> {
         common::costs_text(counts, summary.elapsed_seconds, summary.resumed),
     )];
     lines.extend(common::budgets_line(&summary.budgets));
-    lines.extend(summary.rejects_by_code.line("Rejected"));
     let see = if summary.dry_run {
         "a dry run writes no rejects file; --plan FILE lists every record"
     } else {
         "see the rejects file"
     };
-    lines.extend(warnings::unlogged_lines(&summary.unlogged_rejects, see));
-    lines.extend(warnings::unlogged_lines(
+    lines.extend(warnings::problem_lines(
+        "Rejected",
+        &summary.rejects_by_code,
+        &summary.unlogged_rejects,
         &summary.unlogged_skips,
-        "skipped; not logged",
+        see,
     ));
     lines.extend(warnings::unlogged_lines(
         &summary.unlogged_notes,

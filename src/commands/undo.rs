@@ -131,14 +131,12 @@ fn creates_lines(creates: &CreatesUndone, dry_run: bool) -> Vec<String> {
         line.push_str(" Interrupted; run the same undo again to resume.");
     }
     let mut lines = vec![line];
-    lines.extend(creates.rejects_by_code.line("Not deleted"));
-    lines.extend(warnings::unlogged_lines(
+    lines.extend(warnings::problem_lines(
+        "Not deleted",
+        &creates.rejects_by_code,
         &creates.unlogged_rejects,
-        "see the rejects file",
-    ));
-    lines.extend(warnings::unlogged_lines(
         &creates.unlogged_skips,
-        "skipped; not logged",
+        "see the rejects file",
     ));
     lines
 }

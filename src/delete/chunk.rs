@@ -32,9 +32,17 @@ pub(super) struct Done {
     pub tally: Tally,
     pub rejected: Vec<Rejected>,
     pub plan: Vec<Value>,
+    /// A dry run: `plan` is kept.
+    planning: bool,
 }
 
 impl Done {
+    fn plan(&mut self, line: Value) {
+        if self.planning {
+            self.plan.push(line);
+        }
+    }
+
     fn skip(&mut self, logged: &Logged, record: &Record, code: &str, why: String) {
         match code {
             "duplicate" => self.tally.duplicates += 1,
@@ -47,7 +55,7 @@ impl Done {
                 record.key
             );
         }
-        self.plan.push(json!({
+        self.plan(json!({
             "line": record.line, "action": "skipped", "user_id": record.key,
             "reason": {"code": code, "message": why},
         }));
@@ -58,7 +66,7 @@ impl Done {
         if logged.rejected.log(code) {
             tracing::warn!("Line {}: rejected ({code}): {message}", record.line);
         }
-        self.plan.push(json!({
+        self.plan(json!({
             "line": record.line, "action": "rejected", "user_id": record.key,
             "reason": {"code": code, "message": message},
         }));
@@ -111,7 +119,10 @@ pub(super) async fn run(
         .try_collect()
         .await?;
     let dry_run = images.is_none();
-    let mut done = Done::default();
+    let mut done = Done {
+        planning: dry_run,
+        ..Done::default()
+    };
     let mut seen = HashSet::new();
     // The users to delete, with whether their image is still to be written.
     let mut doomed: Vec<(&Record, String, Option<String>)> = Vec::new();
@@ -137,7 +148,7 @@ pub(super) async fn run(
                             tracing::info!("Line {line}: would delete {id} ({})", parts.join(", "))
                         }
                     }
-                    done.plan.push(json!({
+                    done.plan(json!({
                         "line": line, "action": "would_delete", "user_id": id,
                         "email": email, "connection": connection,
                     }));
